@@ -1,0 +1,12 @@
+"""samaudio_data: isolate described sounds across audio datasets with SAM Audio Large.
+
+>>> from samaudio_data import Client
+>>> client = Client()                                       # doctest: +SKIP
+>>> speech = client.isolate(y, sr, "a man speaking")        # doctest: +SKIP
+"""
+
+from . import errors
+from ._version import __version__
+from .client import Budget, Client, CostEstimate, Separation, Usage
+
+__all__ = ["Budget", "Client", "CostEstimate", "Separation", "Usage", "errors", "__version__"]
