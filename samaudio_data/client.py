@@ -128,13 +128,15 @@ class CostEstimate:
     calls: int
     cached: int
     price_per_call: float
+    invalid: int = 0
 
     @property
     def cost(self) -> float:
         return self.calls * self.price_per_call
 
     def __str__(self) -> str:
-        return (f"{self.calls} calls to pay for, {self.cached} already cached: "
+        bad = f", {self.invalid} rows with missing or invalid audio" if self.invalid else ""
+        return (f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
                 f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
 
 
@@ -218,9 +220,11 @@ class Client:
     max_concurrency : int
         Requests in flight at once, shared by every client of this endpoint on the machine.
     requests_per_minute : float, optional
-        Client-side pace under the plan's limit (about 5 free, 50 paid); shared likewise.
+        Client-side pace under the plan's limit (about 5 free, 50 paid): at most this many
+        requests in any ``rate_window`` seconds; shared likewise.
     rate_window : float
-        The provider's rate-limit window in seconds; a 429 without ``Retry-After`` waits this.
+        The provider's rate-limit window in seconds (its minute); a 429 without
+        ``Retry-After`` waits this long.
     price_per_call : float
         Dollars per billed call, for usage and estimates. ``$SAMAUDIO_PRICE_PER_CALL`` or 0.062.
     cache_dir : path or False
@@ -449,7 +453,7 @@ class Client:
                 i = futures[fut]
                 try:
                     results[i] = fut.result()
-                except errors.FatalAPIError as exc:
+                except (errors.FatalAPIError, errors.BudgetExceededError) as exc:
                     for f in futures:
                         f.cancel()
                     raise self._summarise(exc, before) from None
@@ -694,7 +698,7 @@ class Client:
         return errors.error_for_status(resp.status_code, self._redact(message),
                                        _retry_after(resp.headers.get("Retry-After")))
 
-    def _summarise(self, exc: errors.FatalAPIError, before: Usage) -> errors.FatalAPIError:
+    def _summarise(self, exc: errors.SamAudioError, before: Usage) -> errors.SamAudioError:
         now = self.usage.snapshot()
         done = now.billed - before.billed
         cost = now.cost - before.cost

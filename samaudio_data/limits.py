@@ -8,7 +8,7 @@ processes on the machine see the same limits without a server.
 
 - concurrency: ``max_concurrency`` slot files; a request holds one slot's lock while in flight;
 - pace: the send times of the last ``requests_per_minute`` requests; a new request waits until
-  sending it keeps every window of ``rate_window`` seconds under the limit;
+  sending it keeps every window of ``rate_window`` seconds (the provider's minute) under it;
 - back-off: after a 429, nobody sends before ``backoff_until``;
 - halt: after a fatal error, requests of operations that began before it are refused;
 - ledgers: named running sums of money spent, for a ``max_cost`` shared by processes.
@@ -107,7 +107,7 @@ class SharedLimits:
                 delay = max(0.0, st.get("backoff_until", 0.0) - now)
                 sent = [t for t in st.get("sent", []) if t > now - self.rate_window * _WINDOW_MARGIN]
                 if delay == 0.0 and self.requests_per_minute:
-                    limit = max(1, int(self.requests_per_minute * self.rate_window / 60.0))
+                    limit = max(1, int(self.requests_per_minute))
                     if len(sent) >= limit:
                         delay = sent[-limit] + self.rate_window * _WINDOW_MARGIN - now
                 if delay <= 0.0:

@@ -1,0 +1,58 @@
+"""Shared fixtures: a real local endpoint on 127.0.0.1 and clients pointed at it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from samaudio_data import Client
+from samaudio_data.local_endpoint import LocalEndpoint
+
+# a key that looks real, so that a leak anywhere is easy to find
+KEY = "sk-test-9f8e7d6c5b4a-SECRET"
+
+
+@pytest.fixture
+def endpoint():
+    with LocalEndpoint(keys={KEY: None}) as ep:
+        yield ep
+
+
+@pytest.fixture
+def make_client(endpoint, tmp_path):
+    """Build clients for the endpoint with fast back-off and their own cache."""
+    made = []
+
+    def make(**kw):
+        kw.setdefault("endpoint", endpoint.url)
+        kw.setdefault("cache_dir", tmp_path / "cache")
+        kw.setdefault("backoff_base", 0.01)
+        kw.setdefault("rate_window", 1.0)
+        kw.setdefault("progress", False)
+        c = Client(kw.pop("api_key", KEY), **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+def bandlimited(n: int, sr: int, seed: int = 0, amp: float = 0.3, channels: int = 1):
+    """Noise low-passed well below 8 kHz / 2, so resampling round trips are near-exact."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(channels):
+        x = rng.standard_normal(n + 2048)
+        spec = np.fft.rfft(x)
+        freqs = np.fft.rfftfreq(x.size, 1 / sr)
+        spec[freqs > 3000] = 0
+        y = np.fft.irfft(spec, x.size)[1024:1024 + n]
+        out.append(amp * y / np.max(np.abs(y)))
+    y = np.stack(out)
+    return (y[0] if channels == 1 else y).astype(np.float32)
