@@ -10,3 +10,6 @@ from ._version import __version__
 from .client import Budget, Client, CostEstimate, Separation, Usage
 
 __all__ = ["Budget", "Client", "CostEstimate", "Separation", "Usage", "errors", "__version__"]
+from .dataset_map import estimate_cost, isolate  # noqa: E402
+
+__all__ += ["estimate_cost", "isolate"]

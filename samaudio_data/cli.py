@@ -1,0 +1,230 @@
+"""The ``samaudio-data`` command.
+
+::
+
+    samaudio-data isolate IN.wav "a man speaking" -o OUT.wav [--residual REST.wav]
+    samaudio-data map DATASET --description speech --out DIR [--dry-run] [--max-cost 5]
+    samaudio-data serve [--port 8000]          # the local endpoint, for offline work
+    samaudio-data demo                         # a small dataset, end to end
+
+Without ``SEGMIND_API_KEY`` (or with ``--local``), ``isolate``, ``map`` and ``demo`` run
+against a local endpoint started in the same process: nothing is billed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from typing import Iterator, List, Optional
+
+from . import errors
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``samaudio-data``; returns the exit status.
+
+    >>> main(["isolate", "mix.wav", "drums", "-o", "drums.wav"])  # doctest: +SKIP
+    0
+    """
+    parser = argparse.ArgumentParser(prog="samaudio-data", description=__doc__.split("::")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("isolate", help="isolate a sound in an audio file")
+    p.add_argument("input")
+    p.add_argument("description")
+    p.add_argument("-o", "--output", required=True, help="where to write the isolated sound")
+    p.add_argument("--residual", help="also write everything else here")
+    _client_options(p)
+
+    p = sub.add_parser("map", help="isolate a sound in every row of a dataset")
+    p.add_argument("dataset", help="a save_to_disk directory, an audiofolder directory or a "
+                                   "hub dataset name")
+    p.add_argument("--description", required=True)
+    p.add_argument("--out", required=True, help="directory for the result (save_to_disk)")
+    p.add_argument("--column", default="audio")
+    p.add_argument("--output-column", default="isolated")
+    p.add_argument("--split", default=None, help="split to use (default: the only one, or train)")
+    p.add_argument("--keep", choices=("target", "residual", "both"), default="target")
+    p.add_argument("--on-error", choices=("raise", "skip", "keep_original"), default="raise")
+    p.add_argument("--max-cost", type=float, default=None, help="dollars; refuse or stop beyond")
+    p.add_argument("--dry-run", action="store_true", help="print the estimate, send nothing")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--num-proc", type=int, default=None)
+    _client_options(p)
+
+    p = sub.add_parser("serve", help="run the local endpoint (offline, nothing billed)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("demo", help="clean a small synthetic dataset end to end")
+    p.add_argument("--out", default="samaudio-demo", help="directory for the results")
+    p.add_argument("--yes", action="store_true", help="allow spending on the real endpoint")
+    _client_options(p)
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from .local_endpoint import serve_main
+
+        serve_main(args.rest)
+        return 0
+    try:
+        return {"isolate": _isolate, "map": _map, "demo": _demo}[args.command](args)
+    except errors.SamAudioError as exc:
+        print(f"samaudio-data: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("samaudio-data: interrupted; answers already paid for are cached.", file=sys.stderr)
+        return 130
+
+
+def _client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", default=None, help="endpoint URL (default: $SAMAUDIO_ENDPOINT "
+                                                    "or the provider's)")
+    p.add_argument("--local", action="store_true",
+                   help="use a local endpoint in this process (default when no API key is set)")
+    p.add_argument("--output-format", choices=("wav", "mp3"), default="wav")
+    p.add_argument("--candidates", type=int, default=1, help="reranking_candidates, 1..8")
+    p.add_argument("--channels", choices=("mix", "each"), default="mix")
+    p.add_argument("--max-concurrency", type=int, default=4)
+    p.add_argument("--requests-per-minute", type=float, default=None)
+    p.add_argument("--cache-dir", default=None)
+
+
+@contextlib.contextmanager
+def _client(args) -> Iterator["object"]:
+    from .client import Client
+
+    kw = dict(max_concurrency=args.max_concurrency, requests_per_minute=args.requests_per_minute,
+              output_format=args.output_format, reranking_candidates=args.candidates,
+              channels=args.channels, cache_dir=args.cache_dir)
+    local = args.local or (not os.environ.get("SEGMIND_API_KEY") and not args.endpoint)
+    if local:
+        from .local_endpoint import LocalEndpoint
+
+        print("samaudio-data: no SEGMIND_API_KEY set (or --local): using a local endpoint; "
+              "its answers are not real separations.", file=sys.stderr)
+        with LocalEndpoint() as ep:
+            with Client("local-key", endpoint=ep.url, **kw) as client:
+                yield client
+    else:
+        with Client(endpoint=args.endpoint, **kw) as client:
+            yield client
+
+
+def _isolate(args) -> int:
+    import soundfile as sf
+
+    try:
+        y, sr = sf.read(args.input, dtype="float32", always_2d=True)
+        subtype = sf.info(args.input).subtype
+    except Exception as exc:
+        raise errors.InvalidAudioError(f"cannot read {args.input}: {exc}") from None
+    y = y.T if y.shape[1] > 1 else y[:, 0]
+    with _client(args) as client:
+        res = client.separate(y, sr, args.description)
+        _write(args.output, res.target, sr, subtype)
+        if args.residual:
+            _write(args.residual, res.residual, sr, subtype)
+        print(f"wrote {args.output} ({res.target.shape[-1]} samples at {sr} Hz); "
+              f"{'from cache' if res.cached else f'cost ${res.cost:.3f}'}")
+    return 0
+
+
+def _write(path: str, y, sr: int, subtype: str) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    if not subtype.startswith(("PCM", "FLOAT", "DOUBLE")) or np.max(np.abs(y)) > 1.0:
+        subtype = "FLOAT"  # keep levels above full scale instead of clipping them
+    sf.write(path, y.T if y.ndim == 2 else y, sr, subtype=subtype)
+
+
+def load_dataset_arg(name: str, split: Optional[str]):
+    """Load a ``save_to_disk`` directory, an audiofolder directory or a hub dataset."""
+    import datasets
+
+    if os.path.isdir(name):
+        marker = ("dataset_info.json", "state.json", "dataset_dict.json")
+        if any(os.path.exists(os.path.join(name, m)) for m in marker):
+            ds = datasets.load_from_disk(name)
+        else:
+            ds = datasets.load_dataset("audiofolder", data_dir=name)
+    else:
+        ds = datasets.load_dataset(name)
+    if isinstance(ds, datasets.DatasetDict):
+        if split is None:
+            split = next(iter(ds)) if len(ds) == 1 else "train"
+        if split not in ds:
+            raise errors.InvalidRequestError(
+                f"split {split!r} not in the dataset (it has {list(ds)}); pass --split.")
+        ds = ds[split]
+    return ds
+
+
+def _map(args) -> int:
+    from datasets import Audio
+
+    from .dataset_map import estimate_cost, isolate
+
+    ds = load_dataset_arg(args.dataset, args.split)
+    with _client(args) as client:
+        fn = isolate(args.description, column=args.column, output_column=args.output_column,
+                     keep=args.keep, on_error=args.on_error, max_cost=args.max_cost,
+                     client=client)
+        est = estimate_cost(ds, fn)
+        print(f"{len(ds)} rows: {est}")
+        if args.dry_run:
+            return 0
+        if args.max_cost is not None and est.cost > args.max_cost:
+            print(f"samaudio-data: refusing to start: about ${est.cost:.2f} needed, over "
+                  f"--max-cost ${args.max_cost:.2f}. Nothing was sent.", file=sys.stderr)
+            return 3
+        out = ds.map(fn, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
+                     desc=f"isolating {args.description!r}")
+        for col in [c for c in fn.output_columns if c in (fn.output_column,
+                                                           f"{fn.output_column}_residual")]:
+            out = out.cast_column(col, Audio())
+        out.save_to_disk(args.out)
+        print(f"saved {len(out)} rows to {args.out}; {client.usage}")
+    return 0
+
+
+def _demo(args) -> int:
+    import numpy as np
+    from datasets import Audio, Dataset
+
+    from .dataset_audio import encode_value
+    from .dataset_map import estimate_cost, isolate
+
+    if os.environ.get("SEGMIND_API_KEY") and not (args.local or args.yes):
+        print("samaudio-data: SEGMIND_API_KEY is set: the demo would spend about $0.50 on the "
+              "real endpoint. Pass --yes to do so, or --local to stay offline.", file=sys.stderr)
+        return 3
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, sr in enumerate([16000, 22050, 44100, 48000, 16000, 44100, 24000, 32000]):
+        t = np.arange(int(sr * (1.0 + 0.25 * i))) / sr
+        hum = 0.3 * np.sin(2 * np.pi * (60 + 20 * i) * t)        # low: "bass"
+        hiss = 0.05 * rng.standard_normal(t.size)                 # broadband noise
+        y = (hum + hiss) if i % 3 else hiss                       # some clips have no hum
+        rows.append({"audio": encode_value(y.astype(np.float32), sr), "id": i})
+    ds = Dataset.from_list(rows).cast_column("audio", Audio(decode=False))
+    with _client(args) as client:
+        fn = isolate("bass hum", client=client, keep="both")
+        print(f"demo dataset: {len(ds)} clips; {estimate_cost(ds, fn)}")
+        out = ds.map(fn, batched=True, batch_size=4, desc="isolating 'bass hum'")
+        for r in out.select_columns(["id", "isolated_target_db", "isolated_present"]):
+            print(f"  clip {r['id']}: target {r['isolated_target_db']:7.1f} dB, "
+                  f"present={r['isolated_present']}")
+        kept = out.filter(lambda r: r["isolated_present"])
+        kept = kept.cast_column("isolated", Audio(decode=False))
+        kept.save_to_disk(args.out)
+        print(f"kept {len(kept)} of {len(out)} clips in {args.out}; {client.usage}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
