@@ -585,7 +585,7 @@ class LocalEndpoint:
             if payload is None:
                 raise _BadRequest("the request body is not valid JSON; send a JSON object "
                                   "with 'audio' and 'description'.")
-            data, fmt = self._render(payload)
+            data, fmt, clipped = self._render(payload)
         except _BadRequest as exc:
             return _json_reply(400, str(exc))
         except Exception as exc:  # an internal failure is a 500, never billed
@@ -602,8 +602,13 @@ class LocalEndpoint:
                 left = round(left - self.price_per_call, 9)
                 self._credits[api_key] = left
         if self.latency and self._stopping.wait(self.latency):
+            if left is not None:  # stopped while "thinking": abandoned, so refunded
+                with self._lock:
+                    self._credits[api_key] = round(self._credits[api_key] + self.price_per_call, 9)
             return _Reply(0, mode="drop")
         reply = self._audio_reply(data, fmt)
+        if clipped:
+            reply.headers["x-clipped-samples"] = str(clipped)
         if left is not None:
             reply.headers["x-remaining-credits"] = repr(round(left, 6))
         with self._lock:
@@ -637,8 +642,8 @@ class LocalEndpoint:
             window.append(now)
             return None
 
-    def _render(self, payload) -> Tuple[bytes, str]:
-        """Validate the body and return the encoded answer and its format ("wav"/"mp3")."""
+    def _render(self, payload) -> Tuple[bytes, str, int]:
+        """Validate the body; return the encoded answer, its format and the clipped count."""
         if not isinstance(payload, dict):
             raise _BadRequest("the request body must be a JSON object with 'audio' and "
                               f"'description', got JSON {type(payload).__name__}.")
@@ -675,6 +680,7 @@ class LocalEndpoint:
         out = separate(y, sr, description, pad_to_frame=self.pad_to_frame,
                        output_sample_rate=self.output_sample_rate,
                        output_channels=self.output_channels)
+        clipped = 0
         if fmt == "mp3" or self.output_subtype.startswith("PCM"):
             clipped = int(np.count_nonzero(np.abs(out) > 1.0))
             if clipped:
@@ -682,8 +688,8 @@ class LocalEndpoint:
                 with self._lock:
                     self._clipped += clipped
         if fmt == "mp3":
-            return audio.encode_mp3(out, self.output_sample_rate), fmt
-        return audio.encode_wav(out, self.output_sample_rate, self.output_subtype), fmt
+            return audio.encode_mp3(out, self.output_sample_rate), fmt, clipped
+        return audio.encode_wav(out, self.output_sample_rate, self.output_subtype), fmt, clipped
 
     def _audio_field(self, value) -> bytes:
         """The uploaded file's bytes from the ``audio`` field (base64, data URI or own URL)."""
@@ -845,13 +851,14 @@ class _Handler(BaseHTTPRequestHandler):
         api_key = self.headers.get("x-api-key")
         if path == MODEL_PATH and method == "POST":
             self.endpoint._enter()
-            status = None
             try:
                 reply = self.endpoint._model_post(api_key, body)
-                status = reply.status if reply.mode != "drop" else None
-                self._write(reply)
-            finally:
-                self.endpoint._leave(status)
+            except BaseException:
+                self.endpoint._leave(None)
+                raise
+            # counted before writing, so a client that has its answer sees consistent stats
+            self.endpoint._leave(None if reply.mode == "drop" else reply.status)
+            self._write(reply)
         elif path == CREDITS_PATH and method == "GET":
             self._write(self.endpoint._credits_get(api_key))
         elif path.startswith(FILES_PREFIX) and method == "GET":
