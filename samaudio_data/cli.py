@@ -208,7 +208,9 @@ def _demo(args) -> int:
     for i, sr in enumerate([16000, 22050, 44100, 48000, 16000, 44100, 24000, 32000]):
         t = np.arange(int(sr * (1.0 + 0.25 * i))) / sr
         hum = 0.3 * np.sin(2 * np.pi * (60 + 20 * i) * t)        # low: "bass"
-        hiss = 0.05 * rng.standard_normal(t.size)                 # broadband noise
+        spec = np.fft.rfft(rng.standard_normal(t.size))
+        spec[np.fft.rfftfreq(t.size, 1 / sr) < 2000] = 0
+        hiss = 0.05 * np.fft.irfft(spec, t.size) / np.std(np.fft.irfft(spec, t.size))
         y = (hum + hiss) if i % 3 else hiss                       # some clips have no hum
         rows.append({"audio": encode_value(y.astype(np.float32), sr), "id": i})
     ds = Dataset.from_list(rows).cast_column("audio", Audio(decode=False))
