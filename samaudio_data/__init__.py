@@ -13,3 +13,14 @@ __all__ = ["Budget", "Client", "CostEstimate", "Separation", "Usage", "errors", 
 from .dataset_map import estimate_cost, isolate  # noqa: E402
 
 __all__ += ["estimate_cost", "isolate"]
+
+__all__ += ["Explorer"]
+
+
+def __getattr__(name):
+    # the explorer pulls in ipywidgets: import it only when asked for
+    if name == "Explorer":
+        from .explorer import Explorer
+
+        return Explorer
+    raise AttributeError(f"module 'samaudio_data' has no attribute {name!r}")

@@ -100,8 +100,12 @@ class ResultCache:
 
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
-        """Hold the lock of ``key`` (across threads and processes) while inside."""
-        with open(self._locks / f"{key[:16]}.lock", "a+") as fh:
+        """Hold the lock of ``key`` (across threads and processes) while inside.
+
+        Locks are striped over 4096 files so the directory stays small; two different clips
+        share a stripe rarely, and then one merely waits for the other's call.
+        """
+        with open(self._locks / f"{key[:3]}.lock", "a+") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
