@@ -250,11 +250,8 @@ def test_isolate_many_is_concurrent_bounded_and_ordered(tmp_path):
     with LocalEndpoint(keys={KEY: None}, latency=0.3) as ep:
         c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=3, progress=False)
         clips = [bandlimited(1600, 16000, seed=i, amp=0.1 + 0.05 * i) for i in range(9)]
-        t0 = time.monotonic()
         outs = c.isolate_many(clips, [16000] * 9, "speech")
-        elapsed = time.monotonic() - t0
-        assert ep.stats["max_in_flight"] == 3
-        assert elapsed < 9 * 0.3 * 0.6
+        assert ep.stats["max_in_flight"] == 3  # concurrent, and never above the cap
         for y, out in zip(clips, outs):
             np.testing.assert_allclose(out[50:-50], y[50:-50], atol=2e-3)
         assert c.usage.billed == 9 and c.usage.cost == pytest.approx(9 * 0.062)
