@@ -321,3 +321,23 @@ def test_cli_isolate_file(ep, tmp_path, monkeypatch):
     assert sr == 44100 and out.shape == (44100,)
     assert main(["isolate", str(tmp_path / "missing.wav"), "speech", "-o", "x.wav",
                  "--endpoint", ep.url]) == 2
+
+
+def test_cli_map_on_an_audiofolder(ep, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from samaudio_data.cli import main
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, sr in enumerate([16000, 44100, 22050]):
+        sf.write(folder / f"clip{i}.wav", bandlimited(sr // 2, sr, seed=i), sr)
+    monkeypatch.setenv("SEGMIND_API_KEY", KEY)
+    monkeypatch.setenv("SAMAUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["map", str(folder), "--description", "speech", "--out", str(tmp_path / "out"),
+                 "--endpoint", ep.url, "--keep", "both"]) == 0
+    saved = datasets.load_from_disk(tmp_path / "out")
+    assert len(saved) == 3 and ep.stats["billed"] == 3
+    for row in saved.cast_column("isolated", Audio(decode=False)):
+        y, sr = read_value(row["isolated"])
+        assert y.shape[-1] == sr // 2
