@@ -264,6 +264,14 @@ def _parse_float(text: str) -> Optional[float]:
         return math.nan
 
 
+def _read(value: Any) -> Tuple[np.ndarray, int]:
+    """``read_value``, treating empty bytes (a failed row of ``dataset_map``) as missing."""
+    if isinstance(value, dict) and value.get("bytes") is not None and len(value["bytes"]) == 0 \
+            and not value.get("path"):
+        raise errors.InvalidAudioError("empty audio (the row failed when it was isolated)")
+    return read_value(value)
+
+
 def _decodable(feature: Any) -> bool:
     return hasattr(feature, "decode_example") and hasattr(feature, "decode")
 
@@ -635,6 +643,7 @@ class Explorer:
         root.add_class("samaudio-explorer")
         ui["root"] = root
         self._ui = ui
+        self._sync_widgets()
 
         ui["prev"].on_click(lambda _: self._safe(self.prev))
         ui["next"].on_click(lambda _: self._safe(self.next))
@@ -1036,7 +1045,7 @@ class Explorer:
         value = self._rows[int(row)]
         notes: Dict[str, str] = {}
         try:
-            original, sr = read_value(value[self.original])
+            original, sr = _read(value[self.original])
         except errors.SamAudioError as exc:
             raise ExplorerError(f"row {row}: cannot read the original audio: {exc}") from None
         n = original.shape[-1]
@@ -1054,7 +1063,7 @@ class Explorer:
                 notes["isolated"] = f"re-isolation unavailable ({exc}); showing the dataset's"
         if target is None:
             try:
-                y, isr = read_value(value[self.isolated])
+                y, isr = _read(value[self.isolated])
                 if y.size == 0:
                     raise errors.InvalidAudioError("empty audio")
                 target = _align(y, isr, sr, n)
@@ -1063,7 +1072,7 @@ class Explorer:
         mono = _to_mono(original)
         if self.residual and not (reiso and row in self._reiso_audio):
             try:
-                y, rsr = read_value(value[self.residual])
+                y, rsr = _read(value[self.residual])
                 if y.size == 0:
                     raise errors.InvalidAudioError("empty audio")
                 residual = _align(y, rsr, sr, n)
