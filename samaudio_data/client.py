@@ -621,18 +621,10 @@ class Client:
             attempt += 1
             try:
                 return (*self._post_once(body, started), attempt)
-            except errors.FatalAPIError as exc:
-                if not getattr(exc, "propagated", False):
-                    self.limits.halt(exc.status_code, type(exc).__name__, exc.message)
-                raise
             except errors.RetryableError as exc:
                 if attempt > self.max_retries:
                     raise
-                if isinstance(exc, errors.RateLimitError):
-                    wait = exc.retry_after if exc.retry_after is not None else self.rate_window
-                    self.limits.back_off(wait + random.uniform(0, 0.1 * max(wait, 1.0)))
-                    log.warning("rate limited (429); every sender waits %.1f s", wait)
-                else:
+                if not isinstance(exc, errors.RateLimitError):  # 429: back_off already shared
                     wait = exc.retry_after if exc.retry_after is not None else min(
                         self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
                     wait *= random.uniform(0.5, 1.0) if exc.retry_after is None else 1.0
@@ -647,11 +639,9 @@ class Client:
             halted = self.limits.halted_since(started)
             if halted:
                 err = errors.error_for_status(halted["status"] or 0, halted["message"])
-                stop = type(err)(f"stopped: another request got {halted['kind']} "
-                                 f"({halted['message']}); nothing more was sent.",
-                                 status_code=halted["status"], hint=err.hint)
-                stop.propagated = True
-                raise stop
+                raise type(err)(f"stopped: another request got {halted['kind']} "
+                                f"({halted['message']}); nothing more was sent.",
+                                status_code=halted["status"], hint=err.hint)
             self.usage._add(requests=1)
             try:
                 resp = self.session.post(self.endpoint, json=body, headers=self._headers(),
@@ -664,8 +654,16 @@ class Client:
             except requests.RequestException as exc:
                 raise errors.APIConnectionError(
                     f"connection failed: {self._redact(exc)}") from None
-        if resp.status_code != 200:
-            raise self._status_error(resp)
+            if resp.status_code != 200:
+                # tell every sender before giving up the slot, so none slips in meanwhile
+                err = self._status_error(resp)
+                if isinstance(err, errors.FatalAPIError):
+                    self.limits.halt(err.status_code, type(err).__name__, err.message)
+                elif isinstance(err, errors.RateLimitError):
+                    wait = err.retry_after if err.retry_after is not None else self.rate_window
+                    self.limits.back_off(wait + random.uniform(0, 0.1 * max(wait, 1.0)))
+                    log.warning("rate limited (429); every sender waits %.1f s", wait)
+                raise err
         remaining = resp.headers.get("x-remaining-credits")
         if remaining is not None:
             try:
