@@ -419,11 +419,11 @@ def test_fault_garbage(ep):
 
 
 def test_fault_slow_times_out_the_client(ep):
-    ep.inject("slow", delay=1.0)
+    ep.inject("slow", delay=5.0)
     t0 = time.monotonic()
     with pytest.raises(requests.Timeout):
         post(ep, body_for(noise(FRAME)), timeout=0.3)
-    assert time.monotonic() - t0 < 0.9
+    assert time.monotonic() - t0 < 4.0  # cut short by the timeout, not served after 5 s
     ep.inject("slow", delay=0.2)
     t0 = time.monotonic()
     assert post(ep, body_for(noise(FRAME))).status_code == 200
@@ -463,7 +463,7 @@ def test_parallel_requests_overlap():
         assert codes == [200] * 4
         assert ep.stats["max_in_flight"] == 4
         assert ep.stats["in_flight"] == 0
-    assert 0.3 <= elapsed < 0.8
+    assert elapsed >= 0.3  # overlap itself is proven by max_in_flight
 
 
 def test_stats_record_what_the_client_sent(ep):
@@ -496,7 +496,7 @@ def test_many_start_stop_cycles_leave_no_threads():
             assert s.get(ep.base_url + "/v1/get-user-credits",
                          headers={"x-api-key": "local-key"}, timeout=5).status_code == 200
         s.close()
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 25  # a stop() blocked by keep-alive would hang
     deadline = time.monotonic() + 2
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -519,7 +519,7 @@ def test_stop_abandons_sleeping_requests_quickly():
     t0 = time.monotonic()
     ep.stop()
     th.join(5)
-    assert time.monotonic() - t0 < 2 and "exc" in box
+    assert time.monotonic() - t0 < 10 and "exc" in box  # not the 30 s latency
     assert ep.stats["billed"] == 0 and ep.credits("local-key") == 1.0  # refunded
 
 
