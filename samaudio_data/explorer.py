@@ -589,22 +589,23 @@ class Explorer:
         ui["go"] = button("go", "show this row")
         ui["keys"] = W.Text(value="", placeholder="click here, then press a key",
                             description="keys", continuous_update=True,
-                            tooltip=KEY_HELP, layout=W.Layout(width="260px"))
+                            tooltip=KEY_HELP, layout=W.Layout(width="330px"))
         ui["keyhelp"] = W.HTML(f"<small>{KEY_HELP}</small>")
 
-        opts = [("row order", None)] + [(m, m) for m in self.metrics]
-        ui["sort"] = W.Dropdown(options=opts, value=None, description="sort by",
+        # ipywidgets 8 treats a None value as "nothing selected" (a blank box): use ""
+        opts = [("row order", "")] + [(m, m) for m in self.metrics]
+        ui["sort"] = W.Dropdown(options=opts, value="", description="sort by",
                                 layout=W.Layout(width="300px"))
         ui["order"] = W.ToggleButtons(options=["ascending", "descending"], value="ascending",
-                                      style={"button_width": "90px"})
-        ui["fcol"] = W.Dropdown(options=[("no range filter", None)] + opts[1:], value=None,
+                                      style={"button_width": "100px"})
+        ui["fcol"] = W.Dropdown(options=[("no range filter", "")] + opts[1:], value="",
                                 description="filter", layout=W.Layout(width="300px"))
         ui["fmin"] = W.Text(value="", placeholder="min", continuous_update=False,
                             layout=W.Layout(width="90px"))
         ui["fmax"] = W.Text(value="", placeholder="max", continuous_update=False,
                             layout=W.Layout(width="90px"))
-        ui["fdec"] = W.Dropdown(options=[("any decision", None), ("undecided", "undecided")]
-                                + [(d, d) for d in DECISIONS], value=None,
+        ui["fdec"] = W.Dropdown(options=[("any decision", ""), ("undecided", "undecided")]
+                                + [(d, d) for d in DECISIONS], value="",
                                 description="decision", layout=W.Layout(width="220px"))
         ui["queue"] = W.HTML()
 
@@ -847,16 +848,16 @@ class Explorer:
 
     def _sort_from_ui(self) -> None:
         ui = self._ui
-        self.sort_by(ui["sort"].value, ui["order"].value == "ascending")
+        self.sort_by(ui["sort"].value or None, ui["order"].value == "ascending")
 
     def _filter_from_ui(self) -> None:
         ui = self._ui
-        col = ui["fcol"].value
+        col = ui["fcol"].value or None
         lo, hi = ui["fmin"].value.strip() or None, ui["fmax"].value.strip() or None
         if col is None and (lo is not None or hi is not None):
             self._set_message("choose a filter column for the min/max range.", error=True)
             lo = hi = None
-        self.set_filter(col, lo, hi, ui["fdec"].value)
+        self.set_filter(col, lo, hi, ui["fdec"].value or None)
 
     def _sync_widgets(self) -> None:
         if self._ui is None:
@@ -864,15 +865,15 @@ class Explorer:
         ui = self._ui
         self._syncing = True
         try:
-            ui["sort"].value = self._sort[0]
+            ui["sort"].value = self._sort[0] or ""
             ui["order"].value = "ascending" if self._sort[1] else "descending"
             f = self._filter
-            ui["fcol"].value = f["column"]
+            ui["fcol"].value = f["column"] or ""
             for name in ("min", "max"):
                 box = ui[f"f{name}"]
                 if _parse_float(box.value) != f[name]:
                     box.value = "" if f[name] is None else repr(f[name])
-            ui["fdec"].value = f["decision"]
+            ui["fdec"].value = f["decision"] or ""
         finally:
             self._syncing = False
 

@@ -230,7 +230,7 @@ def test_sort_and_filter_from_the_widgets(small_ds):
     assert "must be a number" in ui["message"].value
     ui["fmin"].value = ""
     ui["fmax"].value = ""
-    ui["fcol"].value = None
+    ui["fcol"].value = ""
     assert len(ex.queue) == 8
     ex.decide("flag", row=3)
     ui["fdec"].value = "flag"
@@ -336,6 +336,7 @@ def test_session_round_trip(small_ds, tmp_path):
     assert ex2.row == 5 and ex2._sort == ("isolated_target_db", False)
     ex2.widget
     assert ex2._ui["sort"].value == "isolated_target_db"
+    assert ex2._ui["order"].value == "descending" and ex2._ui["fcol"].value == ""
     assert "1 keep, 1 discard, 1 flag" in ex2._ui["queue"].value
     ex2.decide(None, row=1)
     assert Explorer(small_ds, session=path).decisions == {0: "keep", 2: "flag"}
