@@ -43,7 +43,7 @@ pass a ``client`` with the same ``cache_dir`` when resuming.
 Example
 -------
 >>> from samaudio_data.explorer import Explorer
->>> ex = Explorer(ds, original="audio", isolated="isolated", session="review.json")  # doctest: +SKIP
+>>> ex = Explorer(ds, isolated="isolated", session="review.json")  # doctest: +SKIP
 >>> ex                                      # shows the widget in a notebook  # doctest: +SKIP
 >>> ex.decisions                                                         # doctest: +SKIP
 {0: 'keep', 1: 'discard'}
@@ -123,7 +123,11 @@ _CMAP = _colormap()
 
 def waveform_png(y: Optional[np.ndarray], scale: float, width: int, height: int,
                  colour: Tuple[int, int, int]) -> bytes:
-    """Min/max envelope of mono ``y`` (one column per pixel), scaled so ``scale`` fills it."""
+    """Min/max envelope of mono ``y`` (one column per pixel), scaled so ``scale`` fills it.
+
+    >>> waveform_png(np.sin(np.arange(8000) / 9), 1.0, 300, 56, (31, 119, 180))[:4]
+    b'\x89PNG'
+    """
     img = np.full((height, width, 3), 250, np.uint8)
     mid = height // 2
     img[mid, :] = (210, 210, 210)
@@ -160,7 +164,12 @@ def spectrogram_png(y: Optional[np.ndarray], sr: int, ref_power: float, width: i
                     height: int, dynamic_db: float = 70.0) -> bytes:
     """Spectrogram of mono ``y``: ``width`` frames, ``height`` rows of log-spaced frequency
     (about 40 Hz at the bottom to ``sr/2`` at the top), dB relative to ``ref_power`` so lanes
-    drawn with the same reference compare."""
+    drawn with the same reference compare.
+
+    >>> spectrogram_png(np.random.default_rng(0).standard_normal(16000), 16000, 100.0,
+    ...                 300, 56)[:4]
+    b'\x89PNG'
+    """
     if y is None or y.size == 0:
         return png_bytes(np.zeros((height, width, 3), np.uint8) + _CMAP[0])
     p = _power_frames(np.asarray(y, np.float64), sr, width)
@@ -207,6 +216,10 @@ class Quote:
 
     ``price`` is in dollars (0.0 when the answer is already cached); ``calls`` is how many
     billed requests it takes.
+
+    >>> print(Quote(row=3, description="dog barking", reranking_candidates=4, calls=1,
+    ...             cached=False, price=0.062))
+    row 3: isolate 'dog barking' with 4 candidate(s) costs $0.062 (1 billed call(s)).
     """
 
     row: int
@@ -524,7 +537,7 @@ class Explorer:
         """The ipywidgets tree (a ``VBox``); the current row is drawn on first access.
 
         >>> from IPython.display import display
-        >>> display(ex.widget)                # same as leaving ``ex`` last in a cell  # doctest: +SKIP
+        >>> display(ex.widget)        # same as leaving ``ex`` last in a cell  # doctest: +SKIP
         """
         if self._ui is None:
             self._build_ui()
@@ -728,7 +741,8 @@ class Explorer:
         """
         row = int(row)
         if not 0 <= row < self._n:
-            raise ExplorerError(f"row {row} is out of range: the dataset has rows 0..{self._n - 1}.")
+            raise ExplorerError(
+                f"row {row} is out of range: the dataset has rows 0..{self._n - 1}.")
         self._row = row
         hits = np.flatnonzero(self._queue == row)
         if hits.size:
@@ -827,7 +841,8 @@ class Explorer:
                     keep &= v <= f["max"]
         if f["decision"] is not None:
             dec = np.array([self._decisions.get(i) for i in range(self._n)], dtype=object)
-            keep &= (dec == None) if f["decision"] == "undecided" else (dec == f["decision"])  # noqa: E711
+            want = None if f["decision"] == "undecided" else f["decision"]
+            keep &= np.array([d == want for d in dec], dtype=bool)
         idx = np.flatnonzero(keep)
         col, asc = self._sort
         if col is not None and idx.size:
@@ -888,7 +903,8 @@ class Explorer:
         """
         row = self._row if row is None else int(row)
         if not 0 <= row < self._n:
-            raise ExplorerError(f"row {row} is out of range: the dataset has rows 0..{self._n - 1}.")
+            raise ExplorerError(
+                f"row {row} is out of range: the dataset has rows 0..{self._n - 1}.")
         if decision is None:
             self._decisions.pop(row, None)
         elif decision in DECISIONS:
@@ -913,7 +929,8 @@ class Explorer:
         row 3: isolate 'dog barking' with 4 candidate(s) costs $0.062 (1 billed call(s)).
         """
         if self._client is None:
-            raise ExplorerError("re-isolating needs a client: Explorer(ds, ..., client=Client(...)).")
+            raise ExplorerError(
+                "re-isolating needs a client: Explorer(ds, ..., client=Client(...)).")
         if description is None:
             description = self._ui["desc"].value if self._ui is not None else \
                 self._default_description
@@ -1282,7 +1299,7 @@ class Explorer:
 
         >>> clean = ex.apply(ds)                           # doctest: +SKIP
         >>> marked = ex.apply(ds, mode="column")           # doctest: +SKIP
-        >>> strict = ex.apply(ds, keep_undecided=False)    # only rows decided keep  # doctest: +SKIP
+        >>> strict = ex.apply(ds, keep_undecided=False)  # only rows kept  # doctest: +SKIP
         """
         ds = self._ds if ds is None else ds
         if mode not in ("filter", "column"):
@@ -1307,8 +1324,6 @@ class Explorer:
         return ds.select(rows)
 
     def _with_reisolations(self, ds):
-        from datasets import Audio
-
         rows = sorted(self._reiso)
         targets = {r: self._reiso_target(r) for r in rows}
         cols = [c for c in ds.column_names]

@@ -14,7 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from explorer_fixtures import PRICE, clip, isolated_dataset, synthetic_dataset, wav_bytes  # noqa: E402
+from explorer_fixtures import (PRICE, clip, isolated_dataset, synthetic_dataset,  # noqa: E402
+                               wav_bytes)
 
 from samaudio_data import Client  # noqa: E402
 from samaudio_data.audio import decode_audio  # noqa: E402

@@ -31,7 +31,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason=f"{CHROMIUM} is missing: install Debian's chromium "
+                              "(make install-test) to run the browser test"),
+]
 
 SETUP_CELL = """\
 import sys
@@ -156,8 +161,6 @@ def _run_all_cells(page) -> None:
 
 
 def test_explorer_in_jupyterlab(jupyterlab):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium to run the browser test")
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -210,7 +213,8 @@ def test_explorer_in_jupyterlab(jupyterlab):
 
             # the sort box shows its label (ipywidgets 8 shows a None value as a blank box)
             sort_box = explorer.locator(".widget-dropdown", has_text="sort by").locator("select")
-            assert sort_box.evaluate("s => s.options[s.selectedIndex].text").split() == ["row", "order"]
+            shown = sort_box.evaluate("s => s.options[s.selectedIndex].text")
+            assert shown.split() == ["row", "order"], shown
             queue = explorer.locator(".widget-html", has_text="queue:")
             expect(queue).to_contain_text("0 keep, 0 discard, 0 flag, 3 undecided")
             header = explorer.locator(".widget-html", has_text="decision:").first
