@@ -14,13 +14,13 @@ from .dataset_map import estimate_cost, isolate  # noqa: E402
 
 __all__ += ["estimate_cost", "isolate"]
 
-__all__ += ["Explorer"]
+__all__ += ["Explorer", "ExplorerError"]
 
 
 def __getattr__(name):
     # the explorer pulls in ipywidgets: import it only when asked for
-    if name == "Explorer":
-        from .explorer import Explorer
+    if name in ("Explorer", "ExplorerError"):
+        from . import explorer
 
-        return Explorer
+        return getattr(explorer, name)
     raise AttributeError(f"module 'samaudio_data' has no attribute {name!r}")
