@@ -55,21 +55,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--num-proc", type=int, default=None)
     _client_options(p)
 
-    p = sub.add_parser("serve", help="run the local endpoint (offline, nothing billed)",
-                       add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    # "serve" hands its options to local_endpoint.serve_main (see main below)
+    sub.add_parser("serve", help="run the local endpoint (offline, nothing billed); "
+                                 "see samaudio-data serve --help")
 
     p = sub.add_parser("demo", help="clean a small synthetic dataset end to end")
     p.add_argument("--out", default="samaudio-demo", help="directory for the results")
     p.add_argument("--yes", action="store_true", help="allow spending on the real endpoint")
     _client_options(p)
 
-    args = parser.parse_args(argv)
-    if args.command == "serve":
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
         from .local_endpoint import serve_main
 
-        serve_main(args.rest)
-        return 0
+        return serve_main(argv[1:])
+    args = parser.parse_args(argv)
     try:
         return {"isolate": _isolate, "map": _map, "demo": _demo}[args.command](args)
     except errors.SamAudioError as exc:

@@ -91,7 +91,8 @@ class Usage:
     """Running totals of a client's calls (aggregates only: memory stays flat).
 
     ``requests`` counts HTTP requests sent (retries included), ``billed`` the 200 answers,
-    ``cached`` answers served from the cache, ``failed`` calls that ended in an error.
+    ``cached`` answers served from the cache, ``failed`` calls that ended in an error,
+    ``seconds`` the time spent inside HTTP requests (not waiting for pace or back-off).
     """
 
     requests: int = 0
@@ -445,6 +446,7 @@ class Client:
             bar = tqdm(total=len(todo), desc=desc, unit="clip", leave=False)
         before = self.usage.snapshot()
         first_error: Optional[BaseException] = None
+        stop: Optional[errors.SamAudioError] = None
         pool = cf.ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(todo))))
         try:
             futures = {pool.submit(self._run, jobs[i], started=started, budget=budget): i
@@ -456,7 +458,8 @@ class Client:
                 except (errors.FatalAPIError, errors.BudgetExceededError) as exc:
                     for f in futures:
                         f.cancel()
-                    raise self._summarise(exc, before) from None
+                    stop = exc
+                    break
                 except errors.SamAudioError as exc:
                     results[i] = exc
                     if not return_exceptions and first_error is None:
@@ -469,9 +472,11 @@ class Client:
                     bar.update(1)
                     bar.set_postfix_str(f"${self.usage.cost:.2f}", refresh=False)
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)  # requests in flight finish, cached
             if bar is not None:
                 bar.close()
+        if stop is not None:  # summarised only now, so what was in flight is counted
+            raise self._summarise(stop, before) from None
         if first_error is not None:
             raise first_error
         return results
@@ -602,25 +607,26 @@ class Client:
         mime = "audio/flac" if self.upload_format == "flac" else "audio/wav"
         body = {"audio": f"data:{mime};base64,{b64}" if self.audio_encoding == "data_uri" else b64,
                 "description": job.description, **job.params}
-        t0 = time.time()
+        spent = [0.0]  # seconds inside HTTP requests, over all attempts
         try:
-            data, fmt, attempts = self._post_with_retries(body, started)
+            data, fmt, attempts = self._post_with_retries(body, started, spent)
         except BaseException:
             if budget is not None:
                 budget.refund(self.price_per_call)
-            self.usage._add(failed=1)
+            self.usage._add(failed=1, seconds=spent[0])
             raise
-        seconds = time.time() - t0
+        seconds = spent[0]
         self.usage._add(billed=1, cost=self.price_per_call, seconds=seconds)
         return _Answer(data=data, fmt=fmt, cost=self.price_per_call, seconds=seconds,
                        cached=False, attempts=attempts)
 
-    def _post_with_retries(self, body: dict, started: float) -> Tuple[bytes, str, int]:
+    def _post_with_retries(self, body: dict, started: float,
+                           spent: List[float]) -> Tuple[bytes, str, int]:
         attempt = 0
         while True:
             attempt += 1
             try:
-                return (*self._post_once(body, started), attempt)
+                return (*self._post_once(body, started, spent), attempt)
             except errors.RetryableError as exc:
                 if attempt > self.max_retries:
                     raise
@@ -633,7 +639,7 @@ class Client:
                     time.sleep(wait)
                 self.usage._add(retries=1)
 
-    def _post_once(self, body: dict, started: float) -> Tuple[bytes, str]:
+    def _post_once(self, body: dict, started: float, spent: List[float]) -> Tuple[bytes, str]:
         with self.limits.slot():
             self.limits.wait_turn()
             halted = self.limits.halted_since(started)
@@ -643,6 +649,7 @@ class Client:
                                 f"({halted['message']}); nothing more was sent.",
                                 status_code=halted["status"], hint=err.hint)
             self.usage._add(requests=1)
+            t0 = time.monotonic()
             try:
                 resp = self.session.post(self.endpoint, json=body, headers=self._headers(),
                                          timeout=self.timeout)
@@ -654,6 +661,8 @@ class Client:
             except requests.RequestException as exc:
                 raise errors.APIConnectionError(
                     f"connection failed: {self._redact(exc)}") from None
+            finally:
+                spent[0] += time.monotonic() - t0
             if resp.status_code != 200:
                 # tell every sender before giving up the slot, so none slips in meanwhile
                 err = self._status_error(resp)

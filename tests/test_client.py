@@ -353,3 +353,35 @@ def test_pickled_client_works_without_carrying_the_key(client, endpoint):
     clone = pickle.loads(pickle.dumps(client))
     assert clone.endpoint == client.endpoint
     assert clone.isolate(bandlimited(800, 16000), 16000, "speech").shape == (800,)
+
+
+def test_stop_summary_counts_requests_that_were_in_flight(tmp_path):
+    from samaudio_data import Budget
+
+    with LocalEndpoint(keys={KEY: None}, latency=0.5) as ep:
+        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=4, progress=False)
+        clips = [bandlimited(1600, 16000, seed=i) for i in range(4)]
+        with pytest.raises(errors.BudgetExceededError) as info:
+            c.separate_many(clips, 16000, "speech", budget=Budget(0.10))
+        assert ep.stats["billed"] == 1 and c.usage.billed == 1
+        assert "1 calls paid ($0.06)" in str(info.value)
+
+
+def test_seconds_count_the_endpoint_not_the_pace(make_client, endpoint):
+    c = make_client(requests_per_minute=1, rate_window=2.0)
+    c.isolate(bandlimited(800, 16000, seed=1), 16000, "speech")
+    res = c.separate(bandlimited(800, 16000, seed=2), 16000, "speech")  # waits ~2 s for pace
+    assert res.seconds < 1.0  # the request itself, not the wait before it
+
+
+def test_cli_serve_takes_its_options():
+    proc = subprocess.Popen([sys.executable, "-m", "samaudio_data.cli", "serve", "--port", "0",
+                             "--key", "cli-key"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().split()[-1]
+        assert url.startswith("http://127.0.0.1:")
+        c = Client("cli-key", endpoint=url, cache_dir=False)
+        assert c.isolate(bandlimited(800, 16000), 16000, "speech").shape == (800,)
+    finally:
+        proc.terminate()
+        proc.wait(10)
