@@ -22,9 +22,9 @@ of 8 (``Client(max_concurrency=8)``), side by side in one run:
   the growth from the end of the first quarter of rows to the end.
 
 For the bs=16 runs the script also splits the wall time into phases by wrapping (never
-changing) the map function, ``Client.run_jobs`` and the session's ``post``: datasets decoding
-the audio column, isolate reading/preparing rows, requests in flight, building output rows,
-and datasets' own work between batches.
+changing) the map function and the session's ``post``: datasets decoding the audio column,
+the isolate call (each row is read, encoded, sent and turned into its output row in a worker
+thread, so these overlap with other rows' requests), and datasets' own work between batches.
 
 Caching is off everywhere (``datasets.disable_caching()``, ``Client(cache_dir=False)``, fresh
 temp dirs), so every row is paid for: the server's billed count is printed for each run. The
@@ -239,32 +239,23 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
             num_proc=None, trace: bool = False) -> Result:
     """``ds.map(isolate(...), batched=True)``; with ``trace``, time the phases of each batch.
 
-    The trace wraps (never changes) the map function and ``Client.run_jobs``/the session's
-    ``post`` of this run's client, to split the wall time into: datasets decoding the audio
-    column (lazily, when the function first reads it), isolate reading and preparing the rows,
-    requests in flight (``run_jobs``), building the output rows, and datasets' own work
-    between calls (formatting, writing Arrow).
+    The trace wraps (never changes) the map function and the session's ``post`` of this
+    run's client, to split the wall time into: datasets decoding the audio column (lazily,
+    when the function first reads it), the isolate call (rows read, sent and turned into
+    output rows in worker threads, overlapping), and datasets' own work between calls
+    (formatting, writing Arrow).
     """
     from samaudio_data import Client, isolate
 
     server.configure(latency)
     rows = len(ds)
-    phases = {"column": 0.0, "prepare": 0.0, "requests": 0.0, "rows_out": 0.0, "fn": 0.0,
-              "round_trips": []}
+    phases = {"column": 0.0, "fn": 0.0, "round_trips": []}
     with Client(KEY, endpoint=server.url, max_concurrency=CAP, cache_dir=False,
                 progress=False) as client:
         fn = isolate(DESCRIPTION, client=client)
         mapper = fn
         if trace:
-            run_jobs, post = client.run_jobs, client.session.post
-            marks = {}
-
-            def timed_run_jobs(*a, **k):
-                marks["run0"] = time.perf_counter()
-                try:
-                    return run_jobs(*a, **k)
-                finally:
-                    marks["run1"] = time.perf_counter()
+            post = client.session.post
 
             def timed_post(*a, **k):
                 t = time.perf_counter()
@@ -273,7 +264,6 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
                 finally:
                     phases["round_trips"].append(time.perf_counter() - t)
 
-            client.run_jobs = timed_run_jobs
             client.session.post = timed_post
 
             def mapper(batch):
@@ -283,10 +273,7 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
                 out = fn(batch)
                 t2 = time.perf_counter()
                 phases["column"] += t1 - t0
-                phases["prepare"] += marks["run0"] - t1
-                phases["requests"] += marks["run1"] - marks["run0"]
-                phases["rows_out"] += t2 - marks["run1"]
-                phases["fn"] += t2 - t0
+                phases["fn"] += t2 - t1
                 return out
 
         t0 = time.perf_counter()
@@ -308,18 +295,14 @@ def print_phases(r: Result, latency: float, batch_size: int) -> None:
     waves = sum(-(-min(batch_size, r.rows - i) // CAP) for i in range(0, r.rows, batch_size))
     rt = sorted(ph["round_trips"])
     med = rt[len(rt) // 2] if rt else float("nan")
-    other = r.seconds - ph["fn"]
+    other = r.seconds - ph["fn"] - ph["column"]
     print(f"    where the {r.seconds:.2f} s of '{r.name}' went ({batches} batches, {waves} "
           f"waves of <= {CAP} requests; ideal {r.ideal:.2f} s):")
     print(f"      datasets decoding the Audio column (lazy)   {ph['column']:6.2f} s  "
           f"{1e3 * ph['column'] / r.rows:5.1f} ms/row, serial, before any request")
-    print(f"      isolate: read + Client.prepare, serial      {ph['prepare']:6.2f} s  "
-          f"{1e3 * ph['prepare'] / r.rows:5.1f} ms/row, before any request of the batch")
-    print(f"      Client.run_jobs (requests in flight)         {ph['requests']:6.2f} s  "
-          f"{ph['requests'] / waves:.3f} s/wave vs latency {latency:g} s; round trip median "
+    print(f"      isolate call (rows pipelined in threads)     {ph['fn']:6.2f} s  "
+          f"{ph['fn'] / waves:.3f} s/wave vs latency {latency:g} s; round trip median "
           f"{1e3 * med:.0f} ms, max {1e3 * rt[-1]:.0f} ms")
-    print(f"      isolate: building output rows, serial        {ph['rows_out']:6.2f} s  "
-          f"{1e3 * ph['rows_out'] / r.rows:5.1f} ms/row, after the batch's last answer")
     print(f"      datasets between batches (format, write)     {other:6.2f} s")
 
 

@@ -434,10 +434,43 @@ class Client:
     def run_jobs(self, jobs: List[Any], *, progress: Optional[bool] = None,
                  return_exceptions: bool = False, budget: Optional[Budget] = None,
                  desc: str = "isolating") -> List[Any]:
-        """Run prepared jobs (see :meth:`prepare`) concurrently; used by the dataset helpers."""
+        """Run prepared jobs (see :meth:`prepare`) concurrently; results in order.
+
+        Items that are exceptions (clips that failed validation) are passed through.
+
+        >>> (res,) = client.run_jobs([client.prepare(y, sr, "speech")])  # doctest: +SKIP
+        """
+        return self.map_concurrently(
+            jobs, lambda job, started: self.run_job(job, started=started, budget=budget),
+            progress=progress, return_exceptions=return_exceptions, desc=desc)
+
+    def run_job(self, job: _Job, *, started: Optional[float] = None,
+                budget: Optional[Budget] = None) -> Separation:
+        """Run one prepared job: the answer from the cache, else paid for once and cached.
+
+        ``started`` is when the operation it belongs to began: a fatal error recorded after
+        it (by any thread or process) stops this job before it sends anything.
+
+        >>> res = client.run_job(client.prepare(y, sr, "speech"))  # doctest: +SKIP
+        """
+        return self._run(job, started=time.time() if started is None else started,
+                         budget=budget)
+
+    def map_concurrently(self, items: List[Any], work, *, progress: Optional[bool] = None,
+                         return_exceptions: bool = False, desc: str = "isolating") -> List[Any]:
+        """Apply ``work(item, started)`` to every item in up to ``max_concurrency`` threads.
+
+        Results keep the items' order; items that are exceptions are passed through. A 401,
+        403, 406 or exhausted budget stops everything and raises with what was done and what
+        it cost, once the requests in flight have finished (their answers are cached).
+        Another error is returned in its slot with ``return_exceptions=True``, otherwise raised
+        after the requests in flight finish.
+
+        >>> client.map_concurrently(jobs, lambda j, t: client.run_job(j, started=t))  # doctest: +SKIP
+        """
         started = time.time()
-        results: List[Any] = list(jobs)
-        todo = [i for i, j in enumerate(jobs) if isinstance(j, _Job)]
+        results: List[Any] = list(items)
+        todo = [i for i, item in enumerate(items) if not isinstance(item, BaseException)]
         show = self.progress if progress is None else progress
         bar = None
         if show and todo:
@@ -449,8 +482,7 @@ class Client:
         stop: Optional[errors.SamAudioError] = None
         pool = cf.ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(todo))))
         try:
-            futures = {pool.submit(self._run, jobs[i], started=started, budget=budget): i
-                       for i in todo}
+            futures = {pool.submit(work, items[i], started): i for i in todo}
             for fut in cf.as_completed(futures):
                 i = futures[fut]
                 try:

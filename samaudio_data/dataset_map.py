@@ -140,55 +140,56 @@ class Isolate:
         return out if batched else {k: v[0] for k, v in out.items()}
 
     def _process(self, values: List[Any]) -> Dict[str, List[Any]]:
+        if self.on_error == "raise":
+            for i, v in enumerate(values):  # a missing clip stops the batch before any request
+                if v is None:
+                    raise errors.InvalidAudioError(
+                        f"row {i} of this batch has no audio (None); use on_error='skip' to "
+                        "keep going.")
         client = self.client
-        params = dict(self.params)
-        jobs: List[Any] = []
-        originals: List[Any] = []
-        for v in values:
+        budget = self.budget()
+
+        def work(value, started) -> Dict[str, Any]:
+            # one row start to finish in a worker thread: decoding, encoding and the output
+            # row overlap with other rows' requests instead of waiting for the whole batch
             orig = None
             try:
-                orig = read_value(v)
-                jobs.append(client.prepare(orig[0], orig[1], self.description, **params))
-            except errors.InvalidRequestError as exc:
+                orig = read_value(value)
+                job = client.prepare(orig[0], orig[1], self.description, **self.params)
+                return self._row(client.run_job(job, started=started, budget=budget), orig)
+            except (errors.FatalAPIError, errors.BudgetExceededError):
+                raise
+            except errors.SamAudioError as exc:
                 if self.on_error == "raise":
                     raise
-                jobs.append(exc)
-            originals.append(orig)
-        results = client.run_jobs(jobs, progress=False, budget=self.budget(),
-                                  return_exceptions=self.on_error != "raise")
-        cols: Dict[str, List[Any]] = {c: [] for c in self.output_columns}
-        for res, orig in zip(results, originals):
-            self._row(cols, res, orig)
-        return cols
+                return self._row(exc, orig)
 
-    def _row(self, cols: Dict[str, List[Any]], res: Any, orig) -> None:
+        rows = client.map_concurrently(values, work, progress=False)
+        return {c: [r[c] for r in rows] for c in self.output_columns}
+
+    def _row(self, res: Any, orig) -> Dict[str, Any]:
         out = self.output_column
+        row: Dict[str, Any] = {}
         if isinstance(res, Separation):
             kept = res.residual if self.keep == "residual" else res.target
-            cols[out].append(encode_value(kept, res.sr))
+            row[out] = encode_value(kept, res.sr)
             if self.keep == "both":
-                cols[f"{out}_residual"].append(encode_value(res.residual, res.sr))
-            mix = res.target + res.residual
-            sig = cleaning_signals(mix, res.target, res.residual, res.sr)
-            cols[f"{out}_cost"].append(res.cost)
-            cols[f"{out}_seconds"].append(res.seconds)
-            cols[f"{out}_cached"].append(res.cached)
-            cols[f"{out}_error"].append("")
+                row[f"{out}_residual"] = encode_value(res.residual, res.sr)
+            sig = cleaning_signals(res.target + res.residual, res.target, res.residual, res.sr)
+            row.update({f"{out}_cost": res.cost, f"{out}_seconds": res.seconds,
+                        f"{out}_cached": res.cached, f"{out}_error": ""})
         else:
             silence = encode_value(np.zeros(orig[0].shape[-1] if orig else 1, np.float32),
                                    orig[1] if orig else 16000)
-            kept = encode_value(orig[0], orig[1]) if (
+            row[out] = encode_value(orig[0], orig[1]) if (
                 self.on_error == "keep_original" and orig is not None) else silence
-            cols[out].append(kept)
             if self.keep == "both":
-                cols[f"{out}_residual"].append(silence)
+                row[f"{out}_residual"] = silence
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
-            cols[f"{out}_cost"].append(0.0)
-            cols[f"{out}_seconds"].append(0.0)
-            cols[f"{out}_cached"].append(False)
-            cols[f"{out}_error"].append(f"{type(res).__name__}: {res}")
-        for s in SIGNAL_NAMES:
-            cols[f"{out}_{s}"].append(sig[s])
+            row.update({f"{out}_cost": 0.0, f"{out}_seconds": 0.0, f"{out}_cached": False,
+                        f"{out}_error": f"{type(res).__name__}: {res}"})
+        row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
+        return row
 
 
 def _session_id() -> str:
