@@ -1,6 +1,5 @@
 """dataset.map(isolate(...)) on real datasets objects with real Audio decoding."""
 
-import json
 import os
 import subprocess
 import sys
