@@ -45,15 +45,8 @@ def check_outputs(ds_out, ds_in, column="isolated", tol=3e-3):
 
 
 @pytest.fixture
-def ep():
-    with LocalEndpoint(keys={KEY: None}) as e:
-        yield e
-
-
-@pytest.fixture
-def client(ep, tmp_path):
-    return Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", backoff_base=0.01,
-                  rate_window=1.0, progress=False, max_concurrency=4)
+def ep(endpoint):  # conftest's endpoint (and client), under a shorter name
+    return endpoint
 
 
 def test_decoded_audio_batched_keeps_rate_length_and_casts_to_audio(client, ep):

@@ -21,10 +21,9 @@ from samaudio_data import Client  # noqa: E402
 from samaudio_data.audio import decode_audio  # noqa: E402
 from samaudio_data.dataset_audio import read_value  # noqa: E402
 from samaudio_data.explorer import KEYS, Explorer, ExplorerError  # noqa: E402
-from samaudio_data.local_endpoint import LocalEndpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-KEY = "test-key-5ecret-do-not-show"
+from conftest import KEY  # noqa: E402  (endpoint and client fixtures too)
 
 
 def all_widgets(ex):
@@ -41,17 +40,6 @@ def player_audio(ex, lane):
 def small_ds():
     return synthetic_dataset(8, seconds=0.5)
 
-
-@pytest.fixture
-def endpoint():
-    with LocalEndpoint(keys={KEY: None}) as ep:
-        yield ep
-
-
-@pytest.fixture
-def client(endpoint, tmp_path):
-    with Client(KEY, endpoint=endpoint.url, cache_dir=tmp_path / "cache", progress=False) as c:
-        yield c
 
 
 # --- display ------------------------------------------------------------------------------
