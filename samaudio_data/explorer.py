@@ -285,6 +285,14 @@ def _read(value: Any) -> Tuple[np.ndarray, int]:
     return read_value(value)
 
 
+def _read_aligned(value: Any, sr: int, n: int) -> np.ndarray:
+    """An audio value as mono at ``sr`` with ``n`` samples (raises SamAudioError if none)."""
+    y, vsr = _read(value)
+    if y.size == 0:
+        raise errors.InvalidAudioError("empty audio")
+    return _align(y, vsr, sr, n)
+
+
 def _decodable(feature: Any) -> bool:
     return hasattr(feature, "decode_example") and hasattr(feature, "decode")
 
@@ -1081,19 +1089,13 @@ class Explorer:
                 notes["isolated"] = f"re-isolation unavailable ({exc}); showing the dataset's"
         if target is None:
             try:
-                y, isr = _read(value[self.isolated])
-                if y.size == 0:
-                    raise errors.InvalidAudioError("empty audio")
-                target = _align(y, isr, sr, n)
+                target = _read_aligned(value[self.isolated], sr, n)
             except errors.SamAudioError as exc:
                 notes["isolated"] = f"no isolated audio ({exc.message})"
         mono = _to_mono(original)
         if self.residual and not (reiso and row in self._reiso_audio):
             try:
-                y, rsr = _read(value[self.residual])
-                if y.size == 0:
-                    raise errors.InvalidAudioError("empty audio")
-                residual = _align(y, rsr, sr, n)
+                residual = _read_aligned(value[self.residual], sr, n)
             except errors.SamAudioError as exc:
                 notes["residual"] = f"no residual audio ({exc.message})"
         elif target is not None:
