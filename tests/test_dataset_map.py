@@ -333,3 +333,56 @@ def test_cli_map_on_an_audiofolder(ep, tmp_path, monkeypatch):
     for row in saved.cast_column("isolated", Audio(decode=False)):
         y, sr = read_value(row["isolated"])
         assert y.shape[-1] == sr // 2
+
+
+def test_fingerprint_changes_with_the_library_version(monkeypatch):
+    from datasets.fingerprint import Hasher
+
+    import samaudio_data.client as client_module
+    import samaudio_data.dataset_map as dataset_map
+
+    before = Hasher.hash(isolate("speech", client=Client("k", cache_dir=False)))
+    monkeypatch.setattr(dataset_map, "__version__", "99.0")
+    monkeypatch.setattr(client_module, "__version__", "99.0")
+    assert Hasher.hash(isolate("speech", client=Client("k", cache_dir=False))) != before
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_interrupted_map_loses_nothing_paid_for(tmp_path, signal_name):
+    """Ctrl-C lets requests in flight finish into the cache; even a kill -9 keeps every
+    answer that arrived. A rerun pays only for what is not cached."""
+    import signal
+    import time
+
+    from samaudio_data.cache import ResultCache
+
+    Dataset.from_list(make_rows(10)).cast_column("audio", Audio()).save_to_disk(tmp_path / "d")
+    with LocalEndpoint(keys={KEY: None}, latency=0.4) as ep:
+        code = f"""
+import datasets
+from samaudio_data import Client, isolate
+c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / 'cache')!r},
+           max_concurrency=2, progress=False)
+datasets.load_from_disk({str(tmp_path / 'd')!r}).map(isolate("speech", client=c),
+                                                     batched=True, batch_size=10)
+"""
+        proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while ep.stats["billed"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signal_name))
+        proc.wait(30)
+        while ep.stats["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)  # orphaned requests of a killed client still get billed
+        paid = ep.stats["billed"]
+        cached = len(ResultCache(tmp_path / "cache"))
+        assert 3 <= paid < 10
+        if signal_name == "SIGINT":
+            assert cached == paid  # requests in flight finished and were cached
+        else:
+            assert cached >= paid - 2  # at most the 2 in flight when killed were lost
+        ep.reset_stats()
+        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", progress=False)
+        out = datasets.load_from_disk(tmp_path / "d").map(isolate("speech", client=c),
+                                                          batched=True)
+        assert ep.stats["billed"] == 10 - cached and sum(out["isolated_cached"]) == cached
