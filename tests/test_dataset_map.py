@@ -386,3 +386,15 @@ datasets.load_from_disk({str(tmp_path / 'd')!r}).map(isolate("speech", client=c)
         out = datasets.load_from_disk(tmp_path / "d").map(isolate("speech", client=c),
                                                           batched=True)
         assert ep.stats["billed"] == 10 - cached and sum(out["isolated_cached"]) == cached
+
+
+def test_max_cost_is_shared_by_num_proc_workers(tmp_path):
+    with LocalEndpoint(keys={KEY: None}, latency=0.05) as ep:
+        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
+                   progress=False)
+        Dataset.from_list(make_rows(12)).cast_column("audio", Audio()).save_to_disk(tmp_path / "d")
+        ds = datasets.load_from_disk(tmp_path / "d")
+        with pytest.raises(errors.BudgetExceededError):
+            ds.map(isolate("speech", client=c, max_cost=0.20), batched=True, batch_size=3,
+                   num_proc=2)
+        assert ep.stats["billed"] == 3  # both workers together: 3 x $0.062 <= $0.20
