@@ -1,13 +1,16 @@
-"""The explorer in a real JupyterLab, driven by headless Chromium through playwright.
+"""The explorer in a real JupyterLab and a real Jupyter Notebook 7, driven by headless
+Chromium through playwright.
 
-Starts JupyterLab on 127.0.0.1 (free port, random token, temporary root, settings and
-workspace directories), opens a notebook that builds a tiny dataset against a LocalEndpoint
-started inside the kernel and shows the explorer, runs all cells, and checks in the page:
+Once per front end, starts JupyterLab (``python -m jupyterlab``) or Notebook 7
+(``python -m notebook``, built from JupyterLab's components and reading the same settings)
+on 127.0.0.1 (free port, random token, temporary root, settings and workspace directories),
+opens a notebook that builds a tiny dataset against a LocalEndpoint started inside the
+kernel and shows the explorer, runs all cells, and checks in the page:
 three <audio> players with controls and without autoplay/loop that the browser can decode,
 six rendered waveform/spectrogram images, a click on "discard" and the "f" key in the keys box
 changing the decisions (seen in the widget and in ``ex.decisions`` printed by a cell run
-afterwards), and a re-isolation priced then confirmed. Saves a screenshot to
-``test-artifacts/explorer.png``.
+afterwards), and a re-isolation priced then confirmed. Saves screenshots to
+``test-artifacts/explorer-lab.png`` and ``test-artifacts/explorer-notebook.png``.
 """
 
 from __future__ import annotations
@@ -75,15 +78,23 @@ def _notebook(path: Path, cells) -> None:
     path.write_text(json.dumps(nb))
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
+# front end -> (module run as ``python -m``, where it serves the notebook)
+FRONTENDS = {"lab": ("jupyterlab", "/lab/tree/explorer.ipynb"),
+             "notebook": ("notebook", "/notebooks/explorer.ipynb")}
+
+
+@pytest.fixture(params=sorted(FRONTENDS))
+def jupyter(request, tmp_path):
+    frontend = request.param
+    module, path = FRONTENDS[frontend]
     root = tmp_path / "root"
     root.mkdir()
     _notebook(root / "explorer.ipynb", [
         SETUP_CELL.format(tests=str(REPO / "tests"), cache=str(tmp_path / "cache"),
                           session=str(tmp_path / "review.json")),
         PRINT_CELL])
-    # user settings: start the notebook's kernel without asking, no news prompt
+    # user settings (read by both front ends): start the notebook's kernel without asking,
+    # no news prompt
     settings = tmp_path / "settings" / "@jupyterlab"
     for ext, plugin, value in (("notebook-extension", "tracker", {"autoStartDefaultKernel": True}),
                                ("apputils-extension", "notification", {"fetchNews": "false"})):
@@ -98,7 +109,8 @@ def jupyterlab(tmp_path):
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
     env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "workspaces")
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
+    # the LabApp options also reach JupyterLab's server extension under Notebook 7
+    cmd = [sys.executable, "-m", module, "--no-browser",
            "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
@@ -107,15 +119,15 @@ def jupyterlab(tmp_path):
            "--LabApp.extension_manager=readonly"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:   # containers often run as root
         cmd.append("--allow-root")
-    log = open(tmp_path / "jupyterlab.log", "wb")
+    log = open(tmp_path / "jupyter.log", "wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError("JupyterLab exited: "
-                                   + (tmp_path / "jupyterlab.log").read_text()[-2000:])
+                raise RuntimeError(f"{module} exited: "
+                                   + (tmp_path / "jupyter.log").read_text()[-2000:])
             try:
                 if requests.get(f"{base}/api/status", params={"token": token},
                                 timeout=2).status_code == 200:
@@ -123,9 +135,10 @@ def jupyterlab(tmp_path):
             except requests.RequestException:
                 pass
             if time.time() > deadline:
-                raise RuntimeError("JupyterLab did not start within 60 s")
+                raise RuntimeError(f"{module} did not start within 60 s")
             time.sleep(0.3)
-        yield {"base": base, "token": token, "root": root, "tmp": tmp_path}
+        yield {"frontend": frontend, "url": f"{base}{path}?token={token}", "base": base,
+               "token": token, "root": root, "tmp": tmp_path}
     finally:
         try:  # shut the kernels and the server down cleanly, then make sure it is gone
             requests.post(f"{base}/api/shutdown", params={"token": token}, timeout=5)
@@ -164,23 +177,22 @@ def _run_all_cells(page) -> None:
     raise AssertionError("Run > Run All Cells did not start the notebook")
 
 
-def test_explorer_in_jupyterlab(jupyterlab):
+def test_explorer_in_jupyter(jupyter):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    base, token = jupyterlab["base"], jupyterlab["token"]
-    # start the notebook's kernel session up front: JupyterLab attaches to it, no prompt
+    base, token, shot = jupyter["base"], jupyter["token"], f"explorer-{jupyter['frontend']}"
+    # start the notebook's kernel session up front: the front end attaches to it, no prompt
     r = requests.post(f"{base}/api/sessions", params={"token": token}, timeout=30, json={
         "path": "explorer.ipynb", "name": "explorer.ipynb", "type": "notebook",
         "kernel": {"name": "python3"}})
     assert r.status_code == 201, r.text
-    url = f"{base}/lab/tree/explorer.ipynb?token={token}"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.goto(url)
+            page.goto(jupyter["url"])
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             # wait for the kernel, then Run > Run All Cells
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
@@ -257,17 +269,17 @@ def test_explorer_in_jupyterlab(jupyterlab):
 
             explorer.scroll_into_view_if_needed()
             assert BROWSER_KEY not in page.content()  # not in the notebook, widgets or outputs
-            page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=False)
-            explorer.screenshot(path=str(ARTIFACTS / "explorer-widget.png"))
+            page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=False)
+            explorer.screenshot(path=str(ARTIFACTS / f"{shot}-widget.png"))
         except BaseException:
             try:
-                page.screenshot(path=str(ARTIFACTS / "explorer-failure.png"))
+                page.screenshot(path=str(ARTIFACTS / f"{shot}-failure.png"))
             except Exception:  # noqa: BLE001 - keep the original failure
                 pass
             raise
         finally:
             browser.close()
-    session = json.loads((jupyterlab["tmp"] / "review.json").read_text())
+    session = json.loads((jupyter["tmp"] / "review.json").read_text())
     assert session["decisions"] == {"0": "discard", "1": "flag"}
     assert session["reisolated"]["2"]["description"] == "half"
-    assert BROWSER_KEY not in (jupyterlab["tmp"] / "review.json").read_text()
+    assert BROWSER_KEY not in (jupyter["tmp"] / "review.json").read_text()
