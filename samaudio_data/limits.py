@@ -34,7 +34,11 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 _POLL = 0.01
-_WINDOW_MARGIN = 1.02  # send a little under the limit: the server sees our requests later
+# The server counts a request when it arrives, which is after we record sending it, by a
+# delay we cannot see (network, the server reading the body). Counting each past request for a
+# little longer than the window keeps jitter from pushing a request into the server's window.
+_WINDOW_SLACK = 0.02      # of the window
+_WINDOW_SLACK_MIN = 0.25  # seconds
 
 
 class SharedLimits:
@@ -101,15 +105,16 @@ class SharedLimits:
     def wait_turn(self) -> float:
         """Block until a request may be sent; record it. Returns the seconds waited."""
         waited = 0.0
+        window = self.rate_window * (1 + _WINDOW_SLACK) + _WINDOW_SLACK_MIN
         while True:
             now = time.time()
             with self._state() as st:
                 delay = max(0.0, st.get("backoff_until", 0.0) - now)
-                sent = [t for t in st.get("sent", []) if t > now - self.rate_window * _WINDOW_MARGIN]
+                sent = [t for t in st.get("sent", []) if t > now - window]
                 if delay == 0.0 and self.requests_per_minute:
                     limit = max(1, int(self.requests_per_minute))
                     if len(sent) >= limit:
-                        delay = sent[-limit] + self.rate_window * _WINDOW_MARGIN - now
+                        delay = sent[-limit] + window - now
                 if delay <= 0.0:
                     if self.requests_per_minute:
                         st["sent"] = (sent + [now])[-1000:]
