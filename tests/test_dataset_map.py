@@ -31,6 +31,12 @@ def decoded_dataset(n=6, channels=1):
     return Dataset.from_list(make_rows(n, channels)).cast_column("audio", Audio())
 
 
+def on_disk(tmp_path, n):
+    """A decoded dataset saved to ``tmp_path/d`` and loaded back (datasets then caches maps)."""
+    decoded_dataset(n).save_to_disk(tmp_path / "d")
+    return datasets.load_from_disk(tmp_path / "d")
+
+
 def check_outputs(ds_out, ds_in, column="isolated", tol=3e-3):
     """Each output has its row's rate and length and matches the (identity) input."""
     out = ds_out.cast_column(column, Audio(decode=False))
@@ -183,8 +189,7 @@ def test_num_proc_2_shares_the_concurrency_cap(tmp_path):
     with LocalEndpoint(keys={KEY: None}, latency=0.15) as ep:
         c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
                    progress=False)
-        Dataset.from_list(make_rows(8)).cast_column("audio", Audio()).save_to_disk(tmp_path / "d")
-        ds = datasets.load_from_disk(tmp_path / "d")
+        ds = on_disk(tmp_path, 8)
         out = ds.map(isolate("speech", client=c), batched=True, batch_size=2, num_proc=2)
         check_outputs(out, ds)
         assert ep.stats["billed"] == 8 and ep.stats["max_in_flight"] <= 2
@@ -242,8 +247,7 @@ def test_406_stops_every_num_proc_worker(tmp_path):
     with LocalEndpoint(keys={KEY: 2 * 0.062 + 0.001}, latency=0.1) as ep:
         c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=1,
                    progress=False)
-        Dataset.from_list(make_rows(12)).cast_column("audio", Audio()).save_to_disk(tmp_path / "d")
-        ds = datasets.load_from_disk(tmp_path / "d")
+        ds = on_disk(tmp_path, 12)
         with pytest.raises(errors.InsufficientCreditsError):
             ds.map(isolate("speech", client=c), batched=True, batch_size=6, num_proc=2)
         # after the first 406 the other worker sends nothing more
@@ -392,8 +396,7 @@ def test_max_cost_is_shared_by_num_proc_workers(tmp_path):
     with LocalEndpoint(keys={KEY: None}, latency=0.05) as ep:
         c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
                    progress=False)
-        Dataset.from_list(make_rows(12)).cast_column("audio", Audio()).save_to_disk(tmp_path / "d")
-        ds = datasets.load_from_disk(tmp_path / "d")
+        ds = on_disk(tmp_path, 12)
         with pytest.raises(errors.BudgetExceededError):
             ds.map(isolate("speech", client=c, max_cost=0.20), batched=True, batch_size=3,
                    num_proc=2)
