@@ -6,7 +6,7 @@ Accepted values of an audio column:
   decoder's rate, not the mono ``["array"]`` shortcut;
 - 3.x-style dicts ``{"array": ..., "sampling_rate": ...}`` (``(n,)`` or ``(channels, n)``);
 - undecoded values ``{"bytes": ..., "path": ...}`` from ``Audio(decode=False)``, read with
-  soundfile (no torch needed), falling back to librosa for formats soundfile cannot read;
+  soundfile (WAV, FLAC, MP3, OGG; no torch needed);
 - ``None``: a missing clip, reported as :class:`~samaudio_data.errors.InvalidAudioError`.
 
 Results are written as ``{"bytes": <32-bit float WAV>, "path": None}``: lossless, readable
@@ -23,7 +23,6 @@ Example
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Any, Tuple
 
@@ -71,16 +70,10 @@ def _decode_bytes(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
     try:
         return decode_audio(data)
     except ResponseDecodeError:
-        pass
-    try:  # formats libsndfile lacks (m4a, ...): librosa via audioread/ffmpeg
-        import librosa
-
-        y, sr = librosa.load(io.BytesIO(data), sr=None, mono=False)
-    except Exception as exc:
-        raise InvalidAudioError(f"cannot decode the audio of {path or 'this row'}: {exc}") \
-            from None
-    y = np.asarray(y, dtype=np.float32)
-    return (y[np.newaxis] if y.ndim == 1 else y), int(sr)
+        raise InvalidAudioError(
+            f"cannot decode the audio of {path or 'this row'} without torch: soundfile reads "
+            "WAV, FLAC, MP3 and OGG. Let datasets decode the column (Audio(decode=True), with "
+            "torchcodec) or convert the files.") from None
 
 
 def encode_value(y: np.ndarray, sr: int) -> dict:

@@ -401,3 +401,12 @@ def test_max_cost_is_shared_by_num_proc_workers(tmp_path):
             ds.map(isolate("speech", client=c, max_cost=0.20), batched=True, batch_size=3,
                    num_proc=2)
         assert ep.stats["billed"] == 3  # both workers together: 3 x $0.062 <= $0.20
+
+
+def test_undecodable_bytes_say_what_to_do(client, ep):
+    ds = Dataset.from_list([{"audio": {"bytes": b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 64,
+                                       "path": "clip.m4a"}}]).cast_column("audio",
+                                                                          Audio(decode=False))
+    with pytest.raises(errors.InvalidAudioError, match="clip.m4a.*Audio\\(decode=True\\)"):
+        ds.map(isolate("speech", client=client))
+    assert ep.stats["requests"] == 0
