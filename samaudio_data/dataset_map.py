@@ -181,8 +181,8 @@ class Isolate:
         else:
             silence = encode_value(np.zeros(orig[0].shape[-1] if orig else 1, np.float32),
                                    orig[1] if orig else 16000)
-            row[out] = encode_value(orig[0], orig[1]) if (
-                self.on_error == "keep_original" and orig is not None) else silence
+            keep_original = self.on_error == "keep_original" and orig is not None
+            row[out] = encode_value(*orig) if keep_original else silence
             if self.keep == "both":
                 row[f"{out}_residual"] = silence
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}

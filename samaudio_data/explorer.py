@@ -241,13 +241,6 @@ def _to_mono(y: np.ndarray) -> np.ndarray:
     return y.mean(axis=0) if y.ndim == 2 else y
 
 
-def _align(y2d: np.ndarray, sr: int, to_sr: int, n: int) -> np.ndarray:
-    mono = _to_mono(np.asarray(y2d, np.float32))
-    if sr != to_sr:
-        mono = audio.resample(mono.astype(np.float64), sr, to_sr)
-    return audio.fit_length(np.asarray(mono, np.float32), n)
-
-
 def _player_wav(y: Optional[np.ndarray], sr: int) -> bytes:
     if y is None:
         return b""
@@ -277,20 +270,12 @@ def _parse_float(text: str) -> Optional[float]:
         return math.nan
 
 
-def _read(value: Any) -> Tuple[np.ndarray, int]:
-    """``read_value``, treating empty bytes (a failed row of ``dataset_map``) as missing."""
-    if isinstance(value, dict) and value.get("bytes") is not None and len(value["bytes"]) == 0 \
-            and not value.get("path"):
-        raise errors.InvalidAudioError("empty audio (the row failed when it was isolated)")
-    return read_value(value)
-
-
 def _read_aligned(value: Any, sr: int, n: int) -> np.ndarray:
     """An audio value as mono at ``sr`` with ``n`` samples (raises SamAudioError if none)."""
-    y, vsr = _read(value)
+    y, vsr = read_value(value)  # empty or undecodable bytes raise InvalidAudioError
     if y.size == 0:
         raise errors.InvalidAudioError("empty audio")
-    return _align(y, vsr, sr, n)
+    return audio.fit_answer(y, vsr, sr=sr, n=n)
 
 
 def _decodable(feature: Any) -> bool:
@@ -1006,7 +991,7 @@ class Explorer:
         finally:
             self._quote, self._quote_job = None, None
         data = self._load(q.row)
-        mix = data.original.mean(axis=0) if data.original.shape[0] > 1 else data.original[0]
+        mix = audio.mix_to_mono(data.original)
         target = np.asarray(_to_mono(sep.target), np.float32)
         residual = (mix - target).astype(np.float32)
         sig = cleaning_signals(mix, target, residual, data.sr)
@@ -1071,7 +1056,7 @@ class Explorer:
         value = self._rows[int(row)]
         notes: Dict[str, str] = {}
         try:
-            original, sr = _read(value[self.original])
+            original, sr = read_value(value[self.original])
         except errors.SamAudioError as exc:
             raise ExplorerError(f"row {row}: cannot read the original audio: {exc}") from None
         n = original.shape[-1]
