@@ -104,8 +104,9 @@ def _client(args) -> Iterator["object"]:
     if local:
         from .local_endpoint import LocalEndpoint
 
-        print("samaudio-data: no SEGMIND_API_KEY set (or --local): using a local endpoint; "
-              "its answers are not real separations.", file=sys.stderr)
+        print("samaudio-data: no SEGMIND_API_KEY set (or --local): using a local endpoint. "
+              "Its answers are not real separations, and nothing is billed: costs shown are "
+              "what the real endpoint would charge.", file=sys.stderr)
         with LocalEndpoint() as ep:
             with Client("local-key", endpoint=ep.url, **kw) as client:
                 yield client
