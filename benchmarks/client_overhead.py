@@ -61,7 +61,7 @@ import soundfile as sf  # noqa: E402
 
 from samaudio_data import Client  # noqa: E402
 from samaudio_data import audio  # noqa: E402
-from samaudio_data.local_endpoint import FRAME, MODEL_SR, LocalEndpoint  # noqa: E402
+from samaudio_data.testing import FRAME, MODEL_SR, LocalEndpoint  # noqa: E402
 
 SR = 44100
 SECONDS = 10.0

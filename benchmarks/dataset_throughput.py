@@ -129,7 +129,7 @@ def peak_rss_mb() -> float:
 
 def _serve(conn, latency: float) -> None:
     """Child process: run a LocalEndpoint and answer commands from the parent."""
-    from samaudio_data.local_endpoint import LocalEndpoint
+    from samaudio_data.testing import LocalEndpoint
 
     ep = LocalEndpoint(keys={KEY: None}, latency=latency).start()
     conn.send(ep.url)
@@ -159,7 +159,7 @@ class Server:
     def __init__(self, *, in_process: bool = False) -> None:
         self.in_process = in_process
         if in_process:
-            from samaudio_data.local_endpoint import LocalEndpoint
+            from samaudio_data.testing import LocalEndpoint
 
             self._ep = LocalEndpoint(keys={KEY: None}).start()
             self.url = self._ep.url

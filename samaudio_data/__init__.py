@@ -1,20 +1,22 @@
 """samaudio_data: isolate described sounds across audio datasets with SAM Audio Large.
 
+>>> import numpy as np
 >>> from samaudio_data import Client
->>> client = Client()                                       # doctest: +SKIP
->>> speech = client.isolate(y, sr, "a man speaking")        # doctest: +SKIP
+>>> from samaudio_data.testing import LocalEndpoint
+>>> y = 0.1 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+>>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False) as client:
+...     speech = client.isolate(y, 16000, "a man speaking")
+>>> speech.shape
+(16000,)
 """
 
 from . import errors
+from ._client import Budget, Client, CostEstimate, Separation, Usage
 from ._version import __version__
-from .client import Budget, Client, CostEstimate, Separation, Usage
+from .hf import estimate_cost, isolate
 
-__all__ = ["Budget", "Client", "CostEstimate", "Separation", "Usage", "errors", "__version__"]
-from .dataset_map import estimate_cost, isolate  # noqa: E402
-
-__all__ += ["estimate_cost", "isolate"]
-
-__all__ += ["Explorer", "ExplorerError"]
+__all__ = ["Budget", "Client", "CostEstimate", "Explorer", "ExplorerError", "Separation",
+           "Usage", "__version__", "errors", "estimate_cost", "isolate"]
 
 
 def __getattr__(name):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from samaudio_data import Client
-from samaudio_data.local_endpoint import LocalEndpoint
+from samaudio_data.testing import LocalEndpoint
 
 # a key that looks real, so that a leak anywhere is easy to find
 KEY = "sk-test-9f8e7d6c5b4a-SECRET"

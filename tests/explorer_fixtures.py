@@ -9,7 +9,7 @@ from typing import List, Optional
 import numpy as np
 import soundfile as sf
 
-from samaudio_data.signals import SIGNAL_NAMES, cleaning_signals
+from samaudio_data.audio import SIGNAL_NAMES, cleaning_signals
 
 PRICE = 0.062
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from samaudio_data import Client, errors
-from samaudio_data.local_endpoint import LocalEndpoint
+from samaudio_data.testing import LocalEndpoint
 
 from conftest import KEY, bandlimited
 

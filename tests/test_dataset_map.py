@@ -10,8 +10,8 @@ import pytest
 from datasets import Audio, Dataset
 
 from samaudio_data import Client, errors, estimate_cost, isolate
-from samaudio_data.dataset_audio import encode_value, read_value
-from samaudio_data.local_endpoint import LocalEndpoint
+from samaudio_data.hf import encode_value, read_value
+from samaudio_data.testing import LocalEndpoint
 
 from conftest import KEY, bandlimited
 
@@ -342,8 +342,8 @@ def test_cli_map_on_an_audiofolder(ep, tmp_path, monkeypatch):
 def test_fingerprint_changes_with_the_library_version(monkeypatch):
     from datasets.fingerprint import Hasher
 
-    import samaudio_data.client as client_module
-    import samaudio_data.dataset_map as dataset_map
+    import samaudio_data._client as client_module
+    import samaudio_data.hf._map as dataset_map
 
     before = Hasher.hash(isolate("speech", client=Client("k", cache_dir=False)))
     monkeypatch.setattr(dataset_map, "__version__", "99.0")
@@ -358,7 +358,7 @@ def test_interrupted_map_loses_nothing_paid_for(tmp_path, signal_name):
     import signal
     import time
 
-    from samaudio_data.cache import ResultCache
+    from samaudio_data._cache import ResultCache
 
     Dataset.from_list(make_rows(10)).cast_column("audio", Audio()).save_to_disk(tmp_path / "d")
     with LocalEndpoint(keys={KEY: None}, latency=0.4) as ep:

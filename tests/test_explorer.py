@@ -19,7 +19,7 @@ from explorer_fixtures import (PRICE, clip, isolated_dataset, synthetic_dataset,
 
 from samaudio_data import Client  # noqa: E402
 from samaudio_data.audio import decode_audio  # noqa: E402
-from samaudio_data.dataset_audio import read_value  # noqa: E402
+from samaudio_data.hf import read_value  # noqa: E402
 from samaudio_data.explorer import KEYS, Explorer, ExplorerError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -252,7 +252,7 @@ def test_programmatic_sort_filter_updates_widgets(small_ds):
 def test_construction_decodes_nothing_and_rows_load_on_demand(monkeypatch):
     import datasets
 
-    import samaudio_data.explorer as explorer_mod
+    import samaudio_data.explorer._explorer as explorer_mod
 
     ds = synthetic_dataset(200, seconds=0.1)
     keys, decodes = [], []
@@ -490,7 +490,7 @@ def test_api_key_never_in_widget_state(endpoint, client, tmp_path):
 def test_works_on_dataset_map_output(endpoint, client):
     from datasets import Audio, Dataset
 
-    isolate = pytest.importorskip("samaudio_data.dataset_map").isolate
+    isolate = pytest.importorskip("samaudio_data").isolate
     sr = 16000
     ds = Dataset.from_list([{"audio": {"bytes": wav_bytes(clip(i, sr, 0.5), sr), "path": None}}
                             for i in range(3)]).cast_column("audio", Audio())

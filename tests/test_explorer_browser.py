@@ -47,7 +47,7 @@ sys.path.insert(0, {tests!r})
 from explorer_fixtures import isolated_dataset
 from samaudio_data import Client
 from samaudio_data.explorer import Explorer
-from samaudio_data.local_endpoint import LocalEndpoint
+from samaudio_data.testing import LocalEndpoint
 
 key = os.environ["SAMAUDIO_BROWSER_TEST_KEY"]  # never written into the notebook
 endpoint = LocalEndpoint(keys={{key: None}}).start()

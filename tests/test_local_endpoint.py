@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from samaudio_data.audio import decode_audio, encode_flac, encode_wav
-from samaudio_data.local_endpoint import (FRAME, LocalEndpoint, UploadInfo, choose_transform,
+from samaudio_data.testing import (FRAME, LocalEndpoint, UploadInfo, choose_transform,
                                           serve_main, separate)
 
 KEY = "test-key"
@@ -552,7 +552,7 @@ def test_constructor_validation():
 # --- command line ------------------------------------------------------------------------
 
 def test_serve_main_in_a_subprocess():
-    code = ("from samaudio_data.local_endpoint import serve_main; "
+    code = ("from samaudio_data.testing import serve_main; "
             "serve_main(['--port', '0', '--key', 'cli-key', '--credits', '1', "
             "'--response-format', 'json-base64', '--price', '0.1'])")
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,

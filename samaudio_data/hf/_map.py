@@ -16,7 +16,7 @@ Columns added (``output_column="isolated"``):
 ``isolated_seconds``           time spent on the endpoint for this row
 ``isolated_cached``            whether the answer came from the cache
 ``isolated_error``             ``""``, or why the row failed (with ``on_error`` other than raise)
-``isolated_<signal>``          cleaning signals: see :mod:`samaudio_data.signals`
+``isolated_<signal>``          cleaning signals: see :mod:`samaudio_data.audio`
 =============================  ==================================================================
 
 A failed row (``on_error="skip"``) gets silence of its own length and rate (one sample at
@@ -41,11 +41,11 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from . import errors
-from ._version import __version__
-from .client import Budget, Client, CostEstimate, Separation, _check_description, _check_params
-from .dataset_audio import encode_value, read_value
-from .signals import SIGNAL_NAMES, cleaning_signals
+from .. import errors
+from .._version import __version__
+from .._client import Budget, Client, CostEstimate, Separation, _check_description, _check_params
+from ._values import encode_value, read_value
+from ..audio import SIGNAL_NAMES, cleaning_signals
 
 KEEP = ("target", "residual", "both")
 ON_ERROR = ("raise", "skip", "keep_original")

@@ -68,9 +68,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import audio, errors
-from .dataset_audio import encode_value, read_value
-from .signals import SIGNAL_NAMES, cleaning_signals
+from .. import audio, errors
+from ..hf import encode_value, read_value
+from ..audio import SIGNAL_NAMES, cleaning_signals
 
 DECISIONS = ("keep", "discard", "flag")
 KEYS = {"k": "keep", "d": "discard", "f": "flag", "u": "clear",

@@ -100,8 +100,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from . import audio
-from .errors import ResponseDecodeError
+from .. import audio
+from ..errors import ResponseDecodeError
 
 MODEL_PATH = "/v1/sam-audio-large"
 CREDITS_PATH = "/v1/get-user-credits"

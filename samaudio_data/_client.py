@@ -1,7 +1,7 @@
 """The client: numpy audio in, the isolated sound out, paid for once.
 
 :class:`Client` owns the HTTP connection pool, timeouts, retries, the shared limits
-(:mod:`samaudio_data.limits`) and the result cache (:mod:`samaudio_data.cache`). Its three
+(:mod:`samaudio_data._limits`) and the result cache (:mod:`samaudio_data._cache`). Its three
 calls are :meth:`Client.isolate` (the target as an array), :meth:`Client.separate` (target,
 residual and what the call cost) and :meth:`Client.isolate_many` / :meth:`Client.separate_many`
 (many clips concurrently, order kept).
@@ -10,7 +10,7 @@ Example
 -------
 >>> import numpy as np
 >>> from samaudio_data import Client
->>> from samaudio_data.local_endpoint import LocalEndpoint
+>>> from samaudio_data.testing import LocalEndpoint
 >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False) as client:
 ...     y = 0.1 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
 ...     speech = client.isolate(y, 16000, "a man speaking")
@@ -39,9 +39,9 @@ import requests
 
 from . import audio, errors
 from ._version import __version__
-from .cache import ResultCache, request_key
-from .limits import SharedLimits
-from .responses import audio_bytes
+from ._cache import ResultCache, request_key
+from ._limits import SharedLimits
+from ._responses import audio_bytes
 
 log = logging.getLogger("samaudio_data")
 

@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Iterator, List, Optional
 
-from . import errors
+from .. import errors
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -66,7 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["serve"]:
-        from .local_endpoint import serve_main
+        from ..testing import serve_main
 
         return serve_main(argv[1:])
     args = parser.parse_args(argv)
@@ -95,14 +95,14 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 
 @contextlib.contextmanager
 def _client(args) -> Iterator["object"]:
-    from .client import Client
+    from .._client import Client
 
     kw = dict(max_concurrency=args.max_concurrency, requests_per_minute=args.requests_per_minute,
               output_format=args.output_format, reranking_candidates=args.candidates,
               channels=args.channels, cache_dir=args.cache_dir)
     local = args.local or (not os.environ.get("SEGMIND_API_KEY") and not args.endpoint)
     if local:
-        from .local_endpoint import LocalEndpoint
+        from ..testing import LocalEndpoint
 
         print("samaudio-data: no SEGMIND_API_KEY set (or --local): using a local endpoint. "
               "Its answers are not real separations, and nothing is billed: costs shown are "
@@ -168,7 +168,7 @@ def load_dataset_arg(name: str, split: Optional[str]):
 def _map(args) -> int:
     from datasets import Audio
 
-    from .dataset_map import estimate_cost, isolate
+    from ..hf import estimate_cost, isolate
 
     ds = load_dataset_arg(args.dataset, args.split)
     with _client(args) as client:
@@ -197,8 +197,8 @@ def _demo(args) -> int:
     import numpy as np
     from datasets import Audio, Dataset
 
-    from .dataset_audio import encode_value
-    from .dataset_map import estimate_cost, isolate
+    from ..hf import encode_value
+    from ..hf import estimate_cost, isolate
 
     if os.environ.get("SEGMIND_API_KEY") and not (args.local or args.yes):
         print("samaudio-data: SEGMIND_API_KEY is set: the demo would spend about $0.50 on the "
@@ -228,6 +228,3 @@ def _demo(args) -> int:
         print(f"kept {len(kept)} of {len(out)} clips in {args.out}; {client.usage}")
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

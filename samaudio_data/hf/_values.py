@@ -28,8 +28,8 @@ from typing import Any, Tuple
 
 import numpy as np
 
-from .audio import decode_audio, encode_wav
-from .errors import InvalidAudioError, ResponseDecodeError
+from ..audio import decode_audio, encode_wav
+from ..errors import InvalidAudioError, ResponseDecodeError
 
 
 def read_value(value: Any) -> Tuple[np.ndarray, int]:

@@ -1,0 +1,19 @@
+"""Hugging Face ``datasets`` integration: ``dataset.map(isolate("speech"))``.
+
+- :func:`isolate` returns a ``.map``-compatible callable (batched or not, ``num_proc``);
+- :func:`estimate_cost` counts what a map would pay for, sending nothing;
+- :func:`read_value` / :func:`encode_value` read and write audio-column values.
+
+Example
+-------
+>>> import numpy as np
+>>> from samaudio_data.hf import encode_value, read_value
+>>> y, sr = read_value(encode_value(np.zeros(160, dtype=np.float32), 16000))
+>>> y.shape, sr
+((1, 160), 16000)
+"""
+
+from ._map import Isolate, estimate_cost, isolate
+from ._values import encode_value, read_value
+
+__all__ = ["Isolate", "encode_value", "estimate_cost", "isolate", "read_value"]
