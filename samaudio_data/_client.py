@@ -338,6 +338,24 @@ class Client:
         self._api_key = _KEYRING.get(self.endpoint) or os.environ.get("SEGMIND_API_KEY")
         self._setup()
 
+    @property
+    def output_format(self) -> str:
+        """The default ``output_format`` of calls ("wav" or "mp3")."""
+        return self.defaults["output_format"]
+
+    @property
+    def reranking_candidates(self) -> int:
+        """The default ``reranking_candidates`` of calls (1..8)."""
+        return self.defaults["reranking_candidates"]
+
+    def redact(self, text: Any) -> str:
+        """``str(text)`` with this client's API key replaced by ``***``.
+
+        >>> Client("sk-secret", endpoint="http://127.0.0.1:1/m").redact("key=sk-secret")
+        'key=***'
+        """
+        return self._redact(text)
+
     def __repr__(self) -> str:
         key = "'***'" if self._api_key else "None"
         return f"Client(endpoint={self.endpoint!r}, api_key={key})"
