@@ -11,7 +11,8 @@
 """
 
 from . import errors
-from ._client import Budget, Client, CostEstimate, Separation, Usage
+from ._client import Client
+from ._models import Budget, CostEstimate, Separation, Usage
 from ._version import __version__
 from .hf import estimate_cost, isolate
 

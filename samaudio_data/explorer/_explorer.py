@@ -934,10 +934,9 @@ class Explorer:
             raise ExplorerError("type what to isolate in the re-isolate box (e.g. 'man "
                                 "speaking') before asking for the price.")
         data = self._load(self._row)
-        job = self._client.prepare(data.original, data.sr, description,
-                                   reranking_candidates=int(reranking_candidates))
-        hits = self._client.cached_status(job)
-        calls = sum(1 for h in hits if not h)
+        job = (data.original, data.sr, description,
+               {"reranking_candidates": int(reranking_candidates)})
+        calls = self._client.estimate([job[0]], job[1], job[2], **job[3]).calls
         q = Quote(row=self._row, description=description,
                   reranking_candidates=int(reranking_candidates), calls=calls,
                   cached=calls == 0, price=calls * float(self._client.price_per_call))
@@ -987,7 +986,7 @@ class Explorer:
             self._ui["confirm"].disabled = True
             self._ui["quote"].value = f"re-isolating row {q.row}…"
         try:
-            (sep,) = self._client.run_jobs([job], progress=False)
+            sep = self._client.separate(job[0], job[1], job[2], **job[3])
         finally:
             self._quote, self._quote_job = None, None
         data = self._load(q.row)
@@ -998,7 +997,7 @@ class Explorer:
         # "cost" is everything re-isolating this row cost (a row re-isolated twice paid twice)
         prior = float(self._reiso.get(q.row, {}).get("cost", 0.0))
         meta = {"description": q.description, "reranking_candidates": q.reranking_candidates,
-                "params": dict(job.params), "call_cost": float(sep.cost),
+                "params": dict(job[3]), "call_cost": float(sep.cost),
                 "cost": prior + float(sep.cost), "cached": bool(sep.cached),
                 "seconds": float(sep.seconds),
                 "signals": {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
@@ -1034,15 +1033,14 @@ class Explorer:
                 f"row {row} was re-isolated in an earlier session; its audio is in the client's "
                 "cache: pass client=Client(..., cache_dir=<the same cache>) to Explorer.")
         data = self._load(row, reiso=False)
-        job = self._client.prepare(data.original, data.sr, meta["description"],
-                                   **meta.get("params", {"reranking_candidates":
-                                                         meta["reranking_candidates"]}))
-        if not all(self._client.cached_status(job)):
+        params = meta.get("params", {"reranking_candidates": meta["reranking_candidates"]})
+        if self._client.estimate([data.original], data.sr, meta["description"],
+                                 **params).calls:
             raise ExplorerError(
                 f"the re-isolation of row {row} ({meta['description']!r}) is not in this "
                 f"client's cache ({self._client.cache_dir}); use the client and cache_dir it "
                 "was made with, or re-isolate the row again (it would be billed).")
-        (sep,) = self._client.run_jobs([job], progress=False)
+        sep = self._client.separate(data.original, data.sr, meta["description"], **params)
         out = {"target": np.asarray(_to_mono(sep.target), np.float32), "sr": data.sr}
         self._reiso_audio[row] = out
         return out
@@ -1212,8 +1210,7 @@ class Explorer:
             raise ExplorerError("no session file: pass session='review.json' to Explorer or "
                                 "a path to save().")
         text = json.dumps(self._state(), indent=1, allow_nan=True)
-        key = getattr(self._client, "_api_key", None) if self._client is not None else None
-        if key and key in text:
+        if self._client is not None and self._client.redact(text) != text:
             raise ExplorerError("refusing to save the session: the API key appears in it "
                                 "(was it typed as a description?). Nothing was written.")
         target.parent.mkdir(parents=True, exist_ok=True)

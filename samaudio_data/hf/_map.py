@@ -37,13 +37,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .. import errors
 from .._version import __version__
-from .._client import Budget, Client, CostEstimate, Separation, _check_description, _check_params
+from .._client import Client
+from .._models import Budget, CostEstimate, Separation
+from .._settings import check_description as _check_description, check_params as _check_params
 from ._values import encode_value, read_value
 from ..audio import SIGNAL_NAMES, cleaning_signals
 
@@ -149,14 +151,15 @@ class Isolate:
         client = self.client
         budget = self.budget()
 
-        def work(value, started) -> Dict[str, Any]:
+        def work(value) -> Dict[str, Any]:
             # one row start to finish in a worker thread: decoding, encoding and the output
             # row overlap with other rows' requests instead of waiting for the whole batch
             orig = None
             try:
                 orig = read_value(value)
-                job = client.prepare(orig[0], orig[1], self.description, **self.params)
-                return self._row(client.run_job(job, started=started, budget=budget), orig)
+                res = client.separate(orig[0], orig[1], self.description, budget=budget,
+                                      **self.params)
+                return self._row(res, orig)
             except (errors.FatalAPIError, errors.BudgetExceededError):
                 raise
             except errors.SamAudioError as exc:
@@ -164,7 +167,7 @@ class Isolate:
                     raise
                 return self._row(exc, orig)
 
-        rows = client.map_concurrently(values, work, progress=False)
+        rows = client.map(work, values, progress=False)
         return {c: [r[c] for r in rows] for c in self.output_columns}
 
     def _row(self, res: Any, orig) -> Dict[str, Any]:
@@ -250,17 +253,47 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
     client = fn.client
-    calls = cached = invalid = 0
-    rows = dataset.select_columns([fn.column]) if hasattr(dataset, "select_columns") else dataset
-    for row in rows:
+    calls = cached = clips = 0
+    invalid: List[Tuple[int, str]] = []
+    for i, value in _column_values(dataset, fn.column):
+        clips += 1
         try:
-            y, sr = read_value(row[fn.column])
-            job = client.prepare(y, sr, fn.description, **fn.params)
-        except errors.InvalidRequestError:
-            invalid += 1
+            if isinstance(value, BaseException):
+                raise value
+            y, sr = read_value(value)
+            est = client.estimate([y], sr, fn.description, **fn.params)
+        except errors.SamAudioError as exc:
+            invalid.append((i, exc.message))
             continue
-        for hit in client.cached_status(job):
-            cached += hit
-            calls += not hit
+        except Exception as exc:  # a decoder's own error on a broken file
+            invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
+            continue
+        if est.invalid:
+            invalid.append((i, est.invalid[0][1]))
+        calls += est.calls
+        cached += est.cached
     return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
-                        invalid=invalid)
+                        invalid=invalid, clips=clips)
+
+
+def _column_values(dataset, column: str):
+    """``(row, value)`` of one column; a row whose value cannot even be read gives the error
+    instead, so one broken file never stops the count."""
+    if column not in (getattr(dataset, "column_names", None) or [column]):
+        raise errors.InvalidRequestError(
+            f"the dataset has no column {column!r} (it has {dataset.column_names}); pass "
+            "column= naming the audio column.")
+    if hasattr(dataset, "select_columns") and hasattr(dataset, "__getitem__") \
+            and hasattr(dataset, "__len__"):
+        only = dataset.select_columns([column])
+        for i in range(len(only)):
+            try:
+                value = only[i][column]
+            except Exception as exc:  # noqa: BLE001 - reported per row
+                value = errors.InvalidAudioError(
+                    f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
+                value.__cause__ = exc
+            yield i, value
+    else:
+        for i, row in enumerate(dataset):
+            yield i, row[column]

@@ -33,7 +33,11 @@ from ..errors import InvalidAudioError, ResponseDecodeError
 
 
 def read_value(value: Any) -> Tuple[np.ndarray, int]:
-    """Decode one audio-column value to float32 ``(channels, n)`` and its sample rate.
+    """Decode one audio-column value to ``(channels, n)`` samples and its sample rate.
+
+    Decoded audio comes back as float32; a 3.x-style ``{"array", "sampling_rate"}`` dict
+    comes back as stored (integer PCM included), to be validated and scaled by
+    :func:`samaudio_data.audio.check_audio` like any array given to the client.
 
     >>> read_value({"array": np.zeros(8), "sampling_rate": 8000})[0].shape
     (1, 8)
@@ -47,10 +51,12 @@ def read_value(value: Any) -> Tuple[np.ndarray, int]:
             int(samples.sample_rate)
     if isinstance(value, dict):
         if value.get("array") is not None:
-            y = np.asarray(value["array"], dtype=np.float32)
+            # samples and rate as stored: integer PCM is scaled and the rate validated by
+            # the one path every caller shares (audio.check_audio, as in Client.isolate)
+            y = np.asarray(value["array"])
             if value.get("sampling_rate") is None:
                 raise InvalidAudioError("audio dict has an 'array' but no 'sampling_rate'.")
-            return (y[np.newaxis] if y.ndim == 1 else y), int(value["sampling_rate"])
+            return (y[np.newaxis] if y.ndim == 1 else y), value["sampling_rate"]
         if value.get("bytes") is not None:
             return _decode_bytes(value["bytes"], value.get("path"))
         if value.get("path"):
