@@ -30,3 +30,6 @@ __all__ = ["MAX_CHANNELS", "MAX_SR", "MIN_SR", "MODEL_SR", "SIGNAL_NAMES", "Uplo
            "encode_flac", "encode_mp3", "encode_wav", "estimate_lag", "excerpt", "fit_answer",
            "fit_length", "make_upload", "mix_to_mono", "resample", "shift", "sniff_format",
            "to_float"]
+from ._chunks import ChunkJoiner, ChunkPlan, check_chunk_settings, join_chunks, plan_chunks
+
+__all__ += ["ChunkJoiner", "ChunkPlan", "check_chunk_settings", "join_chunks", "plan_chunks"]
