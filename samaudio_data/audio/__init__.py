@@ -33,3 +33,8 @@ __all__ = ["MAX_CHANNELS", "MAX_SR", "MIN_SR", "MODEL_SR", "SIGNAL_NAMES", "Uplo
 from ._chunks import ChunkJoiner, ChunkPlan, check_chunk_settings, join_chunks, plan_chunks
 
 __all__ += ["ChunkJoiner", "ChunkPlan", "check_chunk_settings", "join_chunks", "plan_chunks"]
+from ._stream import (AudioFileInfo, BlockWriter, audio_file_info, iter_blocks, output_path,
+                      read_window)
+
+__all__ += ["AudioFileInfo", "BlockWriter", "audio_file_info", "iter_blocks", "output_path",
+            "read_window"]
