@@ -55,6 +55,19 @@ def test_block_write_and_window_reads_match_a_whole_read(tmp_path, name, subtype
                           whole.T[:, sr:])
 
 
+@pytest.mark.parametrize("fmt", ["MP3", "OGG"])
+def test_compressed_inputs_read_windows_exactly_as_a_whole_read(tmp_path, fmt):
+    sr = 44100
+    y = bandlimited(5 * sr, sr, channels=2)
+    path = tmp_path / f"in.{fmt.lower()}"
+    sf.write(str(path), y.T, sr, format=fmt)
+    whole = sf.read(str(path), dtype="float32", always_2d=True)[0].T
+    info = audio.audio_file_info(path)
+    assert info.frames == whole.shape[1] and info.channels == 2
+    for start, stop in [(0, 1000), (sr + 13, 3 * sr), (4 * sr, info.frames)]:
+        assert np.array_equal(audio.read_window(path, start, stop), whole[:, start:stop])
+
+
 def test_wav_keeps_values_beyond_full_scale_and_flac_clips_and_counts_them(tmp_path):
     y = np.array([[0.5, 1.5, -2.0, 0.25]], dtype=np.float32)
     wav = write_blocks(tmp_path / "loud.wav", y, 8000)

@@ -187,9 +187,14 @@ def _fade_in(length: int) -> np.ndarray:
 
 
 def _crossfade(out_tail: np.ndarray, in_head: np.ndarray) -> np.ndarray:
-    """Join the end of one answer with the start of the next: weights sum to 1 (float32)."""
+    """Join the end of one answer with the start of the next: weights sum to 1 (float32).
+
+    Inputs are rounded to float32 first, so the result does not depend on their dtype.
+    """
     w_in = _fade_in(out_tail.shape[-1])
-    mixed = (1.0 - w_in) * out_tail.astype(np.float64) + w_in * in_head.astype(np.float64)
+    a = out_tail.astype(np.float32).astype(np.float64)
+    b = in_head.astype(np.float32).astype(np.float64)
+    mixed = (1.0 - w_in) * a + w_in * b
     return mixed.astype(np.float32)
 
 
