@@ -191,12 +191,13 @@ def test_join_rejects_answers_that_do_not_fit_the_plan(bad, words):
 
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("seed", range(4))
-def test_streaming_join_in_any_order_equals_the_in_memory_join(channels, seed):
+@pytest.mark.parametrize("overlap", [0.4, 0])
+def test_streaming_join_in_any_order_equals_the_in_memory_join(channels, seed, overlap):
     rng = np.random.default_rng(seed)
     sr = 11025
     n = int(rng.integers(3 * sr, 12 * sr))
     y = bandlimited(n, sr, seed=seed, channels=channels)
-    plan = audio.plan_chunks(n, sr, 1.3, 0.4)
+    plan = audio.plan_chunks(n, sr, 1.3, overlap)
     answers = slices(plan, y, lambda p: p * np.float32(0.7) + np.float32(0.01))
     joiner = audio.ChunkJoiner(plan, channels=channels)
     got, held = [], 0
@@ -219,7 +220,7 @@ def test_streaming_in_order_holds_at_most_two_answers_and_hands_out_what_is_fina
     for i, (a, b) in enumerate(plan.windows):
         joiner.add(i, y[a:b])
         part = joiner.take()
-        assert joiner.pending <= 1
+        assert joiner.pending <= 1 and joiner.next_window == i + (i == len(plan) - 1)
         # everything before the next window's fade-in is final; the fade-in waits for it
         expected_end = b if i == len(plan) - 1 else plan.windows[i + 1][0]
         assert joiner.position == expected_end

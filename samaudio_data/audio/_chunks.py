@@ -46,10 +46,11 @@ def check_chunk_settings(chunk_seconds: float, overlap_seconds: float) -> Tuple[
 
     >>> check_chunk_settings(10, 2.5)
     (10.0, 2.5)
-    >>> check_chunk_settings(10, 10)
-    Traceback (most recent call last):
-    ...
-    samaudio_data.errors.InvalidRequestError: overlap_seconds=10 is not less than chunk_seconds=10...
+    >>> try:
+    ...     check_chunk_settings(10, 6)
+    ... except InvalidRequestError as e:
+    ...     print(e)   # doctest: +ELLIPSIS
+    overlap_seconds=6 is more than half of chunk_seconds=10: ... e.g. overlap_seconds=2.
     """
     for name, value in (("chunk_seconds", chunk_seconds), ("overlap_seconds", overlap_seconds)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
@@ -256,7 +257,10 @@ class ChunkJoiner:
     ``add(i, y)`` stores the answer of window ``i``; ``take()`` returns, in order, every sample
     that no pending answer can change any more (float32, ``(n,)`` or ``(channels, n)``), so a
     long file can be written block by block. An answer is dropped once its samples have been
-    handed out: memory holds only the answers that arrived ahead of the next one needed.
+    handed out: memory holds only the answers that arrived ahead of the next one needed. To
+    bound it when requests run concurrently, submit window ``i`` only while
+    ``i < joiner.next_window + limit``. Not thread-safe: call ``add`` and ``take`` from one
+    thread (e.g. the one collecting finished futures), or under a lock.
 
     >>> plan = plan_chunks(5 * 8000, 8000, chunk_seconds=2, overlap_seconds=0.5)
     >>> y = np.linspace(-1, 1, plan.n, dtype=np.float32)
@@ -288,6 +292,17 @@ class ChunkJoiner:
         0
         """
         return self._pos
+
+    @property
+    def next_window(self) -> int:
+        """Index of the first window whose samples are not all handed out yet.
+
+        >>> plan = plan_chunks(3 * 8000, 8000, 1, 0)
+        >>> j = ChunkJoiner(plan); j.add(0, np.zeros(8000)); j.add(2, np.zeros(8000))
+        >>> _ = j.take(); j.next_window, j.pending
+        (1, 1)
+        """
+        return self._next
 
     @property
     def done(self) -> bool:
@@ -342,13 +357,9 @@ class ChunkJoiner:
             if self._pos < solo_end:
                 parts.append(y[..., self._pos - a:solo_end - a])
                 self._pos = solo_end
-            if i == last:
-                del self._answers[i]
-                self._next += 1
-                break
-            if i + 1 not in self._answers:
-                break
-            if ov:
+            if i < last and ov:
+                if i + 1 not in self._answers:
+                    break
                 parts.append(_crossfade(y[..., -ov:], self._answers[i + 1][..., :ov]))
                 self._pos += ov
             del self._answers[i]

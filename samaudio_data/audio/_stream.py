@@ -88,8 +88,8 @@ def audio_file_info(path: PathLike) -> AudioFileInfo:
         info = sf.info(str(path))
     except (OSError, RuntimeError) as exc:   # sf.LibsndfileError is a RuntimeError
         raise InvalidAudioError(
-            f"cannot read audio file {str(path)!r}: {exc}. Check the path, or convert the file "
-            "to WAV or FLAC (ffmpeg -i in.ext out.flac).") from exc
+            f"cannot read audio file {str(path)!r}: {_why(exc)}. Check the path, or convert "
+            "the file to WAV or FLAC (ffmpeg -i in.ext out.flac).") from exc
     return AudioFileInfo(path=Path(path), sr=int(info.samplerate), frames=int(info.frames),
                          channels=int(info.channels), format=info.format,
                          subtype=info.subtype)
@@ -119,7 +119,7 @@ def read_window(path: PathLike, start: int, stop: int) -> np.ndarray:
             block = f.read(stop - start, dtype="float32", always_2d=True)
     except (OSError, RuntimeError) as exc:
         raise InvalidAudioError(
-            f"cannot read frames [{start}, {stop}) of {str(path)!r}: {exc}.") from exc
+            f"cannot read frames [{start}, {stop}) of {str(path)!r}: {_why(exc)}.") from exc
     if block.shape[0] != stop - start:
         raise InvalidAudioError(
             f"{str(path)!r} ended at frame {start + block.shape[0]}, before {stop} promised by "
@@ -150,7 +150,7 @@ def iter_blocks(path: PathLike, block_frames: int = 1 << 18,
                     return
                 yield np.ascontiguousarray(block.T)
     except (OSError, RuntimeError) as exc:
-        raise InvalidAudioError(f"cannot read {str(path)!r}: {exc}.") from exc
+        raise InvalidAudioError(f"cannot read {str(path)!r}: {_why(exc)}.") from exc
 
 
 class BlockWriter:
@@ -209,7 +209,7 @@ class BlockWriter:
         except (OSError, RuntimeError) as exc:
             raise InvalidRequestError(
                 f"cannot create {str(self.path)!r} ({fmt}, {self.sr} Hz, {self.channels} "
-                f"channels): {exc}.") from exc
+                f"channels): {_why(exc)}.") from exc
 
     def write(self, block: np.ndarray) -> None:
         """Append ``(channels, n)`` samples (or ``(n,)`` for mono) to the file.
@@ -307,3 +307,8 @@ def _slug(text: str, limit: int) -> str:
     if len(slug) > limit:
         slug = slug[:limit + 1].rsplit("-", 1)[0] if "-" in slug[:limit + 1] else slug[:limit]
     return slug.strip("-")
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's message without a trailing period, to end our own sentence."""
+    return str(exc).rstrip(". ")
