@@ -31,3 +31,13 @@ __all__ = ["MAX_CHANNELS", "MAX_SR", "MIN_SR", "MODEL_SR", "SIGNAL_NAMES", "Uplo
            "encode_flac", "encode_mp3", "encode_wav", "estimate_lag", "excerpt", "fit_answer",
            "fit_length", "make_upload", "mix_to_mono", "resample", "shift", "sniff_format",
            "to_float"]
+from ._chunks import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, ChunkJoiner, ChunkPlan,
+                      check_chunk_settings, count_chunks, join_chunks, plan_chunks)
+
+__all__ += ["DEFAULT_CHUNK_SECONDS", "DEFAULT_OVERLAP_SECONDS", "ChunkJoiner", "ChunkPlan",
+            "check_chunk_settings", "count_chunks", "join_chunks", "plan_chunks"]
+from ._stream import (AudioFileInfo, BlockWriter, audio_file_info, iter_blocks, output_path,
+                      read_window)
+
+__all__ += ["AudioFileInfo", "BlockWriter", "audio_file_info", "iter_blocks", "output_path",
+            "read_window"]
