@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _settings as settings
-from . import errors
+from . import audio, errors
 from ._cache import ResultCache
 from ._calls import Caller
 from ._jobs import Job, assemble, prepare
@@ -88,6 +88,10 @@ class Client:
         its own call and returns ``(channels, n)``.
     audio_encoding : "base64" or "data_uri"; upload_format : "wav" or "flac"
         How the upload is written.
+    chunk_seconds, overlap_seconds : float
+        A clip longer than ``chunk_seconds`` (default 20) is sent as overlapping windows,
+        each its own paid and cached call, joined with a crossfade over ``overlap_seconds``
+        (default 2) whose weights sum to one. See the README's "Long recordings".
     max_seconds : float, optional
         Refuse clips longer than this before sending (default: no limit).
 
@@ -107,6 +111,8 @@ class Client:
                  price_per_call: Optional[float] = None,
                  cache_dir: Union[str, os.PathLike, None, bool] = None,
                  cache_namespace: Optional[str] = None,
+                 chunk_seconds: float = audio.DEFAULT_CHUNK_SECONDS,
+                 overlap_seconds: float = audio.DEFAULT_OVERLAP_SECONDS,
                  max_seconds: Optional[float] = None, output_format: str = "wav",
                  reranking_candidates: int = 1, channels: str = "mix",
                  audio_encoding: str = "base64", upload_format: str = "wav",
@@ -125,6 +131,8 @@ class Client:
         self.price_per_call = settings.price_per_call(price_per_call)
         self.max_seconds = None if max_seconds is None else settings.positive("max_seconds",
                                                                               max_seconds)
+        self.chunk_seconds, self.overlap_seconds = audio.check_chunk_settings(
+            chunk_seconds, overlap_seconds)
         self.defaults = settings.check_params(output_format=output_format,
                                               reranking_candidates=reranking_candidates)
         self.channels = settings.check_channels(channels)
@@ -162,6 +170,7 @@ class Client:
                               identity=self.identity, audio_encoding=self.audio_encoding,
                               upload_format=self.upload_format)
         self._pool: Optional[cf.ThreadPoolExecutor] = None
+        self._chunk_pool: Optional[cf.ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
         self._op = threading.local()
 
@@ -169,7 +178,8 @@ class Client:
 
     _CONFIG = ("endpoint", "timeout", "max_retries", "max_concurrency", "requests_per_minute",
                "rate_window", "retry_after_max", "backoff_base", "backoff_max",
-               "price_per_call", "cache_dir", "cache_namespace", "max_seconds", "defaults",
+               "price_per_call", "cache_dir", "cache_namespace", "chunk_seconds",
+               "overlap_seconds", "max_seconds", "defaults",
                "channels", "audio_encoding", "upload_format", "progress")
 
     @property
@@ -233,9 +243,10 @@ class Client:
         """Close the connection pool and the thread pool."""
         self._transport.close()
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            pools, self._pool, self._chunk_pool = (self._pool, self._chunk_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     # --- single clips ----------------------------------------------------------------------
 
@@ -409,10 +420,38 @@ class Client:
         merged = {**self.defaults, **settings.check_params(**params)}
         return prepare(y, sr, settings.check_description(description), merged,
                        channels=channels, upload_format=self.upload_format,
+                       chunk_seconds=self.chunk_seconds, overlap_seconds=self.overlap_seconds,
                        max_seconds=self.max_seconds)
 
     def _run(self, job: Job, budget: Optional[Budget]) -> Separation:
         started = getattr(self._op, "started", None) or time.time()
-        answers = [self._caller.answer(p, job, started=started, budget=budget)
+        if len(job.pieces) == 1:
+            return assemble(job, [self._caller.answer(job.pieces[0], job, started=started,
+                                                      budget=budget)])
+        # a long clip: its chunks run concurrently (under the shared limits) on a pool of
+        # their own, so a clip's thread waiting on its chunks never starves them
+        with self._pool_lock:
+            if self._chunk_pool is None:
+                self._chunk_pool = cf.ThreadPoolExecutor(max_workers=self.max_concurrency,
+                                                         thread_name_prefix="samaudio-chunk")
+            pool = self._chunk_pool
+        futures = [pool.submit(self._caller.answer, p, job, started=started, budget=budget)
                    for p in job.pieces]
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(futures), desc=f"{job.original.shape[-1] / job.sr:.0f} s clip",
+                       unit="chunk", leave=False)
+        try:
+            for _ in cf.as_completed(futures):
+                if bar is not None:
+                    bar.update(1)
+            answers = [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.cancel()
+            cf.wait(futures)  # chunks in flight finish, and so are cached
+            if bar is not None:
+                bar.close()
         return assemble(job, answers)

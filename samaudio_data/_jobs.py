@@ -9,7 +9,7 @@ Example
 -------
 >>> import numpy as np
 >>> job = prepare(np.zeros(16000, np.float32), 16000, "speech", {}, channels="mix",
-...               upload_format="wav")
+...               upload_format="wav", chunk_seconds=20, overlap_seconds=2)
 >>> len(job.pieces), job.pieces[0].upload.sr
 (1, 16000)
 """
@@ -17,7 +17,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class Job:
     description: str
     params: Dict[str, Any]
     each: bool
-    windows: Tuple[Tuple[int, int], ...]
+    plan: audio.ChunkPlan
 
 
 @dataclass(frozen=True)
@@ -61,33 +61,20 @@ class Answer:
     attempts: int = 0
 
 
-def windows_for(n: int, sr: int, chunk_seconds: Optional[float],
-                overlap_seconds: float) -> Tuple[Tuple[int, int], ...]:
-    """The windows a clip of ``n`` samples is sent as (one unless it is longer than a chunk).
-
-    >>> windows_for(100, 10, None, 0.0)
-    ((0, 100),)
-    """
-    if not chunk_seconds or n <= int(round(chunk_seconds * sr)):
-        return ((0, n),)
-    from .audio import plan_chunks
-
-    return tuple(plan_chunks(n, sr, chunk_seconds, overlap_seconds).windows)
-
-
 def prepare(y: Any, sr: Any, description: str, params: Dict[str, Any], *, channels: str,
-            upload_format: str, chunk_seconds: Optional[float] = None,
-            overlap_seconds: float = 0.0, max_seconds: Optional[float] = None) -> Job:
-    """Validate a clip (typed errors, nothing sent) and build its uploads."""
+            upload_format: str, chunk_seconds: float, overlap_seconds: float,
+            max_seconds: Optional[float] = None) -> Job:
+    """Validate a clip (typed errors, nothing sent) and build its uploads: one per channel
+    sent and per window of the chunk plan (a clip up to ``chunk_seconds`` is one window)."""
     y2d = audio.check_audio(y, sr, max_seconds=max_seconds)
     sr = int(sr)
     each = channels == "each" and y2d.shape[0] > 1
     sources = list(y2d) if each else [audio.mix_to_mono(y2d)]
-    windows = windows_for(y2d.shape[-1], sr, chunk_seconds, overlap_seconds)
+    plan = audio.plan_chunks(y2d.shape[-1], sr, chunk_seconds, overlap_seconds)
     pieces = [Piece(audio.make_upload(src[a:b], sr, fmt=upload_format), ch, a, b)
-              for ch, src in enumerate(sources) for a, b in windows]
+              for ch, src in enumerate(sources) for a, b in plan.windows]
     return Job(pieces=pieces, original=y2d, sr=sr, description=description, params=params,
-               each=each, windows=windows)
+               each=each, plan=plan)
 
 
 def fit(piece: Piece, answer: Answer, sr: int) -> np.ndarray:
@@ -102,13 +89,7 @@ def assemble(job: Job, answers: Sequence[Answer]) -> Separation:
     per_channel: Dict[int, List[np.ndarray]] = {}
     for piece, ans in zip(job.pieces, answers):
         per_channel.setdefault(piece.channel, []).append(fit(piece, ans, job.sr))
-    targets = []
-    for ch in sorted(per_channel):
-        parts = per_channel[ch]
-        if len(parts) == 1:
-            targets.append(parts[0])
-        else:
-            targets.append(join_windows(job.windows, parts, job.original.shape[-1]))
+    targets = [audio.join_chunks(job.plan, per_channel[ch]) for ch in sorted(per_channel)]
     if job.each:
         target = np.stack(targets)
         residual = (job.original - target).astype(np.float32)
@@ -119,28 +100,3 @@ def assemble(job: Job, answers: Sequence[Answer]) -> Separation:
                       cost=sum(a.cost for a in answers), seconds=sum(a.seconds for a in answers),
                       cached=all(a.cached for a in answers),
                       attempts=sum(a.attempts for a in answers))
-
-
-def join_windows(windows: Sequence[Tuple[int, int]], parts: Sequence[np.ndarray],
-                 n: int) -> np.ndarray:
-    """Join overlapping windows' answers with a crossfade whose weights sum to one.
-
-    >>> w = ((0, 6), (4, 10))
-    >>> x = np.arange(10, dtype=np.float32)
-    >>> np.allclose(join_windows(w, [x[0:6], x[4:10]], 10), x)
-    True
-    """
-    out = np.zeros(n, dtype=np.float64)
-    weight_end = 0
-    for (a, b), part in zip(windows, parts):
-        part = part.astype(np.float64)
-        fade = max(0, weight_end - a)
-        if fade:
-            t = (np.arange(fade) + 0.5) / fade
-            fade_in = np.sin(0.5 * np.pi * t) ** 2
-            out[a:a + fade] = out[a:a + fade] * (1.0 - fade_in) + part[:fade] * fade_in
-            out[a + fade:b] = part[fade:]
-        else:
-            out[a:b] = part
-        weight_end = b
-    return out.astype(np.float32)
