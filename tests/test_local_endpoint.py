@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from samaudio_data.audio import decode_audio, encode_flac, encode_wav
+from samaudio_data.errors import InvalidRequestError
 from samaudio_data.testing import (FRAME, LocalEndpoint, UploadInfo, choose_transform,
                                           serve_main, separate)
 
@@ -336,7 +337,7 @@ def test_get_user_credits():
         post(ep, body_for(noise(FRAME)))
         r = requests.get(url, headers={"x-api-key": KEY}, timeout=5)
         assert r.json()["credits"] == pytest.approx(5.0 - 0.062)
-    with pytest.raises(KeyError):
+    with pytest.raises(InvalidRequestError):
         ep.credits("bad")
 
 
@@ -447,7 +448,7 @@ def test_faults_are_fifo_and_clearable(ep):
     (("slow",), {}),
 ])
 def test_inject_rejects_bad_arguments(args, kwargs):
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidRequestError):
         LocalEndpoint().inject(*args, **kwargs)
 
 
@@ -538,15 +539,29 @@ def test_silent_by_default(capsys):
     assert captured.out == "" and captured.err == ""
 
 
-def test_constructor_validation():
-    with pytest.raises(ValueError):
-        LocalEndpoint(response_format="xml")
-    with pytest.raises(ValueError):
-        LocalEndpoint(output_subtype="PCM_8")
-    with pytest.raises(ValueError):
-        LocalEndpoint(keys={KEY: -1.0})
-    with pytest.raises(ValueError):
-        LocalEndpoint(rate_limit_per_minute=0)
+@pytest.mark.parametrize("kwargs", [
+    {"response_format": "xml"}, {"output_subtype": "PCM_8"}, {"keys": {KEY: -1.0}},
+    {"keys": {"": None}}, {"rate_limit_per_minute": 0}, {"rate_window": 0},
+    {"rate_limit_burst": 0}, {"latency": -1}, {"output_channels": 0},
+    {"output_sample_rate": 5}, {"max_body_bytes": 0}, {"queue_output": "ftp"},
+    {"queue_off_status": 500}, {"queue_retention": -1}, {"queue_url_origin": "nowhere"},
+    {"no_such_setting": 1},
+])
+def test_constructor_validation(kwargs):
+    with pytest.raises(InvalidRequestError):
+        LocalEndpoint(**kwargs)
+
+
+def test_settings_are_attributes_validated_on_assignment():
+    ep = LocalEndpoint(latency=0.25)
+    assert ep.latency == 0.25
+    ep.latency = 0.5
+    assert ep.latency == 0.5
+    with pytest.raises(InvalidRequestError):
+        ep.latency = -1
+    assert ep.latency == 0.5
+    with pytest.raises(AttributeError):
+        ep.not_a_setting = 1
 
 
 # --- command line ------------------------------------------------------------------------
