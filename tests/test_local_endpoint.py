@@ -17,38 +17,9 @@ import requests
 from samaudio_data.audio import decode_audio, encode_flac, encode_wav
 from samaudio_data.errors import InvalidRequestError
 from samaudio_data.testing import (FRAME, LocalEndpoint, UploadInfo, choose_transform,
-                                          serve_main, separate)
+                                   serve_main, separate)
 
-KEY = "test-key"
-TOL = 2 / 32768  # two 16-bit steps
-SR = 48000
-
-
-def noise(n=SR, sr=SR, amp=0.5, seed=0, channels=None):
-    rng = np.random.default_rng(seed)
-    shape = (n,) if channels is None else (channels, n)
-    return (rng.uniform(-amp, amp, shape)).astype(np.float64)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def body_for(y, sr=SR, description="a man speaking", **extra):
-    return {"audio": b64(encode_wav(y, sr)), "description": description, **extra}
-
-
-def post(ep, body, key=KEY, timeout=10):
-    headers = {} if key is None else {"x-api-key": key}
-    if isinstance(body, (bytes, str)):
-        return requests.post(ep.url, data=body, headers=headers, timeout=timeout)
-    return requests.post(ep.url, json=body, headers=headers, timeout=timeout)
-
-
-def answer(resp):
-    assert resp.status_code == 200, resp.text[:300]
-    y, sr = decode_audio(resp.content)
-    return y, sr
+from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, noise, post
 
 
 @pytest.fixture
