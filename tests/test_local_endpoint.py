@@ -565,3 +565,27 @@ def _check_cli(proc):
 def test_serve_main_rejects_bad_flags():
     with pytest.raises(SystemExit):
         serve_main(["--response-format", "xml"])
+
+
+def test_serve_main_queue_and_limit_flags():
+    code = ("from samaudio_data.testing import serve_main; "
+            "serve_main(['--port', '0', '--no-queue', '--rpm', '60', '--burst', '1', "
+            "'--max-body-bytes', '2000', '--max-audio-seconds', '0.01'])")
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            url = proc.stdout.readline().strip()
+            base = url.rsplit("/v1/", 1)[0]
+            headers = {"x-api-key": "local-key"}
+            body = body_for(noise(FRAME))  # 0.04 s: over the duration limit, over 2000 bytes
+            assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 413
+            short = {"audio": b64(encode_wav(np.zeros(100), SR)), "description": "x"}
+            assert requests.post(url, json=short, headers=headers, timeout=10).status_code == 200
+            r = requests.post(url, json=short, headers=headers, timeout=10)
+            assert r.status_code == 429  # burst 1
+            r = requests.post(base + "/v2/sam-audio-large", json=short, headers=headers,
+                              timeout=10)
+            assert r.status_code == 404
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=5)

@@ -238,3 +238,12 @@ def test_wrong_methods_on_queue_routes_are_405():
         r = requests.post(ep.base_url + "/v2/requests/abc/status", json={}, timeout=5)
         assert r.status_code == 405 and r.headers["Allow"] == "GET"
         assert requests.get(ep.base_url + "/v2/requests/a/b/c", timeout=5).status_code == 404
+
+
+def test_queue_max_jobs_drops_the_oldest_finished_job():
+    with LocalEndpoint(keys={KEY: None}, queue_max_jobs=2) as ep:
+        docs = [submit(ep, body_for(noise(FRAME, seed=i))).json() for i in range(3)]
+        r = get(docs[0]["status_url"])
+        assert r.status_code == 404 and "expired" in r.json()["error"]
+        assert [get(d["status_url"]).status_code for d in docs[1:]] == [200, 200]
+        assert ep.stats["jobs"] == {"COMPLETED": 2} and ep.stats["billed"] == 3

@@ -60,6 +60,8 @@ class LocalEndpoint:
     * ``queue_delay`` [0]: seconds a job stays QUEUED before PROCESSING.
     * ``queue_retention`` [3600]: seconds a finished job is kept; then its id answers 404
       with an error saying it expired.
+    * ``queue_max_jobs`` [512]: jobs kept in memory at most; past that the oldest finished
+      job is dropped early and answers 404 "expired" (results hold the answer's audio).
     * ``queue_output`` ["url"]: ``output`` of a COMPLETED result: ``"url"`` (this server's
       ``/files/<id>.<ext>``), ``"base64"`` or ``"data-uri"``.
     * ``queue_url_origin`` [None]: if set (e.g. ``"http://127.0.0.1:9"``), ``status_url``,

@@ -56,6 +56,7 @@ class Options:
     queue_off_status: int = 404
     queue_delay: float = 0.0
     queue_retention: float = 3600.0
+    queue_max_jobs: int = 512
     queue_output: str = "url"
     queue_url_origin: Optional[str] = None
 
@@ -81,6 +82,10 @@ class Options:
         _number("queue_retention", self.queue_retention, minimum=0.0)
         if self.max_audio_seconds is not None:
             _number("max_audio_seconds", self.max_audio_seconds, minimum=0.0)
+        if isinstance(self.queue_max_jobs, bool) or not isinstance(self.queue_max_jobs, int) \
+                or self.queue_max_jobs < 1:
+            raise InvalidRequestError(
+                f"queue_max_jobs must be an integer >= 1, got {self.queue_max_jobs!r}.")
         if self.max_body_bytes is not None and (
                 isinstance(self.max_body_bytes, bool) or not isinstance(self.max_body_bytes, int)
                 or self.max_body_bytes < 1):

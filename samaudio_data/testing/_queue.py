@@ -4,7 +4,8 @@ A job is rendered when it is submitted (validation needs the audio decoded anywa
 its state follows the clock: ``QUEUED`` for ``queue_delay`` seconds, ``PROCESSING`` for
 ``latency`` seconds, then ``COMPLETED`` (or ``FAILED``). Its result is kept ``retention``
 seconds after it finished; after that its id answers 404 ("expired"), as the provider
-deletes results after about an hour.
+deletes results after about an hour. To bound memory, at most ``max_jobs`` jobs are kept:
+past that, the oldest finished job is dropped early (it answers "expired" too).
 
 Example
 -------
@@ -37,6 +38,8 @@ from ._protocol import MIME, encode_output
 
 QUEUE_OUTPUTS = ("url", "base64", "data-uri")
 """How ``output`` carries the audio in a COMPLETED result."""
+MAX_JOBS = 512
+"""Jobs kept in memory at most (the oldest finished ones go first, answering "expired")."""
 MAX_TOMBSTONES = 100_000
 
 
@@ -77,13 +80,21 @@ class JobQueue:
         self._expired: "collections.OrderedDict[str, None]" = collections.OrderedDict()
 
     def submit(self, key: str, *, data: Optional[bytes], fmt: str, queue_delay: float,
-               latency: float, error: Optional[str] = None) -> Job:
-        """Create a job for ``key`` that completes with ``data`` (or fails with ``error``)."""
+               latency: float, error: Optional[str] = None, max_jobs: int = MAX_JOBS) -> Job:
+        """Create a job for ``key`` that completes with ``data`` (or fails with ``error``).
+
+        Past ``max_jobs`` kept jobs, the oldest finished one is dropped (as if expired).
+        """
         now = self.clock()
         job = Job(str(uuid.uuid4()), key, now, now + queue_delay, now + queue_delay + latency,
                   data if error is None else None, fmt, error)
         with self._lock:
             self._jobs[job.id] = job
+            if len(self._jobs) > max_jobs:
+                done = [j for j in self._jobs.values() if j.finished <= now]
+                oldest = min(done or self._jobs.values(), key=lambda j: j.finished)
+                del self._jobs[oldest.id]
+                self._expired[oldest.id] = None
         return job
 
     def find(self, job_id: str, key: str, *, retention: float) -> Tuple[Optional[Job], bool]:

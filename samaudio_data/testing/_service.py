@@ -119,7 +119,8 @@ class Service:
                 return left
         job = self.jobs.submit(key, data=data, fmt=admitted.fmt, error=error,
                                queue_delay=self.options.queue_delay,
-                               latency=self.options.latency)
+                               latency=self.options.latency,
+                               max_jobs=self.options.queue_max_jobs)
         origin = self.options.queue_url_origin or self.base_url()
         reply = json_doc(200, {
             "request_id": job.id,
