@@ -26,7 +26,7 @@ from typing import Callable, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from ._accounts import Accounts
-from ._faults import FaultQueue, fault_reply
+from ._faults import Fault, FaultQueue, fault_reply
 from ._files import FileStore
 from ._model import encode_answer, separate, wants_failure
 from ._options import Options
@@ -78,7 +78,7 @@ class Service:
         return reply
 
     def _call(self, key, body: bytes) -> Reply:
-        admitted = self._admit("call", key, body)
+        admitted = self._admit("call", key, body, self.faults.take("call"))
         if isinstance(admitted, Reply):
             return admitted
         rendered = self._render(admitted)
@@ -133,12 +133,10 @@ class Service:
             self._finish(reply, key, left)
         return reply
 
-    def _admit(self, step: str, key, body: bytes, fault=None) -> _Admitted:
-        """Count the request, serve a fault, check key, rate and body: the Call or a Reply."""
+    def _admit(self, step: str, key, body: bytes, fault: Optional[Fault]) -> _Admitted:
+        """Count the request, serve its fault, check key, rate and body: the Call or a Reply."""
         payload = parse_json(body)
         self.stats.request(step, len(body), payload)
-        if fault is None:
-            fault = self.faults.take(step)
         if fault is not None and fault.kind not in ("slow", "fail"):
             return fault_reply(fault, step)
         if fault is not None and fault.kind == "slow" and self.stopping.wait(fault.delay):
