@@ -73,14 +73,6 @@ def test_retry_after_as_an_http_date():
     assert 25 <= ahead <= 32
 
 
-def test_retry_after_absent():
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=1,
-                       send_retry_after=False) as ep:
-        post(ep, SMALL)
-        r = post(ep, SMALL)
-        assert r.status_code == 429 and "Retry-After" not in r.headers
-
-
 @pytest.mark.parametrize("route", ["v1", "v2"])
 def test_max_body_bytes_is_a_413_the_client_can_read(route):
     big, small = body_for(noise(SR)), body_for(noise(FRAME))
@@ -112,3 +104,26 @@ def test_max_audio_seconds_on_v1_and_v2():
             r = post(ep, body_for(noise(SR + 1)), url=url)
             assert r.status_code == 400 and "at most 1 s" in r.json()["error"]
             assert post(ep, body_for(noise(SR)), url=url).status_code == 200
+
+
+def test_rate_limit_429_retry_after_and_recovery():
+    with LocalEndpoint(keys={KEY: None, "other": None}, rate_limit_per_minute=2,
+                       rate_window=1.0) as ep:
+        body = body_for(noise(FRAME))
+        assert [post(ep, body).status_code for _ in range(2)] == [200, 200]
+        r = post(ep, body)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert "Rate limit" in r.json()["error"]
+        assert post(ep, body, key="other").status_code == 200  # windows are per key
+        time.sleep(1.05)
+        assert post(ep, body).status_code == 200
+        assert ep.stats["billed"] == 4
+
+
+def test_rate_limit_without_retry_after():
+    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=1, rate_window=1.0,
+                       send_retry_after=False) as ep:
+        body = body_for(noise(FRAME))
+        assert post(ep, body).status_code == 200
+        r = post(ep, body)
+        assert r.status_code == 429 and "Retry-After" not in r.headers
