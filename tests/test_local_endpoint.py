@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import subprocess
 import sys
@@ -305,29 +306,31 @@ def test_settings_are_attributes_validated_on_assignment():
 
 # --- command line ------------------------------------------------------------------------
 
-def test_serve_main_in_a_subprocess():
-    code = ("from samaudio_data.testing import serve_main; "
-            "serve_main(['--port', '0', '--key', 'cli-key', '--credits', '1', "
-            "'--response-format', 'json-base64', '--price', '0.1'])")
+@contextlib.contextmanager
+def serving(args):
+    """Run ``serve_main(args)`` in a subprocess; yield its first stdout line (the model URL)."""
+    code = f"from samaudio_data.testing import serve_main; serve_main({args!r})"
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as proc:
         try:
-            _check_cli(proc)
+            yield proc
         finally:
             proc.terminate()
             proc.communicate(timeout=5)
 
 
-def _check_cli(proc):
+def test_serve_main_in_a_subprocess():
     """The first stdout line is the URL, the next names the key; the server answers."""
-    url = proc.stdout.readline().strip()
-    assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/sam-audio-large")
-    assert "cli-key" in proc.stdout.readline()
-    r = requests.post(url, json=body_for(noise(FRAME)), headers={"x-api-key": "cli-key"},
-                      timeout=10)
-    assert r.status_code == 200 and r.headers["x-remaining-credits"] == "0.9"
-    assert decode_audio(base64.b64decode(r.json()["audio"]))[0].shape == (1, FRAME)
-    assert requests.post(url, json={}, timeout=10).status_code == 401
+    with serving(["--port", "0", "--key", "cli-key", "--credits", "1",
+                  "--response-format", "json-base64", "--price", "0.1"]) as proc:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/sam-audio-large")
+        assert "cli-key" in proc.stdout.readline()
+        r = requests.post(url, json=body_for(noise(FRAME)), headers={"x-api-key": "cli-key"},
+                          timeout=10)
+        assert r.status_code == 200 and r.headers["x-remaining-credits"] == "0.9"
+        assert decode_audio(base64.b64decode(r.json()["audio"]))[0].shape == (1, FRAME)
+        assert requests.post(url, json={}, timeout=10).status_code == 401
 
 
 def test_serve_main_rejects_bad_flags():
@@ -336,24 +339,21 @@ def test_serve_main_rejects_bad_flags():
 
 
 def test_serve_main_queue_and_limit_flags():
-    code = ("from samaudio_data.testing import serve_main; "
-            "serve_main(['--port', '0', '--no-queue', '--rpm', '60', '--burst', '1', "
-            "'--max-body-bytes', '2000', '--max-audio-seconds', '0.01'])")
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            url = proc.stdout.readline().strip()
-            base = url.rsplit("/v1/", 1)[0]
-            headers = {"x-api-key": "local-key"}
-            body = body_for(noise(FRAME))  # 0.04 s: over the duration limit, over 2000 bytes
-            assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 413
-            short = {"audio": b64(encode_wav(np.zeros(100), SR)), "description": "x"}
-            assert requests.post(url, json=short, headers=headers, timeout=10).status_code == 200
-            r = requests.post(url, json=short, headers=headers, timeout=10)
-            assert r.status_code == 429  # burst 1
-            r = requests.post(base + "/v2/sam-audio-large", json=short, headers=headers,
-                              timeout=10)
-            assert r.status_code == 404
-        finally:
-            proc.terminate()
-            proc.communicate(timeout=5)
+    with serving(["--port", "0", "--no-queue", "--rpm", "60", "--burst", "1",
+                  "--max-body-bytes", "2000", "--max-audio-seconds", "0.01"]) as proc:
+        url = proc.stdout.readline().strip()
+        base = url.rsplit("/v1/", 1)[0]
+        headers = {"x-api-key": "local-key"}
+        body = body_for(noise(FRAME))  # over 2000 bytes
+        assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 413
+        short = {"audio": b64(encode_wav(np.zeros(100), SR)), "description": "x"}
+        assert requests.post(url, json=short, headers=headers, timeout=10).status_code == 200
+        r = requests.post(url, json=short, headers=headers, timeout=10)
+        assert r.status_code == 429  # burst 1
+        long = {"audio": b64(encode_wav(np.zeros(600), SR)), "description": "x"}
+        time.sleep(1.1)
+        r = requests.post(url, json=long, headers=headers, timeout=10)
+        assert r.status_code == 400 and "at most 0.01 s" in r.json()["error"]
+        r = requests.post(base + "/v2/sam-audio-large", json=short, headers=headers,
+                          timeout=10)
+        assert r.status_code == 404
