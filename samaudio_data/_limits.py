@@ -45,7 +45,7 @@ from ._files import atomic_write, file_lock
 _POLL = 0.01
 # Requests are recorded when sent, and counted by the server when they arrive: a little
 # slack on the spacing keeps arrival jitter from making two requests look closer than allowed.
-_SPACING_SLACK = 0.03      # of the window
+_SPACING_SLACK = 0.05      # of the window
 _SPACING_SLACK_ABS = 0.05  # seconds per window
 _HEADROOM = 1.25           # in flight = rate x latency x headroom + 1
 _START_CONCURRENCY = 2     # with no rate known

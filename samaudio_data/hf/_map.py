@@ -45,9 +45,10 @@ from .. import errors
 from .._version import __version__
 from .._client import Client
 from .._models import Budget, CostEstimate, Separation
+from .. import _settings
 from .._settings import check_description as _check_description, check_params as _check_params
 from ._values import encode_value, read_value
-from ..audio import SIGNAL_NAMES, cleaning_signals
+from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 
 KEEP = ("target", "residual", "both")
 ON_ERROR = ("raise", "skip", "keep_original")
@@ -79,6 +80,9 @@ class Isolate:
         self.on_error = on_error
         self.max_cost = max_cost
         self._client = client
+        # what the answers depend on: part of the datasets fingerprint, so a map run against
+        # one endpoint (a local stand-in, say) is never reused for another
+        self.endpoint = client.identity if client is not None else _settings.endpoint(None)
         self._budget: Optional[Budget] = None
 
     # --- what the fingerprint sees ------------------------------------------------------
@@ -89,7 +93,7 @@ class Isolate:
         return {"description": self.description, "column": self.column,
                 "output_column": self.output_column, "keep": self.keep,
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
-                "client": self._client, "version": __version__}
+                "client": self._client, "endpoint": self.endpoint, "version": __version__}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
@@ -182,8 +186,12 @@ class Isolate:
             row.update({f"{out}_cost": res.cost, f"{out}_seconds": res.seconds,
                         f"{out}_cached": res.cached, f"{out}_error": ""})
         else:
-            silence = encode_value(np.zeros(orig[0].shape[-1] if orig else 1, np.float32),
-                                   orig[1] if orig else 16000)
+            try:  # a failed row keeps its length and rate when they are usable
+                sr = check_sample_rate(orig[1]) if orig else 16000
+            except errors.InvalidAudioError:
+                sr, orig = 16000, None
+            silence = encode_value(np.zeros(np.shape(orig[0])[-1] if orig else 1, np.float32),
+                                   sr)
             keep_original = self.on_error == "keep_original" and orig is not None
             row[out] = encode_value(*orig) if keep_original else silence
             if self.keep == "both":
