@@ -13,7 +13,7 @@ from samaudio_data import Client, errors, estimate_cost, isolate
 from samaudio_data.hf import encode_value, read_value
 from samaudio_data.testing import LocalEndpoint
 
-from conftest import KEY, bandlimited
+from conftest import HIDE_TORCH, KEY, bandlimited
 
 RATES = [16000, 22050, 44100, 48000, 8000, 32000]
 
@@ -99,18 +99,8 @@ def test_decode_false_and_dict_forms(client, ep, tmp_path):
 def test_decode_false_works_without_torch(ep, tmp_path):
     path = str(tmp_path / "ds")  # a str: older fsspec (datasets 3.x) takes no Path
     Dataset.from_list(make_rows(2)).cast_column("audio", Audio(decode=False)).save_to_disk(path)
-    code = f"""
+    code = HIDE_TORCH + f"""
 import sys
-class Hide:  # every finder answers "not installed" for torch, as on a machine without it
-    def __init__(self, finder):
-        self.finder = finder
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchcodec"):
-            return None
-        return self.finder.find_spec(name, path, target)
-    def __getattr__(self, attr):  # find_distributions and the rest
-        return getattr(self.finder, attr)
-sys.meta_path[:] = [Hide(f) for f in sys.meta_path]
 import datasets
 from samaudio_data import Client, isolate
 ds = datasets.load_from_disk({str(path)!r})

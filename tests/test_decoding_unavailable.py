@@ -8,6 +8,7 @@ on a machine without FFmpeg).
 """
 
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -17,25 +18,11 @@ from datasets import Audio, Dataset
 
 from samaudio_data.hf import encode_value
 
-from conftest import KEY, bandlimited
+from conftest import HIDE_TORCH, KEY, bandlimited
 
 pytestmark = pytest.mark.skipif(
     int(datasets.__version__.split(".")[0]) < 4,
     reason="datasets 3.x decodes Audio with soundfile and librosa: no torch to be missing")
-
-HIDE_TORCH = """
-import sys
-class Hide:  # every finder answers "not installed" for torch, as on a machine without it
-    def __init__(self, finder):
-        self.finder = finder
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "torchcodec"):
-            return None
-        return self.finder.find_spec(name, path, target)
-    def __getattr__(self, attr):  # find_distributions and the rest
-        return getattr(self.finder, attr)
-sys.meta_path[:] = [Hide(f) for f in sys.meta_path]
-"""
 
 # the libavutil of FFmpeg 4 to 8, which every libtorchcodec_core<N> needs
 LIBAVUTIL = [f"libavutil.so.{major}" for major in range(56, 61)]
@@ -66,8 +53,6 @@ def broken(request, tmp_path):
 
 
 def run(code: str, env: dict) -> str:
-    import os
-
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=180, env={**os.environ, **env})
     assert res.returncode == 0, res.stderr[-3000:]
