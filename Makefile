@@ -12,6 +12,8 @@ APT_TEST := libavcodec59 libavformat59 libavutil57 libswresample4 libavdevice59 
 # the oldest supported versions: a fresh venv pinned by this constraints file (no torch:
 # datasets 3.x decodes Audio with soundfile); the browser test runs in the latest one only
 OLDEST_VENV ?= .venv-oldest
+# CI builds it with $(PY) (3.11); OLDEST_PY=python3.10 tests the oldest Python as well
+OLDEST_PY ?= $(PY)
 OLDEST_CONSTRAINTS := constraints/oldest.txt
 
 .PHONY: demo test test-latest test-oldest install install-test
@@ -42,7 +44,7 @@ test-latest: install-test
 # checkout (not editable) and the suite run from it.
 test-oldest:
 	rm -rf $(OLDEST_VENV)
-	$(PY) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install -q -c $(OLDEST_CONSTRAINTS) ".[test]"
 	$(OLDEST_VENV)/bin/python -m pip check
 	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py"
