@@ -57,10 +57,9 @@ td.sa-d-flag { color: #b26a00; font-weight: 600; }
 .sa-tick { position: absolute; bottom: 0; font-size: 10px; line-height: 1; color: #666;
   padding: 0 2px; border-left: 1px solid rgba(0,0,0,.35); height: 7px; white-space: nowrap; }
 .sa-tick-end { transform: translateX(-100%); border-left: none; border-right: 1px solid rgba(0,0,0,.35); }
-.sa-spec .sa-tick { color: #ddd; border-color: rgba(255,255,255,.5); }
+.sa-spec .sa-tick { font-size: 0; height: 5px; border-color: rgba(255,255,255,.6); }
 .sa-ftick { position: absolute; left: 2px; font-size: 10px; line-height: 1; color: #eee;
   transform: translateY(50%); text-shadow: 0 0 2px #000; }
-.sa-funit { transform: none; top: 1px; }
 .sa-playhead { position: absolute; top: 0; bottom: 0; width: 2px; margin-left: -1px;
   background: #e53935; pointer-events: none; left: 0; }
 .sa-hidden { display: none !important; }

@@ -49,6 +49,9 @@ function render({ model, el }) {
   const send = (action, extra) => model.send(Object.assign({ action }, extra || {}));
   const root = h("div", "sa-root");
   root.tabIndex = 0;
+  // JupyterLab and Notebook 7 (Lumino) skip their shortcuts for keys pressed in here; the
+  // keydown handler below also stops the keys from bubbling to the page
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
   el.appendChild(root);
 
   // --- header -------------------------------------------------------------------------
@@ -257,14 +260,12 @@ function render({ model, el }) {
           return m;
         });
         if (kind === "spec") {
-          for (const [frac, label] of v.freq_ticks || []) {
-            const m = h("span", "sa-ftick", label);
+          const f = v.freq_ticks || [];
+          f.forEach(([frac, label], i) => {
+            const m = h("span", "sa-ftick", label + (i === f.length - 1 ? " Hz" : ""));
             m.style.bottom = (frac * 100) + "%";
             marks.push(m);
-          }
-          const unit = h("span", "sa-ftick sa-funit", "Hz");
-          unit.style.top = "0";
-          marks.push(unit);
+          });
         }
         axis.replaceChildren(...marks);
       }
@@ -299,14 +300,13 @@ function render({ model, el }) {
     }));
     counts.textContent = v.counts_text || "";
     bulkBar.replaceChildren();
-    const tbl = model.get("table") || {};
     if (v.bulk && v.bulk.decision) {
       const msg = h("span", "sa-confirm-text", `${v.bulk.decision} all ${v.bulk.count} rows of the current filter?`);
       bulkBar.append(msg,
         button(`yes, ${v.bulk.decision} ${v.bulk.count} rows`, "apply to every row in the queue", "sa-primary sa-bulk-yes", () => send("bulk_confirm")),
         button("cancel", "do nothing", "", () => send("bulk_cancel")));
     } else {
-      const total = tbl.total || 0;
+      const total = v.queue_length || 0;
       bulkBar.append(h("span", "sa-lbl", `all ${total} rows in the queue:`));
       for (const d of ["keep", "discard", "flag"]) {
         bulkBar.append(button(`${d} all ${total}`, `${d} every row of the current filter (asks first)`, "sa-bulk-" + d, () => send("bulk", { decision: d })));
