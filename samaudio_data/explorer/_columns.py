@@ -1,6 +1,6 @@
 """The columns the explorer shows, sorts and filters by, read once through Arrow (no audio).
 
-A column is numeric (``float``: integers and floats as float64, NaN for missing), boolean
+A column is numeric (``int`` or ``float``, held as float64 with NaN for missing), boolean
 (``bool``: 0.0/1.0/NaN) or text (``text``: strings, missing as ""). ``"<struct>.<field>"``
 reads one field of a struct column, e.g. ``"audio.path"`` for an undecoded ``Audio`` column's
 file name.
@@ -17,9 +17,13 @@ from ._errors import ExplorerError
 
 
 def _arrow_type(ds, name: str):
-    feats = getattr(ds, "features", None) or {}
-    f = feats.get(name) if hasattr(feats, "get") else None
-    return getattr(f, "pa_type", None) if f is not None else None
+    feats = getattr(ds, "features", None)
+    if not feats or name not in feats:
+        return None
+    try:
+        return feats.arrow_schema.field(name).type
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return getattr(feats[name], "pa_type", None)
 
 
 def _kind_of(pa_type) -> Optional[str]:
@@ -29,7 +33,9 @@ def _kind_of(pa_type) -> Optional[str]:
         return None
     if pa.types.is_boolean(pa_type):
         return "bool"
-    if pa.types.is_integer(pa_type) or pa.types.is_floating(pa_type):
+    if pa.types.is_integer(pa_type):
+        return "int"
+    if pa.types.is_floating(pa_type):
         return "float"
     if pa.types.is_string(pa_type) or pa.types.is_large_string(pa_type):
         return "text"
@@ -42,6 +48,8 @@ def column_kinds(ds) -> Dict[str, str]:
     >>> from datasets import Dataset
     >>> column_kinds(Dataset.from_dict({"a": [1.5], "b": ["x"], "c": [True], "d": [[1]]}))
     {'a': 'float', 'b': 'text', 'c': 'bool'}
+    >>> column_kinds(Dataset.from_dict({"i": [1]}))
+    {'i': 'int'}
     """
     out = {}
     for name in ds.column_names:
@@ -61,7 +69,7 @@ class Columns:
     >>> from datasets import Dataset
     >>> cols = Columns(Dataset.from_dict({"x": [3.0, 1.0], "t": ["b", "a"]}), ["t", "x"])
     >>> cols.kind("t"), cols.text(1, "x"), cols.values["t"].tolist()
-    ('text', '1', ['b', 'a'])
+    ('text', '1.000', ['b', 'a'])
     """
 
     def __init__(self, ds, names: Sequence[str]) -> None:
@@ -108,7 +116,7 @@ class Columns:
         self._original = {k: v.copy() for k, v in self.values.items()}
 
     def kind(self, name: str) -> str:
-        """``"float"``, ``"bool"`` or ``"text"``."""
+        """``"int"``, ``"float"``, ``"bool"`` or ``"text"``."""
         return self._kinds[name]
 
     def text(self, row: int, name: str) -> str:

@@ -142,7 +142,8 @@ class Explorer:
     @property
     def table(self) -> Dict[str, Any]:
         """The queue table page the widget shows: columns, rows (1-based labels), pages."""
-        return _view.table_model(self._state, self._table_page(), self.columns, self.isolated)
+        return _view.scrub(_view.table_model(self._state, self._table_page(), self.columns,
+                                             self.isolated), self._reiso.redact)
 
     @property
     def message(self) -> str:
@@ -207,7 +208,7 @@ class Explorer:
             message=self._message, error=self._message_error, quote=quote,
             bulk=self._bulk, spend=self.spend(), description=self._description,
             candidates=self._candidates, can_reisolate=self._reiso.client is not None)
-        return view, media
+        return _view.scrub(view, self._reiso.redact), media
 
     def _media(self, row: int):
         meta = self._state.reisolated.get(row)

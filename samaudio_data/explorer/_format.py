@@ -25,18 +25,20 @@ def money(value: float) -> str:
 
 
 def number(value: Any, column: str = "", kind: str = "float") -> str:
-    """A cell value as text, by column kind: ``"bool"``, ``"text"`` or ``"float"``.
+    """A cell value as text, by column kind: ``"int"``, ``"float"``, ``"bool"``, ``"text"``.
 
-    Floats are formatted by what the column holds: ``*_db`` one decimal, ``*cost`` money,
-    ``*seconds`` two decimals, whole numbers without decimals, anything else three decimals
-    (never scientific notation).
+    Floats are formatted by what the column holds, the same for every row: ``*_db`` one
+    decimal, ``*cost`` money, ``*seconds`` two decimals, anything else three decimals (never
+    scientific notation).
 
     >>> number(-41.4213, "isolated_target_db"), number(-0.000849, "isolated_clipped_fraction")
     ('-41.4', '-0.001')
-    >>> number(0.062, "isolated_cost"), number(1.0, "isolated_present", "bool")
-    ('$0.062', 'yes')
-    >>> number(float("nan")), number(7.0), number("a.wav", kind="text")
-    ('–', '7', 'a.wav')
+    >>> number(0.0, "isolated_clipped_fraction"), number(0.062, "isolated_cost")
+    ('0.000', '$0.062')
+    >>> number(1.0, "isolated_present", "bool"), number(7.0, "id", "int")
+    ('yes', '7')
+    >>> number(float("nan")), number(None), number("a.wav", kind="text")
+    ('–', '–', 'a.wav')
     """
     if value is None:
         return MISSING
@@ -50,17 +52,18 @@ def number(value: Any, column: str = "", kind: str = "float") -> str:
         return MISSING
     if kind == "bool":
         return "yes" if v else "no"
+    if kind == "int" and abs(v) < 1e15:
+        return str(int(v))
     name = column.lower()
     if name.endswith("cost"):
         return money(v)
     if name.endswith("_db") or name == "db":
-        return f"{v:.1f}"
-    if name.endswith("seconds"):
-        return f"{v:.2f}"
-    if v == int(v) and abs(v) < 1e12:
-        return str(int(v))
-    out = f"{v:.3f}"
-    return "0.000" if out == "-0.000" else out
+        out = f"{v:.1f}"
+    elif name.endswith("seconds"):
+        out = f"{v:.2f}"
+    else:
+        out = f"{v:.3f}"
+    return out[1:] if out.startswith("-") and not out.strip("-0.") else out
 
 
 def short_name(column: str, prefix: str) -> str:

@@ -62,6 +62,8 @@ def _colormap() -> np.ndarray:
 
 
 CMAP = _colormap()
+#: the colour of silence in a spectrogram (the bottom of the colour map)
+SILENCE_RGB = tuple(int(c) for c in CMAP[0])
 
 
 def waveform_png(y: Optional[np.ndarray], scale: float, width: int, height: int,

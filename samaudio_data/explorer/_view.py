@@ -6,7 +6,7 @@ tests see exactly what people see), with 1-based row numbers throughout.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import _format
 from ._rows import LANES, RowMedia
@@ -127,8 +127,8 @@ def table_model(state: ReviewState, page: int, names: List[str],
     out["sort"] = {"column": state.sort[0] or "", "ascending": state.sort[1]}
     f = state.filter
     out["filter"] = {"column": f["column"] or "",
-                     "min": "" if f["min"] is None else _format.number(f["min"]),
-                     "max": "" if f["max"] is None else _format.number(f["max"]),
+                     "min": "" if f["min"] is None else f"{f['min']:g}",
+                     "max": "" if f["max"] is None else f"{f['max']:g}",
                      "decision": f["decision"] or "", "text": f.get("text") or ""}
     out["filtered"] = any(v not in (None, "") for v in f.values())
     out["n"] = state.n
@@ -141,3 +141,19 @@ def media_model(media: Optional[RowMedia]) -> Dict[str, Dict[str, bytes]]:
         return {}
     return {lane: {k: media.lanes[lane][k] for k in ("wav", "wave", "spec")}
             for lane in LANES}
+
+
+def scrub(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` with ``redact`` applied to every string in it (the widget never holds the
+    API key, even typed into a box).
+
+    >>> scrub({"a": ["key sk-1"], "n": 1}, lambda s: s.replace("sk-1", "***"))
+    {'a': ['key ***'], 'n': 1}
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: scrub(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v, redact) for v in value]
+    return value
