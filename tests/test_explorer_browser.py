@@ -9,14 +9,16 @@ against a LocalEndpoint started inside the kernel, shows the explorer, and check
 - layout at 1600, 1280 and 900 px wide (in JupyterLab with and without the side panel):
   the three players are at least 200 px wide and nothing overflows sideways;
 - keys reach the explorer while it has the focus ("keys active"), and not the notebook:
-  ``d d`` discards two rows and deletes no cell;
+  ``d d`` discards two rows and deletes no cell; ``z`` undoes; ``2`` then space plays the
+  isolated lane and its playhead follows the playback;
 - a click on a waveform seeks the player there and moves the playhead;
 - a click in the queue table opens that row;
 - a bulk discard of the filtered rows (confirmed with its count) and its undo;
 - a re-isolation priced then confirmed (JupyterLab);
 - the session resumes in a new explorer built from the session file.
 
-Screenshots go to ``test-artifacts/explorer-<front end>-<width>.png``.
+Screenshots go to ``test-artifacts/explorer-<front end>-<width>[-sidepanel].png`` and
+``test-artifacts/explorer-<front end>-widget.png`` (the whole widget, used for the README).
 """
 
 from __future__ import annotations
@@ -295,10 +297,25 @@ def test_explorer_in_jupyter(jupyter):
                                            timeout=15_000)
             assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
             expect(page.locator(".jp-Notebook.jp-mod-editMode")).to_have_count(0)
-            # keys 1/2/3 choose the lane (space would play it)
+            # 2 chooses the isolated lane, space plays it: the playhead follows, space pauses
             page.keyboard.press("2")
             expect(root.locator(".sa-lane.sa-active")).to_have_attribute("data-lane",
                                                                          "isolated")
+            page.keyboard.press(" ")
+            iso_lane = root.locator(".sa-lane[data-lane='isolated']")
+            page.wait_for_function(
+                """() => document.querySelector(
+                      ".sa-lane[data-lane='isolated'] audio").currentTime > 0.3""",
+                timeout=10_000)
+            head = iso_lane.locator(".sa-spec .sa-playhead").evaluate(
+                "e => parseFloat(e.style.left)")
+            assert head > 20, head
+            page.keyboard.press(" ")
+            assert iso_lane.locator("audio").evaluate("a => a.paused")
+            page.keyboard.press("1")
+            expect(root.locator(".sa-lane.sa-active")).to_have_attribute("data-lane",
+                                                                         "original")
+            assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
 
             # --- click-to-seek ----------------------------------------------------------------
             wave = root.locator(".sa-lane[data-lane='original'] .sa-wave")
@@ -352,7 +369,11 @@ def test_explorer_in_jupyter(jupyter):
                     "spent $1.550 = dataset $1.488 + re-isolations $0.062")
                 expect(root.locator(".sa-table tr.sa-current")).to_contain_text("$0.124")
                 requests_expected = 1
+            page.set_viewport_size({"width": 1280, "height": 1900})   # the whole widget
+            ex.scroll_into_view_if_needed()
+            page.wait_for_timeout(300)
             ex.screenshot(path=str(ARTIFACTS / f"explorer-{frontend}-widget.png"))
+            page.set_viewport_size({"width": 1280, "height": 1000})
 
             # --- the kernel agrees, and the session resumes in a new explorer --------------
             _run_cell(page, 1)

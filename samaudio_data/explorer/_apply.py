@@ -8,11 +8,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 import numpy as np
 
-from .. import audio
 from ..audio import SIGNAL_NAMES
 from ..hf import encode_value
 from ._errors import ExplorerError
@@ -48,12 +47,16 @@ def keep_rows(n: int, decisions: Dict[int, str], *, keep_undecided: bool,
             or (keep_undecided and i not in decisions)]
 
 
-def with_reisolations(ds, reisolated: Dict[int, dict], *, target: Callable[[int], np.ndarray],
-                      original: Callable[[int], np.ndarray], sr: Callable[[int], int],
-                      isolated: str, residual: Optional[str], cost_column: Optional[str],
-                      error_column: Optional[str]):
+def with_reisolations(ds, reisolated: Dict[int, dict], *, loader, reisolator,
+                      cost_column: Optional[str]):
     """``ds`` with the re-isolated rows' new isolated audio (float WAV at the original's rate
-    and length), recomputed residual, signals, error cleared and cost added."""
+    and length), recomputed residual, signals, error cleared and cost added.
+
+    ``loader`` (a ``RowLoader``) reads the originals, ``reisolator`` gives the new targets
+    (from memory or the client's cache).
+    """
+    isolated, residual = loader.isolated, loader.residual
+    error_column = loader.error_column
     if not reisolated:
         return ds
     rows = sorted(reisolated)
@@ -64,8 +67,10 @@ def with_reisolations(ds, reisolated: Dict[int, dict], *, target: Callable[[int]
         ([error_column] if error_column and error_column in cols else [])
     new = {}
     for r in rows:
-        t, mono = target(r), audio.mix_to_mono(original(r))
-        new[r] = (encode_value(t, sr(r)), encode_value((mono - t).astype(np.float32), sr(r)))
+        data = loader.read(r)
+        t = reisolator.target(r, reisolated[r], data.original, data.sr)
+        new[r] = (encode_value(t, data.sr),
+                  encode_value((data.mono - t).astype(np.float32), data.sr))
     work, restore = ds, {}
     for c, f in ds.features.items():
         if _decodable(f) and getattr(f, "decode", False):

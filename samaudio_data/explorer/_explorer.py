@@ -137,7 +137,7 @@ class Explorer:
     def current(self) -> Dict[str, Any]:
         """What the widget shows about the row: title, position, decision, lanes, signals,
         message, quote, spend (the ``view`` the browser draws)."""
-        return self._view_model()
+        return self._compose()[0]
 
     @property
     def table(self) -> Dict[str, Any]:
@@ -189,9 +189,6 @@ class Explorer:
 
     def _table_page(self) -> int:
         return self._state.page_of() if self._page is None else self._page
-
-    def _view_model(self) -> Dict[str, Any]:
-        return self._compose()[0]
 
     def _compose(self):
         media = None
@@ -392,22 +389,10 @@ class Explorer:
         """
         ds = self._ds if ds is None else ds
         _apply.check_mode(mode, len(ds), self._n)
-        reiso = self._state.reisolated
-        if reiso:
-            def original(r):
-                return self._loader.read(r).original
-
-            def sr(r):
-                return self._loader.read(r).sr
-
-            def target(r):
-                d = self._loader.read(r)
-                return self._reiso.target(r, reiso[r], d.original, d.sr)
-
+        if self._state.reisolated:
             ds = _apply.with_reisolations(
-                ds, reiso, target=target, original=original, sr=sr, isolated=self.isolated,
-                residual=self.residual, cost_column=self.cost_column,
-                error_column=self._error_column)
+                ds, self._state.reisolated, loader=self._loader, reisolator=self._reiso,
+                cost_column=self.cost_column)
         if mode == "column":
             return _apply.decision_column(ds, self._state.decisions, column)
         return ds.select(_apply.keep_rows(self._n, self._state.decisions,
