@@ -25,7 +25,12 @@ from .. import errors
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``samaudio-data``; returns the exit status.
 
-    >>> main(["isolate", "mix.wav", "drums", "-o", "drums.wav"])  # doctest: +SKIP
+    >>> import numpy as np, os, soundfile as sf, tempfile
+    >>> d = tempfile.mkdtemp(); os.environ.pop("SEGMIND_API_KEY", None)
+    >>> sf.write(os.path.join(d, "mix.wav"), np.zeros(8000), 8000)
+    >>> main(["isolate", os.path.join(d, "mix.wav"), "drums", "-o", os.path.join(d, "d.wav"),
+    ...       "--cache-dir", d])  # doctest: +ELLIPSIS
+    wrote ...
     0
     """
     parser = argparse.ArgumentParser(prog="samaudio-data", description=__doc__.split("::")[0],
