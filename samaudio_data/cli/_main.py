@@ -189,7 +189,7 @@ def load_dataset_arg(name: str, split: Optional[str]):
 def _map(args) -> int:
     from datasets import Audio
 
-    from ..hf import estimate_cost, isolate
+    from ..hf import estimate_cost, isolate, prefetch
 
     ds = load_dataset_arg(args.dataset, args.split)
     if args.column not in ds.column_names:
@@ -222,6 +222,10 @@ def _map(args) -> int:
             print(f"samaudio-data: refusing to start: about ${est.cost:.2f} needed, over "
                   f"--max-cost ${args.max_cost:.2f}. Nothing was sent.", file=sys.stderr)
             return 3
+        if est.calls:
+            # every request at the account's limit first, from one stream (no idle account
+            # at batch boundaries); the map below then reads the answers from the cache
+            print(f"caching: {prefetch(ds, fn, progress=client.progress)}")
         out = ds.map(fn, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
                      desc=f"isolating {args.description!r}")
         for col in [c for c in fn.output_columns if c in (fn.output_column,

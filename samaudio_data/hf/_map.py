@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -95,6 +96,7 @@ class Isolate:
         # one endpoint (a local stand-in, say) is never reused for another
         self.endpoint = client.identity if client is not None else _settings.endpoint(None)
         self._budget: Optional[Budget] = None
+        self._hinted = False
 
     # --- what the fingerprint sees ------------------------------------------------------
 
@@ -112,6 +114,7 @@ class Isolate:
         self._client = state.pop("client")
         self.__dict__.update(state)
         self._budget = None
+        self._hinted = False
 
     def __repr__(self) -> str:
         return (f"isolate({self.description!r}, column={self.column!r}, "
@@ -153,8 +156,35 @@ class Isolate:
                 "column= naming the audio column.")
         values = examples[self.column]
         batched = isinstance(values, list)
+        before = self.client.usage.billed
         out = self._process(values if batched else [values])
+        if batched and self.client.usage.billed > before:
+            self._hint_batch_size(len(values))
         return out if batched else {k: v[0] for k, v in out.items()}
+
+    def _hint_batch_size(self, rows: int) -> None:
+        """Once: say so when batches this small leave the account idle > 10 % of the time.
+
+        A batch of ``B`` rows at ``r`` requests/s takes ``B / r`` to send, then waits one
+        latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``.
+        """
+        if self._hinted:
+            return
+        snap = self.client.limits.snapshot()
+        rate, latency = snap["rate_per_minute"], snap["latency"]
+        if not rate or not latency:
+            return
+        per_second = rate / 60.0
+        idle = latency / (rows / per_second + latency)
+        if idle > 0.10:
+            self._hinted = True
+            best = int(math.ceil(9 * latency * per_second))
+            warnings.warn(
+                f"batches of {rows} rows leave the account idle about {idle:.0%} of the time "
+                f"(each waits ~{latency:.1f} s for its slowest answer at {rate:.0f} requests/"
+                f"min). Use batch_size >= {best}, or run samaudio_data.prefetch(ds, fn) before "
+                "the map: it sends every row at the limit whatever the batch size.",
+                RuntimeWarning, stacklevel=3)
 
     def _process(self, values: List[Any]) -> Dict[str, List[Any]]:
         if self.on_error == "raise":
