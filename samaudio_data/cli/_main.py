@@ -249,7 +249,11 @@ def _demo(args) -> int:
     from ..hf import encode_value
     from ..hf import estimate_cost, isolate
 
-    if os.environ.get("SEGMIND_API_KEY") and not (args.local or args.yes):
+    from .._settings import endpoint as resolve_endpoint
+    from .._transport import is_local
+
+    paying = os.environ.get("SEGMIND_API_KEY") and not is_local(resolve_endpoint(args.endpoint))
+    if paying and not (args.local or args.yes):
         print("samaudio-data: SEGMIND_API_KEY is set: the demo would spend about $0.50 on the "
               "real endpoint. Pass --yes to do so, or --local to stay offline.", file=sys.stderr)
         return 3
