@@ -9,16 +9,11 @@ import numpy as np
 import requests
 
 from samaudio_data.audio import decode_audio, encode_wav
+from signals import noise  # noqa: F401  (the tests import it from here too)
 
 KEY = "test-key"
 TOL = 2 / 32768  # two 16-bit steps
 SR = 48000
-
-
-def noise(n=SR, sr=SR, amp=0.5, seed=0, channels=None):
-    rng = np.random.default_rng(seed)
-    shape = (n,) if channels is None else (channels, n)
-    return (rng.uniform(-amp, amp, shape)).astype(np.float64)
 
 
 def b64(data: bytes) -> str:

@@ -111,8 +111,6 @@ print("ISOLATED", list(raw.map(isolate("speech", client=c), batched=True)["isola
     assert endpoint.stats["requests"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="hf/_map.py: Isolate.__call__ must read the column "
-                   "with read_column, estimate_cost iterate inside audio_decoding (lead)")
 def test_isolate_and_estimate_cost_say_both_ways_out(saved, broken, endpoint, tmp_path):
     prelude, env = broken
     out = run(prelude + f"""

@@ -288,45 +288,45 @@ def test_connection_refused_on_a_local_endpoint_fails_fast_with_a_hint(tmp_path)
 
 # --- 429 storms slow a run down; they never kill it ----------------------------------------
 
-def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(tmp_path):
+def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint, tmp_path):
     from samaudio_data.testing import LocalEndpoint
 
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                       rate_limit_burst=2, latency=0.05, send_retry_after="fraction") as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
-                        rate_window=1.0, max_retries=1, progress=False)
-        clips = [bandlimited(800, 16000, seed=i) for i in range(30)]
-        outs = client.isolate_many(clips, 16000, "speech")
-        assert len(outs) == 30 and ep.stats["billed"] == 30
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
+                   rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
+                    rate_window=1.0, max_retries=1, progress=False)
+    clips = [bandlimited(800, 16000, seed=i) for i in range(30)]
+    outs = client.isolate_many(clips, 16000, "speech")
+    assert len(outs) == 30 and ep.stats["billed"] == 30
 
 
-def test_with_the_rate_stated_a_token_bucket_sees_few_429s(tmp_path):
+def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, tmp_path):
     from samaudio_data.testing import LocalEndpoint
 
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                       rate_limit_burst=2, latency=0.05, send_retry_after="fraction") as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
-                        rate_window=1.0, requests_per_minute=10, progress=False)
-        client.isolate_many([bandlimited(800, 16000, seed=i) for i in range(20)], 16000,
-                            "speech")
-        assert ep.stats["billed"] == 20
-        assert ep.stats["by_status"].get(429, 0) <= 2
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
+                   rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
+                    rate_window=1.0, requests_per_minute=10, progress=False)
+    client.isolate_many([bandlimited(800, 16000, seed=i) for i in range(20)], 16000,
+                        "speech")
+    assert ep.stats["billed"] == 20
+    assert ep.stats["by_status"].get(429, 0) <= 2
 
 
-def test_concurrent_threads_share_one_pace(tmp_path):
+def test_concurrent_threads_share_one_pace(make_endpoint, tmp_path):
     """Two clients (threads) on one endpoint share the pace through the cache directory."""
     from samaudio_data.testing import LocalEndpoint
 
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
-                       rate_limit_burst=1, send_retry_after="fraction") as ep:
-        clients = [Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=6,
-                          rate_window=1.0, progress=False) for _ in range(2)]
-        threads = [threading.Thread(target=c.isolate_many, args=(
-            [bandlimited(800, 16000, seed=10 * k + i) for i in range(5)], 16000, "speech"))
-            for k, c in enumerate(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert ep.stats["billed"] == 10
-        assert ep.stats["by_status"].get(429, 0) <= 5  # a few at most, under load jitter
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
+                   rate_limit_burst=1, send_retry_after="fraction")
+    clients = [Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=6,
+                      rate_window=1.0, progress=False) for _ in range(2)]
+    threads = [threading.Thread(target=c.isolate_many, args=(
+        [bandlimited(800, 16000, seed=10 * k + i) for i in range(5)], 16000, "speech"))
+        for k, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ep.stats["billed"] == 10
+    assert ep.stats["by_status"].get(429, 0) <= 5  # a few at most, under load jitter
