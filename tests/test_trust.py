@@ -157,29 +157,39 @@ def test_a_paid_answer_that_cannot_be_cached_is_still_returned(client, endpoint)
     assert endpoint.stats["billed"] == 2
 
 
-def test_a_full_disk_still_returns_the_paid_answer(tmp_path):
-    """/dev/full answers every write with ENOSPC: the cache cannot keep the answer."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full here")
-    from samaudio_data._cache import ResultCache
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real, tiny file system (tmpfs, 256 KiB), filled up: every write fails with ENOSPC."""
+    import subprocess
 
-    cache = ResultCache(tmp_path / "c")
-    key = "ab" + "0" * 62
-    (tmp_path / "c" / "results" / "ab").mkdir(parents=True)
-    # the temporary file is created in the entry's directory: make that a link to /dev/full
-    import samaudio_data._files as files
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    def fill():
+        try:
+            with open(mnt / "filler", "wb", buffering=0) as fh:
+                while True:
+                    fh.write(b"\0" * 4096)
+        except OSError:
+            pass
 
-    real = files.tempfile.mkstemp
-
-    def full_mkstemp(dir=None, prefix=None, suffix=None):
-        return os.open("/dev/full", os.O_WRONLY), str(tmp_path / "c" / "tmpname")
-
-    files.tempfile.mkstemp = full_mkstemp
     try:
-        with pytest.warns(RuntimeWarning, match="could not write"):
-            assert cache.put(key, wav_bytes(clip(0.1)), "wav", {}) is False
+        yield mnt / "cache", fill
     finally:
-        files.tempfile.mkstemp = real
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_still_returns_the_paid_answer(endpoint, full_disk):
+    cache_dir, fill = full_disk
+    client = Client(KEY, endpoint=endpoint.url, cache_dir=cache_dir, progress=False)
+    client.isolate(bandlimited(480, SR, seed=6), SR, "speech")   # a cache in use...
+    fill()                                                       # ...then the disk fills up
+    y = bandlimited(4800, SR, seed=5)
+    with pytest.warns(RuntimeWarning, match="could not write"):
+        out = client.isolate(y, SR, "speech")
+    assert np.allclose(out, y, atol=1e-4) and endpoint.stats["billed"] == 2
 
 
 # --- the key stays with the endpoint ------------------------------------------------------
