@@ -225,7 +225,9 @@ function render({ model, el }) {
   root.addEventListener("focusout", () => setTimeout(focusState, 0));
   root.addEventListener("mousedown", (e) => {
     const t = e.target;
-    if (!t.closest("input, select, textarea, button, audio")) { setTimeout(() => root.focus({ preventScroll: true }), 0); }
+    // keep the focus on the explorer itself (not on a button, where space or Enter would
+    // press it again); boxes and players keep theirs
+    if (!t.closest("input, select, textarea, audio")) { setTimeout(() => root.focus({ preventScroll: true }), 0); }
   });
   root.addEventListener("keydown", (e) => {
     e.stopPropagation();   // the notebook never sees a key pressed in the explorer
