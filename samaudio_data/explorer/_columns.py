@@ -101,7 +101,7 @@ class Columns:
         for name in self.names:
             if name in fields:
                 base, field = fields[name]
-                arr = pc.struct_field(table.column(base).combine_chunks(), field)
+                arr = table.column(base).combine_chunks().field(field)
                 kind = _kind_of(arr.type)
             else:
                 arr = table.column(name)
