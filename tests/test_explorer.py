@@ -521,6 +521,8 @@ def test_reisolate_errors_are_shown_in_the_widget(endpoint, client):
     assert "type what to isolate" in v["message"]
     v = send(ex, "quote", description="dog", candidates="9")
     assert v["message"] == "candidates must be 1..8, got 9."
+    assert (v["description"], v["candidates"]) == ("dog", "9")   # the boxes keep the typing
+    assert not v["quote"]
     send(ex, "quote", description="dog", candidates="1")
     endpoint.inject("status", status=406)               # out of credits
     v = send(ex, "confirm", description="dog", candidates="1")

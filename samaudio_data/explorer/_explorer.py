@@ -245,10 +245,8 @@ class Explorer(ReviewActions):
     # --- review actions (each saves the session and updates the widget) ----------------------
 
     def _changed(self, moved: bool = False) -> None:
-        if moved:
-            self._quote, self._page = None, None
-        if self._bulk is not None and self._bulk.get("count") != len(self._state.queue):
-            self._bulk = None
+        if moved:          # another row or queue: a pending price or bulk question lapses
+            self._quote, self._page, self._bulk = None, None, None
         if self.session is not None:
             self.save()
         self._refresh()
