@@ -237,7 +237,10 @@ function render({ model, el }) {
       if (e.key === "Escape") { t.blur(); root.focus({ preventScroll: true }); }
       return;
     }
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") e.preventDefault();  // no "save page"
+      return;
+    }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     if (ACTION_KEYS.has(key)) { e.preventDefault(); send("key", { key }); return; }
     if (key === " ") { e.preventDefault(); playPause(); return; }
