@@ -298,8 +298,13 @@ def test_explorer_in_jupyter(jupyter):
             expect(root.locator(".sa-message")).to_have_text("undid flag of row 4",
                                                              timeout=15_000)
             expect(counts).to_contain_text("1 keep · 2 discard · 0 flag · 21 undecided")
+            for key in ("a", "b", "m", "Enter"):     # notebook shortcuts: none may act
+                page.keyboard.press(key)
+            page.wait_for_timeout(300)
             assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
+            expect(page.locator(".jp-Notebook .jp-MarkdownCell")).to_have_count(0)
             expect(page.locator(".jp-Notebook.jp-mod-editMode")).to_have_count(0)
+            expect(keys_state).to_have_text("keys active")
             # 2 chooses the isolated lane, space plays it: the playhead follows, space pauses
             page.keyboard.press("2")
             expect(root.locator(".sa-lane.sa-active")).to_have_attribute("data-lane",
