@@ -255,16 +255,18 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
         fn = isolate(DESCRIPTION, client=client)
         mapper = fn
         if trace:
-            post = client.session.post
+            import requests
 
-            def timed_post(*a, **k):
+            request = requests.Session.request
+
+            def timed_request(self, *a, **k):
                 t = time.perf_counter()
                 try:
-                    return post(*a, **k)
+                    return request(self, *a, **k)
                 finally:
                     phases["round_trips"].append(time.perf_counter() - t)
 
-            client.session.post = timed_post
+            requests.Session.request = timed_request
 
             def mapper(batch):
                 t0 = time.perf_counter()
@@ -280,6 +282,8 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
         out = ds.map(mapper, batched=True, batch_size=batch_size, num_proc=num_proc,
                      new_fingerprint=f"samaudio-bench-{time.time_ns()}" if trace else None)
         seconds = time.perf_counter() - t0
+        if trace:
+            requests.Session.request = request
     stats = server.stats
     bad = [e for e in out["isolated_error"] if e]
     if len(out) != rows or bad:

@@ -1,58 +1,75 @@
 """Limits shared by every thread and process that calls the same endpoint.
 
 The provider limits an *account*, not a process: a ``dataset.map(..., num_proc=4)`` must
-stay under one requests-per-minute budget and one concurrency cap, slow down together when
-the endpoint answers 429, and stop together on 401/403/406. :class:`SharedLimits` keeps that
-state in a small directory (one per endpoint) guarded by ``fcntl`` locks, so threads and
-processes on the machine see the same limits without a server.
+stay under one rate limit, slow down together on a 429 and stop together on 401/403/406.
+:class:`SharedLimits` keeps that state in a small JSON file (one directory per endpoint)
+guarded by a portable file lock, so threads and processes see the same limits without a
+server.
 
-- concurrency: ``max_concurrency`` slot files; a request holds one slot's lock while in flight;
-- pace: the send times of the last ``requests_per_minute`` requests; a new request waits until
-  sending it keeps every window of ``rate_window`` seconds (the provider's minute) under it;
-- back-off: after a 429, nobody sends before ``backoff_until``;
+- pace: requests leave evenly spaced, one every ``rate_window / rate`` seconds (no bursts),
+  which keeps under a sliding-window limit and a token bucket alike. Each sender reserves its
+  own send time, so after a back-off waiters leave one at a time, not all at once;
+- rate: the stated ``requests_per_minute``, or, when none was stated, the rate learned from
+  the first 429 (what was accepted in the last window). A 429 lowers it at once; successes
+  bring it back slowly;
+- concurrency: requests in flight follow Little's law from the rate and the latency observed
+  so far (with headroom), at most ``max_concurrency``. With no rate known they start at 2
+  and grow by one per round of successes, halving on a 429;
+- back-off: after a 429 nobody sends before ``backoff_until``;
 - halt: after a fatal error, requests of operations that began before it are refused;
 - ledgers: named running sums of money spent, for a ``max_cost`` shared by processes.
 
 Example
 -------
 >>> import tempfile
->>> lim = SharedLimits(tempfile.mkdtemp(), max_concurrency=2, requests_per_minute=None)
+>>> lim = SharedLimits(tempfile.mkdtemp(), max_concurrency=2, requests_per_minute=600)
 >>> with lim.slot():
-...     lim.wait_turn()
+...     waited = lim.wait_turn()
+>>> lim.snapshot()["rate_per_minute"]
+600.0
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
+import math
 import random
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from ._files import atomic_write, file_lock
+
 _POLL = 0.01
-# The server counts a request when it arrives, which is after we record sending it, by a
-# delay we cannot see (network, the server reading the body). Counting each past request for a
-# little longer than the window keeps jitter from pushing a request into the server's window.
-_WINDOW_SLACK = 0.02      # of the window
-_WINDOW_SLACK_MIN = 0.25  # seconds
+# Requests are recorded when sent, and counted by the server when they arrive: a little
+# slack on the spacing keeps arrival jitter from making two requests look closer than allowed.
+_SPACING_SLACK = 0.05      # of the window
+_SPACING_SLACK_ABS = 0.05  # seconds per window
+_HEADROOM = 1.25           # in flight = rate x latency x headroom + 1
+_START_CONCURRENCY = 2     # with no rate known
+_DECREASE = 0.8            # rate factor kept after a 429
+_RECOVER = 0.02            # rate factor regained per success
+_LATENCY_ALPHA = 0.2
+_HISTORY = 256             # send times kept for the achieved rate
 
 
 class SharedLimits:
-    """Concurrency, pace, 429 back-off and fatal halt, shared through ``directory``."""
+    """Pace, concurrency, 429 back-off, halt and ledgers, shared through ``directory``."""
 
-    def __init__(self, directory, *, max_concurrency: int = 4,
+    def __init__(self, directory, *, max_concurrency: int = 16,
                  requests_per_minute: Optional[float] = None, rate_window: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_concurrency = int(max_concurrency)
-        self.requests_per_minute = requests_per_minute
+        self.requests_per_minute = (float(requests_per_minute)
+                                    if requests_per_minute else None)
         self.rate_window = float(rate_window)
         self._sleep = sleep
+        self._clock = clock
         self._local = threading.BoundedSemaphore(self.max_concurrency)
         self._state_path = self.directory / "state.json"
         self._lock_path = self.directory / "state.lock"
@@ -61,81 +78,150 @@ class SharedLimits:
 
     @contextlib.contextmanager
     def _state(self) -> Iterator[dict]:
-        with open(self._lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with file_lock(self._lock_path):
             try:
-                try:
-                    state = json.loads(self._state_path.read_text())
-                except (FileNotFoundError, ValueError):
+                state = json.loads(self._state_path.read_text())
+                if not isinstance(state, dict):
                     state = {}
-                before = json.dumps(state, sort_keys=True)
-                yield state
-                after = json.dumps(state, sort_keys=True)
-                if after != before:
-                    tmp = self._state_path.with_name(f".state.{os.getpid()}.{threading.get_ident()}")
-                    tmp.write_text(after)
-                    os.replace(tmp, self._state_path)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+            except (OSError, ValueError):
+                state = {}
+            before = json.dumps(state, sort_keys=True)
+            yield state
+            after = json.dumps(state, sort_keys=True)
+            if after != before:
+                atomic_write(self._state_path, after.encode(), fsync=False)
+
+    def _rate(self, st: dict) -> Optional[float]:
+        """Requests per second allowed now (None: no rate known, no pacing)."""
+        base = self.requests_per_minute or st.get("learned_per_window")
+        if not base:
+            return None
+        window = self.rate_window * (1.0 + _SPACING_SLACK) + _SPACING_SLACK_ABS
+        return base / window * st.get("rate_factor", 1.0)
+
+    def _concurrency(self, st: dict) -> int:
+        """In flight allowed now: Little's law from rate and latency, else the AIMD window."""
+        rate, latency = self._rate(st), st.get("latency")
+        window = int(st.get("window_limit", _START_CONCURRENCY))
+        if rate is None:
+            limit = window
+        elif latency is None:
+            limit = self.max_concurrency  # the pace alone spaces requests until latency is known
+        else:
+            limit = int(math.ceil(rate * latency * _HEADROOM)) + 1
+        if self.requests_per_minute is None:  # no stated rate: never beyond the AIMD window
+            limit = min(limit, window)
+        return max(1, min(self.max_concurrency, limit))
 
     # --- concurrency ---------------------------------------------------------------------
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
-        """Hold one of ``max_concurrency`` slots, shared with other processes, while inside."""
+        """Hold one of the allowed in-flight slots, shared with other processes, while inside."""
         with self._local:
             while True:
-                for i in range(self.max_concurrency):
-                    fh = open(self.directory / f"slot-{i}.lock", "a+")
-                    try:
-                        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except OSError:
-                        fh.close()
-                        continue
-                    try:
-                        yield
-                    finally:
-                        fcntl.flock(fh, fcntl.LOCK_UN)
-                        fh.close()
-                    return
+                with self._state() as st:
+                    allowed = self._concurrency(st)
+                for i in range(allowed):
+                    with file_lock(self.directory / f"slot-{i}.lock", timeout=0) as held:
+                        if held:
+                            yield
+                            return
                 self._sleep(_POLL * (1 + random.random()))
 
     # --- pace and back-off ---------------------------------------------------------------
 
     def wait_turn(self) -> float:
-        """Block until a request may be sent; record it. Returns the seconds waited."""
-        waited = 0.0
-        window = self.rate_window * (1 + _WINDOW_SLACK) + _WINDOW_SLACK_MIN
-        while True:
-            now = time.time()
-            with self._state() as st:
-                delay = max(0.0, st.get("backoff_until", 0.0) - now)
-                sent = [t for t in st.get("sent", []) if t > now - window]
-                if delay == 0.0 and self.requests_per_minute:
-                    limit = max(1, int(self.requests_per_minute))
-                    if len(sent) >= limit:
-                        delay = sent[-limit] + window - now
-                if delay <= 0.0:
-                    if self.requests_per_minute:
-                        st["sent"] = (sent + [now])[-1000:]
-                    return waited
-            step = min(delay, 1.0)
-            self._sleep(step)
-            waited += step
+        """Block until this request may be sent (pace and back-off); record it.
 
-    def back_off(self, seconds: float) -> None:
-        """Make every sender wait ``seconds`` from now (after a 429)."""
-        until = time.time() + max(0.0, seconds)
+        Each sender reserves a send time one interval after the previous reservation (so
+        waiters leave one at a time), and never sends closer than one interval after the
+        last request actually sent (so a sender that woke late pushes the next one back).
+        Returns the seconds waited.
+        """
+        waited, mine = 0.0, None
+        while True:
+            now = self._clock()
+            with self._state() as st:
+                st.setdefault("first_send", now)
+                rate = self._rate(st)
+                earliest = st.get("backoff_until", 0.0)
+                if rate:
+                    earliest = max(earliest, st.get("last_sent", 0.0) + 1.0 / rate)
+                    if mine is None:
+                        mine = max(now, earliest, st.get("next_send", 0.0))
+                        st["next_send"] = mine + 1.0 / rate
+                    at = max(mine, earliest)
+                else:
+                    at = max(now, earliest)
+                if at <= now:
+                    st["last_sent"] = now
+                    st["sent"] = (st.get("sent", []) + [now])[-_HISTORY:]
+                    return waited
+            self._sleep(at - now)
+            waited += at - now
+
+    def record_success(self, latency: float) -> None:
+        """A request succeeded after ``latency`` seconds: learn latency, recover the rate."""
         with self._state() as st:
-            if until > st.get("backoff_until", 0.0):
-                st["backoff_until"] = until
+            old = st.get("latency")
+            st["latency"] = latency if old is None else \
+                (1 - _LATENCY_ALPHA) * old + _LATENCY_ALPHA * latency
+            st["rate_factor"] = min(1.0, st.get("rate_factor", 1.0) + _RECOVER)
+            st["ok"] = (st.get("ok", []) + [self._clock()])[-_HISTORY:]
+            if self.requests_per_minute is None:
+                limit = float(st.get("window_limit", _START_CONCURRENCY))
+                st["window_limit"] = min(float(self.max_concurrency), limit + 1.0 / limit)
+                if "learned_per_window" in st:  # probe slowly upwards
+                    st["learned_per_window"] *= 1.0 + _RECOVER / 4
+
+    def record_rate_limited(self, wait: float) -> None:
+        """A 429: everyone waits ``wait`` seconds, the rate and concurrency drop at once."""
+        now = self._clock()
+        with self._state() as st:
+            st["backoff_until"] = max(st.get("backoff_until", 0.0), now + max(0.0, wait))
+            st["next_send"] = st["backoff_until"]
+            st["rate_limited"] = st.get("rate_limited", 0) + 1
+            if self.requests_per_minute is None:
+                # what the account accepted over the last window (or since the first send,
+                # scaled to a window, when the run is younger than one)
+                ok = [t for t in st.get("ok", []) if t > now - self.rate_window]
+                span = min(self.rate_window, max(now - st.get("first_send", now),
+                                                 self.rate_window / 10))
+                accepted = max(1.0, len(ok) * self.rate_window / span * _DECREASE)
+                known = st.get("learned_per_window")
+                st["learned_per_window"] = accepted if known is None else min(known, accepted)
+                st["window_limit"] = max(1.0, float(st.get("window_limit",
+                                                           _START_CONCURRENCY)) / 2)
+            else:
+                st["rate_factor"] = max(0.2, st.get("rate_factor", 1.0) * _DECREASE)
+
+    def snapshot(self) -> dict:
+        """The shared figures: allowed rate and concurrency, latency, achieved rate, 429s.
+
+        ``rate_per_minute`` is what the pace allows now (None: unpaced), ``achieved_per_minute``
+        what was really sent over the last ``rate_window`` seconds.
+        """
+        now = self._clock()
+        with self._state() as st:
+            base = self.requests_per_minute or st.get("learned_per_window")
+            rate = None if not base else base / self.rate_window * st.get("rate_factor", 1.0)
+            recent = [t for t in st.get("sent", []) if t > now - self.rate_window]
+            span = max(now - recent[0], 1e-9) if len(recent) > 1 else None
+            return {
+                "rate_per_minute": None if rate is None else rate * 60.0,
+                "concurrency": self._concurrency(st),
+                "latency": st.get("latency"),
+                "achieved_per_minute": (len(recent) - 1) / span * 60.0 if span else None,
+                "rate_limited": st.get("rate_limited", 0),
+            }
 
     # --- fatal halt ----------------------------------------------------------------------
 
     def halt(self, status: Optional[int], kind: str, message: str) -> None:
         """Record a fatal error: operations that began before now must stop."""
         with self._state() as st:
-            st["halt"] = {"time": time.time(), "status": status, "kind": kind,
+            st["halt"] = {"time": self._clock(), "status": status, "kind": kind,
                           "message": message}
 
     def halted_since(self, started: float) -> Optional[dict]:

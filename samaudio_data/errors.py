@@ -1,43 +1,77 @@
 """Typed exceptions: catch them by meaning, not by status code.
 
 Every exception raised by ``samaudio_data`` is a :class:`SamAudioError`. Errors that come
-from the endpoint carry ``status_code`` and the server's ``message``; errors raised on the
-client before anything is sent (:class:`InvalidAudioError`, :class:`InvalidRequestError`)
-cost nothing.
+from the endpoint carry ``status_code``, the server's ``message`` and ``response`` (status,
+headers, a body excerpt and the request id, with the API key redacted); the exception that
+caused them is kept as ``__cause__``. Errors raised on the client before anything is sent
+(:class:`InvalidAudioError`, :class:`InvalidRequestError`, :class:`BudgetExceededError`)
+cost nothing. Whether an error is worth another attempt is decided in one place,
+:func:`is_retryable`.
 
 Example
 -------
 >>> from samaudio_data import errors
 >>> try:
 ...     raise errors.RateLimitError("slow down", status_code=429, retry_after=12.0)
-... except errors.RetryableError as e:
-...     print(type(e).__name__, e.status_code, e.retry_after)
-RateLimitError 429 12.0
+... except errors.APIStatusError as e:
+...     print(type(e).__name__, e.status_code, e.retry_after, errors.is_retryable(e))
+RateLimitError 429 12.0 True
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """What came back with an error: enough to diagnose it, never the API key.
+
+    >>> ResponseInfo(429, "https://api.example/v1/m", {"Retry-After": "3"}, "{}").status
+    429
+    """
+
+    status: Optional[int]
+    url: str = ""
+    headers: Dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    request_id: Optional[str] = None
 
 
 class SamAudioError(Exception):
     """Base class of every error raised by samaudio_data.
 
-    Attributes: ``status_code`` (HTTP status, or None when no answer came back) and
-    ``message`` (the server's own message where there is one, else ours).
+    Attributes: ``status_code`` (HTTP status, or None when no answer came back), ``message``
+    (the server's own message where there is one, else ours), ``hint`` (what to do) and
+    ``response`` (a :class:`ResponseInfo`, or None).
+
+    >>> str(SamAudioError("no key", hint="Set SEGMIND_API_KEY."))
+    'no key Set SEGMIND_API_KEY.'
     """
 
     def __init__(self, message: str, *, status_code: Optional[int] = None,
-                 hint: Optional[str] = None) -> None:
+                 hint: Optional[str] = None, response: Optional[ResponseInfo] = None) -> None:
         self.message = message
         self.status_code = status_code
         self.hint = hint
+        self.response = response
         super().__init__(message)
 
     def __str__(self) -> str:
         head = f"[{self.status_code}] " if self.status_code is not None else ""
         tail = f" {self.hint}" if self.hint else ""
         return f"{head}{self.message}{tail}"
+
+    def __reduce__(self):  # picklable across num_proc workers, attributes kept
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls, message, state):
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.__dict__.update(state)
+    return exc
 
 
 # --- rejected on the client, before any request (never billed) ---------------------------
@@ -50,7 +84,7 @@ class InvalidRequestError(SamAudioError, ValueError):
 
 
 class InvalidAudioError(InvalidRequestError):
-    """The audio cannot be sent as it is (empty, not finite, bad rate or shape, too long).
+    """The audio cannot be sent as it is (empty, not finite, bad rate or shape).
 
     Raised before anything is sent, so nothing is billed.
     """
@@ -62,16 +96,34 @@ class BudgetExceededError(SamAudioError):
 
 # --- answers from the endpoint ----------------------------------------------------------
 
-class APIStatusError(SamAudioError):
+class APIError(SamAudioError):
+    """Something went wrong talking to the endpoint."""
+
+
+class APIStatusError(APIError):
     """The endpoint answered with an error status."""
+
+    def __init__(self, message: str, *, status_code: Optional[int] = None,
+                 hint: Optional[str] = None, response: Optional[ResponseInfo] = None,
+                 retry_after: Optional[float] = None) -> None:
+        super().__init__(message, status_code=status_code, hint=hint, response=response)
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400 (or 405/413/422): the endpoint rejected the parameters or the request format."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the model or endpoint URL does not exist. Check SAMAUDIO_ENDPOINT / endpoint=."""
+
+
+class RedirectError(APIStatusError):
+    """The endpoint answered with a redirect to another origin; the key was not sent there."""
 
 
 class FatalAPIError(APIStatusError):
     """An error that no retry can fix (auth, permission, credits): every worker stops."""
-
-
-class BadRequestError(APIStatusError):
-    """400: the endpoint rejected the parameters or the request format."""
 
 
 class AuthenticationError(FatalAPIError):
@@ -82,28 +134,15 @@ class PermissionDeniedError(FatalAPIError):
     """403: the key is valid but may not use this model."""
 
 
-class NotFoundError(APIStatusError):
-    """404: the model or endpoint URL does not exist. Check SAMAUDIO_ENDPOINT / endpoint=."""
-
-
 class InsufficientCreditsError(FatalAPIError):
     """406: the account has run out of credits. Top up, then run again: paid results are cached."""
 
 
-class RetryableError(SamAudioError):
-    """A failure that may pass: rate limits, server errors, network trouble."""
-
-    def __init__(self, message: str, *, status_code: Optional[int] = None,
-                 hint: Optional[str] = None, retry_after: Optional[float] = None) -> None:
-        super().__init__(message, status_code=status_code, hint=hint)
-        self.retry_after = retry_after
-
-
-class RateLimitError(RetryableError, APIStatusError):
+class RateLimitError(APIStatusError):
     """429: too many requests for the account's plan. ``retry_after`` in seconds if sent."""
 
 
-class ServerError(RetryableError, APIStatusError):
+class ServerError(APIStatusError):
     """500 or another 5xx: the endpoint failed."""
 
 
@@ -115,16 +154,28 @@ class GatewayTimeoutError(ServerError):
     """504: the endpoint timed out (normal during a cold start)."""
 
 
-class APIConnectionError(RetryableError):
+class APIConnectionError(APIError):
     """The connection failed or dropped before a complete answer arrived."""
 
 
 class APITimeoutError(APIConnectionError):
-    """No answer within the client's timeout."""
+    """No complete answer within the client's timeout."""
 
 
-class ResponseDecodeError(SamAudioError):
-    """A 200 answer whose body is not audio we can read (an excerpt is in the message)."""
+class EndpointDownError(APIConnectionError):
+    """Nothing listens at a local endpoint's address (connection refused): not retried."""
+
+
+class ResponseDecodeError(APIError):
+    """A 200 answer whose body is not audio we can use (an excerpt is in the message)."""
+
+
+class IncompleteResponseError(ResponseDecodeError):
+    """A 200 answer that does not cover the input (cut short, or too short or too long)."""
+
+
+class QueueJobFailedError(APIStatusError):
+    """The asynchronous queue reported the job as FAILED (the message says why)."""
 
 
 _BY_STATUS = {
@@ -132,7 +183,10 @@ _BY_STATUS = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    405: BadRequestError,
     406: InsufficientCreditsError,
+    413: BadRequestError,
+    422: BadRequestError,
     429: RateLimitError,
     502: BadGatewayError,
     504: GatewayTimeoutError,
@@ -144,12 +198,13 @@ _HINTS = {
     403: "This key may not use the model; check the account's permissions.",
     404: "Check the endpoint URL (SAMAUDIO_ENDPOINT or endpoint=).",
     406: "Top up the account's credits, then run again: results already paid for are cached.",
-    429: "Lower requests_per_minute or max_concurrency to stay under the plan's limit.",
+    413: "The request is too large for the endpoint; lower chunk_seconds.",
+    429: "Set requests_per_minute to the plan's limit to stay under it.",
 }
 
 
-def error_for_status(status: int, message: str,
-                     retry_after: Optional[float] = None) -> SamAudioError:
+def error_for_status(status: int, message: str, *, retry_after: Optional[float] = None,
+                     response: Optional[ResponseInfo] = None) -> APIStatusError:
     """Build the typed error for an HTTP ``status`` and the server's ``message``.
 
     >>> type(error_for_status(406, "no credits")).__name__
@@ -157,18 +212,19 @@ def error_for_status(status: int, message: str,
     """
     cls = _BY_STATUS.get(status)
     if cls is None:
-        if 500 <= status < 600:
-            cls = ServerError
-        elif status in (405, 422):
-            cls = BadRequestError
-        else:
-            cls = APIStatusError
-    hint = _HINTS.get(status)
-    if issubclass(cls, RetryableError):
-        return cls(message, status_code=status, hint=hint, retry_after=retry_after)
-    return cls(message, status_code=status, hint=hint)
+        cls = ServerError if 500 <= status < 600 else APIStatusError
+    return cls(message, status_code=status, hint=_HINTS.get(status), response=response,
+               retry_after=retry_after)
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """True for errors worth another attempt (429, 5xx, connection trouble, timeouts)."""
-    return isinstance(exc, RetryableError)
+    """True for errors worth another attempt: 429, 5xx, connection trouble, timeouts and
+    answers cut short. Never for 400/401/403/404/406, redirects or bad input.
+
+    >>> is_retryable(ServerError("boom", status_code=500)), is_retryable(BadRequestError("x"))
+    (True, False)
+    """
+    if isinstance(exc, EndpointDownError):
+        return False
+    return isinstance(exc, (RateLimitError, ServerError, APIConnectionError,
+                            IncompleteResponseError))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from samaudio_data.audio import encode_mp3, encode_wav
-from samaudio_data._client import _retry_after
+from samaudio_data._retry import parse_retry_after as _retry_after
 from samaudio_data.errors import ResponseDecodeError
 from samaudio_data._responses import audio_bytes
 

@@ -14,6 +14,7 @@ MODEL_SR = 48000
 MIN_SR = 8000
 MAX_SR = 192000
 MAX_CHANNELS = 32
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def to_float(y: np.ndarray) -> np.ndarray:
@@ -89,6 +90,11 @@ def check_audio(y, sr, *, max_seconds: Optional[float] = None) -> np.ndarray:
     if not np.all(np.isfinite(out)):
         raise InvalidAudioError(
             "audio contains NaN or infinite samples; clean it (np.nan_to_num) first.")
+    peak = float(np.max(np.abs(out)))
+    if peak > _FLOAT32_MAX:
+        raise InvalidAudioError(
+            f"audio has samples of magnitude {peak:.3g}, beyond what float32 can hold "
+            "(3.4e38): the result could only come back as inf. Scale it to about [-1, 1].")
     seconds = out.shape[-1] / sr
     if max_seconds is not None and seconds > max_seconds:
         raise InvalidAudioError(

@@ -1,0 +1,236 @@
+"""One piece's answer: from the cache if a verified entry is there, else paid for once.
+
+:class:`Caller` is what turns an upload into a validated :class:`~samaudio_data._jobs.Answer`:
+
+1. the cache: an entry is verified (checksum, the key it answers) and decoded, and must
+   cover the upload, before it is served; a damaged one is a miss;
+2. a per-key lock, so concurrent askers of the same clip (threads or processes) pay once;
+3. the request, repeated as the retry policy says: each attempt takes a concurrency slot and
+   its turn in the shared pace, stops if another worker hit 401/403/406, and validates the
+   answer (audio, complete, covering the input) before anything is cached or returned;
+4. the accounting: usage, the shared budget (reserved per attempt, refunded when nothing
+   was billed), the 429 back-off shared with every sender.
+
+Example
+-------
+>>> import numpy as np
+>>> from samaudio_data import Client
+>>> from samaudio_data.testing import LocalEndpoint
+>>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False) as c:
+...     res = c.separate(np.zeros(8000, np.float32), 8000, "speech")
+>>> res.cost > 0, res.cached
+(True, False)
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import time
+from typing import Callable, Optional
+
+from . import audio, errors
+from ._cache import ResultCache, request_key
+from ._jobs import Answer, Job, Piece
+from ._limits import SharedLimits
+from ._models import Budget, Usage
+from ._responses import audio_bytes
+from ._retry import RetryPolicy
+from ._transport import Transport
+from ._version import __version__
+
+log = logging.getLogger("samaudio_data")
+
+# Answers larger than this many bytes per second of input are refused unread: 192 kHz,
+# 2 channels of float64 in base64 JSON is far beyond anything a faithful answer needs.
+_ANSWER_BYTES_PER_SECOND = 192000 * 2 * 8 * 4 // 3
+_ANSWER_BYTES_BASE = 1 << 20
+
+
+class Caller:
+    """Cache, limits, retries and accounting around a :class:`Transport`."""
+
+    def __init__(self, transport: Transport, *, cache: Optional[ResultCache],
+                 limits: SharedLimits, policy: RetryPolicy, usage: Usage,
+                 price_per_call: float, identity: str, audio_encoding: str,
+                 upload_format: str, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.transport = transport
+        self.cache = cache
+        self.limits = limits
+        self.policy = policy
+        self.usage = usage
+        self.price_per_call = price_per_call
+        self.identity = identity
+        self.audio_encoding = audio_encoding
+        self.upload_format = upload_format
+        self._sleep = sleep
+
+    # --- keys and the cache ----------------------------------------------------------------
+
+    def key(self, piece: Piece, job: Job) -> str:
+        """The cache key of one piece (never the API key)."""
+        params = dict(job.params, upload_format=self.upload_format)
+        return request_key(piece.upload.data, job.description, params, self.identity)
+
+    def cached(self, piece: Piece, job: Job) -> Optional[Answer]:
+        """The verified cached answer of ``piece``, or None (a miss)."""
+        if self.cache is None:
+            return None
+        key = self.key(piece, job)
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        try:
+            samples, sr = audio.decode_audio(hit.data)
+            audio.check_covers(samples.shape[-1], sr, piece.upload.frames, piece.upload.sr,
+                               lossy=hit.fmt in ("mp3", "ogg"))
+        except errors.ResponseDecodeError as exc:
+            log.warning("cache entry for %s does not decode to this clip's answer (%s); it "
+                        "counts as a miss", key[:12], exc.message)
+            return None
+        if hit.legacy:  # written by 0.1 without a checksum: rewrite it verified
+            self.cache.put(key, hit.data, hit.fmt, hit.meta)
+        return Answer(samples=samples, sr=sr, fmt=hit.fmt, cached=True)
+
+    # --- one piece -------------------------------------------------------------------------
+
+    def answer(self, piece: Piece, job: Job, *, started: float,
+               budget: Optional[Budget]) -> Answer:
+        """The answer for one piece: cached, else requested (once) and cached."""
+        hit = self.cached(piece, job)
+        if hit is None and self.cache is not None:
+            with self.cache.lock(self.key(piece, job)):  # a concurrent asker waits, then hits
+                hit = self.cached(piece, job)
+                if hit is None:
+                    ans, data = self.request(piece, job, started=started, budget=budget)
+                    self.cache.put(self.key(piece, job), data, ans.fmt, {
+                        "cost": ans.cost, "seconds": ans.seconds,
+                        "description": job.description, "params": job.params,
+                        "created": time.time(), "version": __version__})
+                    return ans
+        elif hit is None:
+            return self.request(piece, job, started=started, budget=budget)[0]
+        self.usage.record(cached=1)
+        return hit
+
+    def request(self, piece: Piece, job: Job, *, started: float, budget: Optional[Budget]):
+        """Send one piece with retries; returns ``(Answer, audio bytes to cache)``."""
+        if not self.transport.has_key:
+            raise errors.AuthenticationError(
+                "no API key: set SEGMIND_API_KEY or pass api_key= to Client. Nothing was sent.")
+        b64 = base64.b64encode(piece.upload.data).decode("ascii")
+        mime = "audio/flac" if self.upload_format == "flac" else "audio/wav"
+        body = {"audio": f"data:{mime};base64,{b64}" if self.audio_encoding == "data_uri"
+                else b64, "description": job.description, **job.params}
+        seconds = piece.upload.frames / piece.upload.sr
+        max_bytes = _ANSWER_BYTES_BASE + int(seconds * _ANSWER_BYTES_PER_SECOND)
+        faults = attempts = 0
+        rate_waited = spent = paid = 0.0
+        while True:
+            attempts += 1
+            try:
+                samples, sr, fmt, data, took, billed = self._attempt(
+                    body, piece, started=started, budget=budget, max_bytes=max_bytes)
+                spent += took
+                paid += billed
+                self.usage.record(seconds=took)
+                return Answer(samples=samples, sr=sr, fmt=fmt, cost=paid, seconds=spent,
+                              attempts=attempts), data
+            except errors.RateLimitError as exc:
+                wait = self.policy.rate_limit_wait(exc)
+                rate_waited += wait
+                if rate_waited > self.policy.rate_limit_patience:
+                    self.usage.record(failed=1)
+                    raise
+            except errors.SamAudioError as exc:
+                spent += getattr(exc, "_took", 0.0)
+                paid += getattr(exc, "_billed", 0.0)
+                faults += 1
+                delay = self.policy.fault_delay(exc, faults)
+                if delay is None:
+                    self.usage.record(failed=1)
+                    raise
+                log.info("%s; retry %d of %d in %.1f s", exc, faults, self.policy.max_retries,
+                         delay)
+                self.usage.record(retries=1)
+                self._sleep(delay)
+
+    def _attempt(self, body: dict, piece: Piece, *, started: float,
+                 budget: Optional[Budget], max_bytes: int):
+        """One attempt: slot, pace, send, validate. Raises typed errors."""
+        with self.limits.slot():
+            self.limits.wait_turn()
+            halted = self.limits.halted_since(started)
+            if halted:
+                err = errors.error_for_status(halted["status"] or 0, halted["message"])
+                raise type(err)(f"stopped: another request got {halted['kind']} "
+                                f"({halted['message']}); nothing more was sent.",
+                                status_code=halted["status"], hint=err.hint)
+            if budget is not None and not budget.reserve(self.price_per_call):
+                raise errors.BudgetExceededError(
+                    f"max_cost ${budget.max_cost:.2f} reached (${budget.spent:.2f} spent); one "
+                    f"more call (${self.price_per_call:.3f}) would exceed it. Nothing more was "
+                    "sent; raise max_cost to continue (paid results are cached).")
+            self.usage.record(requests=1)
+            t0 = time.monotonic()
+            billed = 0.0
+            try:
+                _, content, headers = self.transport.request(
+                    "POST", self.transport.endpoint, json_body=body, max_bytes=max_bytes)
+                billed = self.price_per_call  # a 200 is billed, whatever it holds
+                self.usage.record(billed=1, cost=billed)
+                self._note_credits(headers)
+                data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
+                samples, sr = _validate(data, fmt, piece)
+            except errors.RateLimitError as exc:
+                self._refund(budget, billed)
+                wait = self.policy.rate_limit_wait(exc)
+                self.limits.record_rate_limited(wait + random.uniform(0, 0.05 * max(wait, 1.0)))
+                self.usage.record(rate_limited=1)
+                log.info("rate limited (429); every sender waits %.1f s", wait)
+                raise
+            except errors.FatalAPIError as exc:
+                self._refund(budget, billed)
+                # tell every sender before giving up the slot, so none slips in meanwhile
+                self.limits.halt(exc.status_code, type(exc).__name__, exc.message)
+                raise
+            except errors.SamAudioError as exc:
+                self._refund(budget, billed)
+                exc._took, exc._billed = time.monotonic() - t0, billed
+                # an answer may echo the key back: it never reaches a message or a log
+                exc.message = self.transport.redact(exc.message)
+                exc.args = (exc.message,) + exc.args[1:]
+                raise
+            took = time.monotonic() - t0
+            self.limits.record_success(took)
+        return samples, sr, fmt, data, took, billed
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _refund(self, budget: Optional[Budget], billed: float) -> None:
+        if budget is not None and not billed:
+            budget.refund(self.price_per_call)
+
+    def _note_credits(self, headers: dict) -> None:
+        value = headers.get("x-remaining-credits")
+        if value is None:
+            return
+        try:
+            self.usage.remaining_credits = float(value)
+        except ValueError:
+            pass
+
+    def _download(self, url: str, max_bytes: int) -> bytes:
+        # the key goes only to the endpoint's origin, never to a result URL
+        _, data, _ = self.transport.request("GET", url, with_key=False, max_bytes=max_bytes)
+        return data
+
+
+def _validate(data: bytes, fmt: str, piece: Piece):
+    """Decode an answer and check it is whole and covers the piece; typed errors otherwise."""
+    audio.check_complete(data, fmt)
+    samples, sr = audio.decode_audio(data)
+    audio.check_covers(samples.shape[-1], sr, piece.upload.frames, piece.upload.sr,
+                       lossy=fmt in ("mp3", "ogg"))
+    return samples, sr

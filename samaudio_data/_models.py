@@ -1,0 +1,163 @@
+"""What calls give back and count: :class:`Separation`, :class:`Usage`, :class:`CostEstimate`,
+and the shared spending cap :class:`Budget`.
+
+Example
+-------
+>>> print(CostEstimate(calls=3, cached=1, price_per_call=0.062))
+3 calls to pay for, 1 already cached: about $0.19 at $0.062 per call
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, fields
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from ._limits import SharedLimits
+
+
+@dataclass
+class Separation:
+    """What one clip gave: the target, the residual and what it cost.
+
+    ``target`` and ``residual`` have the input's sample rate and length: ``(n,)`` with the
+    default channel policy, ``(channels, n)`` with ``channels="each"``.
+    """
+
+    target: np.ndarray
+    residual: np.ndarray
+    sr: int
+    description: str
+    cost: float = 0.0
+    seconds: float = 0.0
+    cached: bool = False
+    attempts: int = 0
+
+    def __repr__(self) -> str:
+        return (f"Separation(description={self.description!r}, shape={self.target.shape}, "
+                f"sr={self.sr}, cost=${self.cost:.3f}, seconds={self.seconds:.2f}, "
+                f"cached={self.cached})")
+
+
+@dataclass
+class Usage:
+    """Running totals of a client's calls (aggregates only: memory stays flat).
+
+    ``requests`` counts HTTP requests sent (retries included), ``billed`` the answers paid
+    for, ``cached`` answers served from the cache, ``failed`` calls that ended in an error,
+    ``rate_limited`` the 429 answers, ``seconds`` the time spent inside HTTP requests (not
+    waiting for pace or back-off). ``rate_limit`` and ``achieved_rate`` (requests per minute,
+    shared by every process on this endpoint) show the pace against the account's limit;
+    ``remaining_credits`` is the provider's own figure, when its answers carry one.
+
+    >>> u = Usage(); u.record(billed=2, cost=0.124); print(u)
+    2 billed calls ($0.12), 0 from cache, 0 failed, 0 retries, 0 rate-limited, 0.0 s
+    """
+
+    requests: int = 0
+    billed: int = 0
+    cached: int = 0
+    failed: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    cost: float = 0.0
+    seconds: float = 0.0
+    remaining_credits: Optional[float] = None
+    rate_limit: Optional[float] = None
+    achieved_rate: Optional[float] = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, **delta: float) -> None:
+        """Add to the counters (thread-safe)."""
+        with self._lock:
+            for k, v in delta.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def snapshot(self) -> "Usage":
+        """A copy of the counters at this moment."""
+        with self._lock:
+            return Usage(**{f.name: getattr(self, f.name) for f in fields(self)
+                            if f.name != "_lock"})
+
+    def __str__(self) -> str:
+        text = (f"{self.billed} billed calls (${self.cost:.2f}), {self.cached} from cache, "
+                f"{self.failed} failed, {self.retries} retries, {self.rate_limited} "
+                f"rate-limited, {self.seconds:.1f} s")
+        if self.achieved_rate is not None:
+            limit = (f" of {self.rate_limit:.0f} allowed" if self.rate_limit else "")
+            text += f", {self.achieved_rate:.1f} requests/min{limit}"
+        if self.remaining_credits is not None:
+            text += f", {self.remaining_credits:.2f} credits left"
+        return text
+
+
+@dataclass
+class CostEstimate:
+    """What a run would cost: calls to pay for, cache hits, dollars. Nothing is sent.
+
+    ``calls`` and ``cached`` count requests (a long clip split into chunks counts each
+    chunk); ``invalid`` lists ``(row, reason)`` for clips that cannot be sent.
+    """
+
+    calls: int
+    cached: int
+    price_per_call: float
+    invalid: List[Tuple[int, str]] = field(default_factory=list)
+    clips: int = 0
+
+    @property
+    def cost(self) -> float:
+        """Dollars the ``calls`` would cost."""
+        return self.calls * self.price_per_call
+
+    def __str__(self) -> str:
+        bad = ""
+        if self.invalid:
+            shown = "; ".join(f"row {i}: {why}" for i, why in self.invalid[:5])
+            more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
+            bad = f", {len(self.invalid)} rows with missing or invalid audio ({shown}{more})"
+        return (f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
+                f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
+
+
+class Budget:
+    """A spending cap shared by the calls that carry it (and, with ``limits``, by processes).
+
+    >>> b = Budget(0.10)
+    >>> b.reserve(0.06), b.reserve(0.06)
+    (True, False)
+    """
+
+    def __init__(self, max_cost: float, *, limits: Optional[SharedLimits] = None,
+                 ledger: str = "default") -> None:
+        self.max_cost = float(max_cost)
+        self._limits = limits
+        self._ledger = ledger
+        self._spent = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def spent(self) -> float:
+        if self._limits is not None:
+            return self._limits.ledger(self._ledger)
+        return self._spent
+
+    def reserve(self, amount: float) -> bool:
+        """Reserve ``amount`` if it fits under the cap; False (nothing reserved) otherwise."""
+        if self._limits is not None:
+            return self._limits.spend(self._ledger, amount, self.max_cost)
+        with self._lock:
+            if self._spent + amount > self.max_cost + 1e-9:
+                return False
+            self._spent += amount
+            return True
+
+    def refund(self, amount: float) -> None:
+        """Give back a reservation that was not billed."""
+        if self._limits is not None:
+            self._limits.spend(self._ledger, -amount, None)
+            return
+        with self._lock:
+            self._spent -= amount

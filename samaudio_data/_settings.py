@@ -1,0 +1,174 @@
+"""Settings: defaults, environment variables and the checks of every parameter.
+
+Everything here runs before anything is sent: a wrong value is an
+:class:`~samaudio_data.errors.InvalidRequestError` that says what to pass instead.
+
+=============================  ============================================================
+environment variable           meaning
+=============================  ============================================================
+``SEGMIND_API_KEY``            the API key
+``SAMAUDIO_ENDPOINT``          the endpoint URL (default: the provider's v1 URL)
+``SAMAUDIO_CACHE_DIR``         the cache directory (default ``~/.cache/samaudio_data``)
+``SAMAUDIO_PRICE_PER_CALL``    dollars per billed call, for estimates (default 0.062)
+``SAMAUDIO_RATE_LIMIT``        the account's limit: requests per minute, or ``free``/``paid``
+=============================  ============================================================
+
+Example
+-------
+>>> check_params(output_format="mp3", reranking_candidates=4)
+{'output_format': 'mp3', 'reranking_candidates': 4}
+>>> requests_per_minute("paid")
+50.0
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+
+from . import errors
+
+DEFAULT_ENDPOINT = "https://api.segmind.com/v1/sam-audio-large"
+DEFAULT_PRICE_PER_CALL = 0.062  # published figure; drifts, so it is a setting
+PLANS = {"free": 5.0, "paid": 50.0}  # requests per minute, from the provider's pages
+OUTPUT_FORMATS = ("wav", "mp3")
+CHANNEL_POLICIES = ("mix", "each")
+
+
+def default_cache_dir() -> Path:
+    """``$SAMAUDIO_CACHE_DIR``, else ``$XDG_CACHE_HOME/samaudio_data`` or ``~/.cache/...``."""
+    env = os.environ.get("SAMAUDIO_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "samaudio_data"
+
+
+def api_key(value: Optional[str]) -> Optional[str]:
+    """The key given, else ``$SEGMIND_API_KEY``; surrounding whitespace removed.
+
+    A key with whitespace or control characters inside is refused, without showing it.
+
+    >>> api_key("  sk-abc\\n")
+    'sk-abc'
+    """
+    key = value if value is not None else os.environ.get("SEGMIND_API_KEY")
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise errors.InvalidRequestError(
+            f"api_key must be a string, got {type(key).__name__}.")
+    key = key.strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise errors.InvalidRequestError(
+            f"the API key ({len(key)} characters) contains whitespace or control characters "
+            "inside it; copy it again from the provider's dashboard (the key is not shown).")
+    return key or None
+
+
+def endpoint(value: Optional[str]) -> str:
+    """The endpoint URL given, else ``$SAMAUDIO_ENDPOINT``, else the provider's."""
+    url = value or os.environ.get("SAMAUDIO_ENDPOINT") or DEFAULT_ENDPOINT
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise errors.InvalidRequestError(f"endpoint must be an http(s) URL, got {url!r}.")
+    return url.rstrip("/")
+
+
+def price_per_call(value: Optional[float]) -> float:
+    """The price given, else ``$SAMAUDIO_PRICE_PER_CALL``, else the published figure."""
+    if value is None:
+        value = os.environ.get("SAMAUDIO_PRICE_PER_CALL", DEFAULT_PRICE_PER_CALL)
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        price = math.nan
+    if not math.isfinite(price) or price < 0:
+        raise errors.InvalidRequestError(
+            f"price_per_call must be a number of dollars >= 0, got {value!r}.")
+    return price
+
+
+def requests_per_minute(value: Union[float, str, None]) -> Optional[float]:
+    """The account's limit: a number, a plan name (``free``, ``paid``), else
+    ``$SAMAUDIO_RATE_LIMIT``; None when unknown (the client then adapts to 429s)."""
+    if value is None:
+        value = os.environ.get("SAMAUDIO_RATE_LIMIT") or None
+        if value is None:
+            return None
+    if isinstance(value, str) and value.strip().lower() in PLANS:
+        return PLANS[value.strip().lower()]
+    try:
+        rpm = float(value)
+    except (TypeError, ValueError):
+        rpm = math.nan
+    if not math.isfinite(rpm) or rpm <= 0:
+        raise errors.InvalidRequestError(
+            f"requests_per_minute must be a number > 0 or a plan name ({', '.join(PLANS)}), "
+            f"got {value!r}.")
+    return rpm
+
+
+def positive(name: str, value: Any, *, integer: bool = False, zero: bool = False) -> Any:
+    """``value`` if it is a finite number > 0 (>= 0 with ``zero``), else a clear error.
+
+    >>> positive("max_concurrency", 4, integer=True)
+    4
+    """
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(float(value)) and (float(value) >= 0 if zero else float(value) > 0)
+    if integer:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        raise errors.InvalidRequestError(
+            f"{name} must be {kind} {'>= 0' if zero else '> 0'}, got {value!r}.")
+    return int(value) if integer else float(value)
+
+
+def check_description(description: Any) -> str:
+    """A usable description, stripped; a clear error otherwise.
+
+    >>> check_description("  dog barking ")
+    'dog barking'
+    """
+    if not isinstance(description, str) or not description.strip():
+        raise errors.InvalidRequestError(
+            f"description must be a non-empty string such as 'man speaking', got {description!r}.")
+    if len(description) > 1000:
+        raise errors.InvalidRequestError(
+            f"description is {len(description)} characters; keep it short ('dog barking').")
+    return description.strip()
+
+
+def check_params(**params: Any) -> Dict[str, Any]:
+    """Validate endpoint parameters (``output_format``, ``reranking_candidates``)."""
+    out: Dict[str, Any] = {}
+    for name, value in params.items():
+        if name == "output_format":
+            if value not in OUTPUT_FORMATS:
+                raise errors.InvalidRequestError(
+                    f"output_format must be 'wav' or 'mp3', got {value!r}.")
+        elif name == "reranking_candidates":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or not 1 <= int(value) <= 8:
+                raise errors.InvalidRequestError(
+                    f"reranking_candidates must be an integer from 1 to 8, got {value!r}.")
+            value = int(value)
+        else:
+            raise errors.InvalidRequestError(
+                f"unknown parameter {name!r}; known: output_format, reranking_candidates, "
+                "channels.")
+        out[name] = value
+    return out
+
+
+def check_channels(value: Any) -> str:
+    """``"mix"`` or ``"each"``; a clear error otherwise."""
+    if value not in CHANNEL_POLICIES:
+        raise errors.InvalidRequestError(
+            f"channels must be one of {CHANNEL_POLICIES}, got {value!r}.")
+    return value

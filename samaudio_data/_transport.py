@@ -1,0 +1,307 @@
+"""One HTTP exchange with the endpoint: the connection pool, the key, and what comes back.
+
+:class:`Transport` owns a ``requests`` session and the API key. It sends the key only to
+the endpoint's own origin (scheme, host and port), and never follows a redirect elsewhere:
+a 307/308 to the same origin is followed (at most three times), any other redirect is a
+:class:`~samaudio_data.errors.RedirectError` and nothing is sent to the new address. It reads
+answers with a size cap and a total deadline per attempt (a server that drips bytes cannot
+keep a call alive past ``timeout``), checks that the body is as long as announced, and turns
+every failure into a typed error that keeps the response (status, headers, a body excerpt,
+the request id) and the cause, with the key redacted wherever it might appear.
+
+Example
+-------
+>>> from samaudio_data.testing import LocalEndpoint
+>>> with LocalEndpoint(keys={"k": 1.0}) as ep:
+...     t = Transport(ep.url, "k", timeout=(5, 30))
+...     status, body, headers = t.request("GET", t.credits_url)
+...     t.close()
+>>> status, body[:11]
+(200, b'{"credits":')
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from typing import Any, Dict, Optional, Tuple, Union
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from . import errors
+from ._retry import parse_retry_after
+from ._version import __version__
+from .audio import excerpt
+
+Timeout = Union[float, Tuple[float, float]]
+_CHUNK = 64 * 1024
+_MAX_REDIRECTS = 3
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
+_LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+def origin(url: str) -> Tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL, the unit the key is confined to.
+
+    >>> origin("https://api.segmind.com/v1/x") == origin("https://API.segmind.com:443/v2/y")
+    True
+    """
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def is_local(url: str) -> bool:
+    """True when ``url`` points at this machine (loopback address or localhost).
+
+    >>> is_local("http://127.0.0.1:8000/v1/m"), is_local("https://api.segmind.com/v1/m")
+    (True, False)
+    """
+    host = origin(url)[1]
+    if host in _LOCAL_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Transport:
+    """Session, key and single HTTP exchanges for one endpoint; see the module docstring."""
+
+    def __init__(self, endpoint: str, api_key: Optional[str], *, timeout: Timeout = (10.0, 300.0),
+                 pool_size: int = 16) -> None:
+        self.endpoint = endpoint
+        self._key = api_key
+        self.timeout = timeout
+        self._pool_size = pool_size
+        self._session: Optional[requests.Session] = None
+        self._lock = threading.Lock()
+
+    # --- configuration ---------------------------------------------------------------------
+
+    @property
+    def has_key(self) -> bool:
+        """Whether a key is set (the key itself is never exposed)."""
+        return bool(self._key)
+
+    @property
+    def credits_url(self) -> str:
+        """``GET`` URL of the account's credits, on the endpoint's origin."""
+        parts = urlsplit(self.endpoint)
+        return f"{parts.scheme}://{parts.netloc}/v1/get-user-credits"
+
+    @property
+    def total_timeout(self) -> float:
+        """Seconds one attempt may take in all (the read timeout, or the single timeout)."""
+        return float(self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout)
+
+    def redact(self, value: Any) -> str:
+        """``str(value)`` with the API key replaced by ``***``."""
+        text = str(value)
+        return text.replace(self._key, "***") if self._key else text
+
+    @property
+    def session(self) -> requests.Session:
+        """The connection pool (created on first use, shared by threads)."""
+        with self._lock:
+            if self._session is None:
+                s = requests.Session()
+                adapter = requests.adapters.HTTPAdapter(pool_connections=4,
+                                                        pool_maxsize=self._pool_size)
+                s.mount("http://", adapter)
+                s.mount("https://", adapter)
+                s.headers["User-Agent"] = f"samaudio_data/{__version__}"
+                s.trust_env = False  # no proxy or netrc credentials picked up silently
+                self._session = s
+            return self._session
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    # --- exchanges ---------------------------------------------------------------------------
+
+    def request(self, method: str, url: str, *, json_body: Optional[dict] = None,
+                with_key: bool = True, max_bytes: int = 64 * 1024 * 1024
+                ) -> Tuple[int, bytes, Dict[str, str]]:
+        """One exchange; returns ``(status, body, headers)`` for any status below 300.
+
+        Error statuses raise their typed error (with the response); ``with_key`` requests
+        are refused unless ``url`` is on the endpoint's origin.
+        """
+        if with_key and origin(url) != origin(self.endpoint):
+            raise errors.RedirectError(
+                f"refusing to send the API key to {self.redact(url)}: it is not on the "
+                f"endpoint's origin ({self.endpoint}).",
+                hint="Only the endpoint's own origin ever receives the key.")
+        headers = {"Content-Type": "application/json"} if json_body is not None else {}
+        if with_key:
+            headers["x-api-key"] = self._key or ""
+        for _ in range(_MAX_REDIRECTS + 1):
+            status, body, resp_headers = self._exchange(method, url, json_body, headers,
+                                                        max_bytes)
+            if status in (301, 302, 303, 307, 308):
+                target = urljoin(url, resp_headers.get("location", ""))
+                if status in (307, 308) and origin(target) == origin(url):
+                    url = target
+                    continue
+                raise errors.RedirectError(
+                    f"the endpoint answered {status} redirecting to {self.redact(target)}; "
+                    "the request was not repeated there, so the API key never left the "
+                    "endpoint's origin.", status_code=status,
+                    hint="If the endpoint moved, set SAMAUDIO_ENDPOINT (or endpoint=) to the "
+                         "new URL.", response=self._info(status, url, resp_headers, body))
+            if status >= 300:
+                raise self._status_error(status, url, resp_headers, body)
+            return status, body, resp_headers
+        raise errors.RedirectError(f"more than {_MAX_REDIRECTS} redirects from "
+                                   f"{self.redact(url)}.", hint="Check the endpoint URL.")
+
+    def _exchange(self, method, url, json_body, headers, max_bytes):
+        deadline = time.monotonic() + self.total_timeout
+        try:
+            resp = self.session.request(method, url, json=json_body, headers=headers,
+                                        timeout=self.timeout, stream=True,
+                                        allow_redirects=False)
+        except requests.Timeout as exc:
+            raise errors.APITimeoutError(
+                f"no answer from {url} within the timeout ({self.timeout}).",
+                hint="Raise timeout= for long clips or cold starts.") from exc
+        except requests.ConnectionError as exc:
+            raise self._connection_error(url, exc) from exc
+        except requests.RequestException as exc:
+            raise errors.APIConnectionError(
+                f"the request to {url} failed: {self.redact(exc)}") from exc
+        try:
+            body = self._read(resp, url, deadline, max_bytes)
+        finally:
+            resp.close()
+        return resp.status_code, body, {k.lower(): v for k, v in resp.headers.items()}
+
+    def _read(self, resp: requests.Response, url: str, deadline: float, max_bytes: int) -> bytes:
+        """The whole body, within the deadline and the size cap, as long as announced."""
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), _shutdown, (resp,))
+        timer.daemon = True
+        timer.start()
+        chunks, size = [], 0
+        try:
+            for chunk in resp.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise errors.ResponseDecodeError(
+                        f"the answer from {url} is larger than {max_bytes} bytes, far more than "
+                        "this input can need; it was not read further.",
+                        status_code=resp.status_code)
+                if time.monotonic() > deadline:
+                    raise errors.APITimeoutError(
+                        f"the answer from {url} did not arrive whole within "
+                        f"{self.total_timeout:g} s (the total deadline of one attempt).")
+                chunks.append(chunk)
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            if time.monotonic() >= deadline:
+                raise errors.APITimeoutError(
+                    f"the answer from {url} did not arrive whole within "
+                    f"{self.total_timeout:g} s (the total deadline of one attempt).") from exc
+            raise errors.APIConnectionError(
+                f"the connection dropped while reading the answer from {url} "
+                f"({size} bytes arrived): {self.redact(exc)}") from exc
+        except requests.Timeout as exc:
+            raise errors.APITimeoutError(
+                f"the answer from {url} stalled past the read timeout.") from exc
+        finally:
+            timer.cancel()
+        body = b"".join(chunks)
+        announced = resp.headers.get("Content-Length")
+        if announced and announced.isdigit() and not resp.headers.get("Content-Encoding") \
+                and int(announced) != len(body):
+            raise errors.APIConnectionError(
+                f"the answer from {url} was cut short: {len(body)} of {announced} bytes "
+                "arrived.", status_code=resp.status_code)
+        return body
+
+    # --- errors ------------------------------------------------------------------------------
+
+    def _connection_error(self, url: str, exc: BaseException) -> errors.APIError:
+        refused = isinstance(_root_cause(exc), ConnectionRefusedError) or \
+            "refused" in str(exc).lower()
+        if refused and is_local(url):
+            return errors.EndpointDownError(
+                f"nothing is listening at {url} (connection refused).",
+                hint="Start the local endpoint (samaudio-data serve --port PORT) or point "
+                     "SAMAUDIO_ENDPOINT / endpoint= at a running one.")
+        return errors.APIConnectionError(f"could not connect to {url}: {self.redact(exc)}")
+
+    def _info(self, status: int, url: str, headers: Dict[str, str],
+              body: bytes) -> errors.ResponseInfo:
+        request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+        safe = {k: self.redact(v) for k, v in headers.items() if k != "set-cookie"}
+        return errors.ResponseInfo(status=status, url=self.redact(url), headers=safe,
+                                   body=self.redact(excerpt(body, 500)),
+                                   request_id=request_id)
+
+    def _status_error(self, status: int, url: str, headers: Dict[str, str],
+                      body: bytes) -> errors.APIStatusError:
+        return errors.error_for_status(
+            status, self.redact(server_message(status, body)),
+            retry_after=parse_retry_after(headers.get("retry-after")),
+            response=self._info(status, url, headers, body))
+
+
+def server_message(status: int, body: bytes) -> str:
+    """The server's own message in an error body (JSON ``error``/``message``/``detail``).
+
+    >>> server_message(401, b'{"error": "invalid key"}'), server_message(502, b"<html>..")
+    ('invalid key', 'HTTP 502 (an HTML error page)')
+    """
+    import json
+
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if isinstance(doc, dict):
+        for k in ("error", "message", "detail"):
+            if doc.get(k):
+                return str(doc[k])[:500]
+    text = body.decode("utf-8", errors="replace").strip()
+    if text.lower().startswith(("<!doctype", "<html")):
+        return f"HTTP {status} (an HTML error page)"
+    return excerpt(body, 300).strip("'") if text else f"HTTP {status}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        nxt = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and
+                                                   isinstance(exc.args[0], BaseException)
+                                                   else None)
+        reason = getattr(exc, "reason", None)
+        nxt = reason if isinstance(reason, BaseException) else nxt
+        if nxt is None:
+            break
+        exc = nxt
+    return exc
+
+
+def _shutdown(resp: requests.Response) -> None:
+    """At the deadline, shut the socket down so a blocked read returns at once."""
+    raw = getattr(resp, "raw", None)
+    conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        fp = getattr(raw, "_fp", None)
+        sock = getattr(getattr(getattr(fp, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -1,0 +1,73 @@
+"""Helpers for the local endpoint's tests: signals, request bodies, and calls with `requests`."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import numpy as np
+import requests
+
+from samaudio_data.audio import decode_audio, encode_wav
+
+KEY = "test-key"
+TOL = 2 / 32768  # two 16-bit steps
+SR = 48000
+
+
+def noise(n=SR, sr=SR, amp=0.5, seed=0, channels=None):
+    rng = np.random.default_rng(seed)
+    shape = (n,) if channels is None else (channels, n)
+    return (rng.uniform(-amp, amp, shape)).astype(np.float64)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def body_for(y, sr=SR, description="a man speaking", **extra):
+    return {"audio": b64(encode_wav(y, sr)), "description": description, **extra}
+
+
+def post(ep, body, key=KEY, timeout=10, url=None):
+    headers = {} if key is None else {"x-api-key": key}
+    url = url or ep.url
+    if isinstance(body, (bytes, str)):
+        return requests.post(url, data=body, headers=headers, timeout=timeout)
+    return requests.post(url, json=body, headers=headers, timeout=timeout)
+
+
+def get(url, key=KEY, timeout=10):
+    return requests.get(url, headers={} if key is None else {"x-api-key": key}, timeout=timeout)
+
+
+def answer(resp):
+    assert resp.status_code == 200, resp.text[:300]
+    y, sr = decode_audio(resp.content)
+    return y, sr
+
+
+def wait_until_done(status_url, key=KEY, deadline=10.0, interval=0.02):
+    """Poll a status URL until COMPLETED or FAILED; return (states seen in order, last reply)."""
+    states, end = [], time.monotonic() + deadline
+    while True:
+        r = get(status_url, key)
+        state = r.json()["status"]
+        if not states or states[-1] != state:
+            states.append(state)
+        if state in ("COMPLETED", "FAILED"):
+            return states, r
+        assert time.monotonic() < end, f"job still {state} after {deadline} s"
+        time.sleep(interval)
+
+
+def read_is_cut(send) -> bool:
+    """True when ``send()``'s answer ended early: urllib3 2 raises on a body shorter than its
+    Content-Length (or a connection closed mid-body); urllib3 1.x returns the short body."""
+    import requests
+
+    try:
+        r = send()
+    except requests.RequestException:
+        return True
+    return len(r.content) < int(r.headers.get("Content-Length", 1 << 62))
