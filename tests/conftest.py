@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+import requests
 
 from samaudio_data import Client
 from samaudio_data.testing import LocalEndpoint
-from signals import bandlimited  # noqa: F401  (the tests import it from here too)
 
 # a key that looks real, so that a leak anywhere is easy to find
 KEY = "sk-test-9f8e7d6c5b4a-SECRET"
+
+
+def cut_short(send):
+    """Call ``send()``, a request whose answer stops before its Content-Length; check it did.
+
+    urllib3 2 raises (requests' ChunkedEncodingError); urllib3 1.x, which requests also
+    accepts, returns the short body without a word. Returns the exception or the response.
+    """
+    try:
+        r = send()
+    except requests.RequestException as exc:
+        return exc
+    assert r.status_code == 200 and len(r.content) < int(r.headers["Content-Length"]), \
+        "the body was not cut short"
+    return r
+
 
 # the start of a `python -c` script run as on a machine without torch and torchcodec
 HIDE_TORCH = """

@@ -50,8 +50,6 @@ from urllib.parse import urlsplit
 import numpy as np
 import soundfile as sf
 
-from signals import tone  # noqa: E402,F401  (a sine for answers)
-
 Behaviour = Callable[["_Handler"], None]
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from samaudio_data import Client, errors
-from samaudio_data.testing import LocalEndpoint
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 
 TRANSPORT = 2.5 / 32768  # 16-bit quantisation, both ways
 

@@ -11,9 +11,9 @@ from datasets import Audio, Dataset
 
 from samaudio_data import Client, errors, estimate_cost, isolate
 from samaudio_data.hf import encode_value, read_value
-from samaudio_data.testing import LocalEndpoint
 
-from conftest import HIDE_TORCH, KEY, bandlimited
+from conftest import HIDE_TORCH, KEY
+from signals import bandlimited
 
 RATES = [16000, 22050, 44100, 48000, 8000, 32000]
 

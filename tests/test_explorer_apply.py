@@ -21,7 +21,7 @@ from samaudio_data import Client  # noqa: E402
 from samaudio_data.hf import read_value  # noqa: E402
 from samaudio_data.explorer import Explorer, ExplorerError  # noqa: E402
 
-from conftest import KEY  # noqa: E402  (endpoint and client fixtures too)
+from conftest import KEY  # noqa: E402  endpoint and client fixtures too
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 from samaudio_data import Client, isolate, prefetch
-from samaudio_data.testing import LocalEndpoint
 
 
 def clips(n, seed=0):

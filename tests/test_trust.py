@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import stat
 import threading
 import time
 import warnings
@@ -17,9 +16,11 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 from hostile import (HostileServer, audio, cut_body, drip, echo_key, huge, json_doc, redirect,
-                     refused_url, respond, status, tone, wav_bytes)
+                     refused_url, respond, status, wav_bytes)
+from signals import tone
 from samaudio_data import Client, errors
 
 PATH = "/v1/sam-audio-large"
@@ -299,7 +300,6 @@ def test_connection_refused_on_a_local_endpoint_fails_fast_with_a_hint(tmp_path)
 # --- 429 storms slow a run down; they never kill it ----------------------------------------
 
 def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint, tmp_path):
-    from samaudio_data.testing import LocalEndpoint
 
     ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
                    rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
@@ -311,7 +311,6 @@ def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint,
 
 
 def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, tmp_path):
-    from samaudio_data.testing import LocalEndpoint
 
     ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
                    rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
@@ -325,7 +324,6 @@ def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, tmp_pa
 
 def test_concurrent_threads_share_one_pace(make_endpoint, tmp_path):
     """Two clients (threads) on one endpoint share the pace through the cache directory."""
-    from samaudio_data.testing import LocalEndpoint
 
     ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
                    rate_limit_burst=1, send_retry_after="fraction")
