@@ -262,3 +262,38 @@ def test_memory_does_not_grow_with_the_length_of_the_file(endpoint, make_client,
         tracemalloc.stop()
     assert peaks[160] < 1.3 * peaks[40], peaks
     assert peaks[160] < in_memory / 3, (peaks, in_memory)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def cli(*args, key=KEY):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SEGMIND_API_KEY=key)
+    return subprocess.run([sys.executable, "-m", "samaudio_data.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_cli_streams_a_file_and_counts_its_windows(endpoint, make_client, tmp_path):
+    sr = 44100
+    y = bandlimited(round(6.5 * sr), sr, seed=11, channels=2)
+    src = write(tmp_path / "talk.wav", y, sr, subtype="PCM_16")
+    opts = ["--endpoint", endpoint.url, "--cache-dir", tmp_path / "cache", "--chunk-seconds",
+            CHUNK, "--overlap-seconds", OVERLAP, "--channels", "each"]
+    windows = len(audio.plan_chunks(y.shape[-1], sr, CHUNK, OVERLAP))
+    dry = cli("isolate", src, "half", *opts, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"{2 * windows} calls to pay for, 0 already cached" in dry.stdout
+    assert billed(endpoint) == 0
+    refused = cli("isolate", src, "half", *opts, "--max-cost", 0.5)
+    assert refused.returncode == 3 and "refusing to start" in refused.stderr
+    res = cli("isolate", src, "half", *opts, "--residual", tmp_path / "rest.flac")
+    assert res.returncode == 0, res.stderr
+    assert f"{2 * windows} calls paid" in res.stdout and billed(endpoint) == 2 * windows
+    assert "chunk" in res.stderr          # the progress bar counts windows
+    out = src.with_name("talk.isolated-half.wav")
+    client = make_client(chunk_seconds=CHUNK, overlap_seconds=OVERLAP, channels="each")
+    mine = read(client.isolate_file(src, "half", tmp_path / "mine.wav"))
+    assert billed(endpoint) == 2 * windows, "the library hits the CLI's cache"
+    assert np.array_equal(read(out), mine)
+    assert_transform(read(tmp_path / "rest.flac"), 0.5 * read(src), sr)
+    bad = cli("isolate", tmp_path / "missing.wav", "half", *opts)
+    assert bad.returncode == 2 and "InvalidAudioError" in bad.stderr
