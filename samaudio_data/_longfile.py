@@ -34,7 +34,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import copy
+import dataclasses
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
@@ -82,16 +84,28 @@ def isolate_file(client: "Client", path: PathLike, description: str,
 
     started = getattr(client._op, "started", None) or time.time()
 
+    heavy = threading.Lock()
+
     def window(i: int) -> np.ndarray:
         """Read, send and fit window ``i``: its target as float32 ``(L,)`` or ``(ch, L)``."""
         a, b = plan.windows[i]
-        job = window_job(audio.read_window(src, a, b), info.sr, description, params,
-                         channels=channels, upload_format=client.upload_format)
-        fitted = [fit(p, client._caller.answer(p, job, started=started, budget=budget), info.sr)
-                  for p in job.pieces]
-        return np.stack(fitted) if job.each else fitted[0]
+        # reading/encoding and fitting make float64 copies of a whole window: one window at
+        # a time does that (the work is CPU-bound anyway), so the peak does not grow with
+        # max_concurrency; the requests themselves wait concurrently
+        with heavy:
+            job = window_job(audio.read_window(src, a, b), info.sr, description, params,
+                             channels=channels, upload_format=client.upload_format)
+            # the residual reads the input again, per span written: while the request
+            # waits, memory holds only the upload
+            job = dataclasses.replace(job, original=None)
+        answers = [client._caller.answer(p, job, started=started, budget=budget)
+                   for p in job.pieces]
+        with heavy:
+            fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers)]
+            return np.stack(fitted) if job.each else fitted[0]
 
-    ahead = max(2, client.max_concurrency + 2)
+    workers = in_flight(client.max_concurrency, plan)
+    ahead = workers + 2
     joiner = audio.ChunkJoiner(plan, channels=out_channels)
     bar = None
     if client.progress if progress is None else progress:
@@ -100,8 +114,7 @@ def isolate_file(client: "Client", path: PathLike, description: str,
         bar = tqdm(total=len(plan), desc=f"{src.name} ({info.seconds:.0f} s)", unit="chunk",
                    leave=False)
     before = client.usage.snapshot()
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, min(client.max_concurrency, len(plan))),
-                                 thread_name_prefix="samaudio-file")
+    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="samaudio-file")
     futures: dict = {}
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(audio.BlockWriter(out, info.sr, out_channels,
@@ -127,8 +140,11 @@ def isolate_file(client: "Client", path: PathLike, description: str,
                 start = joiner.position
                 block = joiner.take()
                 writers[0].write(block)
-                if res is not None and block.shape[-1]:
-                    writers[1].write(_residual(src, start, block, each))
+                for lo in range(0, block.shape[-1] if res is not None else 0, 1 << 18):
+                    part = block[..., lo:lo + (1 << 18)]
+                    writers[1].write(_residual(src, start + lo, part, each))
+                if finished:
+                    _release_memory()
         except BaseException as exc:
             for fut in futures:
                 fut.cancel()
@@ -143,6 +159,32 @@ def isolate_file(client: "Client", path: PathLike, description: str,
             if bar is not None:
                 bar.close()
     return out
+
+
+WINDOW_BYTES_PER_FRAME = 40
+"""Memory a window in flight takes per sample of its upload (at most 48 kHz): the float64
+mono reference, the 16-bit upload, its base64 JSON body, the answer and its fit."""
+
+IN_FLIGHT_MEMORY = 256 * 2 ** 20
+"""Memory allowed to a file's windows in flight: at 20 s windows, 7 windows of 44.1 kHz
+audio (more at lower rates), never more than ``max_concurrency``. With ~12 s per call, 7
+windows in flight send about 35 calls a minute (a paid plan allows about 50)."""
+
+
+def in_flight(max_concurrency: int, plan: audio.ChunkPlan) -> int:
+    """How many windows of ``plan`` are sent at once: ``max_concurrency``, capped so that
+    their memory stays within :data:`IN_FLIGHT_MEMORY`.
+
+    >>> in_flight(16, audio.plan_chunks(3600 * 44100, 44100, 20, 2))
+    7
+    >>> in_flight(16, audio.plan_chunks(3600 * 8000, 8000, 20, 2))
+    16
+    >>> in_flight(4, audio.plan_chunks(10, 8000, 20, 2))   # one window
+    1
+    """
+    frames = max(b - a for a, b in plan.windows) * min(plan.sr, audio.MODEL_SR) // plan.sr
+    by_memory = IN_FLIGHT_MEMORY // max(1, frames * WINDOW_BYTES_PER_FRAME)
+    return int(max(1, min(max_concurrency, len(plan), by_memory)))
 
 
 def estimate_file(client: "Client", paths: Union[PathLike, Sequence[PathLike]],
@@ -192,6 +234,27 @@ def _plan(client: "Client", path: Path) -> Tuple[Any, audio.ChunkPlan]:
             "are sent in windows of chunk_seconds).")
     return info, audio.plan_chunks(info.frames, info.sr, client.chunk_seconds,
                                    client.overlap_seconds)
+
+
+def _release_memory() -> None:
+    """Give freed memory back to the operating system (glibc only; elsewhere a no-op).
+
+    Each worker thread allocates a window's worth of arrays in its own glibc arena, which
+    keeps the freed pages: without this, resident memory grows by tens of MB per thread.
+    """
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
 
 
 def _residual(path: Path, start: int, target: np.ndarray, each: bool) -> np.ndarray:

@@ -69,6 +69,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     _client_options(p)
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    _fewer_malloc_arenas()
     if argv[:1] == ["serve"]:
         from ..testing import serve_main
 
@@ -82,6 +83,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("samaudio-data: interrupted; answers already paid for are cached.", file=sys.stderr)
         return 130
+
+
+def _fewer_malloc_arenas() -> None:
+    """Let glibc keep 2 malloc arenas instead of 8 per core (a no-op elsewhere).
+
+    Every worker thread that handles a window's arrays would otherwise get an arena of its
+    own that keeps its freed pages: on a long file that is tens of MB of resident memory per
+    thread (measured: 530 MB instead of 220 MB at 16 threads). Same as ``MALLOC_ARENA_MAX=2``.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)   # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
