@@ -60,7 +60,8 @@ def isolate_file(client: "Client", path: PathLike, description: str,
                  budget: Optional[Budget] = None, progress: Optional[bool] = None,
                  **params) -> Path:
     """Isolate ``description`` in the audio file ``path``, streaming; see
-    :meth:`samaudio_data.Client.isolate_file`. Returns the path written."""
+    :meth:`samaudio_data.Client.isolate_file`. Returns the path written (an example is at
+    the top of this module)."""
     description, params, channels = client._request(description, params)
     src = Path(path)
     info, plan = _plan(client, src)
@@ -190,7 +191,16 @@ def in_flight(max_concurrency: int, plan: audio.ChunkPlan) -> int:
 def estimate_file(client: "Client", paths: Union[PathLike, Sequence[PathLike]],
                   description: str, **params) -> CostEstimate:
     """Count the calls isolating files would pay for; see
-    :meth:`samaudio_data.Client.estimate_file`."""
+    :meth:`samaudio_data.Client.estimate_file`.
+
+    >>> import tempfile, pathlib
+    >>> from samaudio_data import Client
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
+    >>> with audio.BlockWriter(p, 8000, channels=2) as w: w.write(np.zeros((2, 8000 * 60)))
+    >>> client = Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False, channels="each")
+    >>> estimate_file(client, [p, p], "speech").calls       # 2 files x 4 windows x 2 channels
+    16
+    """
     description, params, channels = client._request(description, params)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
