@@ -241,7 +241,8 @@ def test_a_run_killed_mid_file_pays_only_the_missing_windows_when_run_again(tmp_
 
 def test_memory_does_not_grow_with_the_length_of_the_file(endpoint, make_client, tmp_path):
     sr = 8000
-    client = make_client(chunk_seconds=2, overlap_seconds=0.5, max_concurrency=2,
+    # one window in flight: the windows finish in order, so the peak is deterministic
+    client = make_client(chunk_seconds=2, overlap_seconds=0.5, max_concurrency=1,
                          cache_dir=False)
     peaks = {}
     for seconds in (40, 160):
@@ -262,7 +263,9 @@ def test_memory_does_not_grow_with_the_length_of_the_file(endpoint, make_client,
         in_memory = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peaks[160] < 1.3 * peaks[40], peaks
+    # 4x the windows: anything kept per window would show (the server's threads vary it a
+    # little run to run)
+    assert peaks[160] < 1.25 * peaks[40], peaks
     assert peaks[160] < in_memory / 3, (peaks, in_memory)
 
 
