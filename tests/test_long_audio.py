@@ -191,6 +191,14 @@ def test_a_failing_window_leaves_no_output_and_says_where(endpoint, make_client,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "in.wav"]
     with pytest.raises(errors.InvalidRequestError, match="is the input file"):
         client.isolate_file(src, "speech", src)
+    with pytest.raises(errors.InvalidRequestError, match=r"\.wav \(32-bit float\) or \.flac"):
+        client.isolate_file(src, "speech", tmp_path / "out.mp3")
+    y = bandlimited(5 * sr, sr)
+    y[3 * sr] = np.nan
+    nan = write(tmp_path / "nan.wav", y, sr)
+    with pytest.raises(errors.InvalidAudioError, match=r"nan\.wav, window [45] of 7 .*NaN"):
+        client.isolate_file(nan, "speech", tmp_path / "out.wav")
+    assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".*.part"))
     with pytest.raises(errors.InvalidAudioError, match="cannot read audio file"):
         client.isolate_file(tmp_path / "nope.wav", "speech")
 
