@@ -67,22 +67,7 @@ def isolate_file(client: "Client", path: PathLike, description: str,
     info, plan = _plan(client, src)
     each = channels == "each" and info.channels > 1
     out_channels = info.channels if each else 1
-    out = Path(out_path) if out_path is not None else audio.output_path(src, description)
-    res = None
-    if residual_path is True:
-        res = audio.output_path(src, description, kind="residual")
-    elif residual_path not in (None, False):
-        res = Path(residual_path)
-    for target in (out, res):
-        if target is not None and target.exists() and os.path.samefile(target, src):
-            raise errors.InvalidRequestError(
-                f"the output {str(target)!r} is the input file; choose another path (the "
-                "input is read while the output is written).")
-    if res is not None and res.resolve() == out.resolve():
-        raise errors.InvalidRequestError(
-            f"the residual and the isolated sound would both go to {str(out)!r}; give "
-            "residual_path= another name.")
-
+    out, res = _outputs(src, description, out_path, residual_path)
     started = getattr(client._op, "started", None) or time.time()
 
     heavy = threading.Lock()
@@ -105,7 +90,7 @@ def isolate_file(client: "Client", path: PathLike, description: str,
             fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers)]
             return np.stack(fitted) if job.each else fitted[0]
 
-    workers = in_flight(client.max_concurrency, plan)
+    workers = in_flight(client.max_concurrency, plan, pieces=out_channels)
     ahead = workers + 2
     joiner = audio.ChunkJoiner(plan, channels=out_channels)
     bar = None
@@ -172,19 +157,22 @@ audio (more at lower rates), never more than ``max_concurrency``. With ~12 s per
 windows in flight send about 35 calls a minute (a paid plan allows about 50)."""
 
 
-def in_flight(max_concurrency: int, plan: audio.ChunkPlan) -> int:
+def in_flight(max_concurrency: int, plan: audio.ChunkPlan, pieces: int = 1) -> int:
     """How many windows of ``plan`` are sent at once: ``max_concurrency``, capped so that
-    their memory stays within :data:`IN_FLIGHT_MEMORY`.
+    their memory stays within :data:`IN_FLIGHT_MEMORY` (``pieces``: uploads per window, the
+    channel count with ``channels="each"``).
 
     >>> in_flight(16, audio.plan_chunks(3600 * 44100, 44100, 20, 2))
     7
     >>> in_flight(16, audio.plan_chunks(3600 * 8000, 8000, 20, 2))
     16
+    >>> in_flight(16, audio.plan_chunks(3600 * 44100, 44100, 20, 2), pieces=2)  # "each"
+    3
     >>> in_flight(4, audio.plan_chunks(10, 8000, 20, 2))   # one window
     1
     """
     frames = max(b - a for a, b in plan.windows) * min(plan.sr, audio.MODEL_SR) // plan.sr
-    by_memory = IN_FLIGHT_MEMORY // max(1, frames * WINDOW_BYTES_PER_FRAME)
+    by_memory = IN_FLIGHT_MEMORY // max(1, frames * pieces * WINDOW_BYTES_PER_FRAME)
     return int(max(1, min(max_concurrency, len(plan), by_memory)))
 
 
@@ -225,6 +213,27 @@ def estimate_file(client: "Client", paths: Union[PathLike, Sequence[PathLike]],
                 calls += not hit
     return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
                         invalid=invalid, clips=len(paths))
+
+
+def _outputs(src: Path, description: str, out_path, residual_path
+             ) -> Tuple[Path, Optional[Path]]:
+    """Where the target and the residual (or None) go; never over the input or each other."""
+    out = Path(out_path) if out_path is not None else audio.output_path(src, description)
+    res = None
+    if residual_path is True:
+        res = audio.output_path(src, description, kind="residual")
+    elif residual_path not in (None, False):
+        res = Path(residual_path)
+    for target in (out, res):
+        if target is not None and target.exists() and os.path.samefile(target, src):
+            raise errors.InvalidRequestError(
+                f"the output {str(target)!r} is the input file; choose another path (the "
+                "input is read while the output is written).")
+    if res is not None and res.resolve() == out.resolve():
+        raise errors.InvalidRequestError(
+            f"the residual and the isolated sound would both go to {str(out)!r}; give "
+            "residual_path= another name.")
+    return out, res
 
 
 def _plan(client: "Client", path: Path) -> Tuple[Any, audio.ChunkPlan]:
