@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from samaudio_data import Client, audio, errors
+from samaudio_data import Budget, Client, audio, errors
 from samaudio_data.testing import LocalEndpoint
 
 from conftest import KEY, bandlimited
@@ -201,6 +201,21 @@ def test_a_failing_window_leaves_no_output_and_says_where(endpoint, make_client,
     assert not (tmp_path / "out.wav").exists() and not list(tmp_path.glob(".*.part"))
     with pytest.raises(errors.InvalidAudioError, match="cannot read audio file"):
         client.isolate_file(tmp_path / "nope.wav", "speech")
+
+
+def test_a_budget_stops_mid_file_and_a_rerun_with_more_finishes(endpoint, make_client,
+                                                                 tmp_path):
+    sr = 16000
+    y = bandlimited(5 * sr, sr, seed=2)
+    src = write(tmp_path / "in.wav", y, sr)
+    client = make_client(chunk_seconds=CHUNK, overlap_seconds=OVERLAP, max_concurrency=1)
+    with pytest.raises(errors.BudgetExceededError, match="3 calls paid") as info:
+        client.isolate_file(src, "speech", budget=Budget(3.5 * client.price_per_call))
+    assert "pays only for the rest" in str(info.value)
+    assert billed(endpoint) == 3 and not src.with_name("in.isolated-speech.wav").exists()
+    out = client.isolate_file(src, "speech", budget=Budget(4 * client.price_per_call))
+    assert billed(endpoint) == 7 == len(audio.plan_chunks(y.size, sr, CHUNK, OVERLAP))
+    assert_transform(read(out), y, sr)
 
 
 KILLED_RUN = textwrap.dedent("""
