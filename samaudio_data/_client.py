@@ -296,6 +296,67 @@ class Client:
         """
         return self._run(self._prepare(y, sr, description, params), budget)
 
+    # --- long files ------------------------------------------------------------------------
+
+    def isolate_file(self, path: Union[str, os.PathLike], description: str,
+                     out_path: Union[str, os.PathLike, None] = None, *,
+                     residual_path: Union[str, os.PathLike, bool, None] = None,
+                     budget: Optional[Budget] = None, progress: Optional[bool] = None,
+                     **params) -> Path:
+        """Isolate ``description`` in an audio file of any length, streaming; return the output.
+
+        The file is read one window of ``chunk_seconds`` at a time, each window isolated by
+        its own cached request (up to ``max_concurrency`` at once), the answers joined with
+        the crossfade and written block by block: memory does not grow with the file. The
+        output (default: next to the input, ``talk.isolated-speech.wav``; ``.wav`` is 32-bit
+        float, ``.flac`` 24-bit) is the same as :meth:`separate`'s target for the file read
+        into memory. ``residual_path`` (a path, or True for ``talk.residual-speech.wav``)
+        also writes the input minus the target. ``channels="mix"`` writes mono, ``"each"``
+        every channel. Nothing is left at the output paths when a call fails; a rerun pays
+        only for the windows not yet paid for. See the README's "Long recordings".
+
+        >>> import tempfile, pathlib
+        >>> from samaudio_data import audio
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
+        >>> with audio.BlockWriter(path, 16000, channels=2) as w:
+        ...     w.write(np.full((2, 50 * 16000), 0.5))
+        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
+        ...                                    progress=False) as client:
+        ...     out = client.isolate_file(path, "half", residual_path=True)
+        ...     calls = client.usage.billed
+        >>> out.name, calls, audio.audio_file_info(out).frames
+        ('talk.isolated-half.flac', 3, 800000)
+        >>> rest = path.with_name("talk.residual-half.flac")
+        >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
+        0.25
+        """
+        from ._longfile import isolate_file
+
+        return isolate_file(self, path, description, out_path, residual_path=residual_path,
+                            budget=budget, progress=progress, **params)
+
+    def estimate_file(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+                      description: str, **params) -> CostEstimate:
+        """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
+        channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
+
+        With a cache, every window is read and encoded to look it up (as a run would);
+        without one, only the headers are read.
+
+        >>> import tempfile, pathlib
+        >>> from samaudio_data import audio
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
+        >>> with audio.BlockWriter(path, 8000, channels=1) as w:
+        ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
+        >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
+        ...              ).estimate_file(path, "speech"))
+        200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
+        """
+        from ._longfile import estimate_file
+
+        return estimate_file(self, paths, description, **params)
+
     # --- many clips ------------------------------------------------------------------------
 
     def isolate_many(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
@@ -464,11 +525,16 @@ class Client:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _prepare(self, y, sr, description, params) -> Job:
+    def _request(self, description, params) -> Tuple[str, Dict[str, Any], str]:
+        """The validated description, endpoint parameters and channel mode of a call."""
         params = dict(params)
         channels = settings.check_channels(params.pop("channels", self.channels))
         merged = {**self.defaults, **settings.check_params(**params)}
-        return prepare(y, sr, settings.check_description(description), merged,
+        return settings.check_description(description), merged, channels
+
+    def _prepare(self, y, sr, description, params) -> Job:
+        description, merged, channels = self._request(description, params)
+        return prepare(y, sr, description, merged,
                        channels=channels, upload_format=self.upload_format,
                        chunk_seconds=self.chunk_seconds, overlap_seconds=self.overlap_seconds,
                        max_seconds=self.max_seconds)
