@@ -248,7 +248,10 @@ def _check_probe(transport: Transport, report: CheckReport, before: Optional[flo
             p.charged = round(before - credits(transport), 6)
         except errors.SamAudioError:
             pass
-    if p.charged is not None and abs(p.charged - price) > max(0.005, 0.1 * price):
+    if p.charged == 0:
+        report.notes.append("the account's credits did not change after the probe (unlimited, "
+                            "or updated later): the price could not be confirmed.")
+    elif p.charged is not None and abs(p.charged - price) > max(0.005, 0.1 * price):
         report.problems.append(
             f"the probe was charged ${p.charged:.4f}, but price_per_call is ${price:.3f}: "
             f"set SAMAUDIO_PRICE_PER_CALL={p.charged:.4f} (or price_per_call=) so estimates "
