@@ -261,6 +261,9 @@ def _check_probe(transport: Transport, report: CheckReport, before: Optional[flo
                             "the library's own count of spending only.")
     if p.via == "queue":
         report.queue = "served (the probe went through it)"
+    elif report.transport == "auto":
+        report.queue = ("not served: requests use the synchronous call (the probe's submit "
+                        "was refused with 404/405, not billed)")
     timeout = report.limits.get("timeout")
     read = timeout[1] if isinstance(timeout, tuple) else timeout
     if isinstance(read, (int, float)) and p.latency > 0.5 * read:
