@@ -1,6 +1,7 @@
 # The two set-up commands of the README. Each installs what it needs, then runs.
 #   make demo   clean a small dataset end to end (offline unless SEGMIND_API_KEY is set)
 #   make test   install the test stack (FFmpeg libraries, Chromium, CPU torch) and run the tests
+#               at the latest versions, then again at the oldest supported ones (test-oldest)
 
 PY ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -8,8 +9,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # browser test of the explorer
 APT_TEST := libavcodec59 libavformat59 libavutil57 libswresample4 libavdevice59 \
             libavfilter8 libswscale6 chromium
+# the oldest supported versions: a fresh venv pinned by this constraints file (no torch:
+# datasets 3.x decodes Audio with soundfile); the browser test runs in the latest one only
+OLDEST_VENV ?= .venv-oldest
+# CI builds it with $(PY) (3.11); OLDEST_PY=python3.10 tests the oldest Python as well
+OLDEST_PY ?= $(PY)
+OLDEST_CONSTRAINTS := constraints/oldest.txt
 
-.PHONY: demo test install install-test
+.PHONY: demo test test-latest test-oldest install install-test
 
 install:
 	$(PY) -m pip install -q -e .
@@ -28,5 +35,16 @@ install-test:
 demo: install
 	$(PY) -m samaudio_data.cli demo --out samaudio-demo
 
-test: install-test
+test: test-latest test-oldest
+
+test-latest: install-test
 	$(PY) -m pytest
+
+# A new venv every time, so that nothing newer lingers; the package is installed from this
+# checkout (not editable) and the suite run from it.
+test-oldest:
+	rm -rf $(OLDEST_VENV)
+	$(OLDEST_PY) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install -q -c $(OLDEST_CONSTRAINTS) ".[test]"
+	$(OLDEST_VENV)/bin/python -m pip check
+	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py"

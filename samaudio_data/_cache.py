@@ -129,10 +129,11 @@ class ResultCache:
         except OSError as exc:
             self._damaged(key, f"cannot be opened: {exc.strerror}")
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            self._damaged(key, "not a regular file")
+            return None
         with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                self._damaged(key, "not a regular file")
-                return None
             return fh.read()
 
     def get(self, key: str) -> Optional[CachedAnswer]:

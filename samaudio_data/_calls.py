@@ -225,6 +225,9 @@ class Caller:
             except errors.SamAudioError as exc:
                 self._refund(budget, billed, key)
                 exc._took, exc._billed = time.monotonic() - t0, billed
+                # an answer may echo the key back: it never reaches a message or a log
+                exc.message = self.transport.redact(exc.message)
+                exc.args = (exc.message,) + exc.args[1:]
                 raise
             took = time.monotonic() - t0
             self.limits.record_success(took)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import random
 import threading
@@ -42,10 +43,12 @@ from typing import Callable, Iterator, Optional
 
 from ._files import atomic_write, file_lock
 
+log = logging.getLogger("samaudio_data")
+
 _POLL = 0.01
 # Requests are recorded when sent, and counted by the server when they arrive: a little
 # slack on the spacing keeps arrival jitter from making two requests look closer than allowed.
-_SPACING_SLACK = 0.03      # of the window
+_SPACING_SLACK = 0.05      # of the window
 _SPACING_SLACK_ABS = 0.05  # seconds per window
 _HEADROOM = 1.25           # in flight = rate x latency x headroom + 1
 _START_CONCURRENCY = 2     # with no rate known
@@ -73,6 +76,7 @@ class SharedLimits:
         self._local = threading.BoundedSemaphore(self.max_concurrency)
         self._state_path = self.directory / "state.json"
         self._lock_path = self.directory / "state.lock"
+        self._write_failed = False
 
     # --- state file ----------------------------------------------------------------------
 
@@ -89,7 +93,14 @@ class SharedLimits:
             yield state
             after = json.dumps(state, sort_keys=True)
             if after != before:
-                atomic_write(self._state_path, after.encode(), fsync=False)
+                try:
+                    atomic_write(self._state_path, after.encode(), fsync=False)
+                except OSError as exc:  # a full disk must not stop paid work
+                    if not self._write_failed:
+                        self._write_failed = True
+                        log.warning("cannot save the shared limits in %s (%s): other "
+                                    "processes will not see this one's pace", self.directory,
+                                    exc)
 
     def _rate(self, st: dict) -> Optional[float]:
         """Requests per second allowed now (None: no rate known, no pacing)."""
@@ -134,32 +145,32 @@ class SharedLimits:
     def wait_turn(self) -> float:
         """Block until this request may be sent (pace and back-off); record it.
 
+        Each sender reserves a send time one interval after the previous reservation (so
+        waiters leave one at a time), and never sends closer than one interval after the
+        last request actually sent (so a sender that woke late pushes the next one back).
         Returns the seconds waited.
         """
-        waited = 0.0
+        waited, mine = 0.0, None
         while True:
             now = self._clock()
             with self._state() as st:
-                backoff = st.get("backoff_until", 0.0)
+                st.setdefault("first_send", now)
                 rate = self._rate(st)
-                at = max(now, backoff)
+                earliest = st.get("backoff_until", 0.0)
                 if rate:
-                    at = max(at, st.get("next_send", 0.0))
-                    st["next_send"] = at + 1.0 / rate
+                    earliest = max(earliest, st.get("last_sent", 0.0) + 1.0 / rate)
+                    if mine is None:
+                        mine = max(now, earliest, st.get("next_send", 0.0))
+                        st["next_send"] = mine + 1.0 / rate
+                    at = max(mine, earliest)
+                else:
+                    at = max(now, earliest)
                 if at <= now:
-                    sent = st.get("sent", [])
-                    sent.append(now)
-                    st["sent"] = sent[-_HISTORY:]
+                    st["last_sent"] = now
+                    st["sent"] = (st.get("sent", []) + [now])[-_HISTORY:]
                     return waited
-            # a reserved time: sleep until then, then check that no back-off came meanwhile
             self._sleep(at - now)
             waited += at - now
-            with self._state() as st:
-                if st.get("backoff_until", 0.0) <= at + 1e-6:
-                    sent = st.get("sent", [])
-                    sent.append(self._clock())
-                    st["sent"] = sent[-_HISTORY:]
-                    return waited
 
     def record_success(self, latency: float) -> None:
         """A request succeeded after ``latency`` seconds: learn latency, recover the rate."""
@@ -168,6 +179,7 @@ class SharedLimits:
             st["latency"] = latency if old is None else \
                 (1 - _LATENCY_ALPHA) * old + _LATENCY_ALPHA * latency
             st["rate_factor"] = min(1.0, st.get("rate_factor", 1.0) + _RECOVER)
+            st["ok"] = (st.get("ok", []) + [self._clock()])[-_HISTORY:]
             if self.requests_per_minute is None:
                 limit = float(st.get("window_limit", _START_CONCURRENCY))
                 st["window_limit"] = min(float(self.max_concurrency), limit + 1.0 / limit)
@@ -182,11 +194,14 @@ class SharedLimits:
             st["next_send"] = st["backoff_until"]
             st["rate_limited"] = st.get("rate_limited", 0) + 1
             if self.requests_per_minute is None:
-                recent = [t for t in st.get("sent", []) if t > now - self.rate_window]
-                accepted = max(1, len(recent) - 1)
+                # what the account accepted over the last window (or since the first send,
+                # scaled to a window, when the run is younger than one)
+                ok = [t for t in st.get("ok", []) if t > now - self.rate_window]
+                span = min(self.rate_window, max(now - st.get("first_send", now),
+                                                 self.rate_window / 10))
+                accepted = max(1.0, len(ok) * self.rate_window / span * _DECREASE)
                 known = st.get("learned_per_window")
-                st["learned_per_window"] = float(accepted if known is None
-                                                 else min(known, accepted))
+                st["learned_per_window"] = accepted if known is None else min(known, accepted)
                 st["window_limit"] = max(1.0, float(st.get("window_limit",
                                                            _START_CONCURRENCY)) / 2)
             else:

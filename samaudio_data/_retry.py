@@ -82,9 +82,9 @@ class RetryPolicy:
     def rate_limit_wait(self, exc: BaseException) -> float:
         """Seconds every sender waits after a 429: ``Retry-After`` capped, or a whole window.
 
-        >>> RetryPolicy(rate_window=60).rate_limit_wait(errors.RateLimitError("x"))
-        60.0
+        >>> RetryPolicy(rate_window=30.0).rate_limit_wait(errors.RateLimitError("x"))
+        30.0
         """
         retry_after = getattr(exc, "retry_after", None)
         wait = self.rate_window if retry_after is None else retry_after
-        return min(wait, self.retry_after_max)
+        return float(min(wait, self.retry_after_max))

@@ -14,7 +14,8 @@ Example
 from __future__ import annotations
 
 import concurrent.futures as cf
-from typing import Any, Callable, List, Optional
+import itertools
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import errors
 from ._limits import SharedLimits
@@ -68,6 +69,48 @@ def run_all(pool: cf.Executor, task: Callable[[Any], Any], items: List[Any], *, 
     if first_error is not None:
         raise first_error
     return results
+
+
+def stream_all(pool: cf.Executor, task: Callable[[Any], Any], items: Iterable[Any], *,
+               window: int, usage: Usage, limits: SharedLimits, progress: bool,
+               desc: str = "isolating", stop_note: str = "") -> Iterator[Tuple[Any, Any]]:
+    """Yield ``(item, result or exception)`` as they complete, at most ``window`` ahead."""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=desc, unit="clip", leave=False)
+    before = usage.snapshot()
+    source = iter(items)
+    pending: Dict[cf.Future, Any] = {}
+    try:
+        while True:
+            for item in itertools.islice(source, max(0, window - len(pending))):
+                pending[pool.submit(task, item)] = item
+            if not pending:
+                return
+            done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                item = pending.pop(fut)
+                try:
+                    result = fut.result()
+                except (errors.FatalAPIError, errors.BudgetExceededError) as exc:
+                    for f in pending:
+                        f.cancel()
+                    cf.wait(list(pending))  # requests in flight finish, and so are cached
+                    raise summarise(exc, before, usage.snapshot(), stop_note) from exc
+                except errors.SamAudioError as exc:
+                    result = exc
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(_postfix(usage, limits), refresh=False)
+                yield item, result
+    finally:
+        for f in pending:
+            f.cancel()
+        cf.wait(list(pending))
+        if bar is not None:
+            bar.close()
 
 
 def _postfix(usage: Usage, limits: SharedLimits) -> str:

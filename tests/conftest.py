@@ -7,15 +7,48 @@ import pytest
 
 from samaudio_data import Client
 from samaudio_data.testing import LocalEndpoint
+from signals import bandlimited  # noqa: F401  (the tests import it from here too)
 
 # a key that looks real, so that a leak anywhere is easy to find
 KEY = "sk-test-9f8e7d6c5b4a-SECRET"
+
+# the start of a `python -c` script run as on a machine without torch and torchcodec
+HIDE_TORCH = """
+import sys
+class Hide:  # every finder answers "not installed" for torch, as on a machine without it
+    def __init__(self, finder):
+        self.finder = finder
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchcodec"):
+            return None
+        return self.finder.find_spec(name, path, target)
+    def __getattr__(self, attr):  # find_distributions and the rest
+        return getattr(self.finder, attr)
+sys.meta_path[:] = [Hide(f) for f in sys.meta_path]
+"""
 
 
 @pytest.fixture
 def endpoint():
     with LocalEndpoint(keys={KEY: None}) as ep:
         yield ep
+
+
+@pytest.fixture
+def make_endpoint():
+    """Start local endpoints with any options (keys default to the test key, unlimited);
+    every one is stopped at the end of the test."""
+    made = []
+
+    def make(**options):
+        options.setdefault("keys", {KEY: None})
+        ep = LocalEndpoint(**options).start()
+        made.append(ep)
+        return ep
+
+    yield make
+    for ep in made:
+        ep.stop()
 
 
 @pytest.fixture
@@ -41,18 +74,3 @@ def make_client(endpoint, tmp_path):
 @pytest.fixture
 def client(make_client):
     return make_client()
-
-
-def bandlimited(n: int, sr: int, seed: int = 0, amp: float = 0.3, channels: int = 1):
-    """Noise low-passed well below 8 kHz / 2, so resampling round trips are near-exact."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(channels):
-        x = rng.standard_normal(n + 2048)
-        spec = np.fft.rfft(x)
-        freqs = np.fft.rfftfreq(x.size, 1 / sr)
-        spec[freqs > 3000] = 0
-        y = np.fft.irfft(spec, x.size)[1024:1024 + n]
-        out.append(amp * y / np.max(np.abs(y)))
-    y = np.stack(out)
-    return (y[0] if channels == 1 else y).astype(np.float32)

@@ -2,15 +2,23 @@
 Chromium through playwright.
 
 Once per front end, starts JupyterLab (``python -m jupyterlab``) or Notebook 7
-(``python -m notebook``, built from JupyterLab's components and reading the same settings)
-on 127.0.0.1 (free port, random token, temporary root, settings and workspace directories),
-opens a notebook that builds a tiny dataset against a LocalEndpoint started inside the
-kernel and shows the explorer, runs all cells, and checks in the page:
-three <audio> players with controls and without autoplay/loop that the browser can decode,
-six rendered waveform/spectrogram images, a click on "discard" and the "f" key in the keys box
-changing the decisions (seen in the widget and in ``ex.decisions`` printed by a cell run
-afterwards), and a re-isolation priced then confirmed. Saves screenshots to
-``test-artifacts/explorer-lab.png`` and ``test-artifacts/explorer-notebook.png``.
+(``python -m notebook``) on 127.0.0.1 (free port, random token, temporary root, settings and
+workspace directories), opens a notebook that builds a 24-row dataset with text columns
+against a LocalEndpoint started inside the kernel, shows the explorer, and checks in the page:
+
+- layout at 1600, 1280 and 900 px wide (in JupyterLab with and without the side panel):
+  the three players are at least 200 px wide and nothing overflows sideways;
+- keys reach the explorer while it has the focus ("keys active"), and not the notebook:
+  ``d d`` discards two rows and deletes no cell; ``z`` undoes; ``2`` then space plays the
+  isolated lane and its playhead follows the playback;
+- a click on a waveform seeks the player there and moves the playhead;
+- a click in the queue table opens that row;
+- a bulk discard of the filtered rows (confirmed with its count) and its undo;
+- a re-isolation priced then confirmed (JupyterLab);
+- the session resumes in a new explorer built from the session file.
+
+Screenshots go to ``test-artifacts/explorer-<front end>-<width>[-sidepanel].png`` and
+``test-artifacts/explorer-<front end>-widget.png`` (the whole widget, used for the README).
 """
 
 from __future__ import annotations
@@ -32,10 +40,11 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+                 "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
+WIDTHS = (1600, 1280, 900)
 
 pytestmark = [
-    pytest.mark.timeout(180),
+    pytest.mark.timeout(240),
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
                        reason=f"{CHROMIUM} is missing: install Debian's chromium "
                               "(make install-test) to run the browser test"),
@@ -43,22 +52,38 @@ pytestmark = [
 
 SETUP_CELL = """\
 import os, sys
-sys.path.insert(0, {tests!r})
-from explorer_fixtures import isolated_dataset
 from samaudio_data import Client
-from samaudio_data.explorer import Explorer
+from samaudio_data.explorer import Explorer, example_dataset
 from samaudio_data.testing import LocalEndpoint
 
 key = os.environ["SAMAUDIO_BROWSER_TEST_KEY"]  # never written into the notebook
 endpoint = LocalEndpoint(keys={{key: None}}).start()
 client = Client(key, endpoint=endpoint.url, cache_dir={cache!r}, progress=False)
-ds = isolated_dataset(client, "a man speaking", n=3, seconds=1.0)
-ex = Explorer(ds, client=client, session={session!r}, description="half")
+ds = example_dataset(24)
+ex = Explorer(ds, client=client, session={session!r}, description="half",
+              columns=["path", "text", "isolated_target_db", "isolated_present",
+                       "isolated_cost", "isolated_cached"])
 ex"""
+PRINT_CELL = 'print("DECISIONS", ex.decisions, "REQUESTS", endpoint.stats["requests"])'
+RESUME_CELL = "ex2 = Explorer(ds, client=client, session={session!r})\nex2"
 
 BROWSER_KEY = "sk-test-browser-SECRET-4711"
 
-PRINT_CELL = 'print("DECISIONS", ex.decisions, "REQUESTS", endpoint.stats["requests"])'
+LAYOUT_JS = """() => {
+  const root = document.querySelector('.samaudio-explorer .sa-root');
+  const r = root.getBoundingClientRect();
+  const panel = root.closest('.jp-WindowedPanel-outer, .jp-Notebook') || document.body;
+  const kids = [...root.querySelectorAll('.sa-lane, .sa-actions, .sa-queue, .sa-top, .sa-reiso')];
+  return {
+    players: [...root.querySelectorAll('audio')].map(a => a.getBoundingClientRect().width),
+    rootScroll: root.scrollWidth, rootClient: root.clientWidth, rootWidth: r.width,
+    overflowing: kids.filter(k => k.getBoundingClientRect().right > r.right + 1).length,
+    panelScroll: panel.scrollWidth, panelClient: panel.clientWidth,
+    docScroll: document.documentElement.scrollWidth,
+    docClient: document.documentElement.clientWidth,
+    stacked: getComputedStyle(root.querySelector('.sa-lane')).gridTemplateAreas,
+  };
+}"""
 
 
 def _free_port() -> int:
@@ -89,12 +114,10 @@ def jupyter(request, tmp_path):
     module, path = FRONTENDS[frontend]
     root = tmp_path / "root"
     root.mkdir()
+    session = str(tmp_path / "review.json")
     _notebook(root / "explorer.ipynb", [
-        SETUP_CELL.format(tests=str(REPO / "tests"), cache=str(tmp_path / "cache"),
-                          session=str(tmp_path / "review.json")),
-        PRINT_CELL])
-    # user settings (read by both front ends): start the notebook's kernel without asking,
-    # no news prompt
+        SETUP_CELL.format(cache=str(tmp_path / "cache"), session=session), PRINT_CELL,
+        RESUME_CELL.format(session=session)])
     settings = tmp_path / "settings" / "@jupyterlab"
     for ext, plugin, value in (("notebook-extension", "tracker", {"autoStartDefaultKernel": True}),
                                ("apputils-extension", "notification", {"fetchNews": "false"})):
@@ -109,7 +132,6 @@ def jupyter(request, tmp_path):
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
     env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "settings")
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "workspaces")
-    # the LabApp options also reach JupyterLab's server extension under Notebook 7
     cmd = [sys.executable, "-m", module, "--no-browser",
            "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
@@ -140,7 +162,7 @@ def jupyter(request, tmp_path):
         yield {"frontend": frontend, "url": f"{base}{path}?token={token}", "base": base,
                "token": token, "root": root, "tmp": tmp_path}
     finally:
-        try:  # shut the kernels and the server down cleanly, then make sure it is gone
+        try:
             requests.post(f"{base}/api/shutdown", params={"token": token}, timeout=5)
         except requests.RequestException:
             pass
@@ -156,33 +178,50 @@ def jupyter(request, tmp_path):
         log.close()
 
 
-def _run_all_cells(page) -> None:
-    """Run > Run All Cells, retried until the first cell starts (the menu entry stays
-    disabled for a moment after the notebook opens)."""
-    prompt = page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt")
-    for _ in range(20):
-        page.locator(".jp-Notebook .jp-Cell").first.click()
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        item = page.locator(".lm-Menu-item:not(.lm-mod-disabled)", has_text="Run All Cells")
-        try:
-            item.first.click(timeout=2_000)
-        except Exception:  # noqa: BLE001 - not enabled yet: close the menu and retry
-            page.keyboard.press("Escape")
-            time.sleep(0.5)
-            continue
-        for _ in range(20):
-            if prompt.inner_text().strip() not in ("[ ]:", "[ ]"):
+def _run_cell(page, index: int) -> None:
+    """Run one cell in place (Ctrl+Enter in its editor), retried until it starts."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    prompt = cell.locator(".jp-InputPrompt")
+    before = prompt.inner_text().strip()
+    for _ in range(40):
+        cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Control+Enter")
+        for _ in range(10):
+            now = prompt.inner_text().strip()
+            if now != before and now not in ("[ ]:", "[ ]"):
                 return
-            time.sleep(0.25)
-    raise AssertionError("Run > Run All Cells did not start the notebook")
+            time.sleep(0.2)
+    raise AssertionError(f"cell {index} did not start")
+
+
+def _check_layout(page, frontend: str, width: int, tag: str) -> dict:
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.wait_for_timeout(300)
+    m = page.evaluate(LAYOUT_JS)
+    assert len(m["players"]) == 3 and min(m["players"]) >= 200, (width, tag, m)
+    assert m["rootScroll"] <= m["rootClient"] + 1, (width, tag, m)
+    assert m["overflowing"] == 0, (width, tag, m)
+    assert m["panelScroll"] <= m["panelClient"] + 1, (width, tag, m)
+    assert m["docScroll"] <= m["docClient"] + 1, (width, tag, m)
+    page.screenshot(path=str(ARTIFACTS / f"explorer-{frontend}-{width}{tag}.png"))
+    return m
+
+
+def _lab_side_panel(page, open_: bool) -> None:
+    tab = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id='filebrowser']")
+    is_open = page.locator("#jp-left-stack").is_visible()
+    if is_open != open_:
+        tab.click()
+        page.wait_for_timeout(400)
+    assert page.locator("#jp-left-stack").is_visible() == open_
 
 
 def test_explorer_in_jupyter(jupyter):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    base, token, shot = jupyter["base"], jupyter["token"], f"explorer-{jupyter['frontend']}"
-    # start the notebook's kernel session up front: the front end attaches to it, no prompt
+    frontend = jupyter["frontend"]
+    base, token = jupyter["base"], jupyter["token"]
     r = requests.post(f"{base}/api/sessions", params={"token": token}, timeout=30, json={
         "path": "explorer.ipynb", "name": "explorer.ipynb", "type": "notebook",
         "kernel": {"name": "python3"}})
@@ -190,96 +229,173 @@ def test_explorer_in_jupyter(jupyter):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                      headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
             page.goto(jupyter["url"])
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            # wait for the kernel, then Run > Run All Cells
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=60_000)
-            _run_all_cells(page)
-
-            explorer = page.locator(".samaudio-explorer")
-            expect(explorer).to_be_visible(timeout=60_000)
-
-            audios = explorer.locator("audio")
-            expect(audios).to_have_count(3, timeout=20_000)
+            _run_cell(page, 0)
+            ex = page.locator(".samaudio-explorer").first
+            expect(ex).to_be_visible(timeout=60_000)
+            root = ex.locator(".sa-root")
+            title, counts = root.locator(".sa-title"), root.locator(".sa-counts")
+            expect(title).to_have_text("row 1 of 24", timeout=30_000)
             page.wait_for_function(
                 """() => {
-                    const els = document.querySelectorAll('.samaudio-explorer audio');
-                    return els.length === 3 && [...els].every(a => a.readyState >= 1 &&
-                        a.duration > 0.9 && a.duration < 1.1);
+                  const a = [...document.querySelectorAll('.samaudio-explorer audio')];
+                  const i = [...document.querySelectorAll('.samaudio-explorer img.sa-img')];
+                  return a.length === 3 && a.every(x => x.readyState >= 1 &&
+                    Math.abs(x.duration - 1) < 0.05) && i.length === 6 &&
+                    i.every(x => x.complete && x.naturalWidth === 600);
                 }""", timeout=20_000)
-            attrs = audios.evaluate_all(
-                "els => els.map(a => ({autoplay: a.hasAttribute('autoplay') || a.autoplay,"
-                " loop: a.hasAttribute('loop') || a.loop, controls: a.controls,"
-                " paused: a.paused, src: a.src}))")
-            assert len(attrs) == 3
-            for a in attrs:
-                assert not a["autoplay"] and not a["loop"], a
-                assert a["controls"] and a["paused"] and a["src"].startswith("blob:"), a
+            for a in root.locator("audio").evaluate_all(
+                    "els => els.map(a => ({autoplay: a.autoplay, loop: a.loop, "
+                    "controls: a.controls, paused: a.paused}))"):
+                assert a == {"autoplay": False, "loop": False, "controls": True,
+                             "paused": True}, a
+            # the table shows the text columns, 1-based, the current row highlighted
+            expect(root.locator(".sa-table th")).to_contain_text(["#", "decision", "path",
+                                                                  "text"])
+            current = root.locator(".sa-table tr.sa-current")
+            expect(current).to_have_count(1)
+            expect(current.locator("td").first).to_have_text("1")
+            expect(current).to_contain_text("rain on a tin roof")
 
-            images = explorer.locator("img")
-            expect(images).to_have_count(6)
-            page.wait_for_function(
-                """() => [...document.querySelectorAll('.samaudio-explorer img')]
-                      .every(i => i.complete && i.naturalWidth === 300 &&
-                                  i.naturalHeight === 56)""", timeout=20_000)
+            # --- layout at three widths ----------------------------------------------------
+            tags = [("", None)]
+            if frontend == "lab":
+                tags = [("-sidepanel", True), ("", False)]
+            for tag, panel in tags:
+                if panel is not None:
+                    page.set_viewport_size({"width": 1600, "height": 1000})
+                    _lab_side_panel(page, panel)
+                for width in WIDTHS:
+                    m = _check_layout(page, frontend, width, tag)
+                    if width == 900:          # narrow: waveform and spectrogram stack
+                        assert '"head head"' in m["stacked"] or '"head"' in m["stacked"], m
+            page.set_viewport_size({"width": 1280, "height": 1000})
 
-            # the sort box shows its label (ipywidgets 8 shows a None value as a blank box)
-            sort_box = explorer.locator(".widget-dropdown", has_text="sort by").locator("select")
-            shown = sort_box.evaluate("s => s.options[s.selectedIndex].text")
-            assert shown.split() == ["row", "order"], shown
-            queue = explorer.locator(".widget-html", has_text="queue:")
-            expect(queue).to_contain_text("0 keep, 0 discard, 0 flag, 3 undecided")
-            header = explorer.locator(".widget-html", has_text="decision:").first
-            expect(header).to_contain_text("row 0")
-
-            # a click: row 0 discarded, the explorer moves on to row 1
-            explorer.get_by_role("button", name="discard (d)").click()
-            expect(queue).to_contain_text("0 keep, 1 discard, 0 flag, 2 undecided",
-                                          timeout=15_000)
-            expect(header).to_contain_text("row 1")
-
-            # a key: "f" typed in the keys box flags row 1 (and leaves the notebook alone)
+            # --- keys: focus the explorer, the notebook gets nothing ---------------------------
             cells_before = page.locator(".jp-Notebook .jp-Cell").count()
-            keys = explorer.get_by_placeholder("click here, then press a key")
-            keys.click()
+            keys_state = root.locator(".sa-keys")
+            expect(keys_state).to_have_text("click here to use keys")
+            root.locator(".sa-info").click()
+            expect(keys_state).to_have_text("keys active")
+            page.keyboard.press("k")
+            expect(title).to_have_text("row 2 of 24", timeout=15_000)
+            page.keyboard.press("d")
+            page.keyboard.press("d")
+            expect(counts).to_contain_text("1 keep · 2 discard · 0 flag · 21 undecided",
+                                           timeout=15_000)
+            expect(title).to_have_text("row 4 of 24")
             page.keyboard.press("f")
-            expect(queue).to_contain_text("0 keep, 1 discard, 1 flag, 1 undecided",
-                                          timeout=15_000)
-            expect(header).to_contain_text("row 2")
-            expect(keys).to_have_value("")
+            page.keyboard.press("j")
+            expect(title).to_have_text("row 4 of 24", timeout=15_000)
+            page.keyboard.press("z")          # undo the flag
+            expect(counts).to_contain_text("1 keep · 2 discard · 0 flag · 21 undecided",
+                                           timeout=15_000)
+            assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
+            expect(page.locator(".jp-Notebook.jp-mod-editMode")).to_have_count(0)
+            # 2 chooses the isolated lane, space plays it: the playhead follows, space pauses
+            page.keyboard.press("2")
+            expect(root.locator(".sa-lane.sa-active")).to_have_attribute("data-lane",
+                                                                         "isolated")
+            page.keyboard.press(" ")
+            iso_lane = root.locator(".sa-lane[data-lane='isolated']")
+            page.wait_for_function(
+                """() => document.querySelector(
+                      ".sa-lane[data-lane='isolated'] audio").currentTime > 0.3""",
+                timeout=10_000)
+            head = iso_lane.locator(".sa-spec .sa-playhead").evaluate(
+                "e => parseFloat(e.style.left)")
+            assert head > 20, head
+            page.keyboard.press(" ")
+            assert iso_lane.locator("audio").evaluate("a => a.paused")
+            page.keyboard.press("1")
+            expect(root.locator(".sa-lane.sa-active")).to_have_attribute("data-lane",
+                                                                         "original")
             assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
 
-            # re-isolate row 2: the price first, then confirm
-            explorer.get_by_role("button", name="price").click()
-            expect(explorer).to_contain_text("costs $0.062", timeout=15_000)
-            explorer.get_by_role("button", name="confirm: spend $0.062").click()
-            expect(explorer).to_contain_text("row 2 re-isolated with 'half' for $0.062",
-                                             timeout=15_000)
-            expect(explorer.locator(".widget-html", has_text="re-isolated:")).to_have_count(1)
+            # --- click-to-seek ----------------------------------------------------------------
+            wave = root.locator(".sa-lane[data-lane='original'] .sa-wave")
+            box = wave.bounding_box()
+            wave.click(position={"x": box["width"] * 0.5, "y": box["height"] / 2})
+            t = root.locator(".sa-lane[data-lane='original'] audio").evaluate(
+                "a => a.currentTime")
+            assert abs(t - 0.5) < 0.03, t
+            left = root.locator(".sa-lane[data-lane='original'] .sa-wave .sa-playhead") \
+                .evaluate("e => parseFloat(e.style.left)")
+            assert abs(left - 50) < 3, left
 
-            # the kernel agrees: run the print cell again
-            page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputArea-editor").click()
-            page.keyboard.press("Control+Enter")
+            # --- the queue table opens a row ------------------------------------------------
+            root.locator(".sa-table tbody tr[data-row='7']").click()
+            expect(title).to_have_text("row 7 of 24", timeout=15_000)
+            expect(root.locator(".sa-table tr.sa-current td").first).to_have_text("7")
+            # out-of-range row number: an error message, no jump
+            box_row = root.locator(".sa-actions input")
+            box_row.fill("99")
+            box_row.press("Enter")
+            expect(root.locator(".sa-message")).to_have_text(
+                "row 99 is out of range: rows are 1..24.", timeout=15_000)
+            expect(title).to_have_text("row 7 of 24")
+
+            # --- bulk discard of the filter, then undo --------------------------------------
+            root.locator(".sa-filters select").nth(1).select_option("undecided")
+            expect(root.locator(".sa-pageinfo")).to_contain_text("21 of 24 rows",
+                                                                  timeout=15_000)
+            root.get_by_role("button", name="discard all 21").click()
+            expect(root.locator(".sa-confirm-text")).to_have_text(
+                "discard all 21 rows of the current filter?", timeout=15_000)
+            root.get_by_role("button", name="yes, discard 21 rows").click()
+            expect(counts).to_contain_text("1 keep · 23 discard · 0 flag · 0 undecided",
+                                           timeout=15_000)
+            root.get_by_role("button", name="undo (z)").click()
+            expect(counts).to_contain_text("1 keep · 2 discard · 0 flag · 21 undecided",
+                                           timeout=15_000)
+            root.get_by_role("button", name="clear filter").click()
+            expect(root.locator(".sa-pageinfo")).to_contain_text("24 of 24 rows",
+                                                                  timeout=15_000)
+
+            requests_expected = 0
+            if frontend == "lab":            # re-isolate the row shown: price, then confirm
+                root.get_by_role("button", name="price", exact=True).click()
+                expect(root.locator(".sa-quote")).to_contain_text("costs $0.062",
+                                                                  timeout=15_000)
+                root.get_by_role("button", name="confirm: spend $0.062").click()
+                expect(root.locator(".sa-message")).to_have_text(
+                    "row 7 re-isolated with 'half' for $0.062.", timeout=15_000)
+                expect(root.locator(".sa-spend")).to_have_text(
+                    "spent $1.550 = dataset $1.488 + re-isolations $0.062")
+                expect(root.locator(".sa-table tr.sa-current")).to_contain_text("$0.124")
+                requests_expected = 1
+            page.set_viewport_size({"width": 1280, "height": 1900})   # the whole widget
+            ex.scroll_into_view_if_needed()
+            page.wait_for_timeout(300)
+            ex.screenshot(path=str(ARTIFACTS / f"explorer-{frontend}-widget.png"))
+            page.set_viewport_size({"width": 1280, "height": 1000})
+
+            # --- the kernel agrees, and the session resumes in a new explorer --------------
+            _run_cell(page, 1)
             out = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea-output")
-            expect(out).to_contain_text("DECISIONS {0: 'discard', 1: 'flag'} REQUESTS 4",
-                                        timeout=30_000)
-
-            explorer.scroll_into_view_if_needed()
-            assert BROWSER_KEY not in page.content()  # not in the notebook, widgets or outputs
-            page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=False)
-            explorer.screenshot(path=str(ARTIFACTS / f"{shot}-widget.png"))
+            expect(out).to_contain_text(
+                "DECISIONS {0: 'keep', 1: 'discard', 2: 'discard'} REQUESTS "
+                f"{requests_expected}", timeout=30_000)
+            _run_cell(page, 2)
+            second = page.locator(".samaudio-explorer").nth(1).locator(".sa-root")
+            expect(second.locator(".sa-counts")).to_contain_text(
+                "1 keep · 2 discard · 0 flag · 21 undecided", timeout=30_000)
+            expect(second.locator(".sa-title")).to_have_text("row 7 of 24")
+            assert BROWSER_KEY not in page.content()
         except BaseException:
             try:
-                page.screenshot(path=str(ARTIFACTS / f"{shot}-failure.png"))
+                page.screenshot(path=str(ARTIFACTS / f"explorer-{frontend}-failure.png"))
             except Exception:  # noqa: BLE001 - keep the original failure
                 pass
             raise
         finally:
             browser.close()
-    session = json.loads((jupyter["tmp"] / "review.json").read_text())
-    assert session["decisions"] == {"0": "discard", "1": "flag"}
-    assert session["reisolated"]["2"]["description"] == "half"
-    assert BROWSER_KEY not in (jupyter["tmp"] / "review.json").read_text()
+    text = (jupyter["tmp"] / "review.json").read_text()
+    session = json.loads(text)
+    assert session["decisions"] == {"0": "keep", "1": "discard", "2": "discard"}
+    assert BROWSER_KEY not in text

@@ -172,8 +172,12 @@ def test_fault_drop(ep):
 
 def test_fault_truncate(ep):
     ep.inject("truncate")
-    with pytest.raises(requests.RequestException):
-        post(ep, body_for(noise(FRAME)))
+    try:  # urllib3 2 raises on a body shorter than its Content-Length; urllib3 1.x returns it
+        r = post(ep, body_for(noise(FRAME)))
+    except requests.RequestException:
+        pass
+    else:
+        assert r.status_code == 200 and len(r.content) < int(r.headers["Content-Length"])
     assert ep.stats["billed"] == 0
     assert post(ep, body_for(noise(FRAME))).status_code == 200
 

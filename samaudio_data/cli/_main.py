@@ -26,7 +26,12 @@ from .. import errors
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of ``samaudio-data``; returns the exit status.
 
-    >>> main(["isolate", "mix.wav", "drums", "-o", "drums.wav"])  # doctest: +SKIP
+    >>> import numpy as np, os, soundfile as sf, tempfile
+    >>> d = tempfile.mkdtemp(); os.environ.pop("SEGMIND_API_KEY", None)
+    >>> sf.write(os.path.join(d, "mix.wav"), np.zeros(8000), 8000)
+    >>> main(["isolate", os.path.join(d, "mix.wav"), "drums", "-o", os.path.join(d, "d.wav"),
+    ...       "--cache-dir", d])  # doctest: +ELLIPSIS
+    wrote ...
     0
     """
     parser = argparse.ArgumentParser(prog="samaudio-data", description=__doc__.split("::")[0],
@@ -97,8 +102,11 @@ def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-format", choices=("wav", "mp3"), default="wav")
     p.add_argument("--candidates", type=int, default=1, help="reranking_candidates, 1..8")
     p.add_argument("--channels", choices=("mix", "each"), default="mix")
-    p.add_argument("--max-concurrency", type=int, default=4)
-    p.add_argument("--requests-per-minute", type=float, default=None)
+    p.add_argument("--max-concurrency", type=int, default=16,
+                   help="upper bound on requests in flight (the rate decides below it)")
+    p.add_argument("--requests-per-minute", default=None,
+                   help="the account's limit: a number, or 'free' (5) / 'paid' (50); default "
+                        "$SAMAUDIO_RATE_LIMIT, else adapt to 429s")
     p.add_argument("--cache-dir", default=None)
 
 
@@ -117,7 +125,10 @@ def _client(args) -> Iterator["object"]:
               "Its answers are not real separations, and nothing is billed: costs shown are "
               "what the real endpoint would charge.", file=sys.stderr)
         with LocalEndpoint() as ep:
-            with Client("local-key", endpoint=ep.url, **kw) as client:
+            # a stable identity: the port changes every run, the stand-in's answers do not,
+            # so a rerun finds its cached answers
+            with Client("local-key", endpoint=ep.url, cache_namespace="samaudio-local-endpoint",
+                        **kw) as client:
                 yield client
     else:
         with Client(endpoint=args.endpoint, **kw) as client:
@@ -156,14 +167,24 @@ def load_dataset_arg(name: str, split: Optional[str]):
     """Load a ``save_to_disk`` directory, an audiofolder directory or a hub dataset."""
     import datasets
 
-    if os.path.isdir(name):
-        marker = ("dataset_info.json", "state.json", "dataset_dict.json")
-        if any(os.path.exists(os.path.join(name, m)) for m in marker):
-            ds = datasets.load_from_disk(name)
+    looks_local = os.sep in name or name.startswith(".") or os.path.exists(name)
+    if looks_local and not os.path.isdir(name):
+        raise errors.InvalidRequestError(
+            f"no dataset directory at {name!r}; pass a save_to_disk directory, an audiofolder "
+            "directory or a hub dataset name.")
+    try:
+        if os.path.isdir(name):
+            marker = ("dataset_info.json", "state.json", "dataset_dict.json")
+            if any(os.path.exists(os.path.join(name, m)) for m in marker):
+                ds = datasets.load_from_disk(name)
+            else:
+                ds = datasets.load_dataset("audiofolder", data_dir=name)
         else:
-            ds = datasets.load_dataset("audiofolder", data_dir=name)
-    else:
-        ds = datasets.load_dataset(name)
+            ds = datasets.load_dataset(name)
+    except Exception as exc:  # datasets raises many kinds; one clear line instead
+        raise errors.InvalidRequestError(
+            f"could not load the dataset {name!r}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     if isinstance(ds, datasets.DatasetDict):
         if split is None:
             split = next(iter(ds)) if len(ds) == 1 else "train"
@@ -177,28 +198,56 @@ def load_dataset_arg(name: str, split: Optional[str]):
 def _map(args) -> int:
     from datasets import Audio
 
-    from ..hf import estimate_cost, isolate
+    from ..hf import estimate_cost, isolate, prefetch
 
     ds = load_dataset_arg(args.dataset, args.split)
+    if args.column not in ds.column_names:
+        raise errors.InvalidRequestError(
+            f"the dataset has no column {args.column!r} (it has {ds.column_names}); pass "
+            "--column naming the audio column.")
+    feature = ds.features.get(args.column)
+    if isinstance(feature, Audio) and feature.decode and feature.sampling_rate is None:
+        # read the files ourselves (soundfile: WAV, FLAC, MP3, OGG; no torch needed), so a
+        # broken file is one row's error naming the file, not a decoder traceback
+        ds = ds.cast_column(args.column, Audio(decode=False))
     with _client(args) as client:
         fn = isolate(args.description, column=args.column, output_column=args.output_column,
                      keep=args.keep, on_error=args.on_error, max_cost=args.max_cost,
                      client=client)
         est = estimate_cost(ds, fn)
         print(f"{len(ds)} rows: {est}")
+        for row, why in est.invalid[:50]:
+            print(f"  row {row}: {why}")
+        if len(est.invalid) > 50:
+            print(f"  ... and {len(est.invalid) - 50} more rows")
         if args.dry_run:
             return 0
+        if est.invalid and args.on_error == "raise":
+            print(f"samaudio-data: refusing to start: {len(est.invalid)} rows cannot be sent "
+                  "(listed above). Fix them, or pass --on-error skip (or keep_original) to "
+                  "process the rest. Nothing was sent.", file=sys.stderr)
+            return 3
         if args.max_cost is not None and est.cost > args.max_cost:
             print(f"samaudio-data: refusing to start: about ${est.cost:.2f} needed, over "
                   f"--max-cost ${args.max_cost:.2f}. Nothing was sent.", file=sys.stderr)
             return 3
+        if est.calls:
+            # every request at the account's limit first, from one stream (no idle account
+            # at batch boundaries); the map below then reads the answers from the cache
+            print(f"caching: {prefetch(ds, fn, progress=client.progress)}")
         out = ds.map(fn, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
                      desc=f"isolating {args.description!r}")
         for col in [c for c in fn.output_columns if c in (fn.output_column,
                                                            f"{fn.output_column}_residual")]:
             out = out.cast_column(col, Audio())
         out.save_to_disk(args.out)
-        print(f"saved {len(out)} rows to {args.out}; {client.usage}")
+        usage = client.usage
+        if len(out) and usage.billed == 0 and usage.cached == 0 and usage.failed == 0:
+            print(f"saved {len(out)} rows to {args.out}: every row came from datasets' own "
+                  "cache of an identical earlier map (same data, settings and endpoint); "
+                  "nothing was sent or paid.")
+        else:
+            print(f"saved {len(out)} rows to {args.out}; {usage}")
     return 0
 
 
@@ -209,7 +258,11 @@ def _demo(args) -> int:
     from ..hf import encode_value
     from ..hf import estimate_cost, isolate
 
-    if os.environ.get("SEGMIND_API_KEY") and not (args.local or args.yes):
+    from .._settings import endpoint as resolve_endpoint
+    from .._transport import is_local
+
+    paying = os.environ.get("SEGMIND_API_KEY") and not is_local(resolve_endpoint(args.endpoint))
+    if paying and not (args.local or args.yes):
         print("samaudio-data: SEGMIND_API_KEY is set: the demo would spend about $0.50 on the "
               "real endpoint. Pass --yes to do so, or --local to stay offline.", file=sys.stderr)
         return 3

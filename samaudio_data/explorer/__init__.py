@@ -1,5 +1,19 @@
-"""Review isolated audio in a notebook and decide what to keep: :class:`Explorer`."""
+"""Review isolated audio in a notebook and decide what to keep: :class:`Explorer`.
 
-from ._explorer import DECISIONS, KEYS, Explorer, ExplorerError
+>>> from samaudio_data.explorer import Explorer, example_dataset
+>>> ex = Explorer(example_dataset(4), columns=["path", "text", "isolated_target_db"])
+>>> [c["name"] for c in ex.table["columns"]]
+['path', 'text', 'isolated_target_db']
+"""
 
-__all__ = ["DECISIONS", "KEYS", "Explorer", "ExplorerError"]
+from ._errors import ExplorerError
+from ._example import example_dataset
+from ._images import SILENCE_RGB, png_pixels, spectrogram_png, waveform_png
+from ._explorer import Explorer
+from ._reisolate import Quote
+from ._state import DECISIONS, ReviewState
+from ._view import KEY_MAP, KEYS
+
+__all__ = ["DECISIONS", "KEYS", "KEY_MAP", "SILENCE_RGB", "Explorer", "ExplorerError",
+           "Quote", "ReviewState", "example_dataset", "png_pixels", "spectrogram_png",
+           "waveform_png"]

@@ -2,6 +2,7 @@
 
 - :func:`isolate` returns a ``.map``-compatible callable (batched or not, ``num_proc``);
 - :func:`estimate_cost` counts what a map would pay for, sending nothing;
+- :func:`prefetch` fills the cache at the account's limit before a map;
 - :func:`read_value` / :func:`encode_value` read and write audio-column values.
 
 Example
@@ -14,6 +15,8 @@ Example
 """
 
 from ._map import Isolate, estimate_cost, isolate
+from ._prefetch import PrefetchReport, prefetch
 from ._values import encode_value, read_value
 
-__all__ = ["Isolate", "encode_value", "estimate_cost", "isolate", "read_value"]
+__all__ = ["Isolate", "PrefetchReport", "encode_value", "estimate_cost", "isolate", "prefetch",
+           "read_value"]

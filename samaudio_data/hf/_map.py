@@ -27,16 +27,28 @@ so column types never depend on which rows fail first and every row stays decoda
 
 Example
 -------
->>> from samaudio_data import isolate, estimate_cost
->>> print(estimate_cost(ds, isolate("speech")))            # doctest: +SKIP
->>> ds = ds.map(isolate("speech"), batched=True, batch_size=16)  # doctest: +SKIP
->>> ds = ds.filter(lambda r: r["isolated_present"] and r["isolated_target_db"] > -10)  # doctest: +SKIP
+>>> import numpy as np, tempfile
+>>> from datasets import Dataset
+>>> from samaudio_data import Client, isolate, estimate_cost
+>>> from samaudio_data.testing import LocalEndpoint
+>>> tone = 0.3 * np.sin(np.arange(8000) / 3)
+>>> ds = Dataset.from_dict({"audio": [{"array": a * tone, "sampling_rate": 8000}
+...                                   for a in (0.5, 1.0)]})
+>>> with LocalEndpoint() as ep:
+...     client = Client("local-key", endpoint=ep.url, cache_dir=tempfile.mkdtemp(),
+...                     progress=False)
+...     print(estimate_cost(ds, isolate("speech", client=client)))
+...     ds = ds.map(isolate("speech", client=client), batched=True, batch_size=16)
+2 calls to pay for, 0 already cached: about $0.12 at $0.062 per call
+>>> len(ds.filter(lambda r: r["isolated_present"] and r["isolated_target_db"] > -10))
+2
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -45,9 +57,11 @@ from .. import errors
 from .._version import __version__
 from .._client import Client
 from .._models import Budget, CostEstimate, Separation
+from .. import _settings
 from .._settings import check_description as _check_description, check_params as _check_params
-from ._values import encode_value, read_value
-from ..audio import SIGNAL_NAMES, cleaning_signals
+from ._values import (audio_decoding, decoding_unavailable, encode_value, read_column,
+                      read_value)
+from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 
 KEEP = ("target", "residual", "both")
 ON_ERROR = ("raise", "skip", "keep_original")
@@ -79,7 +93,11 @@ class Isolate:
         self.on_error = on_error
         self.max_cost = max_cost
         self._client = client
+        # what the answers depend on: part of the datasets fingerprint, so a map run against
+        # one endpoint (a local stand-in, say) is never reused for another
+        self.endpoint = client.identity if client is not None else _settings.endpoint(None)
         self._budget: Optional[Budget] = None
+        self._hinted = False
 
     # --- what the fingerprint sees ------------------------------------------------------
 
@@ -89,7 +107,7 @@ class Isolate:
         return {"description": self.description, "column": self.column,
                 "output_column": self.output_column, "keep": self.keep,
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
-                "client": self._client, "version": __version__}
+                "client": self._client, "endpoint": self.endpoint, "version": __version__}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
@@ -97,6 +115,7 @@ class Isolate:
         self._client = state.pop("client")
         self.__dict__.update(state)
         self._budget = None
+        self._hinted = False
 
     def __repr__(self) -> str:
         return (f"isolate({self.description!r}, column={self.column!r}, "
@@ -136,10 +155,37 @@ class Isolate:
             raise errors.InvalidRequestError(
                 f"the dataset has no column {self.column!r} (it has {list(examples)}); pass "
                 "column= naming the audio column.")
-        values = examples[self.column]
+        values = read_column(examples, self.column)  # datasets decodes it here, lazily
         batched = isinstance(values, list)
+        before = self.client.usage.billed
         out = self._process(values if batched else [values])
+        if batched and self.client.usage.billed > before:
+            self._hint_batch_size(len(values))
         return out if batched else {k: v[0] for k, v in out.items()}
+
+    def _hint_batch_size(self, rows: int) -> None:
+        """Once: say so when batches this small leave the account idle > 10 % of the time.
+
+        A batch of ``B`` rows at ``r`` requests/s takes ``B / r`` to send, then waits one
+        latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``.
+        """
+        if self._hinted:
+            return
+        snap = self.client.limits.snapshot()
+        rate, latency = snap["rate_per_minute"], snap["latency"]
+        if not rate or not latency:
+            return
+        per_second = rate / 60.0
+        idle = latency / (rows / per_second + latency)
+        if idle > 0.10:
+            self._hinted = True
+            best = int(math.ceil(9 * latency * per_second))
+            warnings.warn(
+                f"batches of {rows} rows leave the account idle about {idle:.0%} of the time "
+                f"(each waits ~{latency:.1f} s for its slowest answer at {rate:.0f} requests/"
+                f"min). Use batch_size >= {best}, or run samaudio_data.prefetch(ds, fn) before "
+                "the map: it sends every row at the limit whatever the batch size.",
+                RuntimeWarning, stacklevel=3)
 
     def _process(self, values: List[Any]) -> Dict[str, List[Any]]:
         if self.on_error == "raise":
@@ -182,8 +228,12 @@ class Isolate:
             row.update({f"{out}_cost": res.cost, f"{out}_seconds": res.seconds,
                         f"{out}_cached": res.cached, f"{out}_error": ""})
         else:
-            silence = encode_value(np.zeros(orig[0].shape[-1] if orig else 1, np.float32),
-                                   orig[1] if orig else 16000)
+            try:  # a failed row keeps its length and rate when they are usable
+                sr = check_sample_rate(orig[1]) if orig else 16000
+            except errors.InvalidAudioError:
+                sr, orig = 16000, None
+            silence = encode_value(np.zeros(np.shape(orig[0])[-1] if orig else 1, np.float32),
+                                   sr)
             keep_original = self.on_error == "keep_original" and orig is not None
             row[out] = encode_value(*orig) if keep_original else silence
             if self.keep == "both":
@@ -234,8 +284,9 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
 
     Example
     -------
-    >>> ds = ds.map(isolate("speech"), batched=True, batch_size=16)           # doctest: +SKIP
-    >>> ds = ds.map(isolate("music", output_column="no_music", keep="residual"))  # doctest: +SKIP
+    >>> fn = isolate("music", output_column="no_music", keep="residual")
+    >>> fn.output_columns[:3]
+    ['no_music', 'no_music_cost', 'no_music_seconds']
     """
     return Isolate(description, column=column, output_column=output_column, keep=keep,
                    on_error=on_error, max_cost=max_cost, client=client, **endpoint_params)
@@ -247,8 +298,12 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     Works on ``Dataset`` and ``IterableDataset`` (which it iterates). Rows whose audio is
     missing or invalid are counted in ``invalid``.
 
-    >>> print(estimate_cost(ds, isolate("speech")))  # doctest: +SKIP
-    40 calls to pay for, 60 already cached: about $2.48 at $0.062 per call
+    >>> from datasets import Dataset
+    >>> ds = Dataset.from_dict({"audio": [{"array": [0.1] * 800, "sampling_rate": 8000},
+    ...                                   None]})
+    >>> est = estimate_cost(ds, isolate("speech", client=Client("k", cache_dir=False)))
+    >>> est.calls, est.invalid
+    (1, [(1, 'this row has no audio (the value is None).')])
     """
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
@@ -290,10 +345,14 @@ def _column_values(dataset, column: str):
             try:
                 value = only[i][column]
             except Exception as exc:  # noqa: BLE001 - reported per row
+                unavailable = decoding_unavailable(column, exc)
+                if unavailable is not None:  # no decoder at all: every row would fail
+                    raise unavailable from exc
                 value = errors.InvalidAudioError(
                     f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
                 value.__cause__ = exc
             yield i, value
     else:
-        for i, row in enumerate(dataset):
-            yield i, row[column]
+        with audio_decoding(column):
+            for i, row in enumerate(dataset):
+                yield i, row[column]

@@ -12,6 +12,12 @@ Accepted values of an audio column:
 Results are written as ``{"bytes": <32-bit float WAV>, "path": None}``: lossless, readable
 without torch, and castable to an ``Audio()`` column.
 
+``datasets`` 4.0 and later decode ``Audio()`` columns with torchcodec, which needs torch and
+FFmpeg's shared libraries; ``samaudio_data`` itself needs neither. Where they are missing,
+``datasets`` fails when a row is read; :func:`audio_decoding` turns that failure into an
+:class:`~samaudio_data.errors.InvalidAudioError` naming both ways out (install the decoder, or
+``ds.cast_column(column, Audio(decode=False))``, which :func:`read_value` reads without torch).
+
 Example
 -------
 >>> import numpy as np
@@ -24,7 +30,8 @@ Example
 from __future__ import annotations
 
 import os
-from typing import Any, Tuple
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -45,7 +52,13 @@ def read_value(value: Any) -> Tuple[np.ndarray, int]:
     if value is None:
         raise InvalidAudioError("this row has no audio (the value is None).")
     if hasattr(value, "get_all_samples"):  # torchcodec AudioDecoder (datasets >= 4)
-        samples = value.get_all_samples()
+        try:
+            samples = value.get_all_samples()
+        except RuntimeError as exc:  # torchcodec could not decode this row's data
+            raise InvalidAudioError(
+                f"cannot decode the audio of this row ({_first_line(exc)}); check the file, "
+                "or read the column with Audio(decode=False) to decode it with soundfile."
+            ) from exc
         y = samples.data.detach().cpu().numpy()
         return np.ascontiguousarray(y, dtype=np.float32).reshape(-1, y.shape[-1]), \
             int(samples.sample_rate)
@@ -80,6 +93,78 @@ def _decode_bytes(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
             f"cannot decode the audio of {path or 'this row'} without torch: soundfile reads "
             "WAV, FLAC, MP3 and OGG. Let datasets decode the column (Audio(decode=True), with "
             "torchcodec) or convert the files.") from None
+
+
+def decoding_unavailable(column: str, exc: BaseException) -> Optional[InvalidAudioError]:
+    """Our error for ``exc`` if it says that ``datasets`` cannot decode audio here, else None.
+
+    ``datasets`` >= 4 raises ``ImportError`` without torchcodec (or torch), and torchcodec a
+    ``RuntimeError`` ("Could not load libtorchcodec") without FFmpeg's shared libraries or
+    beside a torch it was not built for.
+
+    >>> err = decoding_unavailable("audio", ImportError(
+    ...     "To support decoding audio data, please install 'torchcodec'."))
+    >>> type(err).__name__, "Audio(decode=False)" in str(err)
+    ('InvalidAudioError', True)
+    >>> decoding_unavailable("audio", RuntimeError("something else")) is None
+    True
+    """
+    text = str(exc).lower()
+    if isinstance(exc, ImportError):
+        missing = (exc.name or "").split(".")[0] in ("torch", "torchcodec")
+        if not (missing or "torchcodec" in text):
+            return None
+    elif not (isinstance(exc, (RuntimeError, OSError))
+              and ("libtorchcodec" in text or "ffmpeg" in text)):
+        return None
+    return InvalidAudioError(
+        f"cannot decode the Audio column {column!r}: datasets decodes audio with torchcodec, "
+        f"which does not work here ({type(exc).__name__}: {_first_line(exc)}). Either install "
+        "the decoder: torch and a torchcodec built for it (CPU builds are enough, e.g. "
+        "pip install torch==2.13.0 'torchcodec<0.14') plus FFmpeg's shared libraries "
+        "(versions 4 to 8); or skip datasets' decoding, which samaudio_data does not need: "
+        f"ds = ds.cast_column({column!r}, datasets.Audio(decode=False)) (read with "
+        "soundfile: WAV, FLAC, MP3, OGG).")
+
+
+@contextmanager
+def audio_decoding(column: str) -> Iterator[None]:
+    """Run a block that reads rows of ``column``; datasets' "cannot decode" becomes ours.
+
+    Any other exception passes through unchanged.
+
+    >>> try:
+    ...     with audio_decoding("audio"):
+    ...         raise ImportError("To support decoding audio data, please install 'torchcodec'.")
+    ... except InvalidAudioError as exc:
+    ...     print("torchcodec" in str(exc), "decode=False" in str(exc))
+    True True
+    """
+    try:
+        yield
+    except (ImportError, RuntimeError, OSError) as exc:
+        err = decoding_unavailable(column, exc)
+        if err is None:
+            raise
+        raise err from exc
+
+
+def read_column(examples: Any, column: str) -> Any:
+    """``examples[column]`` for a ``map`` function, with :func:`audio_decoding`'s message.
+
+    ``Dataset.map`` hands its function lazy rows and batches that decode a column when it is
+    first read, so this is where decoding fails.
+
+    >>> read_column({"audio": [None]}, "audio")
+    [None]
+    """
+    with audio_decoding(column):
+        return examples[column]
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()  # torchcodec's goes on with tracebacks
+    return lines[0].split(". ")[0] if lines else type(exc).__name__
 
 
 def encode_value(y: np.ndarray, sr: int) -> dict:

@@ -1,0 +1,143 @@
+"""Re-isolating one row with another description: the price first, then the call.
+
+Uses the client's public API only: ``estimate`` for the price (``calls == 0`` means the answer
+is cached and free), ``separate`` to run it. The audio of a re-isolation is not saved by the
+explorer; it comes back from the client's result cache (free) in a later session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Dict, Tuple
+
+import numpy as np
+
+from .. import audio
+from ..audio import cleaning_signals
+from . import _format
+from ._errors import ExplorerError
+
+
+@dataclasses.dataclass
+class Quote:
+    """The price of one re-isolation, shown before anything is spent.
+
+    ``price`` is in dollars (0.0 when the answer is already cached); ``calls`` is how many
+    billed requests it takes; ``row`` is the dataset index (shown 1-based).
+
+    >>> print(Quote(row=2, description="dog barking", reranking_candidates=4, calls=1,
+    ...             cached=False, price=0.062))
+    row 3: isolate 'dog barking' with 4 candidate(s) costs $0.062 (1 billed call).
+    """
+
+    row: int
+    description: str
+    reranking_candidates: int
+    calls: int
+    cached: bool
+    price: float
+
+    def __str__(self) -> str:
+        what = (f"row {self.row + 1}: isolate {self.description!r} with "
+                f"{self.reranking_candidates} candidate(s)")
+        if self.cached:
+            return f"{what} is already cached: free."
+        calls = "1 billed call" if self.calls == 1 else f"{self.calls} billed calls"
+        return f"{what} costs {_format.money(self.price)} ({calls})."
+
+
+class Reisolator:
+    """Prices and runs re-isolations through a client; remembers the new targets.
+
+    >>> Reisolator(None).quote(0, np.zeros((1, 160)), 16000, "x", 1)
+    Traceback (most recent call last):
+    ...
+    samaudio_data.explorer.ExplorerError: re-isolating needs a client: Explorer(ds, ..., client=Client(...)).
+    """
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.targets: Dict[int, np.ndarray] = {}
+
+    def _need_client(self) -> None:
+        if self.client is None:
+            raise ExplorerError(
+                "re-isolating needs a client: Explorer(ds, ..., client=Client(...)).")
+
+    def quote(self, row: int, original: np.ndarray, sr: int, description: str,
+              candidates: int) -> Quote:
+        """What re-isolating ``row`` with ``description`` costs; nothing is sent."""
+        self._need_client()
+        description = (description or "").strip()
+        if not description:
+            raise ExplorerError("type what to isolate in the re-isolate box (e.g. 'man "
+                                "speaking') before asking for the price.")
+        try:
+            candidates = int(candidates)
+        except (TypeError, ValueError):
+            raise ExplorerError(f"candidates must be a whole number 1..8, got "
+                                f"{candidates!r}.") from None
+        if not 1 <= candidates <= 8:
+            raise ExplorerError(f"candidates must be 1..8, got {candidates}.")
+        est = self.client.estimate([original], sr, description,
+                                   reranking_candidates=candidates)
+        return Quote(row=row, description=description, reranking_candidates=candidates,
+                     calls=int(est.calls), cached=est.calls == 0, price=float(est.cost))
+
+    def run(self, q: Quote, original: np.ndarray, sr: int,
+            prior_cost: float = 0.0) -> Tuple[np.ndarray, dict]:
+        """Spend the quote: the new mono target and the metadata to keep (never the key)."""
+        self._need_client()
+        sep = self.client.separate(original, sr, q.description,
+                                   reranking_candidates=q.reranking_candidates)
+        mix = audio.mix_to_mono(original)
+        target = np.asarray(sep.target, np.float32)
+        target = audio.mix_to_mono(target) if target.ndim == 2 else target
+        residual = (mix - target).astype(np.float32)
+        sig = cleaning_signals(mix, target, residual, sr)
+        meta = {"description": q.description, "reranking_candidates": q.reranking_candidates,
+                "params": {"reranking_candidates": q.reranking_candidates},
+                "call_cost": float(sep.cost),
+                # everything re-isolating this row cost (a row re-isolated twice paid twice)
+                "cost": float(prior_cost) + float(sep.cost),
+                "cached": bool(sep.cached), "seconds": float(sep.seconds),
+                "signals": {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
+                            for k, v in sig.items()},
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.targets[q.row] = target
+        return target, meta
+
+    def target(self, row: int, meta: Dict[str, Any], original: np.ndarray,
+               sr: int) -> np.ndarray:
+        """The re-isolated target of ``row``: from memory, else from the client's cache
+        (free); an ExplorerError if it would have to be paid for again."""
+        if row in self.targets:
+            return self.targets[row]
+        if self.client is None:
+            raise ExplorerError(
+                f"row {row + 1} was re-isolated in an earlier session; its audio is in the "
+                "client's cache: pass client=Client(..., cache_dir=<the same cache>).")
+        params = dict(meta.get("params") or
+                      {"reranking_candidates": meta.get("reranking_candidates", 1)})
+        est = self.client.estimate([original], sr, meta["description"], **params)
+        if est.calls != 0:
+            raise ExplorerError(
+                f"the re-isolation of row {row + 1} ({meta['description']!r}) is not in this "
+                f"client's cache ({self.client.cache_dir}); use the client and cache_dir it "
+                "was made with, or re-isolate the row again (it would be billed).")
+        sep = self.client.separate(original, sr, meta["description"], **params)
+        target = np.asarray(sep.target, np.float32)
+        target = audio.mix_to_mono(target) if target.ndim == 2 else target
+        self.targets[row] = target
+        return target
+
+    def default_candidates(self) -> int:
+        """The client's default candidate count (1 without a client)."""
+        return int(getattr(self.client, "reranking_candidates", 1) or 1) \
+            if self.client is not None else 1
+
+    def redact(self, text: str) -> str:
+        """``text`` with the client's key replaced (unchanged without a client)."""
+        return self.client.redact(text) if self.client is not None else text
+
