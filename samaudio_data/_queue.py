@@ -45,6 +45,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
@@ -142,7 +143,10 @@ class QueueExchange:
         with self._lock:
             self._tickets.pop(cache_key, None)
         if self.journal is not None:
-            self.journal.remove(cache_key)
+            try:
+                self.journal.remove(cache_key)
+            except OSError as exc:
+                log.warning("could not remove the journal entry %s: %s", cache_key[:12], exc)
 
     def _keep(self, ticket: Ticket) -> None:
         if ticket.cache_key is None:
@@ -150,7 +154,13 @@ class QueueExchange:
         with self._lock:
             self._tickets[ticket.cache_key] = ticket
         if self.journal is not None:
-            self.journal.put(ticket)
+            try:
+                self.journal.put(ticket)
+            except OSError as exc:  # a full or read-only disk never stops paid work
+                warnings.warn(f"could not write the journal entry of request "
+                              f"{ticket.request_id} ({exc}); it is kept in memory only, so a "
+                              "crash before it is collected would pay for it again.",
+                              RuntimeWarning, stacklevel=2)
 
     # --- is the model on the queue? ----------------------------------------------------------
 
