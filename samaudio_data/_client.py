@@ -6,7 +6,8 @@ retry policy (:mod:`samaudio_data._retry`), the limits shared with other process
 thread pool. Its calls are :meth:`Client.isolate` (the target as an array),
 :meth:`Client.separate` (target, residual and what the call cost), the concurrent
 :meth:`Client.isolate_many` / :meth:`Client.separate_many` and :meth:`Client.map`, and
-:meth:`Client.estimate` (what a run would cost, sending nothing).
+:meth:`Client.estimate` (what a run would cost, sending nothing) and :meth:`Client.check`
+(key, account, endpoint and queue, for free; one paid probe on request).
 
 Example
 -------

@@ -112,7 +112,7 @@ def test_failed_job_is_typed_not_retried_not_billed(make_client, endpoint, tmp_p
 
 @pytest.mark.parametrize("step,kind,status", [
     ("status", "status", 503), ("status", "drop", None), ("status", "html", 502),
-    ("status", "slow", None), ("result", "status", 500), ("result", "drop", None),
+    ("status", "slow", None), ("status", "garbage", None), ("result", "status", 500), ("result", "drop", None),
     ("result", "truncate", None), ("result", "garbage", None)])
 def test_poll_and_fetch_faults_are_retried_without_resubmitting(make_client, endpoint, step,
                                                                 kind, status):
