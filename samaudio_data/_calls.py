@@ -142,13 +142,15 @@ class Caller:
         body, max_bytes, key = self.body(piece, job), self.max_answer_bytes(piece), \
             self.key(piece, job)
         expired = False
+        held = {"reserved": False}  # a budget reservation this request holds
         faults = attempts = 0
         rate_waited = spent = paid = 0.0
         while True:
             attempts += 1
             try:
                 samples, sr, fmt, data, took, billed = self._attempt(
-                    body, piece, key=key, started=started, budget=budget, max_bytes=max_bytes)
+                    body, piece, key=key, started=started, budget=budget, max_bytes=max_bytes,
+                    held=held)
                 spent += took
                 paid += billed
                 self.usage.record(seconds=took)
@@ -180,7 +182,7 @@ class Caller:
                 self._sleep(delay)
 
     def _attempt(self, body: dict, piece: Piece, *, key: str, started: float,
-                 budget: Optional[Budget], max_bytes: int):
+                 budget: Optional[Budget], max_bytes: int, held: dict):
         """One attempt: slot, pace, send (or collect a queued request already paid for),
         validate. Raises typed errors."""
         with self.limits.slot():
@@ -195,6 +197,7 @@ class Caller:
                                 status_code=halted["status"], hint=err.hint)
             if budget is not None and not resuming:
                 self._reserve(budget)
+                held["reserved"] = True
             if not resuming:
                 self.usage.record(requests=1)
             t0 = time.monotonic()
@@ -211,19 +214,19 @@ class Caller:
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = _validate(data, fmt, piece)
             except errors.RateLimitError as exc:
-                self._refund(budget, billed, key)
+                self._refund(budget, billed, key, held)
                 wait = self.policy.rate_limit_wait(exc)
                 self.limits.record_rate_limited(wait + random.uniform(0, 0.05 * max(wait, 1.0)))
                 self.usage.record(rate_limited=1)
                 log.info("rate limited (429); every sender waits %.1f s", wait)
                 raise
             except errors.FatalAPIError as exc:
-                self._refund(budget, billed, key)
+                self._refund(budget, billed, key, held)
                 # tell every sender before giving up the slot, so none slips in meanwhile
                 self.limits.halt(exc.status_code, type(exc).__name__, exc.message)
                 raise
             except errors.SamAudioError as exc:
-                self._refund(budget, billed, key)
+                self._refund(budget, billed, key, held)
                 exc._took, exc._billed = time.monotonic() - t0, billed
                 # an answer may echo the key back: it never reaches a message or a log
                 exc.message = self.transport.redact(exc.message)
@@ -249,10 +252,13 @@ class Caller:
                 f"(${self.price_per_call:.3f}). Nothing more was sent; top up the account, "
                 "then run again (paid results are cached).")
 
-    def _refund(self, budget: Optional[Budget], billed: float, key: str) -> None:
-        # a queued request still pending is paid for (and its reservation with it)
-        if budget is not None and not billed and self.exchange.pending(key) is None:
+    def _refund(self, budget: Optional[Budget], billed: float, key: str, held: dict) -> None:
+        # a queued request still pending is paid for (and its reservation with it); one
+        # collected from an earlier run's journal was never reserved by this one
+        if budget is not None and not billed and held["reserved"] \
+                and self.exchange.pending(key) is None:
             budget.refund(self.price_per_call)
+            held["reserved"] = False
 
     def _note_credits(self, headers: dict) -> None:
         value = headers.get("x-remaining-credits")

@@ -278,3 +278,19 @@ def test_kill_9_then_rerun_pays_exactly_once_per_piece(tmp_path):
         s = ep.stats
         assert s["submits"] == 10 and s["billed"] == 10  # every piece paid exactly once
         assert journal_files(cache) == []
+
+
+def test_budget_holds_one_price_per_paid_request_and_refunds_failed_jobs(tmp_path):
+    with LocalEndpoint(keys={KEY: None}, latency=1.0) as ep, \
+            Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
+                   timeout=(5, 0.4), max_retries=4, backoff_base=0.01, progress=False) as c:
+        budget = Budget(0.1)
+        ep.inject("fail")
+        with pytest.raises(errors.QueueJobFailedError):
+            c.separate(clip(0), SR, "speech", budget=budget)
+        assert budget.spent == 0  # a FAILED job is not billed: its reservation is returned
+        c.separate(clip(1), SR, "speech", budget=budget)  # polls time out twice, then done
+        assert c.usage.retries >= 1 and budget.spent == pytest.approx(0.062)
+        assert (ep.stats["submits"], ep.stats["billed"]) == (2, 1)
+        with pytest.raises(errors.BudgetExceededError):
+            c.separate(clip(2), SR, "speech", budget=budget)
