@@ -186,9 +186,10 @@ class Caller:
         """One attempt: slot, pace, send (or collect a queued request already paid for),
         validate. Raises typed errors."""
         with self.limits.slot():
-            resuming = self.exchange.pending(key) is not None  # paid: no pace, no budget
-            if not resuming:
-                self.limits.wait_turn()
+            # a queued request already paid for is collected: no new budget or request
+            # count (it still waits its turn, so a 429 back-off holds for polls too)
+            resuming = self.exchange.pending(key) is not None
+            self.limits.wait_turn()
             halted = self.limits.halted_since(started)
             if halted:
                 err = errors.error_for_status(halted["status"] or 0, halted["message"])

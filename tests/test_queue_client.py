@@ -294,3 +294,13 @@ def test_budget_holds_one_price_per_paid_request_and_refunds_failed_jobs(tmp_pat
         assert (ep.stats["submits"], ep.stats["billed"]) == (2, 1)
         with pytest.raises(errors.BudgetExceededError):
             c.separate(clip(2), SR, "speech", budget=budget)
+
+
+def test_a_429_on_a_poll_backs_off_and_collects_without_resubmitting(make_client, endpoint):
+    endpoint.inject("status", step="status", status=429, retry_after=1)
+    c = make_client(transport="queue", retry_after_max=0.3)
+    t0 = time.monotonic()
+    c.isolate(clip(), SR, "speech")
+    assert time.monotonic() - t0 >= 0.25  # the Retry-After (capped) was waited
+    assert (endpoint.stats["submits"], endpoint.stats["billed"]) == (1, 1)
+    assert c.usage.rate_limited == 1
