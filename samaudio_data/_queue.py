@@ -64,6 +64,7 @@ POLL_FACTOR = 1.5    # back-off between polls
 POLL_MAX = 1.0       # at most this long between polls (the provider's SDK polls every 1 s)
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
 _PENDING = ("QUEUED", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "STARTING", "RUNNING")
+_FAILED = ("FAILED", "ERROR", "CANCELLED", "CANCELED")
 
 
 class QueueResultExpiredError(errors.NotFoundError):
@@ -305,8 +306,8 @@ class QueueExchange:
             log.info("status of request %s is unreadable (%s); polling again",
                      ticket.request_id, excerpt(content))
             return "UNKNOWN"
-        if state == "FAILED":
-            self._failed(ticket, doc.get("error"), None)
+        if state in _FAILED:
+            self._failed(ticket, doc.get("error") or state, None)
         return state
 
     def _result(self, ticket: Ticket, max_bytes: int) -> Optional[bytes]:
@@ -324,7 +325,7 @@ class QueueExchange:
             raise errors.IncompleteResponseError(
                 f"the result of queued request {ticket.request_id} is not the expected JSON: "
                 f"{self.transport.redact(excerpt(content))}; fetching it again costs nothing.")
-        if str(doc.get("status", "")).upper() == "FAILED":
+        if str(doc.get("status", "")).upper() in _FAILED:
             self._failed(ticket, doc.get("error"), None)
         if str(doc.get("status", "COMPLETED")).upper() in _PENDING:
             return None
