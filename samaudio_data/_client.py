@@ -6,7 +6,8 @@ retry policy (:mod:`samaudio_data._retry`), the limits shared with other process
 thread pool. Its calls are :meth:`Client.isolate` (the target as an array),
 :meth:`Client.separate` (target, residual and what the call cost), the concurrent
 :meth:`Client.isolate_many` / :meth:`Client.separate_many` and :meth:`Client.map`, and
-:meth:`Client.estimate` (what a run would cost, sending nothing).
+:meth:`Client.estimate` (what a run would cost, sending nothing) and :meth:`Client.check`
+(key, account, endpoint and queue, for free; one paid probe on request).
 
 Example
 -------
@@ -39,8 +40,10 @@ from . import audio, errors
 from ._cache import ResultCache
 from ._calls import Caller
 from ._jobs import Job, assemble, prepare
+from ._journal import Journal
 from ._limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
+from ._queue import QueueExchange, check_transport
 from ._retry import RetryPolicy
 from ._runner import run_all, stream_all
 from ._transport import Transport
@@ -95,6 +98,16 @@ class Client:
         (default 2) whose weights sum to one. See the README's "Long recordings".
     max_seconds : float, optional
         Refuse clips longer than this before sending (default: no limit).
+    transport : "auto", "sync" or "queue"
+        How requests travel. "queue" submits to the provider's asynchronous queue
+        (``/v2/<model>``), polls and fetches: a poll or fetch that fails is retried without
+        paying again, and every paid request is journalled next to the cache until its
+        answer is cached, so a run killed mid-way collects its in-flight answers on the next
+        run. "sync" is the blocking v1 call. "auto" (default) uses the queue and falls back
+        to "sync" for good if the endpoint does not serve it (404/405, not billed).
+    queue_retention : float
+        Seconds a journalled request is worth collecting (the provider keeps results about
+        an hour; default 3600).
 
     Example
     -------
@@ -117,7 +130,8 @@ class Client:
                  max_seconds: Optional[float] = None, output_format: str = "wav",
                  reranking_candidates: int = 1, channels: str = "mix",
                  audio_encoding: str = "base64", upload_format: str = "wav",
-                 progress: bool = True) -> None:
+                 progress: bool = True, transport: str = "auto",
+                 queue_retention: float = 3600.0) -> None:
         self._api_key = settings.api_key(api_key)
         self.endpoint = settings.endpoint(endpoint)
         self.timeout = timeout
@@ -146,6 +160,8 @@ class Client:
                 f"upload_format must be 'wav' or 'flac', got {upload_format!r}.")
         self.upload_format = upload_format
         self.progress = progress
+        self.transport = check_transport(transport)
+        self.queue_retention = settings.positive("queue_retention", queue_retention)
         self.cache_namespace = cache_namespace
         if cache_dir is None or cache_dir is True:
             cache_dir = settings.default_cache_dir()
@@ -166,10 +182,14 @@ class Client:
         policy = RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base,
                              backoff_max=self.backoff_max, retry_after_max=self.retry_after_max,
                              rate_window=self.rate_window)
+        journal = (Journal(self.cache_dir / "journal", retention=self.queue_retention)
+                   if self.cache_dir else None)
+        exchange = QueueExchange(self._transport, mode=self.transport, journal=journal,
+                                 state_dir=self.limits.directory)
         self._caller = Caller(self._transport, cache=cache, limits=self.limits, policy=policy,
                               usage=self._usage, price_per_call=self.price_per_call,
                               identity=self.identity, audio_encoding=self.audio_encoding,
-                              upload_format=self.upload_format)
+                              upload_format=self.upload_format, exchange=exchange)
         self._pool: Optional[cf.ThreadPoolExecutor] = None
         self._chunk_pool: Optional[cf.ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
@@ -181,7 +201,8 @@ class Client:
                "rate_window", "retry_after_max", "backoff_base", "backoff_max",
                "price_per_call", "cache_dir", "cache_namespace", "chunk_seconds",
                "overlap_seconds", "max_seconds", "defaults",
-               "channels", "audio_encoding", "upload_format", "progress")
+               "channels", "audio_encoding", "upload_format", "progress", "transport",
+               "queue_retention")
 
     @property
     def identity(self) -> str:
@@ -239,6 +260,8 @@ class Client:
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("version", None)
+        state.setdefault("transport", "auto")  # pickled by a version without the queue
+        state.setdefault("queue_retention", 3600.0)
         cache_dir = state.pop("cache_dir")
         self.__dict__.update(state)
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -522,6 +545,40 @@ class Client:
         from ._account import credits
 
         return credits(self._transport)
+
+    def check(self, probe: bool = False):
+        """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
+
+        Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
+        of generated audio, and the report says what the answer looked like, how long it
+        took, the provider's credits header and what it cost. ``report.ok`` is False (and
+        ``report.problems`` says what to do) when anything differs from what the library
+        assumes. ``print(report)`` shows it all; it never contains the key.
+
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
+        ...                                               cache_dir=False) as c:
+        ...     free, paid = c.check(), c.check(probe=True)
+        >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
+        (True, 2.0, True, 48000, 'queue')
+        """
+        from ._account import check, probe_call
+
+        limits = {"requests_per_minute": self.requests_per_minute,
+                  "max_concurrency": self.max_concurrency, "timeout": self.timeout,
+                  "max_retries": self.max_retries, "price_per_call": self.price_per_call,
+                  "chunk_seconds": self.chunk_seconds,
+                  "cache_dir": str(self.cache_dir) if self.cache_dir else None}
+        send = None
+        if probe:
+            # about a second, not a whole number of the model's 1920-sample frames, so
+            # that any padding of the answer shows
+            tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
+            job = self._prepare(tone.astype(np.float32), 48000, "speech", {})
+            send = lambda: probe_call(self._caller, self._caller.exchange,  # noqa: E731
+                                      job.pieces[0], job)
+        return check(self._transport, self._caller.exchange, limits=limits,
+                     price_per_call=self.price_per_call, probe=send)
 
     # --- internals -----------------------------------------------------------------------
 

@@ -10,8 +10,8 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize("script", [
-    "client_overhead.py", "dataset_throughput.py", "long_audio.py"])
+@pytest.mark.parametrize("script", ["client_overhead.py", "dataset_throughput.py",
+                                    "long_audio.py", "kill_resume.py"])
 def test_benchmark_runs_and_reports(script):
     res = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True,
                          text=True, timeout=240)

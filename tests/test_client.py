@@ -160,7 +160,8 @@ def test_missing_key_fails_before_sending(endpoint, monkeypatch, tmp_path):
     (403, errors.PermissionDeniedError), (404, errors.NotFoundError),
     (406, errors.InsufficientCreditsError),
 ])
-def test_final_errors_are_typed_and_not_retried(client, endpoint, status, err):
+def test_final_errors_are_typed_and_not_retried(make_client, endpoint, status, err):
+    client = make_client(transport="sync")
     endpoint.inject("status", status=status, message="told you so")
     with pytest.raises(err) as info:
         client.isolate(bandlimited(1600, 16000), 16000, "speech")
@@ -259,7 +260,8 @@ def test_without_pace_429s_slow_everyone_and_recover(make_endpoint, tmp_path):
 
 def test_isolate_many_is_concurrent_bounded_and_ordered(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: None}, latency=0.3)
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=3, progress=False)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=3, progress=False,
+               transport="sync")
     clips = [bandlimited(1600, 16000, seed=i, amp=0.1 + 0.05 * i) for i in range(9)]
     outs = c.isolate_many(clips, [16000] * 9, "speech")
     assert ep.stats["max_in_flight"] == 3  # concurrent, and never above the cap

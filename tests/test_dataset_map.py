@@ -355,7 +355,7 @@ def test_interrupted_map_loses_nothing_paid_for(make_endpoint, tmp_path, signal_
 import datasets
 from samaudio_data import Client, isolate
 c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / 'cache')!r},
-           max_concurrency=2, progress=False)
+           max_concurrency=2, progress=False, transport="sync")
 datasets.load_from_disk({str(tmp_path / 'd')!r}).map(isolate("speech", client=c),
                                                      batched=True, batch_size=10)
 """

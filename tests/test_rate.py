@@ -22,7 +22,7 @@ def test_with_only_the_rate_stated_no_429_and_concurrency_follows(make_endpoint,
     ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=20, rate_window=1.0,
                    latency=0.3)
     client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=20,
-                    rate_window=1.0, progress=False)
+                    rate_window=1.0, progress=False, transport="sync")
     client.isolate_many(clips(40), 16000, "speech")
     assert ep.stats["billed"] == 40
     assert 429 not in ep.stats["by_status"]

@@ -32,6 +32,7 @@ def hostile_client(server, tmp_path, **kw):
     kw.setdefault("backoff_base", 0.01)
     kw.setdefault("progress", False)
     kw.setdefault("max_retries", 1)
+    kw.setdefault("transport", "sync")
     return Client(KEY, endpoint=server.url + PATH, **kw)
 
 

@@ -6,6 +6,7 @@
     samaudio-data map DATASET --description speech --out DIR [--dry-run] [--max-cost 5]
     samaudio-data serve [--port 8000]          # the local endpoint, for offline work
     samaudio-data demo                         # a small dataset, end to end
+    samaudio-data check [--probe]              # key, credits, endpoint; --probe pays 1 call
 
 Without ``SEGMIND_API_KEY`` (or with ``--local``), ``isolate``, ``map`` and ``demo`` run
 against a local endpoint started in the same process: nothing is billed.
@@ -73,6 +74,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--yes", action="store_true", help="allow spending on the real endpoint")
     _client_options(p)
 
+    p = sub.add_parser("check", help="check the key, credits, endpoint and queue (free); "
+                                     "--probe pays for one call and describes the answer")
+    p.add_argument("--probe", action="store_true",
+                   help="spend exactly one call on one second of generated audio")
+    p.add_argument("--transport", choices=("auto", "sync", "queue"), default="auto")
+    _client_options(p)
+
     argv = sys.argv[1:] if argv is None else list(argv)
     _fewer_malloc_arenas()
     if argv[:1] == ["serve"]:
@@ -81,7 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return serve_main(argv[1:])
     args = parser.parse_args(argv)
     try:
-        return {"isolate": _isolate, "map": _map, "demo": _demo}[args.command](args)
+        return {"isolate": _isolate, "map": _map, "demo": _demo,
+                "check": _check}[args.command](args)
     except errors.SamAudioError as exc:
         print(f"samaudio-data: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -311,3 +320,24 @@ def _demo(args) -> int:
         print(f"kept {len(kept)} of {len(out)} clips in {args.out}; {client.usage}")
     return 0
 
+
+def _check(args) -> int:
+    """``samaudio-data check``: print the report; exit 1 when anything needs fixing."""
+    from .._client import Client
+
+    if args.local:  # the whole check against a local endpoint, for a try offline
+        with _client(args) as client:
+            report = client.check(probe=args.probe)
+        print(report)
+        return 0 if report.ok else 1
+    if not os.environ.get("SEGMIND_API_KEY") and not args.endpoint:
+        print("samaudio-data: SEGMIND_API_KEY is not set: set it to the key from the "
+              "provider's console, then run samaudio-data check again (or pass --local to "
+              "try the check offline).", file=sys.stderr)
+        return 1
+    with Client(endpoint=args.endpoint, transport=args.transport, cache_dir=args.cache_dir,
+                max_concurrency=args.max_concurrency, output_format=args.output_format,
+                requests_per_minute=args.requests_per_minute, progress=False) as client:
+        report = client.check(probe=args.probe)
+    print(report)
+    return 0 if report.ok else 1
