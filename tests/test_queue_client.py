@@ -21,7 +21,8 @@ import requests
 from samaudio_data import Budget, Client, errors
 from samaudio_data.testing import LocalEndpoint
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 
 SR = 16000
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,7 +242,7 @@ _WORKER = """
 import sys
 import numpy as np
 from samaudio_data import Client
-from conftest import bandlimited
+from signals import bandlimited
 url, cache, transport = sys.argv[1:4]
 clips = [bandlimited(8000, 16000, seed=i) for i in range(10)]
 with Client(%r, endpoint=url, cache_dir=cache, transport=transport, max_concurrency=4,
