@@ -31,7 +31,7 @@ def test_with_only_the_rate_stated_no_429_and_concurrency_follows(make_endpoint,
     # Little's law: 20/s x 0.3 s needs ~6 in flight; nobody configured concurrency
     assert ep.stats["max_in_flight"] >= 3
     usage = client.usage
-    assert usage.rate_limit == 20 and usage.achieved_rate is not None
+    assert usage.rate_limit == 40 and usage.achieved_rate is not None
 
 
 def test_the_plan_name_states_the_rate(monkeypatch):
