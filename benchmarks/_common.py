@@ -18,8 +18,10 @@ KEY = "local-key"
 DESCRIPTION = "a man speaking"
 
 
-def music_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0) -> np.ndarray:
-    """Stereo float32 (2, n): decaying harmonic notes (4 a second), panned, over a little noise."""
+def music_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0,
+               noise_db: float = -46.0) -> np.ndarray:
+    """Stereo float32 (2, n): decaying harmonic notes (4 a second), panned, over white noise
+    at ``noise_db`` dBFS (RMS; None: none)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)
     t = np.arange(n) / sr
@@ -33,14 +35,16 @@ def music_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0) -> np.ndar
         pan = rng.uniform(0.2, 0.8)
         y[0, i0:] += 0.08 * (1 - pan) * note
         y[1, i0:] += 0.08 * pan * note
-    y += 0.005 * rng.standard_normal(y.shape)
+    if noise_db is not None:
+        y += 10 ** (noise_db / 20) * rng.standard_normal(y.shape)
     return (y / max(1.0, 1.1 * np.abs(y).max())).astype(np.float32)
 
 
-def speech_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0) -> np.ndarray:
+def speech_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0,
+                noise_db: float = -50.0) -> np.ndarray:
     """Mono float32 (n,): voiced syllables (a glottal pulse train, 100-160 Hz with vibrato,
     through three moving formant resonators), 3-6 syllables a second with short pauses, over
-    room noise at -50 dB."""
+    white room noise at ``noise_db`` dBFS (RMS; None: none)."""
     from scipy.signal import lfilter
 
     rng = np.random.default_rng(seed)
@@ -69,7 +73,9 @@ def speech_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0) -> np.nda
             out += lfilter([1.0 - r], a, seg)
         y[i0:i0 + block] = out
     y *= env
-    y = 0.5 * y / np.abs(y).max() + 10 ** (-50 / 20) * rng.standard_normal(n)
+    y = 0.5 * y / np.abs(y).max()
+    if noise_db is not None:
+        y += 10 ** (noise_db / 20) * rng.standard_normal(n)
     return y.astype(np.float32)
 
 
