@@ -119,3 +119,85 @@ def verdict(ok: bool) -> str:
 def load_line() -> str:
     return (f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at the end "
             "(other work on the machine skews every figure)")
+
+
+_STAT_KEYS = ("requests", "billed", "by_status", "max_in_flight", "request_bytes",
+              "last_request")
+
+
+def _serve(conn, settings: dict) -> None:
+    """Child process: run a LocalEndpoint and answer commands from the parent."""
+    from samaudio_data.testing import LocalEndpoint
+
+    ep = LocalEndpoint(keys={KEY: None}, **settings).start()
+    conn.send(ep.url)
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "stats":
+            st = ep.stats
+            conn.send({k: st[k] for k in _STAT_KEYS})
+        elif cmd == "latency":
+            ep.latency = float(arg)
+            ep.reset_stats()
+            conn.send(None)
+        elif cmd == "stop":
+            ep.stop()
+            conn.send(None)
+            return
+
+
+class Server:
+    """A LocalEndpoint in a child process (default) or in this one (``in_process=True``).
+
+    In a child process the server's own work (decoding the upload, resampling, encoding the
+    answer) does not compete with the client for this process's GIL or show in its CPU
+    time, as with a remote endpoint; it still shares the machine's cores.
+    """
+
+    def __init__(self, *, in_process: bool = False, **settings) -> None:
+        self.in_process = in_process
+        if in_process:
+            from samaudio_data.testing import LocalEndpoint
+
+            self._ep = LocalEndpoint(keys={KEY: None}, **settings).start()
+            self.url = self._ep.url
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            self._conn, child = ctx.Pipe()
+            self._proc = ctx.Process(target=_serve, args=(child, settings), daemon=True)
+            self._proc.start()
+            self.url = self._conn.recv()
+
+    def _ask(self, cmd: str, arg=None):
+        self._conn.send((cmd, arg))
+        return self._conn.recv()
+
+    def configure(self, latency: float) -> None:
+        """Set the latency and zero the counters, before a run."""
+        if self.in_process:
+            self._ep.latency = float(latency)
+            self._ep.reset_stats()
+        else:
+            self._ask("latency", latency)
+
+    @property
+    def stats(self) -> dict:
+        if self.in_process:
+            st = self._ep.stats
+            return {k: st[k] for k in _STAT_KEYS}
+        return self._ask("stats")
+
+    def close(self) -> None:
+        if self.in_process:
+            self._ep.stop()
+        else:
+            self._ask("stop")
+            self._proc.join(5)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
