@@ -108,7 +108,16 @@ def quiet_datasets() -> None:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB (Linux: ru_maxrss is in kB)."""
+    """Peak resident memory of this process in MB: ``VmHWM`` of ``/proc/self/status`` (not
+    ``ru_maxrss``, which in a child starts at its parent's peak at fork time); ``ru_maxrss``
+    where there is no /proc."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -18,7 +18,7 @@ of 8 (``Client(max_concurrency=8)``), side by side in one run:
   ``max_in_flight`` shows whether the cap held;
 * **memory** (run first, so the peak RSS is its own): a longer map (400 tiny clips,
   ``--quick`` 100, latency 0) on a dataset loaded from disk; RSS (``/proc/self/status``), peak
-  RSS (``resource.getrusage``) and the Python heap (``tracemalloc``) after each batch, with
+  RSS (``VmHWM``) and the Python heap (``tracemalloc``) after each batch, with
   the growth from the end of the first quarter of rows to the end.
 
 For the bs=16 runs the script also splits the wall time into phases by wrapping (never

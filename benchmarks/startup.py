@@ -56,7 +56,8 @@ import sys
 import tempfile
 import time
 
-from _common import DESCRIPTION, KEY, load_line, music_like, speech_like, verdict
+from _common import (DESCRIPTION, KEY, load_line, music_like, peak_rss_mb, speech_like,
+                     verdict)
 
 SR = 44100
 SECONDS = 10.0
@@ -87,7 +88,7 @@ def child_first_call(url: str, data: str) -> dict:
         t0 = time.perf_counter()
         client.isolate(y2, SR, DESCRIPTION)
         warm = time.perf_counter() - t0
-    return {"import": t_import, "first": first, "warm": warm, "peak_rss": _peak_rss_mb()}
+    return {"import": t_import, "first": first, "warm": warm, "peak_rss": peak_rss_mb()}
 
 
 def child_naive(url: str, data: str) -> dict:
@@ -120,7 +121,7 @@ def child_naive(url: str, data: str) -> dict:
     t0 = time.perf_counter()
     call(y2)
     warm = time.perf_counter() - t0
-    return {"import": t_import, "first": first, "warm": warm, "peak_rss": _peak_rss_mb()}
+    return {"import": t_import, "first": first, "warm": warm, "peak_rss": peak_rss_mb()}
 
 
 def child_map(url: str, data: str, rpm=None) -> dict:
@@ -146,16 +147,7 @@ def child_map(url: str, data: str, rpm=None) -> dict:
             bad = [e for e in out["isolated_error"] if e]
             if bad:
                 raise SystemExit(f"map errors: {bad[:1]}")
-    return {"cold": times[0], "warm": times[1], "rows": half, "peak_rss": _peak_rss_mb()}
-
-
-def _peak_rss_mb() -> float:
-    # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak at fork time
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return {"cold": times[0], "warm": times[1], "rows": half, "peak_rss": peak_rss_mb()}
 
 
 CHILDREN = {"first-call": child_first_call, "naive": child_naive,
