@@ -27,6 +27,10 @@ The client is ``Client(requests_per_minute=50 or 5, rate_window=2.5)`` and nothi
   per window of slack), so more than ~3.5 ms of arrival jitter (thread scheduling on a busy
   machine) is a 429. If the control has no 429s and the burst-1 run has some, that jitter is
   the cause. (Unscaled, the same slack is 60 ms on a 1.2 s interval.)
+* paid only (full run), a second control: ``B = rows`` with ``Retry-After`` in decimal
+  seconds. The endpoint's default ``Retry-After`` is whole seconds (1 s for a 50 ms wait),
+  which does not scale with time: a 429 then idles the account for 20 request slots, where
+  unscaled (1-2 s on a 1.2 s interval) it costs one or two.
 
 Printed per run: wall time against the limit (the baseline: ``ideal = rows / rate``, the
 account's physical limit), 429s (counted by the server), paid calls per row, and the batch
@@ -62,9 +66,10 @@ TARGET_RATIO = 1.08
 
 
 def run(plan: str, rpm: int, ds, batch_size, *, use_prefetch: bool = False,
-        burst: int = 1) -> dict:
+        burst: int = 1, retry_after=True) -> dict:
     with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=rpm, rate_window=WINDOW,
-                       rate_limit_burst=burst, latency=LATENCY) as ep, \
+                       rate_limit_burst=burst, latency=LATENCY,
+                       send_retry_after=retry_after) as ep, \
             Client(KEY, endpoint=ep.url, requests_per_minute=rpm, rate_window=WINDOW,
                    cache_dir=tempfile.mkdtemp(prefix="samaudio-limit-"),
                    progress=False) as client:
@@ -82,11 +87,14 @@ def run(plan: str, rpm: int, ds, batch_size, *, use_prefetch: bool = False,
             else f"map B={batch_size if batch_size < rows else 'rows'}")
     if burst != 1:
         name += f", server burst {burst}"
+    if retry_after != True:  # noqa: E712 (True is one of the endpoint's choices)
+        name += ", Retry-After decimal"
     r = {"plan": plan, "name": name, "rows": rows, "ok": len(out) - len(errors),
          "errors": errors, "seconds": seconds, "rpm": rpm, "batch_size": batch_size,
          "r429": st["by_status"].get(429, 0), "billed": st["billed"],
          "requests": st["requests"], "max_in_flight": st["max_in_flight"],
-         "concurrency": snap["concurrency"], "burst": burst}
+         "concurrency": snap["concurrency"], "burst": burst,
+         "control": burst != 1 or retry_after != True}  # noqa: E712
     if use_prefetch:
         r["prefetch_seconds"], r["prefetch_report"] = t_pre, str(rep)
     return r
@@ -132,21 +140,23 @@ def main(argv=None) -> int:
         print(f"\n{plan}: {rpm} requests/window = {rate:g} requests/s, {rows} rows; baseline "
               f"(the limit): ideal {rows} / {rate:g} = {rows / rate:.2f} s; Little's law "
               f"{rate:g} x {LATENCY:g} = {rate * LATENCY:.1f} in flight")
-        runs = [(16, False, 1), (rows, False, 1), (16, True, 1)]
+        runs = [(16, False, 1, True), (rows, False, 1, True), (16, True, 1, True)]
         if plan == "paid" and not args.quick:
-            runs.insert(1, (128, False, 1))
-        if plan == "paid":  # the control: a bucket that tolerates one early arrival
-            runs.append((rows, False, 2))
+            runs.insert(1, (128, False, 1, True))
+            runs.append((rows, False, 1, "fraction"))  # control: Retry-After scaled too
+        if plan == "paid":  # control: a bucket that tolerates one early arrival
+            runs.append((rows, False, 2, True))
         if args.quick:  # the boundary, one batch and the control; one free run
-            runs = [r for r in runs if not r[1]] if plan == "paid" else [(rows, False, 1)]
-        for batch_size, pre, burst in runs:
-            r = run(plan, rpm, ds, batch_size, use_prefetch=pre, burst=burst)
+            runs = [r for r in runs if not r[1]] if plan == "paid" else [(rows, False, 1, True)]
+        for batch_size, pre, burst, retry_after in runs:
+            r = run(plan, rpm, ds, batch_size, use_prefetch=pre, burst=burst,
+                    retry_after=retry_after)
             report(r)
             results.append(r)
 
     print("\ntargets (one batch and prefetch runs; B=16 shows the batch boundary)")
     for r in results:
-        if (r["batch_size"] < r["rows"] and not r.get("prefetch_seconds")) or r["burst"] != 1:
+        if (r["batch_size"] < r["rows"] and not r.get("prefetch_seconds")) or r["control"]:
             continue
         ok = r["ratio"] <= TARGET_RATIO and r["r429"] == 0 and r["paid_per_row"] == 1.0 \
             and r["ok"] == r["rows"]
