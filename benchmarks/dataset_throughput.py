@@ -18,11 +18,12 @@ of 8 (``Client(max_concurrency=8)``), side by side in one run:
   ``max_in_flight`` shows whether the cap held;
 * **memory** (run first, so the peak RSS is its own): a longer map (400 tiny clips,
   ``--quick`` 100, latency 0) on a dataset loaded from disk; RSS (``/proc/self/status``), peak
-  RSS (``resource.getrusage``) and the Python heap (``tracemalloc``) after each batch, with
+  RSS (``VmHWM``) and the Python heap (``tracemalloc``) after each batch, with
   the growth from the end of the first quarter of rows to the end.
 
 For the bs=16 runs the script also splits the wall time into phases by wrapping (never
-changing) the map function and the session's ``post``: datasets decoding the audio column,
+changing) the map function, with the mean round trip from ``client.usage``: datasets
+decoding the audio column,
 the isolate call (each row is read, encoded, sent and turned into its output row in a worker
 thread, so these overlap with other rows' requests), and datasets' own work between batches.
 
@@ -66,21 +67,16 @@ import argparse
 import base64
 import gc
 import os
-import resource
 import shutil
 import sys
 import tempfile
 import time
 import tracemalloc
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import numpy as np  # noqa: E402
-import requests  # noqa: E402
-import soundfile as sf  # noqa: E402
-
-KEY = "local-key"
-DESCRIPTION = "a man speaking"
+import numpy as np
+import requests
+import soundfile as sf
+from _common import DESCRIPTION, KEY, Server, load_line, peak_rss_mb, verdict
 CAP = 8
 RATES = (16000, 22050, 44100, 48000)
 TARGET_EFFICIENCY = 0.85
@@ -121,79 +117,6 @@ def rss_mb(field: str = "VmRSS") -> float:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def _serve(conn, latency: float) -> None:
-    """Child process: run a LocalEndpoint and answer commands from the parent."""
-    from samaudio_data.testing import LocalEndpoint
-
-    ep = LocalEndpoint(keys={KEY: None}, latency=latency).start()
-    conn.send(ep.url)
-    while True:
-        cmd, arg = conn.recv()
-        if cmd == "stats":
-            st = ep.stats
-            conn.send({k: st[k] for k in ("requests", "billed", "by_status", "max_in_flight")})
-        elif cmd == "latency":
-            ep.latency = float(arg)
-            ep.reset_stats()
-            conn.send(None)
-        elif cmd == "stop":
-            ep.stop()
-            conn.send(None)
-            return
-
-
-class Server:
-    """A LocalEndpoint in a child process (default) or in this one (``in_process=True``).
-
-    In a child process the server's own work (decoding the upload, resampling, encoding the
-    answer) does not compete with the client for this process's GIL, as with a remote
-    endpoint; it still shares the machine's cores.
-    """
-
-    def __init__(self, *, in_process: bool = False) -> None:
-        self.in_process = in_process
-        if in_process:
-            from samaudio_data.testing import LocalEndpoint
-
-            self._ep = LocalEndpoint(keys={KEY: None}).start()
-            self.url = self._ep.url
-        else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")
-            self._conn, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(child, 0.0), daemon=True)
-            self._proc.start()
-            self.url = self._conn.recv()
-
-    def _ask(self, cmd: str, arg=None):
-        self._conn.send((cmd, arg))
-        return self._conn.recv()
-
-    def configure(self, latency: float) -> None:
-        """Set the latency and zero the counters, before a run."""
-        if self.in_process:
-            self._ep.latency = float(latency)
-            self._ep.reset_stats()
-        else:
-            self._ask("latency", latency)
-
-    @property
-    def stats(self) -> dict:
-        return self._ep.stats if self.in_process else self._ask("stats")
-
-    def close(self) -> None:
-        if self.in_process:
-            self._ep.stop()
-        else:
-            self._ask("stop")
-            self._proc.join(5)
 
 
 class Result:
@@ -239,35 +162,22 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
             num_proc=None, trace: bool = False) -> Result:
     """``ds.map(isolate(...), batched=True)``; with ``trace``, time the phases of each batch.
 
-    The trace wraps (never changes) the map function and the session's ``post`` of this
-    run's client, to split the wall time into: datasets decoding the audio column (lazily,
-    when the function first reads it), the isolate call (rows read, sent and turned into
-    output rows in worker threads, overlapping), and datasets' own work between calls
-    (formatting, writing Arrow).
+    The trace wraps (never changes) the map function, to split the wall time into: datasets
+    decoding the audio column (lazily, when the function first reads it), the isolate call
+    (rows read, sent and turned into output rows in worker threads, overlapping), and
+    datasets' own work between calls (formatting, writing Arrow). The mean round trip is
+    ``client.usage.seconds / client.usage.requests`` (time inside HTTP requests).
     """
     from samaudio_data import Client, isolate
 
     server.configure(latency)
     rows = len(ds)
-    phases = {"column": 0.0, "fn": 0.0, "round_trips": []}
+    phases = {"column": 0.0, "fn": 0.0}
     with Client(KEY, endpoint=server.url, max_concurrency=CAP, cache_dir=False,
                 progress=False) as client:
         fn = isolate(DESCRIPTION, client=client)
         mapper = fn
         if trace:
-            import requests
-
-            request = requests.Session.request
-
-            def timed_request(self, *a, **k):
-                t = time.perf_counter()
-                try:
-                    return request(self, *a, **k)
-                finally:
-                    phases["round_trips"].append(time.perf_counter() - t)
-
-            requests.Session.request = timed_request
-
             def mapper(batch):
                 t0 = time.perf_counter()
                 batch[fn.column]  # datasets decodes the column here (lazily, then cached)
@@ -282,8 +192,8 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
         out = ds.map(mapper, batched=True, batch_size=batch_size, num_proc=num_proc,
                      new_fingerprint=f"samaudio-bench-{time.time_ns()}" if trace else None)
         seconds = time.perf_counter() - t0
-        if trace:
-            requests.Session.request = request
+        usage = client.usage
+        phases["round_trip"] = usage.seconds / max(1, usage.requests)
     stats = server.stats
     bad = [e for e in out["isolated_error"] if e]
     if len(out) != rows or bad:
@@ -297,16 +207,14 @@ def print_phases(r: Result, latency: float, batch_size: int) -> None:
     ph = r.phases
     batches = -(-r.rows // batch_size)
     waves = sum(-(-min(batch_size, r.rows - i) // CAP) for i in range(0, r.rows, batch_size))
-    rt = sorted(ph["round_trips"])
-    med = rt[len(rt) // 2] if rt else float("nan")
     other = r.seconds - ph["fn"] - ph["column"]
     print(f"    where the {r.seconds:.2f} s of '{r.name}' went ({batches} batches, {waves} "
           f"waves of <= {CAP} requests; ideal {r.ideal:.2f} s):")
     print(f"      datasets decoding the Audio column (lazy)   {ph['column']:6.2f} s  "
           f"{1e3 * ph['column'] / r.rows:5.1f} ms/row, serial, before any request")
     print(f"      isolate call (rows pipelined in threads)     {ph['fn']:6.2f} s  "
-          f"{ph['fn'] / waves:.3f} s/wave vs latency {latency:g} s; round trip median "
-          f"{1e3 * med:.0f} ms, max {1e3 * rt[-1]:.0f} ms")
+          f"{ph['fn'] / waves:.3f} s/wave vs latency {latency:g} s; round trip mean "
+          f"{1e3 * ph['round_trip']:.0f} ms (client.usage)")
     print(f"      datasets between batches (format, write)     {other:6.2f} s")
 
 
@@ -363,10 +271,6 @@ def run_memory(server: Server, paths: list, workdir: str, batch_size: int = 16) 
     return {"rows": rows, "seconds": seconds, "billed": billed, "start": start,
             "q1": at(0.25), "half": at(0.5), "q3": at(0.75), "end": samples[-1],
             "errors": sum(1 for e in out["isolated_error"] if e), "samples": samples}
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def main(argv=None) -> int:
@@ -488,9 +392,7 @@ def main(argv=None) -> int:
               f"one output row is ~{0.2 * 32500 * 4 / 1024:.0f} kB); anonymous RSS "
               f"{grow_anon:+.1f} MB ({anon_row:+.1f} kB/row, allocator noise of a few MB is "
               "normal)")
-        print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; load average "
-              f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at the end (other work on "
-              "the machine skews every figure)")
+        print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; {load_line()}")
     finally:
         server.close()
         shutil.rmtree(workdir, ignore_errors=True)
