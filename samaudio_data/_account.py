@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from . import errors
 from ._transport import Transport
 from .audio import excerpt
@@ -322,3 +324,51 @@ def _carrier(content: bytes, via: str, downloaded: bool) -> str:
     if b"data:" in text:
         return f"a data: URI in {where}"
     return f"base64 audio in JSON in {where}"
+
+
+class Account:
+    """Mixin of :class:`~samaudio_data.Client`: the account's credits and the free check."""
+
+    def credits(self) -> float:
+        """The account's remaining credits (``GET /v1/get-user-credits``); nothing is spent.
+
+        >>> from samaudio_data import Client
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> with LocalEndpoint(keys={"k": 2.5}) as ep, Client("k", endpoint=ep.url) as c:
+        ...     c.credits()
+        2.5
+        """
+        return credits(self._transport)
+
+    def check(self, probe: bool = False):
+        """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
+
+        Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
+        of generated audio, and the report says what the answer looked like, how long it
+        took, the provider's credits header and what it cost. ``report.ok`` is False (and
+        ``report.problems`` says what to do) when anything differs from what the library
+        assumes. ``print(report)`` shows it all; it never contains the key.
+
+        >>> from samaudio_data import Client
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
+        ...                                               cache_dir=False) as c:
+        ...     free, paid = c.check(), c.check(probe=True)
+        >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
+        (True, 2.0, True, 48000, 'queue')
+        """
+        limits = {"requests_per_minute": self.requests_per_minute,
+                  "max_concurrency": self.max_concurrency, "timeout": self.timeout,
+                  "max_retries": self.max_retries, "price_per_call": self.price_per_call,
+                  "chunk_seconds": self.chunk_seconds,
+                  "cache_dir": str(self.cache_dir) if self.cache_dir else None}
+        send = None
+        if probe:
+            # about a second, not a whole number of the model's 1920-sample frames, so
+            # that any padding of the answer shows
+            tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
+            job = self._prepare(tone.astype(np.float32), 48000, "speech", {})
+            send = lambda: probe_call(self._caller, self._caller.exchange,  # noqa: E731
+                                      job.pieces[0], job)
+        return check(self._transport, self._caller.exchange, limits=limits,
+                     price_per_call=self.price_per_call, probe=send)

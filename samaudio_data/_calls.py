@@ -97,6 +97,17 @@ class Caller:
             self.cache.put(key, hit.data, hit.fmt, hit.meta)
         return Answer(samples=samples, sr=sr, fmt=hit.fmt, cached=True)
 
+    def count(self, job: Job):
+        """``(calls to pay for, cache hits)`` of a prepared job; nothing is sent.
+
+        A piece already paid for on the queue and journalled by an interrupted run counts as
+        a hit: the next run collects it instead of paying again.
+        """
+        hits = sum(self.cached(piece, job) is not None
+                   or self.exchange.pending(self.key(piece, job)) is not None
+                   for piece in job.pieces)
+        return len(job.pieces) - hits, hits
+
     # --- one piece -------------------------------------------------------------------------
 
     def answer(self, piece: Piece, job: Job, *, started: float,
@@ -189,6 +200,7 @@ class Caller:
             # a queued request already paid for is collected: no new budget or request
             # count (it still waits its turn, so a 429 back-off holds for polls too)
             resuming = self.exchange.pending(key) is not None
+            inherited = resuming and self.exchange.inherited(key)  # an earlier run paid it
             self.limits.wait_turn()
             halted = self.limits.halted_since(started)
             if halted:
@@ -209,8 +221,11 @@ class Caller:
                                                          on_submit=self._note_credits)
                 # a sync 200 is billed, whatever it holds; so is a queued request that
                 # completed (counted once, when its result arrives)
-                billed = self.price_per_call
-                self.usage.record(billed=1, cost=billed)
+                if inherited:  # collected, paid by the run that was interrupted
+                    self.usage.record(cached=1)
+                else:
+                    billed = self.price_per_call
+                    self.usage.record(billed=1, cost=billed)
                 self._note_credits(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = _validate(data, fmt, piece)

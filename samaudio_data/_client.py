@@ -30,8 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -45,7 +44,10 @@ from ._limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
 from ._queue import QueueExchange, check_transport
 from ._retry import RetryPolicy
-from ._runner import run_all, stream_all
+from ._account import Account
+from ._longfile import LongFiles
+from ._many import ManyClips
+from ._runner import answer_all
 from ._transport import Transport
 from ._version import __version__
 
@@ -54,7 +56,7 @@ from ._version import __version__
 _KEYRING: Dict[str, str] = {}
 
 
-class Client:
+class Client(ManyClips, LongFiles, Account):
     """A connection to the SAM Audio Large endpoint (or a local one following its contract).
 
     Parameters
@@ -319,193 +321,6 @@ class Client:
         """
         return self._run(self._prepare(y, sr, description, params), budget)
 
-    # --- long files ------------------------------------------------------------------------
-
-    def isolate_file(self, path: Union[str, os.PathLike], description: str,
-                     out_path: Union[str, os.PathLike, None] = None, *,
-                     residual_path: Union[str, os.PathLike, bool, None] = None,
-                     budget: Optional[Budget] = None, progress: Optional[bool] = None,
-                     **params) -> Path:
-        """Isolate ``description`` in an audio file of any length, streaming; return the output.
-
-        The file is read one window of ``chunk_seconds`` at a time, each window isolated by
-        its own cached request (up to ``max_concurrency`` at once), the answers joined with
-        the crossfade and written block by block: memory does not grow with the file. The
-        output (default: next to the input, ``talk.isolated-speech.wav``; ``.wav`` is 32-bit
-        float, ``.flac`` 24-bit) is the same as :meth:`separate`'s target for the file read
-        into memory. ``residual_path`` (a path, or True for ``talk.residual-speech.wav``)
-        also writes the input minus the target. ``channels="mix"`` writes mono, ``"each"``
-        every channel. Nothing is left at the output paths when a call fails; a rerun pays
-        only for the windows not yet paid for. See the README's "Long recordings".
-
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
-        >>> with audio.BlockWriter(path, 16000, channels=2) as w:
-        ...     w.write(np.full((2, 50 * 16000), 0.5))
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
-        ...                                    progress=False) as client:
-        ...     out = client.isolate_file(path, "half", residual_path=True)
-        ...     calls = client.usage.billed
-        >>> out.name, calls, audio.audio_file_info(out).frames
-        ('talk.isolated-half.flac', 3, 800000)
-        >>> rest = path.with_name("talk.residual-half.flac")
-        >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
-        0.25
-        """
-        from ._longfile import isolate_file
-
-        return isolate_file(self, path, description, out_path, residual_path=residual_path,
-                            budget=budget, progress=progress, **params)
-
-    def estimate_file(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
-                      description: str, **params) -> CostEstimate:
-        """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
-        channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
-
-        With a cache, every window is read and encoded to look it up (as a run would);
-        without one, only the headers are read.
-
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
-        >>> with audio.BlockWriter(path, 8000, channels=1) as w:
-        ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
-        >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
-        ...              ).estimate_file(path, "speech"))
-        200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
-        """
-        from ._longfile import estimate_file
-
-        return estimate_file(self, paths, description, **params)
-
-    # --- many clips ------------------------------------------------------------------------
-
-    def isolate_many(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
-                     description: str, **kwargs) -> List[Any]:
-        """Isolate ``description`` in many clips concurrently; results in input order.
-
-        ``srs`` is one rate for all or one per clip. Takes the keywords of
-        :meth:`separate_many`.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> clips = [np.zeros(8000), np.zeros((2, 16000))]
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
-        ...                                    cache_dir=False, progress=False) as client:
-        ...     outs = client.isolate_many(clips, [8000, 16000], "speech")
-        >>> [o.shape for o in outs]
-        [(8000,), (16000,)]
-        """
-        seps = self.separate_many(ys, srs, description, **kwargs)
-        return [s.target if isinstance(s, Separation) else s for s in seps]
-
-    def separate_many(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
-                      description: str, *, progress: Optional[bool] = None,
-                      return_exceptions: bool = False, budget: Optional[Budget] = None,
-                      **params) -> List[Any]:
-        """Separate many clips concurrently, order kept.
-
-        Every clip is validated before the first request. With ``return_exceptions=True``
-        a failed clip's slot holds its exception; otherwise the first error is raised once
-        the requests already in flight finish (their answers are cached). A 401, 403 or 406
-        stops everything at once and raises with what was done and what it cost.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
-        ...                                    cache_dir=False, progress=False) as client:
-        ...     res = client.separate_many([np.zeros(8000)] * 3, 8000, "dog barking")
-        >>> len(res), res[0].sr
-        (3, 8000)
-        """
-        ys = list(ys)
-        srs = list(srs) if isinstance(srs, (list, tuple, np.ndarray)) else [srs] * len(ys)
-        if len(srs) != len(ys):
-            raise errors.InvalidRequestError(
-                f"got {len(ys)} clips but {len(srs)} sample rates; pass one rate or one per clip.")
-        jobs: List[Any] = []
-        for i, (y, sr) in enumerate(zip(ys, srs)):
-            try:
-                jobs.append(self._prepare(y, sr, description, params))
-            except errors.InvalidRequestError as exc:
-                if not return_exceptions:
-                    raise type(exc)(f"clip {i}: {exc.message}") from exc
-                jobs.append(exc)
-        return self.map(lambda job: self._run(job, budget), jobs, progress=progress,
-                        return_exceptions=return_exceptions)
-
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
-            progress: Optional[bool] = None, return_exceptions: bool = False,
-            desc: str = "isolating") -> List[Any]:
-        """Apply ``fn`` (which calls this client) to every item on the client's thread pool.
-
-        Results keep the items' order; items that are exceptions are passed through. A 401,
-        403, 406 or exhausted budget stops everything and raises with what was done and what
-        it cost, once the requests in flight have finished (their answers are cached).
-        Another error is returned in its slot with ``return_exceptions=True``, otherwise
-        raised after the requests in flight finish.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
-        ...                                    cache_dir=False, progress=False) as client:
-        ...     tone = np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)
-        ...     peaks = client.map(lambda a: client.isolate(a * tone, 8000, "half").max(),
-        ...                        [0.2, 0.4])
-        >>> [round(float(p), 2) for p in peaks]
-        [0.1, 0.2]
-        """
-        return run_all(self._executor(), self._task(fn), list(items), usage=self._usage,
-                       limits=self.limits, progress=self.progress if progress is None
-                       else progress, return_exceptions=return_exceptions, desc=desc,
-                       stop_note=self._stop_note())
-
-    def stream(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
-               progress: Optional[bool] = None, desc: str = "isolating"
-               ) -> Iterator[Tuple[Any, Any]]:
-        """Like :meth:`map` for an iterable of any length: yields ``(item, result)`` as
-        results arrive, reading items only a little ahead of the requests in flight, so
-        requests flow at the account's limit without batch boundaries and memory stays
-        flat. A failed item's result is its exception; 401/403/406 or an exhausted budget
-        stop everything and raise.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
-        ...                                    cache_dir=False, progress=False) as client:
-        ...     done = sorted(a for a, _ in client.stream(
-        ...         lambda a: client.isolate(np.full(800, a), 8000, "speech"), [0.1, 0.2]))
-        >>> done
-        [0.1, 0.2]
-        """
-        return stream_all(self._executor(), self._task(fn), items, window=2 *
-                          self.max_concurrency, usage=self._usage, limits=self.limits,
-                          progress=self.progress if progress is None else progress,
-                          desc=desc, stop_note=self._stop_note())
-
-    def _task(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        started = time.time()
-
-        def task(item):
-            # calls made by fn in this thread belong to this operation: a fatal error
-            # recorded after ``started`` (by any thread or process) stops them
-            self._op.started = started
-            try:
-                return fn(item)
-            finally:
-                self._op.started = None
-
-        return task
-
-    def _executor(self) -> cf.ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(max_workers=self.max_concurrency,
-                                                   thread_name_prefix="samaudio")
-            return self._pool
-
-    def _stop_note(self) -> str:
-        return (f" Paid results are cached in {self.cache_dir}; running the same call again "
-                "pays only for the rest." if self.cache_dir else "")
-
     # --- estimates and the account -------------------------------------------------------
 
     def estimate(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
@@ -527,58 +342,10 @@ class Client:
             except errors.InvalidRequestError as exc:
                 invalid.append((i, exc.message))
                 continue
-            for piece in job.pieces:
-                hit = self._caller.cached(piece, job) is not None
-                cached += hit
-                calls += not hit
+            paid, hits = self._caller.count(job)
+            calls, cached = calls + paid, cached + hits
         return CostEstimate(calls=calls, cached=cached, price_per_call=self.price_per_call,
                             invalid=invalid, clips=len(ys))
-
-    def credits(self) -> float:
-        """The account's remaining credits (``GET /v1/get-user-credits``); nothing is spent.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": 2.5}) as ep, Client("k", endpoint=ep.url) as c:
-        ...     c.credits()
-        2.5
-        """
-        from ._account import credits
-
-        return credits(self._transport)
-
-    def check(self, probe: bool = False):
-        """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
-
-        Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
-        of generated audio, and the report says what the answer looked like, how long it
-        took, the provider's credits header and what it cost. ``report.ok`` is False (and
-        ``report.problems`` says what to do) when anything differs from what the library
-        assumes. ``print(report)`` shows it all; it never contains the key.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
-        ...                                               cache_dir=False) as c:
-        ...     free, paid = c.check(), c.check(probe=True)
-        >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
-        (True, 2.0, True, 48000, 'queue')
-        """
-        from ._account import check, probe_call
-
-        limits = {"requests_per_minute": self.requests_per_minute,
-                  "max_concurrency": self.max_concurrency, "timeout": self.timeout,
-                  "max_retries": self.max_retries, "price_per_call": self.price_per_call,
-                  "chunk_seconds": self.chunk_seconds,
-                  "cache_dir": str(self.cache_dir) if self.cache_dir else None}
-        send = None
-        if probe:
-            # about a second, not a whole number of the model's 1920-sample frames, so
-            # that any padding of the answer shows
-            tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
-            job = self._prepare(tone.astype(np.float32), 48000, "speech", {})
-            send = lambda: probe_call(self._caller, self._caller.exchange,  # noqa: E731
-                                      job.pieces[0], job)
-        return check(self._transport, self._caller.exchange, limits=limits,
-                     price_per_call=self.price_per_call, probe=send)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -608,23 +375,6 @@ class Client:
                 self._chunk_pool = cf.ThreadPoolExecutor(max_workers=self.max_concurrency,
                                                          thread_name_prefix="samaudio-chunk")
             pool = self._chunk_pool
-        futures = [pool.submit(self._caller.answer, p, job, started=started, budget=budget)
-                   for p in job.pieces]
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(futures), desc=f"{job.original.shape[-1] / job.sr:.0f} s clip",
-                       unit="chunk", leave=False)
-        try:
-            for _ in cf.as_completed(futures):
-                if bar is not None:
-                    bar.update(1)
-            answers = [f.result() for f in futures]
-        finally:
-            for f in futures:
-                f.cancel()
-            cf.wait(futures)  # chunks in flight finish, and so are cached
-            if bar is not None:
-                bar.close()
+        answers = answer_all(pool, self._caller, job, started=started, budget=budget,
+                             progress=self.progress)
         return assemble(job, answers)

@@ -207,10 +207,8 @@ def estimate_file(client: "Client", paths: Union[PathLike, Sequence[PathLike]],
         for a, b in plan.windows:
             job = window_job(audio.read_window(path, a, b), info.sr, description, params,
                              channels=channels, upload_format=client.upload_format)
-            for piece in job.pieces:
-                hit = client._caller.cached(piece, job) is not None
-                cached += hit
-                calls += not hit
+            paid, hits = client._caller.count(job)
+            calls, cached = calls + paid, cached + hits
     return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
                         invalid=invalid, clips=len(paths))
 
@@ -292,3 +290,68 @@ def _located(exc: errors.SamAudioError, path: Path, plan: audio.ChunkPlan,
                        f"{b / plan.sr:.1f} s): {exc.message}")
     located.args = (located.message,)
     return located
+
+
+class LongFiles:
+    """Mixin of :class:`~samaudio_data.Client`: files of any length, streamed."""
+
+    def isolate_file(self, path: Union[str, os.PathLike], description: str,
+                     out_path: Union[str, os.PathLike, None] = None, *,
+                     residual_path: Union[str, os.PathLike, bool, None] = None,
+                     budget: Optional[Budget] = None, progress: Optional[bool] = None,
+                     **params) -> Path:
+        """Isolate ``description`` in an audio file of any length, streaming; return the output.
+
+        The file is read one window of ``chunk_seconds`` at a time, each window isolated by
+        its own cached request (up to ``max_concurrency`` at once), the answers joined with
+        the crossfade and written block by block: memory does not grow with the file. The
+        output (default: next to the input, ``talk.isolated-speech.wav``; ``.wav`` is 32-bit
+        float, ``.flac`` 24-bit) is the same as :meth:`separate`'s target for the file read
+        into memory. ``residual_path`` (a path, or True for ``talk.residual-speech.wav``)
+        also writes the input minus the target. ``channels="mix"`` writes mono, ``"each"``
+        every channel. Nothing is left at the output paths when a call fails; a rerun pays
+        only for the windows not yet paid for. See the README's "Long recordings".
+
+        >>> from samaudio_data import Client
+        >>> import tempfile, pathlib
+        >>> from samaudio_data import audio
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
+        >>> with audio.BlockWriter(path, 16000, channels=2) as w:
+        ...     w.write(np.full((2, 50 * 16000), 0.5))
+        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
+        ...                                    progress=False) as client:
+        ...     out = client.isolate_file(path, "half", residual_path=True)
+        ...     calls = client.usage.billed
+        >>> out.name, calls, audio.audio_file_info(out).frames
+        ('talk.isolated-half.flac', 3, 800000)
+        >>> rest = path.with_name("talk.residual-half.flac")
+        >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
+        0.25
+        """
+        from ._longfile import isolate_file
+
+        return isolate_file(self, path, description, out_path, residual_path=residual_path,
+                            budget=budget, progress=progress, **params)
+
+    def estimate_file(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+                      description: str, **params) -> CostEstimate:
+        """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
+        channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
+
+        With a cache, every window is read and encoded to look it up (as a run would);
+        without one, only the headers are read.
+
+        >>> from samaudio_data import Client
+        >>> import tempfile, pathlib
+        >>> from samaudio_data import audio
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
+        >>> with audio.BlockWriter(path, 8000, channels=1) as w:
+        ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
+        >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
+        ...              ).estimate_file(path, "speech"))
+        200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
+        """
+        from ._longfile import estimate_file
+
+        return estimate_file(self, paths, description, **params)

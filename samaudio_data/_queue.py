@@ -137,6 +137,15 @@ class QueueExchange:
             ticket = self.journal.get(cache_key)
         return ticket
 
+    def inherited(self, cache_key: Optional[str]) -> bool:
+        """Whether ``cache_key``'s pending request was paid for by an earlier run (journal)."""
+        if cache_key is None or self.journal is None:
+            return False
+        with self._lock:
+            if cache_key in self._tickets:
+                return False
+        return self.journal.get(cache_key) is not None
+
     def done(self, cache_key: Optional[str]) -> None:
         """The answer for ``cache_key`` is safe (cached): forget its request."""
         if cache_key is None:

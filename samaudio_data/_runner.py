@@ -140,3 +140,29 @@ def summarise(exc: errors.SamAudioError, before: Usage, now: Usage,
         kwargs["retry_after"] = exc.retry_after
     return type(exc)(f"{exc.message} Stopped every request: {done} calls paid (${cost:.2f}) "
                      f"and {hits} cache hits before the stop.{note}", **kwargs)
+
+
+def answer_all(pool: cf.Executor, caller, job, *, started: float, budget, progress: bool):
+    """The answers of all of a long clip's pieces, requested concurrently, in order.
+
+    Chunks already in flight finish (and so are cached) even when one fails.
+    """
+    futures = [pool.submit(caller.answer, p, job, started=started, budget=budget)
+               for p in job.pieces]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(futures), desc=f"{job.original.shape[-1] / job.sr:.0f} s clip",
+                   unit="chunk", leave=False)
+    try:
+        for _ in cf.as_completed(futures):
+            if bar is not None:
+                bar.update(1)
+        return [f.result() for f in futures]
+    finally:
+        for f in futures:
+            f.cancel()
+        cf.wait(futures)
+        if bar is not None:
+            bar.close()
