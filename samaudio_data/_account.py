@@ -1,4 +1,13 @@
-"""The account: credits left, read without spending anything.
+"""The account: credits left, and the first-run check of key, endpoint and answer format.
+
+:func:`credits` reads ``GET /v1/get-user-credits`` (free). :func:`check` builds a
+:class:`CheckReport` without spending anything: whether the key is accepted and what the
+account holds, whether the endpoint answers and whether the queue is known to be served,
+and the limits as configured. With ``probe=True`` it spends exactly one call on one second
+of generated audio and reports what came back (carrier, format, rate, channels, length,
+padding), the latency, the provider's ``x-remaining-credits`` and what the call cost.
+Every difference from what the library assumes is listed in ``problems`` with what to do;
+``ok`` is True when there is none. Nothing in a report contains the API key.
 
 Example
 -------
@@ -12,10 +21,17 @@ Example
 from __future__ import annotations
 
 import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+from urllib.parse import urlsplit
 
 from . import errors
 from ._transport import Transport
 from .audio import excerpt
+
+_FRAME = 1920  # the model's latent frame at 48 kHz: answers may be padded to a multiple
 
 
 def credits(transport: Transport) -> float:
@@ -28,3 +44,281 @@ def credits(transport: Transport) -> float:
         raise errors.ResponseDecodeError(
             f"the credits answer is not the expected JSON: {transport.redact(excerpt(body))}"
         ) from exc
+
+
+@dataclass
+class ProbeResult:
+    """What one paid call on one second of generated audio gave back."""
+
+    via: str                      # "sync" or "queue"
+    carrier: str                  # raw audio bytes, JSON base64, data URI, URL
+    content_type: Optional[str]
+    format: Optional[str] = None
+    sample_rate: Optional[int] = None
+    channels: Optional[int] = None
+    frames: Optional[int] = None
+    input_frames: int = 0
+    input_rate: int = 0
+    padding: Optional[int] = None  # samples beyond the input's length, at the answer's rate
+    latency: float = 0.0
+    remaining_credits: Optional[str] = None
+    price_per_call: float = 0.0
+    charged: Optional[float] = None  # credits before minus after, when both were read
+
+    def lines(self) -> List[str]:
+        """The probe's part of the report, one fact a line."""
+        out = [f"probe: 1 call via {self.via} in {self.latency:.1f} s; answer: {self.carrier}"
+               + (f" ({self.content_type})" if self.content_type else "")]
+        if self.format:
+            secs = self.frames / self.sample_rate
+            out.append(f"  audio: {self.format}, {self.sample_rate} Hz, {self.channels} "
+                       f"channel(s), {self.frames} samples ({secs:.3f} s) for "
+                       f"{self.input_frames} samples at {self.input_rate} Hz")
+            pad = f"{self.padding:+d} samples"
+            if self.padding and self.sample_rate == 48000 and self.frames % _FRAME == 0:
+                pad += f" (to a whole number of {_FRAME}-sample frames)"
+            out.append(f"  length vs input: {pad}")
+        header = self.remaining_credits if self.remaining_credits is not None else "not sent"
+        out.append(f"  x-remaining-credits: {header}")
+        cost = f"  cost: ${self.price_per_call:.3f} per call as configured"
+        if self.charged is not None:
+            cost += f"; the account was charged ${self.charged:.4f}"
+        out.append(cost)
+        return out
+
+
+@dataclass
+class CheckReport:
+    """The result of :meth:`samaudio_data.Client.check`; ``print`` it.
+
+    >>> r = CheckReport(endpoint="https://h/v1/m", transport="auto", key_set=True,
+    ...                 credits=3.5, reachable="HTTP 405 to GET (the route exists)",
+    ...                 queue="not known yet", limits={"requests_per_minute": 50.0})
+    >>> r.ok, str(r).splitlines()[0]
+    (True, 'samaudio-data check: OK')
+    """
+
+    endpoint: str
+    transport: str
+    key_set: bool
+    credits: Optional[float] = None
+    reachable: str = "not checked"
+    queue: str = "not known yet"
+    limits: Dict[str, object] = field(default_factory=dict)
+    probe: Optional[ProbeResult] = None
+    problems: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing differs from what the library assumes."""
+        return not self.problems
+
+    def __str__(self) -> str:
+        head = "OK" if self.ok else f"{len(self.problems)} problem(s)"
+        lines = [f"samaudio-data check: {head}", f"endpoint: {self.endpoint}",
+                 f"API key: {'set' if self.key_set else 'NOT SET'}",
+                 "credits: " + ("unknown" if self.credits is None else f"{self.credits:.4f}"),
+                 f"endpoint reachable: {self.reachable}",
+                 f"transport: {self.transport}; queue: {self.queue}",
+                 "limits as configured: " + ", ".join(f"{k}={v}" for k, v in
+                                                      self.limits.items())]
+        if self.probe is not None:
+            lines += self.probe.lines()
+        lines += [f"problem: {p}" for p in self.problems]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def check(transport: Transport, exchange, *, limits: Dict[str, object],
+          price_per_call: float, probe=None) -> CheckReport:
+    """Check key, account, endpoint and queue for free; ``probe()`` (if given) spends one call.
+
+    ``exchange`` is the client's :class:`~samaudio_data._queue.QueueExchange`; ``probe`` a
+    callable returning a :class:`ProbeResult` (raising typed errors).
+    """
+    report = CheckReport(endpoint=transport.endpoint, transport=exchange.mode,
+                         key_set=transport.has_key, limits=dict(limits))
+    redact = transport.redact
+    if not transport.has_key:
+        report.problems.append("no API key: set SEGMIND_API_KEY (or pass api_key=) to the key "
+                               "from the provider's console. Nothing else was checked.")
+        return report
+    _check_account(transport, report, price_per_call)
+    _check_reachable(transport, report)
+    _check_queue(transport, exchange, report)
+    if limits.get("requests_per_minute") is None:
+        report.notes.append("requests_per_minute is not set: the client starts with 2 "
+                            "requests in flight and learns the limit from 429s. Set it to "
+                            "your plan's (about 5/min free, 50/min paid).")
+    if probe is not None and not report.problems:
+        before = report.credits
+        try:
+            report.probe = probe()
+        except errors.SamAudioError as exc:
+            report.problems.append(redact(f"the probe call failed: {type(exc).__name__}: "
+                                          f"{exc}"))
+            return report
+        _check_probe(transport, report, before, price_per_call)
+    elif probe is not None:
+        report.notes.append("the probe was not sent: fix the problems above first.")
+    return report
+
+
+def _check_account(transport: Transport, report: CheckReport, price: float) -> None:
+    redact = transport.redact
+    try:
+        report.credits = credits(transport)
+    except errors.AuthenticationError as exc:
+        report.problems.append(redact(
+            f"the key was refused (401: {exc.message}). Check that SEGMIND_API_KEY holds the "
+            "whole key, without quotes or spaces, and that it has not been revoked."))
+    except errors.PermissionDeniedError as exc:
+        report.problems.append(redact(
+            f"the key is known but forbidden (403: {exc.message}). Check the account's "
+            "plan and permissions for this model in the provider's console."))
+    except errors.NotFoundError:
+        report.notes.append(f"the credits route {transport.credits_url} is not served: the "
+                            "key can only be verified by a call (--probe).")
+    except errors.SamAudioError as exc:
+        report.problems.append(redact(f"the account could not be read: "
+                                      f"{type(exc).__name__}: {exc}"))
+    else:
+        if report.credits < price:
+            report.problems.append(
+                f"the account holds {report.credits:.4f} credits, less than one call "
+                f"(${price:.3f}): every call would be refused with 406. Top up first.")
+
+
+def _check_reachable(transport: Transport, report: CheckReport) -> None:
+    # a GET of the model's POST route: any HTTP answer shows the endpoint is there
+    try:
+        status, _, _ = transport.request("GET", transport.endpoint, max_bytes=1 << 16)
+        report.reachable = f"HTTP {status} to GET"
+    except errors.RedirectError as exc:
+        report.problems.append(transport.redact(f"the endpoint redirects: {exc}"))
+        report.reachable = "redirects elsewhere"
+    except errors.APIStatusError as exc:
+        report.reachable = f"HTTP {exc.status_code} to GET"
+        if exc.status_code == 405:
+            report.reachable += " (the route exists; calls are POSTs)"
+        elif exc.status_code == 404:
+            report.notes.append("GET of the endpoint URL answered 404: the URL may be wrong "
+                                "(SAMAUDIO_ENDPOINT / endpoint=); --probe tells for sure.")
+    except errors.APIConnectionError as exc:
+        report.reachable = "NO"
+        report.problems.append(transport.redact(
+            f"the endpoint cannot be reached: {exc}. Check the network, a proxy or firewall, "
+            "and SAMAUDIO_ENDPOINT / endpoint=."))
+
+
+def _check_queue(transport: Transport, exchange, report: CheckReport) -> None:
+    if exchange.mode == "sync":
+        report.queue = "not used (transport='sync')"
+        return
+    served = exchange.served()
+    if served is None and exchange.submit_url:
+        # free: ask for the status of a request that does not exist
+        parts = urlsplit(exchange.submit_url)
+        url = f"{parts.scheme}://{parts.netloc}/v2/requests/{uuid.UUID(int=0)}/status"
+        try:
+            transport.request("GET", url, max_bytes=1 << 16)
+        except errors.APIStatusError as exc:
+            served = False if exc.status_code == 405 else None
+        except errors.SamAudioError:
+            pass
+    if served is True:
+        report.queue = "served (requests are queued; polls and fetches are free)"
+    elif served is False:
+        report.queue = ("not served: requests use the synchronous call" if
+                        exchange.mode == "auto" else "NOT served")
+        if exchange.mode == "queue":
+            report.problems.append("transport='queue' but the endpoint does not serve the "
+                                   "queue: use transport='auto' or 'sync'.")
+    else:
+        report.queue = ("not known yet: the first call tries it (a 404/405 there is not "
+                        "billed, and 'auto' then uses the synchronous call)")
+
+
+def _check_probe(transport: Transport, report: CheckReport, before: Optional[float],
+                 price: float) -> None:
+    p = report.probe
+    if before is not None:
+        try:
+            p.charged = round(before - credits(transport), 6)
+        except errors.SamAudioError:
+            pass
+    if p.charged == 0:
+        report.notes.append("the account's credits did not change after the probe (unlimited, "
+                            "or updated later): the price could not be confirmed.")
+    elif p.charged is not None and abs(p.charged - price) > max(0.005, 0.1 * price):
+        report.problems.append(
+            f"the probe was charged ${p.charged:.4f}, but price_per_call is ${price:.3f}: "
+            f"set SAMAUDIO_PRICE_PER_CALL={p.charged:.4f} (or price_per_call=) so estimates "
+            "and max_cost are right.")
+    if p.remaining_credits is None:
+        report.notes.append("the answer carries no x-remaining-credits header: usage shows "
+                            "the library's own count of spending only.")
+    if p.via == "queue":
+        report.queue = "served (the probe went through it)"
+    elif report.transport == "auto":
+        report.queue = ("not served: requests use the synchronous call (the probe's submit "
+                        "was refused with 404/405, not billed)")
+    timeout = report.limits.get("timeout")
+    read = timeout[1] if isinstance(timeout, tuple) else timeout
+    if isinstance(read, (int, float)) and p.latency > 0.5 * read:
+        report.problems.append(f"one second of audio took {p.latency:.1f} s, over half the "
+                               f"read timeout ({read:g} s): raise timeout= or lower "
+                               "chunk_seconds.")
+
+
+def probe_call(caller, exchange, piece, job) -> ProbeResult:
+    """Send ``piece`` once (no retry, no cache, no journal) and describe the answer.
+
+    A call that came back but is not usable audio raises the typed error of validation.
+    """
+    from ._calls import _validate
+    from ._responses import audio_bytes
+
+    transport = caller.transport
+    max_bytes = caller.max_answer_bytes(piece)
+    downloads = []
+
+    def download(url: str) -> bytes:
+        status, data, headers = transport.request("GET", url, with_key=False,
+                                                  max_bytes=max_bytes)
+        downloads.append(headers.get("content-type"))
+        return data
+
+    t0 = time.monotonic()
+    content, headers, via = exchange.send(caller.body(piece, job), cache_key=None,
+                                          max_bytes=max_bytes, on_submit=caller._note_credits)
+    latency = time.monotonic() - t0
+    caller.usage.record(requests=1, billed=1, cost=caller.price_per_call, seconds=latency)
+    caller._note_credits(headers)
+    data, fmt = audio_bytes(content, fetch=download)
+    result = ProbeResult(via=via, carrier=_carrier(content, via, bool(downloads)),
+                         content_type=(downloads[0] if downloads else
+                                       headers.get("content-type") if via == "sync" else None),
+                         input_frames=piece.upload.frames, input_rate=piece.upload.sr,
+                         latency=latency, remaining_credits=headers.get("x-remaining-credits"),
+                         price_per_call=caller.price_per_call)
+    samples, sr = _validate(data, fmt, piece)
+    result.format, result.sample_rate = fmt, sr
+    result.channels, result.frames = samples.shape[0], samples.shape[-1]
+    result.padding = result.frames - round(piece.upload.frames * sr / piece.upload.sr)
+    return result
+
+
+def _carrier(content: bytes, via: str, downloaded: bool) -> str:
+    from .audio import sniff_format
+
+    where = "the queue's result" if via == "queue" else "the answer"
+    if sniff_format(content):
+        return f"raw audio bytes in {where}"
+    if downloaded:
+        return f"a URL in {where} (downloaded without the key)"
+    text = content.lstrip()[:64]
+    if b"data:" in text:
+        return f"a data: URI in {where}"
+    return f"base64 audio in JSON in {where}"

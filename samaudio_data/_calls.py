@@ -35,6 +35,7 @@ from ._cache import ResultCache, request_key
 from ._jobs import Answer, Job, Piece
 from ._limits import SharedLimits
 from ._models import Budget, Usage
+from ._queue import QueueExchange, QueueResultExpiredError
 from ._responses import audio_bytes
 from ._retry import RetryPolicy
 from ._transport import Transport
@@ -54,8 +55,11 @@ class Caller:
     def __init__(self, transport: Transport, *, cache: Optional[ResultCache],
                  limits: SharedLimits, policy: RetryPolicy, usage: Usage,
                  price_per_call: float, identity: str, audio_encoding: str,
-                 upload_format: str, sleep: Callable[[float], None] = time.sleep) -> None:
+                 upload_format: str, exchange: Optional[QueueExchange] = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.transport = transport
+        # how bodies are sent: the sync call or the queue (see _queue)
+        self.exchange = exchange or QueueExchange(transport, mode="sync")
         self.cache = cache
         self.limits = limits
         self.policy = policy
@@ -108,35 +112,56 @@ class Caller:
                         "cost": ans.cost, "seconds": ans.seconds,
                         "description": job.description, "params": job.params,
                         "created": time.time(), "version": __version__})
+                    self.exchange.done(self.key(piece, job))  # cached: its request is spent
                     return ans
         elif hit is None:
-            return self.request(piece, job, started=started, budget=budget)[0]
+            ans = self.request(piece, job, started=started, budget=budget)[0]
+            self.exchange.done(self.key(piece, job))
+            return ans
         self.usage.record(cached=1)
         return hit
+
+    def body(self, piece: Piece, job: Job) -> dict:
+        """The JSON body that asks for ``piece``."""
+        b64 = base64.b64encode(piece.upload.data).decode("ascii")
+        mime = "audio/flac" if self.upload_format == "flac" else "audio/wav"
+        return {"audio": f"data:{mime};base64,{b64}" if self.audio_encoding == "data_uri"
+                else b64, "description": job.description, **job.params}
+
+    @staticmethod
+    def max_answer_bytes(piece: Piece) -> int:
+        """The largest answer accepted for ``piece`` (larger ones are refused unread)."""
+        return _ANSWER_BYTES_BASE + int(piece.upload.frames / piece.upload.sr
+                                        * _ANSWER_BYTES_PER_SECOND)
 
     def request(self, piece: Piece, job: Job, *, started: float, budget: Optional[Budget]):
         """Send one piece with retries; returns ``(Answer, audio bytes to cache)``."""
         if not self.transport.has_key:
             raise errors.AuthenticationError(
                 "no API key: set SEGMIND_API_KEY or pass api_key= to Client. Nothing was sent.")
-        b64 = base64.b64encode(piece.upload.data).decode("ascii")
-        mime = "audio/flac" if self.upload_format == "flac" else "audio/wav"
-        body = {"audio": f"data:{mime};base64,{b64}" if self.audio_encoding == "data_uri"
-                else b64, "description": job.description, **job.params}
-        seconds = piece.upload.frames / piece.upload.sr
-        max_bytes = _ANSWER_BYTES_BASE + int(seconds * _ANSWER_BYTES_PER_SECOND)
+        body, max_bytes, key = self.body(piece, job), self.max_answer_bytes(piece), \
+            self.key(piece, job)
+        expired = False
+        held = {"reserved": False}  # a budget reservation this request holds
         faults = attempts = 0
         rate_waited = spent = paid = 0.0
         while True:
             attempts += 1
             try:
                 samples, sr, fmt, data, took, billed = self._attempt(
-                    body, piece, started=started, budget=budget, max_bytes=max_bytes)
+                    body, piece, key=key, started=started, budget=budget, max_bytes=max_bytes,
+                    held=held)
                 spent += took
                 paid += billed
                 self.usage.record(seconds=took)
                 return Answer(samples=samples, sr=sr, fmt=fmt, cost=paid, seconds=spent,
                               attempts=attempts), data
+            except QueueResultExpiredError as exc:
+                if expired:  # a fresh request expired too: something is wrong, stop
+                    self.usage.record(failed=1)
+                    raise
+                expired = True  # its result is gone: it has to be sent (and paid) again
+                log.warning("%s", exc)
             except errors.RateLimitError as exc:
                 wait = self.policy.rate_limit_wait(exc)
                 rate_waited += wait
@@ -156,10 +181,14 @@ class Caller:
                 self.usage.record(retries=1)
                 self._sleep(delay)
 
-    def _attempt(self, body: dict, piece: Piece, *, started: float,
-                 budget: Optional[Budget], max_bytes: int):
-        """One attempt: slot, pace, send, validate. Raises typed errors."""
+    def _attempt(self, body: dict, piece: Piece, *, key: str, started: float,
+                 budget: Optional[Budget], max_bytes: int, held: dict):
+        """One attempt: slot, pace, send (or collect a queued request already paid for),
+        validate. Raises typed errors."""
         with self.limits.slot():
+            # a queued request already paid for is collected: no new budget or request
+            # count (it still waits its turn, so a 429 back-off holds for polls too)
+            resuming = self.exchange.pending(key) is not None
             self.limits.wait_turn()
             halted = self.limits.halted_since(started)
             if halted:
@@ -167,36 +196,38 @@ class Caller:
                 raise type(err)(f"stopped: another request got {halted['kind']} "
                                 f"({halted['message']}); nothing more was sent.",
                                 status_code=halted["status"], hint=err.hint)
-            if budget is not None and not budget.reserve(self.price_per_call):
-                raise errors.BudgetExceededError(
-                    f"max_cost ${budget.max_cost:.2f} reached (${budget.spent:.2f} spent); one "
-                    f"more call (${self.price_per_call:.3f}) would exceed it. Nothing more was "
-                    "sent; raise max_cost to continue (paid results are cached).")
-            self.usage.record(requests=1)
+            if budget is not None and not resuming:
+                self._reserve(budget)
+                held["reserved"] = True
+            if not resuming:
+                self.usage.record(requests=1)
             t0 = time.monotonic()
             billed = 0.0
             try:
-                _, content, headers = self.transport.request(
-                    "POST", self.transport.endpoint, json_body=body, max_bytes=max_bytes)
-                billed = self.price_per_call  # a 200 is billed, whatever it holds
+                content, headers, _ = self.exchange.send(body, cache_key=key,
+                                                         max_bytes=max_bytes,
+                                                         on_submit=self._note_credits)
+                # a sync 200 is billed, whatever it holds; so is a queued request that
+                # completed (counted once, when its result arrives)
+                billed = self.price_per_call
                 self.usage.record(billed=1, cost=billed)
                 self._note_credits(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = _validate(data, fmt, piece)
             except errors.RateLimitError as exc:
-                self._refund(budget, billed)
+                self._refund(budget, billed, key, held)
                 wait = self.policy.rate_limit_wait(exc)
                 self.limits.record_rate_limited(wait + random.uniform(0, 0.05 * max(wait, 1.0)))
                 self.usage.record(rate_limited=1)
                 log.info("rate limited (429); every sender waits %.1f s", wait)
                 raise
             except errors.FatalAPIError as exc:
-                self._refund(budget, billed)
+                self._refund(budget, billed, key, held)
                 # tell every sender before giving up the slot, so none slips in meanwhile
                 self.limits.halt(exc.status_code, type(exc).__name__, exc.message)
                 raise
             except errors.SamAudioError as exc:
-                self._refund(budget, billed)
+                self._refund(budget, billed, key, held)
                 exc._took, exc._billed = time.monotonic() - t0, billed
                 # an answer may echo the key back: it never reaches a message or a log
                 exc.message = self.transport.redact(exc.message)
@@ -208,9 +239,27 @@ class Caller:
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _refund(self, budget: Optional[Budget], billed: float) -> None:
-        if budget is not None and not billed:
+    def _reserve(self, budget: Budget) -> None:
+        if not budget.reserve(self.price_per_call):
+            raise errors.BudgetExceededError(
+                f"max_cost ${budget.max_cost:.2f} reached (${budget.spent:.2f} spent); one "
+                f"more call (${self.price_per_call:.3f}) would exceed it. Nothing more was "
+                "sent; raise max_cost to continue (paid results are cached).")
+        left = self.usage.remaining_credits  # the provider's own figure, when it sends one
+        if left is not None and left < self.price_per_call:
             budget.refund(self.price_per_call)
+            raise errors.BudgetExceededError(
+                f"the provider reports ${left:.3f} of credits left, less than one call "
+                f"(${self.price_per_call:.3f}). Nothing more was sent; top up the account, "
+                "then run again (paid results are cached).")
+
+    def _refund(self, budget: Optional[Budget], billed: float, key: str, held: dict) -> None:
+        # a queued request still pending is paid for (and its reservation with it); one
+        # collected from an earlier run's journal was never reserved by this one
+        if budget is not None and not billed and held["reserved"] \
+                and self.exchange.pending(key) is None:
+            budget.refund(self.price_per_call)
+            held["reserved"] = False
 
     def _note_credits(self, headers: dict) -> None:
         value = headers.get("x-remaining-credits")

@@ -6,7 +6,8 @@ retry policy (:mod:`samaudio_data._retry`), the limits shared with other process
 thread pool. Its calls are :meth:`Client.isolate` (the target as an array),
 :meth:`Client.separate` (target, residual and what the call cost), the concurrent
 :meth:`Client.isolate_many` / :meth:`Client.separate_many` and :meth:`Client.map`, and
-:meth:`Client.estimate` (what a run would cost, sending nothing).
+:meth:`Client.estimate` (what a run would cost, sending nothing) and :meth:`Client.check`
+(key, account, endpoint and queue, for free; one paid probe on request).
 
 Example
 -------
@@ -39,8 +40,10 @@ from . import audio, errors
 from ._cache import ResultCache
 from ._calls import Caller
 from ._jobs import Job, assemble, prepare
+from ._journal import Journal
 from ._limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
+from ._queue import QueueExchange, check_transport
 from ._retry import RetryPolicy
 from ._runner import run_all, stream_all
 from ._transport import Transport
@@ -95,6 +98,16 @@ class Client:
         (default 2) whose weights sum to one. See the README's "Long recordings".
     max_seconds : float, optional
         Refuse clips longer than this before sending (default: no limit).
+    transport : "auto", "sync" or "queue"
+        How requests travel. "queue" submits to the provider's asynchronous queue
+        (``/v2/<model>``), polls and fetches: a poll or fetch that fails is retried without
+        paying again, and every paid request is journalled next to the cache until its
+        answer is cached, so a run killed mid-way collects its in-flight answers on the next
+        run. "sync" is the blocking v1 call. "auto" (default) uses the queue and falls back
+        to "sync" for good if the endpoint does not serve it (404/405, not billed).
+    queue_retention : float
+        Seconds a journalled request is worth collecting (the provider keeps results about
+        an hour; default 3600).
 
     Example
     -------
@@ -117,7 +130,8 @@ class Client:
                  max_seconds: Optional[float] = None, output_format: str = "wav",
                  reranking_candidates: int = 1, channels: str = "mix",
                  audio_encoding: str = "base64", upload_format: str = "wav",
-                 progress: bool = True) -> None:
+                 progress: bool = True, transport: str = "auto",
+                 queue_retention: float = 3600.0) -> None:
         self._api_key = settings.api_key(api_key)
         self.endpoint = settings.endpoint(endpoint)
         self.timeout = timeout
@@ -146,6 +160,8 @@ class Client:
                 f"upload_format must be 'wav' or 'flac', got {upload_format!r}.")
         self.upload_format = upload_format
         self.progress = progress
+        self.transport = check_transport(transport)
+        self.queue_retention = settings.positive("queue_retention", queue_retention)
         self.cache_namespace = cache_namespace
         if cache_dir is None or cache_dir is True:
             cache_dir = settings.default_cache_dir()
@@ -166,10 +182,14 @@ class Client:
         policy = RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base,
                              backoff_max=self.backoff_max, retry_after_max=self.retry_after_max,
                              rate_window=self.rate_window)
+        journal = (Journal(self.cache_dir / "journal", retention=self.queue_retention)
+                   if self.cache_dir else None)
+        exchange = QueueExchange(self._transport, mode=self.transport, journal=journal,
+                                 state_dir=self.limits.directory)
         self._caller = Caller(self._transport, cache=cache, limits=self.limits, policy=policy,
                               usage=self._usage, price_per_call=self.price_per_call,
                               identity=self.identity, audio_encoding=self.audio_encoding,
-                              upload_format=self.upload_format)
+                              upload_format=self.upload_format, exchange=exchange)
         self._pool: Optional[cf.ThreadPoolExecutor] = None
         self._chunk_pool: Optional[cf.ThreadPoolExecutor] = None
         self._pool_lock = threading.Lock()
@@ -181,7 +201,8 @@ class Client:
                "rate_window", "retry_after_max", "backoff_base", "backoff_max",
                "price_per_call", "cache_dir", "cache_namespace", "chunk_seconds",
                "overlap_seconds", "max_seconds", "defaults",
-               "channels", "audio_encoding", "upload_format", "progress")
+               "channels", "audio_encoding", "upload_format", "progress", "transport",
+               "queue_retention")
 
     @property
     def identity(self) -> str:
@@ -239,6 +260,8 @@ class Client:
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("version", None)
+        state.setdefault("transport", "auto")  # pickled by a version without the queue
+        state.setdefault("queue_retention", 3600.0)
         cache_dir = state.pop("cache_dir")
         self.__dict__.update(state)
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -295,6 +318,67 @@ class Client:
         True
         """
         return self._run(self._prepare(y, sr, description, params), budget)
+
+    # --- long files ------------------------------------------------------------------------
+
+    def isolate_file(self, path: Union[str, os.PathLike], description: str,
+                     out_path: Union[str, os.PathLike, None] = None, *,
+                     residual_path: Union[str, os.PathLike, bool, None] = None,
+                     budget: Optional[Budget] = None, progress: Optional[bool] = None,
+                     **params) -> Path:
+        """Isolate ``description`` in an audio file of any length, streaming; return the output.
+
+        The file is read one window of ``chunk_seconds`` at a time, each window isolated by
+        its own cached request (up to ``max_concurrency`` at once), the answers joined with
+        the crossfade and written block by block: memory does not grow with the file. The
+        output (default: next to the input, ``talk.isolated-speech.wav``; ``.wav`` is 32-bit
+        float, ``.flac`` 24-bit) is the same as :meth:`separate`'s target for the file read
+        into memory. ``residual_path`` (a path, or True for ``talk.residual-speech.wav``)
+        also writes the input minus the target. ``channels="mix"`` writes mono, ``"each"``
+        every channel. Nothing is left at the output paths when a call fails; a rerun pays
+        only for the windows not yet paid for. See the README's "Long recordings".
+
+        >>> import tempfile, pathlib
+        >>> from samaudio_data import audio
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
+        >>> with audio.BlockWriter(path, 16000, channels=2) as w:
+        ...     w.write(np.full((2, 50 * 16000), 0.5))
+        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
+        ...                                    progress=False) as client:
+        ...     out = client.isolate_file(path, "half", residual_path=True)
+        ...     calls = client.usage.billed
+        >>> out.name, calls, audio.audio_file_info(out).frames
+        ('talk.isolated-half.flac', 3, 800000)
+        >>> rest = path.with_name("talk.residual-half.flac")
+        >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
+        0.25
+        """
+        from ._longfile import isolate_file
+
+        return isolate_file(self, path, description, out_path, residual_path=residual_path,
+                            budget=budget, progress=progress, **params)
+
+    def estimate_file(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
+                      description: str, **params) -> CostEstimate:
+        """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
+        channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
+
+        With a cache, every window is read and encoded to look it up (as a run would);
+        without one, only the headers are read.
+
+        >>> import tempfile, pathlib
+        >>> from samaudio_data import audio
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
+        >>> with audio.BlockWriter(path, 8000, channels=1) as w:
+        ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
+        >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
+        ...              ).estimate_file(path, "speech"))
+        200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
+        """
+        from ._longfile import estimate_file
+
+        return estimate_file(self, paths, description, **params)
 
     # --- many clips ------------------------------------------------------------------------
 
@@ -462,13 +546,52 @@ class Client:
 
         return credits(self._transport)
 
+    def check(self, probe: bool = False):
+        """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
+
+        Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
+        of generated audio, and the report says what the answer looked like, how long it
+        took, the provider's credits header and what it cost. ``report.ok`` is False (and
+        ``report.problems`` says what to do) when anything differs from what the library
+        assumes. ``print(report)`` shows it all; it never contains the key.
+
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
+        ...                                               cache_dir=False) as c:
+        ...     free, paid = c.check(), c.check(probe=True)
+        >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
+        (True, 2.0, True, 48000, 'queue')
+        """
+        from ._account import check, probe_call
+
+        limits = {"requests_per_minute": self.requests_per_minute,
+                  "max_concurrency": self.max_concurrency, "timeout": self.timeout,
+                  "max_retries": self.max_retries, "price_per_call": self.price_per_call,
+                  "chunk_seconds": self.chunk_seconds,
+                  "cache_dir": str(self.cache_dir) if self.cache_dir else None}
+        send = None
+        if probe:
+            # about a second, not a whole number of the model's 1920-sample frames, so
+            # that any padding of the answer shows
+            tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
+            job = self._prepare(tone.astype(np.float32), 48000, "speech", {})
+            send = lambda: probe_call(self._caller, self._caller.exchange,  # noqa: E731
+                                      job.pieces[0], job)
+        return check(self._transport, self._caller.exchange, limits=limits,
+                     price_per_call=self.price_per_call, probe=send)
+
     # --- internals -----------------------------------------------------------------------
 
-    def _prepare(self, y, sr, description, params) -> Job:
+    def _request(self, description, params) -> Tuple[str, Dict[str, Any], str]:
+        """The validated description, endpoint parameters and channel mode of a call."""
         params = dict(params)
         channels = settings.check_channels(params.pop("channels", self.channels))
         merged = {**self.defaults, **settings.check_params(**params)}
-        return prepare(y, sr, settings.check_description(description), merged,
+        return settings.check_description(description), merged, channels
+
+    def _prepare(self, y, sr, description, params) -> Job:
+        description, merged, channels = self._request(description, params)
+        return prepare(y, sr, description, merged,
                        channels=channels, upload_format=self.upload_format,
                        chunk_seconds=self.chunk_seconds, overlap_seconds=self.overlap_seconds,
                        max_seconds=self.max_seconds)

@@ -67,14 +67,42 @@ def prepare(y: Any, sr: Any, description: str, params: Dict[str, Any], *, channe
     """Validate a clip (typed errors, nothing sent) and build its uploads: one per channel
     sent and per window of the chunk plan (a clip up to ``chunk_seconds`` is one window)."""
     y2d = audio.check_audio(y, sr, max_seconds=max_seconds)
-    sr = int(sr)
+    plan = audio.plan_chunks(y2d.shape[-1], int(sr), chunk_seconds, overlap_seconds)
+    return _job(y2d, plan, description, params, channels=channels, upload_format=upload_format)
+
+
+def window_job(window: Any, sr: Any, description: str, params: Dict[str, Any], *,
+               channels: str, upload_format: str) -> Job:
+    """One window of a long file as a job of its own, for streaming (nothing else is read).
+
+    Its uploads are byte for byte those :func:`prepare` builds for the same window of the
+    whole clip, so a file isolated window by window and the same clip isolated in memory
+    share their cache entries.
+
+    >>> import numpy as np
+    >>> y = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 30 * 8000)).astype(np.float32)
+    >>> whole = prepare(y, 8000, "speech", {}, channels="mix", upload_format="wav",
+    ...                 chunk_seconds=20, overlap_seconds=2)
+    >>> a, b = whole.plan.windows[1]
+    >>> part = window_job(y[:, a:b], 8000, "speech", {}, channels="mix", upload_format="wav")
+    >>> part.pieces[0].upload.data == whole.pieces[1].upload.data
+    True
+    """
+    y2d = audio.check_audio(window, sr)
+    n = y2d.shape[-1]
+    plan = audio.ChunkPlan(n=n, sr=int(sr), chunk=n, overlap=0, windows=((0, n),))
+    return _job(y2d, plan, description, params, channels=channels, upload_format=upload_format)
+
+
+def _job(y2d: np.ndarray, plan: audio.ChunkPlan, description: str, params: Dict[str, Any], *,
+         channels: str, upload_format: str) -> Job:
+    """The job of a validated clip: one upload per channel sent and per window of ``plan``."""
     each = channels == "each" and y2d.shape[0] > 1
     sources = list(y2d) if each else [audio.mix_to_mono(y2d)]
-    plan = audio.plan_chunks(y2d.shape[-1], sr, chunk_seconds, overlap_seconds)
-    pieces = [Piece(audio.make_upload(src[a:b], sr, fmt=upload_format), ch, a, b)
+    pieces = [Piece(audio.make_upload(src[a:b], plan.sr, fmt=upload_format), ch, a, b)
               for ch, src in enumerate(sources) for a, b in plan.windows]
-    return Job(pieces=pieces, original=y2d, sr=sr, description=description, params=params,
-               each=each, plan=plan)
+    return Job(pieces=pieces, original=y2d, sr=plan.sr, description=description,
+               params=params, each=each, plan=plan)
 
 
 def fit(piece: Piece, answer: Answer, sr: int) -> np.ndarray:

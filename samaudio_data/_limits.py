@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import random
 import threading
@@ -41,6 +42,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from ._files import atomic_write, file_lock
+
+log = logging.getLogger("samaudio_data")
 
 _POLL = 0.01
 # Requests are recorded when sent, and counted by the server when they arrive: a little
@@ -73,6 +76,7 @@ class SharedLimits:
         self._local = threading.BoundedSemaphore(self.max_concurrency)
         self._state_path = self.directory / "state.json"
         self._lock_path = self.directory / "state.lock"
+        self._write_failed = False
 
     # --- state file ----------------------------------------------------------------------
 
@@ -89,7 +93,14 @@ class SharedLimits:
             yield state
             after = json.dumps(state, sort_keys=True)
             if after != before:
-                atomic_write(self._state_path, after.encode(), fsync=False)
+                try:
+                    atomic_write(self._state_path, after.encode(), fsync=False)
+                except OSError as exc:  # a full disk must not stop paid work
+                    if not self._write_failed:
+                        self._write_failed = True
+                        log.warning("cannot save the shared limits in %s (%s): other "
+                                    "processes will not see this one's pace", self.directory,
+                                    exc)
 
     def _rate(self, st: dict) -> Optional[float]:
         """Requests per second allowed now (None: no rate known, no pacing)."""

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+import requests
 
 from samaudio_data import Client
 from samaudio_data.testing import LocalEndpoint
 
 # a key that looks real, so that a leak anywhere is easy to find
 KEY = "sk-test-9f8e7d6c5b4a-SECRET"
+
+
+def cut_short(send):
+    """Call ``send()``, a request whose answer stops before its Content-Length; check it did.
+
+    urllib3 2 raises (requests' ChunkedEncodingError); urllib3 1.x, which requests also
+    accepts, returns the short body without a word. Returns the exception or the response.
+    """
+    try:
+        r = send()
+    except requests.RequestException as exc:
+        return exc
+    assert r.status_code == 200 and len(r.content) < int(r.headers["Content-Length"]), \
+        "the body was not cut short"
+    return r
+
 
 # the start of a `python -c` script run as on a machine without torch and torchcodec
 HIDE_TORCH = """
@@ -31,6 +47,23 @@ sys.meta_path[:] = [Hide(f) for f in sys.meta_path]
 def endpoint():
     with LocalEndpoint(keys={KEY: None}) as ep:
         yield ep
+
+
+@pytest.fixture
+def make_endpoint():
+    """Start local endpoints with any options (keys default to the test key, unlimited);
+    every one is stopped at the end of the test."""
+    made = []
+
+    def make(**options):
+        options.setdefault("keys", {KEY: None})
+        ep = LocalEndpoint(**options).start()
+        made.append(ep)
+        return ep
+
+    yield make
+    for ep in made:
+        ep.stop()
 
 
 @pytest.fixture
@@ -56,18 +89,3 @@ def make_client(endpoint, tmp_path):
 @pytest.fixture
 def client(make_client):
     return make_client()
-
-
-def bandlimited(n: int, sr: int, seed: int = 0, amp: float = 0.3, channels: int = 1):
-    """Noise low-passed well below 8 kHz / 2, so resampling round trips are near-exact."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(channels):
-        x = rng.standard_normal(n + 2048)
-        spec = np.fft.rfft(x)
-        freqs = np.fft.rfftfreq(x.size, 1 / sr)
-        spec[freqs > 3000] = 0
-        y = np.fft.irfft(spec, x.size)[1024:1024 + n]
-        out.append(amp * y / np.max(np.abs(y)))
-    y = np.stack(out)
-    return (y[0] if channels == 1 else y).astype(np.float32)

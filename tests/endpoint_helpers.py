@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import time
 
-import numpy as np
 import requests
 
 from samaudio_data.audio import decode_audio, encode_wav
@@ -13,12 +12,6 @@ from samaudio_data.audio import decode_audio, encode_wav
 KEY = "test-key"
 TOL = 2 / 32768  # two 16-bit steps
 SR = 48000
-
-
-def noise(n=SR, sr=SR, amp=0.5, seed=0, channels=None):
-    rng = np.random.default_rng(seed)
-    shape = (n,) if channels is None else (channels, n)
-    return (rng.uniform(-amp, amp, shape)).astype(np.float64)
 
 
 def b64(data: bytes) -> str:
@@ -59,15 +52,3 @@ def wait_until_done(status_url, key=KEY, deadline=10.0, interval=0.02):
             return states, r
         assert time.monotonic() < end, f"job still {state} after {deadline} s"
         time.sleep(interval)
-
-
-def read_is_cut(send) -> bool:
-    """True when ``send()``'s answer ended early: urllib3 2 raises on a body shorter than its
-    Content-Length (or a connection closed mid-body); urllib3 1.x returns the short body."""
-    import requests
-
-    try:
-        r = send()
-    except requests.RequestException:
-        return True
-    return len(r.content) < int(r.headers.get("Content-Length", 1 << 62))

@@ -82,3 +82,16 @@ def isolated_dataset(client, description: str = "a man speaking", n: int = 4,
         rows.append(row)
     ds = Dataset.from_list(rows)
     return ds.cast_column("audio", Audio()).cast_column("isolated", Audio())
+
+
+def lane_audio(ex, lane: str):
+    """Decode the WAV the widget would play for ``lane`` of the row shown."""
+    from samaudio_data.audio import decode_audio
+
+    return decode_audio(bytes(ex.widget.media[lane]["wav"]))
+
+
+def send(ex, action: str, **kw) -> dict:
+    """Send an action exactly as the browser does; return what the widget then shows."""
+    ex.widget.receive({"action": action, **kw})
+    return ex.current

@@ -64,12 +64,6 @@ class Recorded(NamedTuple):
 
 # --- audio helpers ----------------------------------------------------------------------
 
-def tone(seconds: float, sr: int = 48000, freq: float = 440.0, amp: float = 0.3) -> np.ndarray:
-    """A sine of ``seconds`` at ``sr``: float64, mono."""
-    t = np.arange(int(round(seconds * sr))) / sr
-    return amp * np.sin(2 * np.pi * freq * t)
-
-
 def wav_bytes(y: np.ndarray, sr: int = 48000, subtype: str = "PCM_16") -> bytes:
     """``y`` ((n,) or (channels, n)) as WAV bytes."""
     buf = io.BytesIO()

@@ -6,7 +6,7 @@ import pytest
 from samaudio_data import audio
 from samaudio_data.errors import InvalidAudioError, ResponseDecodeError
 
-from conftest import bandlimited
+from signals import bandlimited
 
 
 @pytest.mark.parametrize("y, sr, words", [

@@ -31,7 +31,7 @@ def run(script: str, *args: str) -> str:
     targets = out.split("\ntargets")[-1].split("\n\n")[0].strip().splitlines()[1:]
     assert targets, out
     for line in targets:  # every target line carries a verdict
-        assert re.match(r"\s+(PASS|MISS|flat|GROWING)\s", line), line
+        assert re.match(r"\s*(PASS|MISS|INFO|flat|GROWING)\s", line), line
     return out
 
 
@@ -156,3 +156,25 @@ def test_startup():
         assert len(row) == 4 and all(0 < v <= 96.5 for v in row)
         assert row == sorted(row, reverse=True), (name, row)  # less noise, fewer bytes
     assert table["speech-like"][0] == pytest.approx(speech, abs=0.15)
+
+
+def test_long_audio():
+    out = run("long_audio.py")
+    rows = nums(r"(\d+) m\s+" + NUM + r"\s+" + NUM + r"\s+" + NUM + r"\s+" + NUM + r"\s+"
+                + NUM + r"%\s+" + NUM + r"\s+(\d+)\s+(\d+)/(\d+)", out)
+    assert len(rows) == 2
+    for minutes, wall, realtime, cpu, cpu_min, cpu_pct, base, rss, calls, expected in rows:
+        assert wall > 0 and realtime > 1 and cpu > 0 and 0 < cpu_pct < 100
+        assert cpu_min == pytest.approx(cpu / minutes, abs=0.06 / minutes)  # cpu: 0.1 s steps
+        assert 20 < rss < 24_000 and calls == expected >= 1  # every window paid once
+
+
+def test_kill_resume():
+    out = run("kill_resume.py")
+    rows = {m[0]: m[1:] for m in re.findall(
+        r"^(sync|queue)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d+)\s+(\d+)", out, re.M)}
+    assert set(rows) == {"sync", "queue"}, out
+    for kills, billed, unique, per_unique, lost in rows.values():
+        billed, unique = int(billed), int(unique)
+        assert int(kills) >= 1 and billed >= unique > 0  # nothing is paid less than once
+        assert float(per_unique) == pytest.approx(billed / unique, abs=0.01)

@@ -6,7 +6,7 @@ import pytest
 from samaudio_data import audio
 from samaudio_data.errors import InvalidRequestError
 
-from conftest import bandlimited
+from signals import bandlimited
 
 RATES = [8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000]
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import soundfile as sf
 from datasets import Audio, Dataset
 from datasets.fingerprint import Hasher
 
-from conftest import bandlimited
+from signals import bandlimited
 from samaudio_data import Client, isolate
 from samaudio_data.cli import main
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from samaudio_data import Client, errors
-from samaudio_data.testing import LocalEndpoint
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 
 TRANSPORT = 2.5 / 32768  # 16-bit quantisation, both ways
 
@@ -85,21 +85,21 @@ def test_residual_is_mix_minus_target(client):
 
 
 @pytest.mark.parametrize("fmt", ["wav", "json-base64", "json-data-uri", "json-url", "octet"])
-def test_every_response_shape_is_understood(tmp_path, fmt):
-    with LocalEndpoint(keys={KEY: None}, response_format=fmt) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=False, progress=False)
-        y = bandlimited(48000, 48000)
-        np.testing.assert_allclose(c.isolate(y, 48000, "speech"), y, atol=TRANSPORT)
+def test_every_response_shape_is_understood(make_endpoint, tmp_path, fmt):
+    ep = make_endpoint(keys={KEY: None}, response_format=fmt)
+    c = Client(KEY, endpoint=ep.url, cache_dir=False, progress=False)
+    y = bandlimited(48000, 48000)
+    np.testing.assert_allclose(c.isolate(y, 48000, "speech"), y, atol=TRANSPORT)
 
 
 @pytest.mark.parametrize("osr, channels", [(44100, 1), (24000, 2), (16000, 1)])
-def test_answer_rate_and_channels_do_not_matter(osr, channels):
-    with LocalEndpoint(keys={KEY: None}, output_sample_rate=osr, output_channels=channels) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=False)
-        y = bandlimited(22050, 22050)
-        out = c.isolate(y, 22050, "speech")
-        assert out.shape == y.shape
-        np.testing.assert_allclose(out[300:-300], y[300:-300], atol=3e-3)
+def test_answer_rate_and_channels_do_not_matter(make_endpoint, osr, channels):
+    ep = make_endpoint(keys={KEY: None}, output_sample_rate=osr, output_channels=channels)
+    c = Client(KEY, endpoint=ep.url, cache_dir=False)
+    y = bandlimited(22050, 22050)
+    out = c.isolate(y, 22050, "speech")
+    assert out.shape == y.shape
+    np.testing.assert_allclose(out[300:-300], y[300:-300], atol=3e-3)
 
 
 def test_mp3_answer_is_aligned_and_level_kept(client):
@@ -160,7 +160,8 @@ def test_missing_key_fails_before_sending(endpoint, monkeypatch, tmp_path):
     (403, errors.PermissionDeniedError), (404, errors.NotFoundError),
     (406, errors.InsufficientCreditsError),
 ])
-def test_final_errors_are_typed_and_not_retried(client, endpoint, status, err):
+def test_final_errors_are_typed_and_not_retried(make_client, endpoint, status, err):
+    client = make_client(transport="sync")
     endpoint.inject("status", status=status, message="told you so")
     with pytest.raises(err) as info:
         client.isolate(bandlimited(1600, 16000), 16000, "speech")
@@ -233,55 +234,56 @@ def test_timeout_is_typed(make_client, endpoint):
             bandlimited(1600, 16000), 16000, "speech")
 
 
-def test_pace_keeps_under_the_server_limit(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=3, rate_window=1.0) as ep:
-        # a "minute" shrunk to 1 s on both sides: 3 requests per window
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=3,
-                   rate_window=1.0, max_concurrency=8, progress=False)
-        clips = [bandlimited(800, 16000, seed=i) for i in range(7)]
-        t0 = time.monotonic()
-        c.isolate_many(clips, 16000, "speech")
-        assert time.monotonic() - t0 >= 2.0  # 7 requests need three windows
-        assert 429 not in ep.stats["by_status"]
+def test_pace_keeps_under_the_server_limit(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=3, rate_window=2.0)
+    # a "minute" shrunk to 2 s on both sides: 3 requests per window
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=3,
+               rate_window=2.0, max_concurrency=8, progress=False)
+    clips = [bandlimited(800, 16000, seed=i) for i in range(7)]
+    t0 = time.monotonic()
+    c.isolate_many(clips, 16000, "speech")
+    assert time.monotonic() - t0 >= 4.0  # 7 requests need three windows
+    assert 429 not in ep.stats["by_status"]
 
 
-def test_without_pace_429s_slow_everyone_and_recover(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, rate_window=1.0,
-                   max_concurrency=4, progress=False)
-        clips = [bandlimited(800, 16000, seed=i) for i in range(6)]
-        outs = c.isolate_many(clips, 16000, "speech")
-        assert len(outs) == 6 and ep.stats["by_status"].get(429, 0) >= 1
-        assert ep.stats["billed"] == 6
+def test_without_pace_429s_slow_everyone_and_recover(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, rate_window=1.0,
+               max_concurrency=4, progress=False)
+    clips = [bandlimited(800, 16000, seed=i) for i in range(6)]
+    outs = c.isolate_many(clips, 16000, "speech")
+    assert len(outs) == 6 and ep.stats["by_status"].get(429, 0) >= 1
+    assert ep.stats["billed"] == 6
 
 
 # --- concurrency, order, usage ------------------------------------------------------------
 
-def test_isolate_many_is_concurrent_bounded_and_ordered(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, latency=0.3) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=3, progress=False)
-        clips = [bandlimited(1600, 16000, seed=i, amp=0.1 + 0.05 * i) for i in range(9)]
-        outs = c.isolate_many(clips, [16000] * 9, "speech")
-        assert ep.stats["max_in_flight"] == 3  # concurrent, and never above the cap
-        for y, out in zip(clips, outs):
-            np.testing.assert_allclose(out[50:-50], y[50:-50], atol=2e-3)
-        assert c.usage.billed == 9 and c.usage.cost == pytest.approx(9 * 0.062)
+def test_isolate_many_is_concurrent_bounded_and_ordered(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: None}, latency=0.3)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=3, progress=False,
+               transport="sync")
+    clips = [bandlimited(1600, 16000, seed=i, amp=0.1 + 0.05 * i) for i in range(9)]
+    outs = c.isolate_many(clips, [16000] * 9, "speech")
+    assert ep.stats["max_in_flight"] == 3  # concurrent, and never above the cap
+    for y, out in zip(clips, outs):
+        np.testing.assert_allclose(out[50:-50], y[50:-50], atol=2e-3)
+    assert c.usage.billed == 9 and c.usage.cost == pytest.approx(9 * 0.062)
 
 
-def test_406_stops_every_request_and_says_what_was_done(tmp_path):
-    with LocalEndpoint(keys={KEY: 3 * 0.062 + 0.01}, latency=0.05) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=2, progress=False)
-        clips = [bandlimited(800, 16000, seed=i) for i in range(10)]
-        with pytest.raises(errors.InsufficientCreditsError) as info:
-            c.isolate_many(clips, 16000, "speech")
-        msg = str(info.value)
-        assert "calls paid" in msg and "pays only for the rest" in msg
-        sent = ep.stats["requests"]
-        assert ep.stats["billed"] == 3 and sent <= 3 + 2  # at most the ones in flight
-        ep.set_credits(KEY, None)
-        ep.reset_stats()
-        outs = c.isolate_many(clips, 16000, "speech")  # topped up: only the rest is paid
-        assert len(outs) == 10 and ep.stats["billed"] == 7
+def test_406_stops_every_request_and_says_what_was_done(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: 3 * 0.062 + 0.01}, latency=0.05)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=2, progress=False)
+    clips = [bandlimited(800, 16000, seed=i) for i in range(10)]
+    with pytest.raises(errors.InsufficientCreditsError) as info:
+        c.isolate_many(clips, 16000, "speech")
+    msg = str(info.value)
+    assert "calls paid" in msg and "pays only for the rest" in msg
+    sent = ep.stats["requests"]
+    assert ep.stats["billed"] == 3 and sent <= 3 + 2  # at most the ones in flight
+    ep.set_credits(KEY, None)
+    ep.reset_stats()
+    outs = c.isolate_many(clips, 16000, "speech")  # topped up: only the rest is paid
+    assert len(outs) == 10 and ep.stats["billed"] == 7
 
 
 def test_return_exceptions_keeps_going(client, endpoint):
@@ -292,14 +294,14 @@ def test_return_exceptions_keeps_going(client, endpoint):
     assert sum(isinstance(o, np.ndarray) for o in outs) == 2
 
 
-def test_usage_and_remaining_credits():
-    with LocalEndpoint(keys={KEY: 1.0}, price_per_call=0.1) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=False, price_per_call=0.1)
-        c.isolate(bandlimited(800, 16000), 16000, "speech")
-        assert c.usage.billed == 1 and c.usage.cost == pytest.approx(0.1)
-        assert c.usage.remaining_credits == pytest.approx(0.9)
-        assert c.credits() == pytest.approx(0.9)
-        assert "1 billed calls" in str(c.usage)
+def test_usage_and_remaining_credits(make_endpoint):
+    ep = make_endpoint(keys={KEY: 1.0}, price_per_call=0.1)
+    c = Client(KEY, endpoint=ep.url, cache_dir=False, price_per_call=0.1)
+    c.isolate(bandlimited(800, 16000), 16000, "speech")
+    assert c.usage.billed == 1 and c.usage.cost == pytest.approx(0.1)
+    assert c.usage.remaining_credits == pytest.approx(0.9)
+    assert c.credits() == pytest.approx(0.9)
+    assert "1 billed calls" in str(c.usage)
 
 
 # --- paying once ----------------------------------------------------------------------------
@@ -332,12 +334,12 @@ def test_cache_is_shared_across_processes(endpoint, tmp_path):
     assert endpoint.stats["requests"] == 1
 
 
-def test_concurrent_askers_of_one_clip_pay_once(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, latency=0.2) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=4, progress=False)
-        y = bandlimited(1600, 16000)
-        outs = c.isolate_many([y] * 4, 16000, "speech")
-        assert len(outs) == 4 and ep.stats["requests"] == 1
+def test_concurrent_askers_of_one_clip_pay_once(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: None}, latency=0.2)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=4, progress=False)
+    y = bandlimited(1600, 16000)
+    outs = c.isolate_many([y] * 4, 16000, "speech")
+    assert len(outs) == 4 and ep.stats["requests"] == 1
 
 
 # --- the key stays secret -------------------------------------------------------------------
@@ -366,16 +368,16 @@ def test_pickled_client_works_without_carrying_the_key(client, endpoint):
     assert clone.isolate(bandlimited(800, 16000), 16000, "speech").shape == (800,)
 
 
-def test_stop_summary_counts_requests_that_were_in_flight(tmp_path):
+def test_stop_summary_counts_requests_that_were_in_flight(make_endpoint, tmp_path):
     from samaudio_data import Budget
 
-    with LocalEndpoint(keys={KEY: None}, latency=0.5) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=4, progress=False)
-        clips = [bandlimited(1600, 16000, seed=i) for i in range(4)]
-        with pytest.raises(errors.BudgetExceededError) as info:
-            c.separate_many(clips, 16000, "speech", budget=Budget(0.10))
-        assert ep.stats["billed"] == 1 and c.usage.billed == 1
-        assert "1 calls paid ($0.06)" in str(info.value)
+    ep = make_endpoint(keys={KEY: None}, latency=0.5)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=4, progress=False)
+    clips = [bandlimited(1600, 16000, seed=i) for i in range(4)]
+    with pytest.raises(errors.BudgetExceededError) as info:
+        c.separate_many(clips, 16000, "speech", budget=Budget(0.10))
+    assert ep.stats["billed"] == 1 and c.usage.billed == 1
+    assert "1 calls paid ($0.06)" in str(info.value)
 
 
 def test_seconds_count_the_endpoint_not_the_pace(make_client, endpoint):

@@ -11,9 +11,9 @@ from datasets import Audio, Dataset
 
 from samaudio_data import Client, errors, estimate_cost, isolate
 from samaudio_data.hf import encode_value, read_value
-from samaudio_data.testing import LocalEndpoint
 
-from conftest import HIDE_TORCH, KEY, bandlimited
+from conftest import HIDE_TORCH, KEY
+from signals import bandlimited
 
 RATES = [16000, 22050, 44100, 48000, 8000, 32000]
 
@@ -174,14 +174,14 @@ def test_cleaning_signals_tell_present_from_absent(client, ep):
     assert len(kept) == 0
 
 
-def test_num_proc_2_shares_the_concurrency_cap(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, latency=0.15) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
-                   progress=False)
-        ds = on_disk(tmp_path, 8)
-        out = ds.map(isolate("speech", client=c), batched=True, batch_size=2, num_proc=2)
-        check_outputs(out, ds)
-        assert ep.stats["billed"] == 8 and ep.stats["max_in_flight"] <= 2
+def test_num_proc_2_shares_the_concurrency_cap(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: None}, latency=0.15)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
+               progress=False)
+    ds = on_disk(tmp_path, 8)
+    out = ds.map(isolate("speech", client=c), batched=True, batch_size=2, num_proc=2)
+    check_outputs(out, ds)
+    assert ep.stats["billed"] == 8 and ep.stats["max_in_flight"] <= 2
 
 
 def test_fingerprint_stable_and_free_of_the_key(ep, tmp_path):
@@ -218,30 +218,30 @@ def test_key_in_no_cache_file(ep, tmp_path):
                 assert KEY.encode() not in fh.read(), os.path.join(root, f)
 
 
-def test_406_stops_the_map_and_a_rerun_pays_only_for_the_rest(tmp_path):
-    with LocalEndpoint(keys={KEY: 3 * 0.062 + 0.001}) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
-                   progress=False)
-        ds = decoded_dataset(8)
-        with pytest.raises(errors.InsufficientCreditsError, match="pays only for the rest"):
-            ds.map(isolate("speech", client=c, on_error="skip"), batched=True, batch_size=4)
-        assert ep.stats["billed"] == 3 and ep.stats["by_status"].get(406, 0) <= 2
-        ep.set_credits(KEY, 1.0)
-        ep.reset_stats()
-        out = ds.map(isolate("speech", client=c, on_error="skip"), batched=True, batch_size=4)
-        assert ep.stats["billed"] == 5 and sum(out["isolated_cached"]) == 3
+def test_406_stops_the_map_and_a_rerun_pays_only_for_the_rest(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: 3 * 0.062 + 0.001})
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
+               progress=False)
+    ds = decoded_dataset(8)
+    with pytest.raises(errors.InsufficientCreditsError, match="pays only for the rest"):
+        ds.map(isolate("speech", client=c, on_error="skip"), batched=True, batch_size=4)
+    assert ep.stats["billed"] == 3 and ep.stats["by_status"].get(406, 0) <= 2
+    ep.set_credits(KEY, 1.0)
+    ep.reset_stats()
+    out = ds.map(isolate("speech", client=c, on_error="skip"), batched=True, batch_size=4)
+    assert ep.stats["billed"] == 5 and sum(out["isolated_cached"]) == 3
 
 
-def test_406_stops_every_num_proc_worker(tmp_path):
-    with LocalEndpoint(keys={KEY: 2 * 0.062 + 0.001}, latency=0.1) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=1,
-                   progress=False)
-        ds = on_disk(tmp_path, 12)
-        with pytest.raises(errors.InsufficientCreditsError):
-            ds.map(isolate("speech", client=c), batched=True, batch_size=6, num_proc=2)
-        # after the first 406 the other worker sends nothing more
-        assert ep.stats["billed"] == 2 and ep.stats["by_status"][406] == 1
-        assert ep.stats["requests"] == 3
+def test_406_stops_every_num_proc_worker(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: 2 * 0.062 + 0.001}, latency=0.1)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=1,
+               progress=False)
+    ds = on_disk(tmp_path, 12)
+    with pytest.raises(errors.InsufficientCreditsError):
+        ds.map(isolate("speech", client=c), batched=True, batch_size=6, num_proc=2)
+    # after the first 406 the other worker sends nothing more
+    assert ep.stats["billed"] == 2 and ep.stats["by_status"][406] == 1
+    assert ep.stats["requests"] == 3
 
 
 def test_max_cost_refuses_to_start_or_stops_before_exceeding(client, ep):
@@ -341,7 +341,7 @@ def test_fingerprint_changes_with_the_library_version(monkeypatch):
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
-def test_interrupted_map_loses_nothing_paid_for(tmp_path, signal_name):
+def test_interrupted_map_loses_nothing_paid_for(make_endpoint, tmp_path, signal_name):
     """Ctrl-C lets requests in flight finish into the cache; even a kill -9 keeps every
     answer that arrived. A rerun pays only for what is not cached."""
     import signal
@@ -350,46 +350,46 @@ def test_interrupted_map_loses_nothing_paid_for(tmp_path, signal_name):
     from samaudio_data._cache import ResultCache
 
     Dataset.from_list(make_rows(10)).cast_column("audio", Audio()).save_to_disk(str(tmp_path / "d"))
-    with LocalEndpoint(keys={KEY: None}, latency=0.4) as ep:
-        code = f"""
+    ep = make_endpoint(keys={KEY: None}, latency=0.4)
+    code = f"""
 import datasets
 from samaudio_data import Client, isolate
 c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / 'cache')!r},
-           max_concurrency=2, progress=False)
+           max_concurrency=2, progress=False, transport="sync")
 datasets.load_from_disk({str(tmp_path / 'd')!r}).map(isolate("speech", client=c),
                                                      batched=True, batch_size=10)
 """
-        proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while ep.stats["billed"] < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(getattr(signal, signal_name))
-        proc.wait(30)
-        while ep.stats["in_flight"] and time.monotonic() < deadline:
-            time.sleep(0.05)  # orphaned requests of a killed client still get billed
-        paid = ep.stats["billed"]
-        cached = len(ResultCache(tmp_path / "cache"))
-        assert 3 <= paid < 10
-        if signal_name == "SIGINT":
-            assert cached == paid  # requests in flight finished and were cached
-        else:
-            assert cached >= paid - 2  # at most the 2 in flight when killed were lost
-        ep.reset_stats()
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", progress=False)
-        out = datasets.load_from_disk(str(tmp_path / "d")).map(isolate("speech", client=c),
-                                                          batched=True)
-        assert ep.stats["billed"] == 10 - cached and sum(out["isolated_cached"]) == cached
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while ep.stats["billed"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, signal_name))
+    proc.wait(30)
+    while ep.stats["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # orphaned requests of a killed client still get billed
+    paid = ep.stats["billed"]
+    cached = len(ResultCache(tmp_path / "cache"))
+    assert 3 <= paid < 10
+    if signal_name == "SIGINT":
+        assert cached == paid  # requests in flight finished and were cached
+    else:
+        assert cached >= paid - 2  # at most the 2 in flight when killed were lost
+    ep.reset_stats()
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", progress=False)
+    out = datasets.load_from_disk(str(tmp_path / "d")).map(isolate("speech", client=c),
+                                                      batched=True)
+    assert ep.stats["billed"] == 10 - cached and sum(out["isolated_cached"]) == cached
 
 
-def test_max_cost_is_shared_by_num_proc_workers(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, latency=0.05) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
-                   progress=False)
-        ds = on_disk(tmp_path, 12)
-        with pytest.raises(errors.BudgetExceededError):
-            ds.map(isolate("speech", client=c, max_cost=0.20), batched=True, batch_size=3,
-                   num_proc=2)
-        assert ep.stats["billed"] == 3  # both workers together: 3 x $0.062 <= $0.20
+def test_max_cost_is_shared_by_num_proc_workers(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: None}, latency=0.05)
+    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
+               progress=False)
+    ds = on_disk(tmp_path, 12)
+    with pytest.raises(errors.BudgetExceededError):
+        ds.map(isolate("speech", client=c, max_cost=0.20), batched=True, batch_size=3,
+               num_proc=2)
+    assert ep.stats["billed"] == 3  # both workers together: 3 x $0.062 <= $0.20
 
 
 def test_undecodable_bytes_say_what_to_do(client, ep):

@@ -290,23 +290,36 @@ def test_explorer_in_jupyter(jupyter):
                                            timeout=15_000)
             expect(title).to_have_text("row 4 of 24")
             page.keyboard.press("f")
+            expect(title).to_have_text("row 5 of 24", timeout=15_000)
+            expect(counts).to_contain_text("1 flag")
             page.keyboard.press("j")
             expect(title).to_have_text("row 4 of 24", timeout=15_000)
             page.keyboard.press("z")          # undo the flag
-            expect(counts).to_contain_text("1 keep · 2 discard · 0 flag · 21 undecided",
-                                           timeout=15_000)
+            expect(root.locator(".sa-message")).to_have_text("undid flag of row 4",
+                                                             timeout=15_000)
+            expect(counts).to_contain_text("1 keep · 2 discard · 0 flag · 21 undecided")
+            for key in ("a", "b", "m", "Enter"):     # notebook shortcuts: none may act
+                page.keyboard.press(key)
+            page.wait_for_timeout(300)
             assert page.locator(".jp-Notebook .jp-Cell").count() == cells_before
+            expect(page.locator(".jp-Notebook .jp-MarkdownCell")).to_have_count(0)
             expect(page.locator(".jp-Notebook.jp-mod-editMode")).to_have_count(0)
+            expect(keys_state).to_have_text("keys active")
             # 2 chooses the isolated lane, space plays it: the playhead follows, space pauses
             page.keyboard.press("2")
             expect(root.locator(".sa-lane.sa-active")).to_have_attribute("data-lane",
                                                                          "isolated")
             page.keyboard.press(" ")
             iso_lane = root.locator(".sa-lane[data-lane='isolated']")
-            page.wait_for_function(
-                """() => document.querySelector(
-                      ".sa-lane[data-lane='isolated'] audio").currentTime > 0.3""",
-                timeout=10_000)
+            state = {}
+            for _ in range(100):
+                state = iso_lane.locator("audio").evaluate(
+                    "a => ({t: a.currentTime, paused: a.paused, ended: a.ended, "
+                    "ready: a.readyState, error: a.error && a.error.code})")
+                if state["t"] > 0.3:
+                    break
+                page.wait_for_timeout(100)
+            assert state["t"] > 0.3, state
             head = iso_lane.locator(".sa-spec .sa-playhead").evaluate(
                 "e => parseFloat(e.style.left)")
             assert head > 20, head
@@ -374,6 +387,13 @@ def test_explorer_in_jupyter(jupyter):
             page.wait_for_timeout(300)
             ex.screenshot(path=str(ARTIFACTS / f"explorer-{frontend}-widget.png"))
             page.set_viewport_size({"width": 1280, "height": 1000})
+
+            # focus elsewhere: the explorer says so and takes no keys
+            page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputPrompt").click()
+            expect(keys_state).to_have_text("click here to use keys")
+            page.keyboard.press("k")
+            page.wait_for_timeout(500)
+            expect(counts).to_contain_text("1 keep · 2 discard · 0 flag · 21 undecided")
 
             # --- the kernel agrees, and the session resumes in a new explorer --------------
             _run_cell(page, 1)

@@ -20,7 +20,8 @@ from samaudio_data.errors import InvalidRequestError
 from samaudio_data.testing import (FRAME, LocalEndpoint, UploadInfo, choose_transform,
                                    serve_main, separate)
 
-from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, noise, post
+from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, post
+from signals import noise
 
 
 @pytest.fixture

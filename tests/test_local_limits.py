@@ -12,7 +12,8 @@ import requests
 
 from samaudio_data.testing import FRAME, LocalEndpoint
 
-from endpoint_helpers import KEY, SR, body_for, noise, post
+from endpoint_helpers import KEY, SR, body_for, post
+from signals import noise
 
 SMALL = body_for(noise(FRAME))
 

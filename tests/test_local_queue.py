@@ -12,7 +12,9 @@ import requests
 from samaudio_data.audio import decode_audio
 from samaudio_data.testing import FRAME, LocalEndpoint
 
-from endpoint_helpers import KEY, SR, TOL, body_for, get, noise, post, read_is_cut, wait_until_done
+from conftest import cut_short
+from endpoint_helpers import KEY, SR, TOL, body_for, get, post, wait_until_done
+from signals import noise
 
 PRICE = 0.062
 
@@ -161,7 +163,7 @@ def test_faults_on_each_step_are_served_and_never_billed():
 
         ep.inject("truncate", step="result")
         ep.inject("garbage", step="result")
-        assert read_is_cut(lambda: get(doc["response_url"]))
+        cut_short(lambda: get(doc["response_url"]))
         garbage = get(doc["response_url"])
         assert garbage.status_code == 200 and garbage.text.startswith("<html>")
         assert get(doc["response_url"]).json()["status"] == "COMPLETED"

@@ -16,7 +16,7 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ["01_quickstart.ipynb", "02_clean_a_dataset.ipynb"]
+NOTEBOOKS = ["01_quickstart.ipynb", "02_clean_a_dataset.ipynb", "03_explorer.ipynb"]
 FAKE_KEY = "sk-test-notebook-SECRET"
 
 

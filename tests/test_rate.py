@@ -9,27 +9,29 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 from samaudio_data import Client, isolate, prefetch
-from samaudio_data.testing import LocalEndpoint
 
 
 def clips(n, seed=0):
     return [bandlimited(800, 16000, seed=seed + i) for i in range(n)]
 
 
-def test_with_only_the_rate_stated_no_429_and_concurrency_follows(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=20, rate_window=1.0,
-                       latency=0.3) as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=20,
-                        rate_window=1.0, progress=False)
-        client.isolate_many(clips(40), 16000, "speech")
-        assert ep.stats["billed"] == 40
-        assert 429 not in ep.stats["by_status"]
-        # Little's law: 20/s x 0.3 s needs ~6 in flight; nobody configured concurrency
-        assert ep.stats["max_in_flight"] >= 3
-        usage = client.usage
-        assert usage.rate_limit == 20 and usage.achieved_rate is not None
+def test_with_only_the_rate_stated_no_429_and_concurrency_follows(make_endpoint, tmp_path):
+    # 20 requests a second, as 40 per 2 s windows: loopback jitter under load stays well
+    # inside the client's spacing slack (5 % of the window + 50 ms)
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=40, rate_window=2.0,
+                       latency=0.3)
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=40,
+                    rate_window=2.0, progress=False, transport="sync")
+    client.isolate_many(clips(40), 16000, "speech")
+    assert ep.stats["billed"] == 40
+    assert 429 not in ep.stats["by_status"]
+    # Little's law: 20/s x 0.3 s needs ~6 in flight; nobody configured concurrency
+    assert ep.stats["max_in_flight"] >= 3
+    usage = client.usage
+    assert usage.rate_limit == 40 and usage.achieved_rate is not None
 
 
 def test_the_plan_name_states_the_rate(monkeypatch):
@@ -38,59 +40,59 @@ def test_the_plan_name_states_the_rate(monkeypatch):
     assert Client("k", cache_dir=False, requests_per_minute="paid").requests_per_minute == 50
 
 
-def test_with_no_rate_stated_it_learns_the_limit_and_finishes(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                       rate_limit_burst=2, latency=0.1, send_retry_after="fraction") as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, rate_window=1.0,
-                        max_concurrency=8, max_retries=0, progress=False)
-        client.isolate_many(clips(40, seed=100), 16000, "speech")
-        assert ep.stats["billed"] == 40                      # nothing failed, none paid twice
-        learned = client.limits.snapshot()["rate_per_minute"]
-        assert learned is not None and 300 <= learned <= 900  # ~10/s, i.e. 600 per minute
-        assert ep.stats["by_status"].get(429, 0) < 20
+def test_with_no_rate_stated_it_learns_the_limit_and_finishes(make_endpoint, tmp_path):
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
+                   rate_limit_burst=2, latency=0.1, send_retry_after="fraction")
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, rate_window=1.0,
+                    max_concurrency=8, max_retries=0, progress=False)
+    client.isolate_many(clips(40, seed=100), 16000, "speech")
+    assert ep.stats["billed"] == 40                      # nothing failed, none paid twice
+    learned = client.limits.snapshot()["rate_per_minute"]
+    assert learned is not None and 300 <= learned <= 900  # ~10/s, i.e. 600 per minute
+    assert ep.stats["by_status"].get(429, 0) < 20
 
 
-def test_small_batches_get_a_one_time_hint(tmp_path):
+def test_small_batches_get_a_one_time_hint(make_endpoint, tmp_path):
     rows = [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(12, seed=200)]
     ds = Dataset.from_list(rows)
-    with LocalEndpoint(keys={KEY: None}, latency=0.3) as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=600,
-                        rate_window=60.0, progress=False)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ds.map(isolate("speech", client=client), batched=True, batch_size=3,
-                   load_from_cache_file=False)
-        hints = [w for w in caught if "idle" in str(w.message)]
-        assert len(hints) == 1 and "batch_size >=" in str(hints[0].message)
-        assert ep.stats["billed"] == 12
+    ep = make_endpoint(keys={KEY: None}, latency=0.3)
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=600,
+                    rate_window=60.0, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds.map(isolate("speech", client=client), batched=True, batch_size=3,
+               load_from_cache_file=False)
+    hints = [w for w in caught if "idle" in str(w.message)]
+    assert len(hints) == 1 and "batch_size >=" in str(hints[0].message)
+    assert ep.stats["billed"] == 12
 
 
-def test_prefetch_fills_the_cache_and_the_map_pays_nothing(tmp_path):
+def test_prefetch_fills_the_cache_and_the_map_pays_nothing(make_endpoint, tmp_path):
     rows = [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(10, seed=300)]
     rows.append({"audio": None})
     ds = Dataset.from_list(rows)
-    with LocalEndpoint(keys={KEY: None}, latency=0.05) as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False)
-        fn = isolate("speech", client=client, on_error="skip")
-        report = prefetch(ds, fn, progress=False)
-        assert (report.rows, report.paid, report.cached) == (11, 10, 0)
-        assert report.failed and report.failed[0][0] == 10
-        billed = ep.stats["billed"]
-        out = ds.map(fn, batched=True, batch_size=4)
-        assert ep.stats["billed"] == billed == 10
-        assert all(out["isolated_cached"][:10]) and out["isolated_error"][10]
-        assert prefetch(ds, fn, progress=False).cached == 10
+    ep = make_endpoint(keys={KEY: None}, latency=0.05)
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False)
+    fn = isolate("speech", client=client, on_error="skip")
+    report = prefetch(ds, fn, progress=False)
+    assert (report.rows, report.paid, report.cached) == (11, 10, 0)
+    assert report.failed and report.failed[0][0] == 10
+    billed = ep.stats["billed"]
+    out = ds.map(fn, batched=True, batch_size=4)
+    assert ep.stats["billed"] == billed == 10
+    assert all(out["isolated_cached"][:10]) and out["isolated_error"][10]
+    assert prefetch(ds, fn, progress=False).cached == 10
 
 
-def test_prefetch_stops_everything_on_406(tmp_path):
+def test_prefetch_stops_everything_on_406(make_endpoint, tmp_path):
     from samaudio_data import errors
 
     ds = Dataset.from_list([{"audio": {"array": y, "sampling_rate": 16000}}
                             for y in clips(8, seed=400)])
-    with LocalEndpoint(keys={KEY: 0.062 * 3}) as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=2,
-                        progress=False)
-        with pytest.raises(errors.InsufficientCreditsError, match="Stopped every request"):
-            prefetch(ds, isolate("speech", client=client), progress=False)
-        assert ep.stats["billed"] == 3
+    ep = make_endpoint(keys={KEY: 0.062 * 3})
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=2,
+                    progress=False)
+    with pytest.raises(errors.InsufficientCreditsError, match="Stopped every request"):
+        prefetch(ds, isolate("speech", client=client), progress=False)
+    assert ep.stats["billed"] == 3
     assert np.isfinite(client.usage.cost)

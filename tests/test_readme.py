@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 from samaudio_data.testing import LocalEndpoint
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -9,7 +9,7 @@ import soundfile as sf
 from samaudio_data import audio
 from samaudio_data.errors import InvalidAudioError, InvalidRequestError
 
-from conftest import bandlimited
+from signals import bandlimited
 
 
 def write_blocks(path, y, sr, sizes=(1000, 1, 4097, 0, 25000), **kw):

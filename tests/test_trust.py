@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import stat
 import threading
 import time
 import warnings
@@ -17,9 +16,11 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import KEY, bandlimited
+from conftest import KEY
+from signals import bandlimited
 from hostile import (HostileServer, audio, cut_body, drip, echo_key, huge, json_doc, redirect,
-                     refused_url, respond, status, tone, wav_bytes)
+                     refused_url, respond, status, wav_bytes)
+from signals import tone
 from samaudio_data import Client, errors
 
 PATH = "/v1/sam-audio-large"
@@ -31,6 +32,7 @@ def hostile_client(server, tmp_path, **kw):
     kw.setdefault("backoff_base", 0.01)
     kw.setdefault("progress", False)
     kw.setdefault("max_retries", 1)
+    kw.setdefault("transport", "sync")
     return Client(KEY, endpoint=server.url + PATH, **kw)
 
 
@@ -157,29 +159,39 @@ def test_a_paid_answer_that_cannot_be_cached_is_still_returned(client, endpoint)
     assert endpoint.stats["billed"] == 2
 
 
-def test_a_full_disk_still_returns_the_paid_answer(tmp_path):
-    """/dev/full answers every write with ENOSPC: the cache cannot keep the answer."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full here")
-    from samaudio_data._cache import ResultCache
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real, tiny file system (tmpfs, 256 KiB), filled up: every write fails with ENOSPC."""
+    import subprocess
 
-    cache = ResultCache(tmp_path / "c")
-    key = "ab" + "0" * 62
-    (tmp_path / "c" / "results" / "ab").mkdir(parents=True)
-    # the temporary file is created in the entry's directory: make that a link to /dev/full
-    import samaudio_data._files as files
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    def fill():
+        try:
+            with open(mnt / "filler", "wb", buffering=0) as fh:
+                while True:
+                    fh.write(b"\0" * 4096)
+        except OSError:
+            pass
 
-    real = files.tempfile.mkstemp
-
-    def full_mkstemp(dir=None, prefix=None, suffix=None):
-        return os.open("/dev/full", os.O_WRONLY), str(tmp_path / "c" / "tmpname")
-
-    files.tempfile.mkstemp = full_mkstemp
     try:
-        with pytest.warns(RuntimeWarning, match="could not write"):
-            assert cache.put(key, wav_bytes(clip(0.1)), "wav", {}) is False
+        yield mnt / "cache", fill
     finally:
-        files.tempfile.mkstemp = real
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_still_returns_the_paid_answer(endpoint, full_disk):
+    cache_dir, fill = full_disk
+    client = Client(KEY, endpoint=endpoint.url, cache_dir=cache_dir, progress=False)
+    client.isolate(bandlimited(480, SR, seed=6), SR, "speech")   # a cache in use...
+    fill()                                                       # ...then the disk fills up
+    y = bandlimited(4800, SR, seed=5)
+    with pytest.warns(RuntimeWarning, match="could not write"):
+        out = client.isolate(y, SR, "speech")
+    assert np.allclose(out, y, atol=1e-4) and endpoint.stats["billed"] == 2
 
 
 # --- the key stays with the endpoint ------------------------------------------------------
@@ -288,45 +300,42 @@ def test_connection_refused_on_a_local_endpoint_fails_fast_with_a_hint(tmp_path)
 
 # --- 429 storms slow a run down; they never kill it ----------------------------------------
 
-def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(tmp_path):
-    from samaudio_data.testing import LocalEndpoint
+def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint, tmp_path):
 
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                       rate_limit_burst=2, latency=0.05, send_retry_after="fraction") as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
-                        rate_window=1.0, max_retries=1, progress=False)
-        clips = [bandlimited(800, 16000, seed=i) for i in range(30)]
-        outs = client.isolate_many(clips, 16000, "speech")
-        assert len(outs) == 30 and ep.stats["billed"] == 30
-
-
-def test_with_the_rate_stated_a_token_bucket_sees_few_429s(tmp_path):
-    from samaudio_data.testing import LocalEndpoint
-
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                       rate_limit_burst=2, latency=0.05, send_retry_after="fraction") as ep:
-        client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
-                        rate_window=1.0, requests_per_minute=10, progress=False)
-        client.isolate_many([bandlimited(800, 16000, seed=i) for i in range(20)], 16000,
-                            "speech")
-        assert ep.stats["billed"] == 20
-        assert ep.stats["by_status"].get(429, 0) <= 2
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
+                   rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
+                    rate_window=1.0, max_retries=1, progress=False)
+    clips = [bandlimited(800, 16000, seed=i) for i in range(30)]
+    outs = client.isolate_many(clips, 16000, "speech")
+    assert len(outs) == 30 and ep.stats["billed"] == 30
 
 
-def test_concurrent_threads_share_one_pace(tmp_path):
+def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, tmp_path):
+
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
+                   rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
+                    rate_window=1.0, requests_per_minute=10, progress=False)
+    client.isolate_many([bandlimited(800, 16000, seed=i) for i in range(20)], 16000,
+                        "speech")
+    assert ep.stats["billed"] == 20
+    assert ep.stats["by_status"].get(429, 0) <= 2
+
+
+def test_concurrent_threads_share_one_pace(make_endpoint, tmp_path):
     """Two clients (threads) on one endpoint share the pace through the cache directory."""
-    from samaudio_data.testing import LocalEndpoint
 
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
-                       rate_limit_burst=1, send_retry_after="fraction") as ep:
-        clients = [Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=6,
-                          rate_window=1.0, progress=False) for _ in range(2)]
-        threads = [threading.Thread(target=c.isolate_many, args=(
-            [bandlimited(800, 16000, seed=10 * k + i) for i in range(5)], 16000, "speech"))
-            for k, c in enumerate(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert ep.stats["billed"] == 10
-        assert ep.stats["by_status"].get(429, 0) <= 5  # a few at most, under load jitter
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
+                   rate_limit_burst=1, send_retry_after="fraction")
+    clients = [Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=6,
+                      rate_window=1.0, progress=False) for _ in range(2)]
+    threads = [threading.Thread(target=c.isolate_many, args=(
+        [bandlimited(800, 16000, seed=10 * k + i) for i in range(5)], 16000, "speech"))
+        for k, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ep.stats["billed"] == 10
+    assert ep.stats["by_status"].get(429, 0) <= 5  # a few at most, under load jitter

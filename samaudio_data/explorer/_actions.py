@@ -103,7 +103,11 @@ def dispatch(ex, action: str, msg: Dict[str, Any]) -> None:
     elif action == "bulk_cancel":
         ex._bulk = None
     elif action == "quote":
-        ex.quote(msg.get("description", ""), msg.get("candidates", ""))
+        # keep what was typed, even if it is refused, so the boxes do not jump back
+        ex._quote = None
+        ex._description = str(msg.get("description", ""))
+        ex._candidates = str(msg.get("candidates", "")).strip()
+        ex.quote(ex._description, ex._candidates)
     elif action == "confirm":
         q = ex._quote
         if q is not None and (str(msg.get("description", q.description)).strip() != q.description

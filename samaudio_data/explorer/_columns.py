@@ -59,6 +59,20 @@ def column_kinds(ds) -> Dict[str, str]:
     return out
 
 
+def _struct_field(ds, base: str, field: str):
+    """One field of a struct column, without reading the other fields (an audio column's
+    file names without its bytes), in the dataset's row order."""
+    import dataclasses
+
+    sub = ds.select_columns([base])
+    f = sub.features[base]
+    if hasattr(f, "decode_example") and getattr(f, "decode", False):
+        sub = sub.cast_column(base, dataclasses.replace(f, decode=False))
+    flat = sub.flatten()            # "audio" -> "audio.bytes", "audio.path": no copy
+    return flat.select_columns([f"{base}.{field}"]).with_format("arrow")[:] \
+        .column(f"{base}.{field}")
+
+
 class Columns:
     """Values of the chosen columns for every row, by dataset index.
 
@@ -96,12 +110,10 @@ class Columns:
                 "'audio.path'.")
         self._kinds: Dict[str, str] = {}
         self.values: Dict[str, np.ndarray] = {}
-        needed = list(dict.fromkeys(plain + [b for b, _ in fields.values()]))
-        table = ds.select_columns(needed).with_format("arrow")[:] if needed else None
+        table = ds.select_columns(plain).with_format("arrow")[:] if plain else None
         for name in self.names:
             if name in fields:
-                base, field = fields[name]
-                arr = pc.struct_field(table.column(base).combine_chunks(), field)
+                arr = _struct_field(ds, *fields[name])
                 kind = _kind_of(arr.type)
             else:
                 arr = table.column(name)

@@ -21,11 +21,12 @@ from . import _apply, _session, _view
 from ._columns import Columns, check_dataset, column_kinds, default_columns
 from ._errors import ExplorerError
 from ._reisolate import Quote, Reisolator
+from ._review import ReviewActions
 from ._rows import RowLoader
 from ._state import DECISIONS, ReviewState
 
 
-class Explorer:
+class Explorer(ReviewActions):
     """Review isolated audio and decide what to keep: a queue table, players with waveforms and
     spectrograms, keyboard decisions, bulk decisions with undo, re-isolation at a shown price.
 
@@ -109,53 +110,36 @@ class Explorer:
     # --- read-only state ---------------------------------------------------------------
 
     @property
-    def state(self) -> ReviewState:
-        """The review state (queue, decisions, undo, table pages) without audio or widgets."""
-        return self._state
-
-    @property
-    def decisions(self) -> Dict[int, str]:
-        """A copy of the decisions: ``{dataset index: "keep" | "discard" | "flag"}``."""
-        return dict(sorted(self._state.decisions.items()))
-
-    @property
-    def reisolated(self) -> Dict[int, dict]:
-        """Metadata of re-isolated rows: description, candidates, cost, cached, signals."""
-        return {k: dict(v) for k, v in sorted(self._state.reisolated.items())}
-
-    @property
-    def row(self) -> int:
-        """The dataset index of the row shown (the widget shows it 1-based)."""
-        return self._state.row
-
-    @property
-    def queue(self) -> List[int]:
-        """The dataset indices to review, in order, after the sort and filter."""
-        return [int(i) for i in self._state.queue]
-
-    @property
     def current(self) -> Dict[str, Any]:
         """What the widget shows about the row: title, position, decision, lanes, signals,
-        message, quote, spend (the ``view`` the browser draws)."""
+        message, quote, spend (the ``view`` the browser draws).
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> v = Explorer(example_dataset(8)).current
+        >>> v["title"], v["position"], v["spend"]
+        ('row 1 of 8', '1 of 8 in the queue', 'spent $0.496 = dataset $0.496 + re-isolations $0.000')
+        """
         return self._compose()[0]
 
     @property
     def table(self) -> Dict[str, Any]:
-        """The queue table page the widget shows: columns, rows (1-based labels), pages."""
+        """The queue table page the widget shows: columns, rows (1-based labels), pages.
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> t = Explorer(example_dataset(12), columns=["text"]).table
+        >>> t["pages"], t["rows"][1]["label"], t["rows"][1]["cells"]
+        (2, '2', ['a man speaking'])
+        """
         return _view.scrub(_view.table_model(self._state, self._table_page(), self.columns,
                                              self.isolated), self._reiso.redact)
 
-    @property
-    def message(self) -> str:
-        """The last message shown in the widget (errors included), or ""."""
-        return self._message
-
-    def counts(self) -> Dict[str, int]:
-        """How many rows have each decision, and how many are undecided."""
-        return self._state.counts()
-
     def spend(self) -> Dict[str, float]:
-        """Dollars: the dataset's cost column, this review's re-isolations, and their total."""
+        """Dollars: the dataset's cost column, this review's re-isolations, and their total.
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> Explorer(example_dataset(2)).spend()
+        {'dataset': 0.124, 'reisolations': 0.0, 'total': 0.124}
+        """
         c = self.cost_column
         dataset = float(np.nansum(self._state.columns.original(c))) if c else 0.0
         reiso = float(sum(m.get("cost", 0.0) for m in self._state.reisolated.values()))
@@ -170,7 +154,13 @@ class Explorer:
 
     @property
     def widget(self):
-        """The widget (built on first use); leaving ``ex`` last in a cell shows it."""
+        """The widget (built on first use); leaving ``ex`` last in a cell shows it.
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> w = Explorer(example_dataset(2)).widget
+        >>> sorted(w.media), w.view["title"]
+        (['isolated', 'original', 'residual'], 'row 1 of 2')
+        """
         if self._widget is None:
             from ._widget import ExplorerWidget
 
@@ -182,7 +172,13 @@ class Explorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def close(self) -> None:
-        """Close the widget (decisions and the session file stay)."""
+        """Close the widget (decisions and the session file stay).
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> ex = Explorer(example_dataset(2)); _ = ex.widget; ex.decide("keep"); ex.close()
+        >>> ex.decisions
+        {0: 'keep'}
+        """
         if self._widget is not None:
             self._widget.close()
             self._widget, self._media_row = None, None
@@ -249,87 +245,29 @@ class Explorer:
     # --- review actions (each saves the session and updates the widget) ----------------------
 
     def _changed(self, moved: bool = False) -> None:
-        if moved:
-            self._quote, self._page = None, None
-        if self._bulk is not None and self._bulk.get("count") != len(self._state.queue):
-            self._bulk = None
+        if moved:          # another row or queue: a pending price or bulk question lapses
+            self._quote, self._page, self._bulk = None, None, None
         if self.session is not None:
             self.save()
-        self._refresh()
-
-    def press(self, key: str) -> None:
-        """Do what a key does while the explorer has the focus (see ``KEY_MAP``)."""
-        from ._actions import press
-
-        press(self, key)
-
-    def goto(self, row: int) -> None:
-        """Show dataset index ``row`` (0-based; the widget's box takes the 1-based number)."""
-        self._state.goto(row)
-        self._changed(moved=True)
-
-    def next(self, wrap: bool = False) -> None:
-        """Show the next row of the queue (a message at the end unless ``wrap``)."""
-        self._move(+1, wrap)
-
-    def prev(self, wrap: bool = False) -> None:
-        """Show the previous row of the queue."""
-        self._move(-1, wrap)
-
-    def _move(self, delta: int, wrap: bool) -> None:
-        note = self._state.step(delta, wrap)
-        if note:
-            self._message, self._message_error = note, False
-        self._changed(moved=note is None)
-
-    def decide(self, decision: Optional[str], row: Optional[int] = None) -> None:
-        """Record ``"keep"``, ``"discard"`` or ``"flag"`` (``None`` clears) for ``row``
-        (default: the row shown); undoable with :meth:`undo`."""
-        self._state.decide(decision, row)
-        self._changed()
-
-    def bulk(self, decision: Optional[str]) -> int:
-        """Decide every row of the queue (the current filter) at once; one undo step.
-        The widget asks first, showing the count. Returns how many rows changed."""
-        self._bulk = None
-        count = self._state.bulk(decision)
-        self._changed()
-        return count
-
-    def undo(self) -> str:
-        """Undo the last decision or bulk decision; returns what was undone."""
-        label = self._state.undo()
-        rows = self._state.last_undone
-        if len(rows) == 1 and rows[0] != self.row:
-            self._state.goto(rows[0])
-            self._changed(moved=True)
-        else:
-            self._changed()
-        return label
-
-    def sort_by(self, column: Optional[str] = None, ascending: bool = True) -> None:
-        """Order the queue by a column (missing values last); ``None`` restores row order."""
-        self._state.sort_by(column, ascending)
-        self._changed(moved=True)
-
-    def set_filter(self, column: Optional[str] = None, min: Optional[float] = None,
-                   max: Optional[float] = None, decision: Optional[str] = None,
-                   text: Optional[str] = None) -> None:
-        """Queue only rows with ``min <= column <= max``, a decision (``"undecided"`` for
-        none) and ``text`` in a text column; ``set_filter()`` clears the filter."""
-        self._state.set_filter(column, min, max, decision, text)
-        self._changed(moved=True)
-
-    def show_page(self, page: int) -> None:
-        """Show table page ``page`` (0-based; the widget shows "page 1 of N")."""
-        self._page = min(max(0, int(page)), self._state.pages() - 1)
         self._refresh()
 
     # --- re-isolation ----------------------------------------------------------------------
 
     def quote(self, description: Optional[str] = None,
               reranking_candidates: Optional[int] = None) -> Quote:
-        """Price re-isolating the row shown (nothing is sent); :meth:`confirm` spends it."""
+        """Price re-isolating the row shown (nothing is sent); :meth:`confirm` spends it.
+
+        >>> from samaudio_data import Client
+        >>> from samaudio_data.explorer import example_dataset
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> with LocalEndpoint(keys={"k": None}) as ep:
+        ...     client = Client("k", endpoint=ep.url, cache_dir=False, progress=False)
+        ...     ex = Explorer(example_dataset(2), client=client)
+        ...     print(ex.quote("half", reranking_candidates=2))
+        ...     print(ex.confirm()["cost"], ex.message)
+        row 1: isolate 'half' with 2 candidate(s) costs $0.062 (1 billed call).
+        0.062 row 1 re-isolated with 'half' for $0.062.
+        """
         description = self._description if description is None else description
         cand = self._candidates if reranking_candidates is None else reranking_candidates
         data = self._loader.read(self.row)
@@ -340,8 +278,16 @@ class Explorer:
         return q
 
     def confirm(self) -> dict:
-        """Run the re-isolation priced by :meth:`quote`; the row then shows the new sound,
-        signals, cost and cached state. Its metadata (never the key) goes to the session."""
+        """Run the re-isolation priced by :meth:`quote` (see its example); the row then shows
+        the new sound, signals, cost and cached state. Its metadata (never the key) goes to
+        the session file.
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> Explorer(example_dataset(2)).confirm()
+        Traceback (most recent call last):
+        ...
+        samaudio_data.explorer.ExplorerError: nothing to confirm: ask for the price first (quote() or the price button).
+        """
         q = self._quote
         if q is None:
             raise ExplorerError("nothing to confirm: ask for the price first (quote() or the "
@@ -364,7 +310,16 @@ class Explorer:
     # --- session and apply -----------------------------------------------------------------
 
     def save(self, path: Union[str, os.PathLike, None] = None) -> Path:
-        """Write the session (decisions, re-isolation metadata, position) atomically."""
+        """Write the session (decisions, re-isolation metadata, position) atomically; done on
+        every change when ``session=`` was given.
+
+        >>> import pathlib, tempfile
+        >>> from samaudio_data.explorer import example_dataset
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "review.json"
+        >>> ex = Explorer(example_dataset(2), session=path); ex.decide("keep")
+        >>> Explorer(example_dataset(2), session=path).decisions     # resumed
+        {0: 'keep'}
+        """
         target = Path(path).expanduser() if path else self.session
         if target is None:
             raise ExplorerError("no session file: pass session='review.json' to Explorer or "

@@ -225,7 +225,9 @@ function render({ model, el }) {
   root.addEventListener("focusout", () => setTimeout(focusState, 0));
   root.addEventListener("mousedown", (e) => {
     const t = e.target;
-    if (!t.closest("input, select, textarea, button, audio")) { setTimeout(() => root.focus({ preventScroll: true }), 0); }
+    // keep the focus on the explorer itself (not on a button, where space or Enter would
+    // press it again); boxes and players keep theirs
+    if (!t.closest("input, select, textarea, audio")) { setTimeout(() => root.focus({ preventScroll: true }), 0); }
   });
   root.addEventListener("keydown", (e) => {
     e.stopPropagation();   // the notebook never sees a key pressed in the explorer
@@ -235,7 +237,10 @@ function render({ model, el }) {
       if (e.key === "Escape") { t.blur(); root.focus({ preventScroll: true }); }
       return;
     }
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) {
+      if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") e.preventDefault();  // no "save page"
+      return;
+    }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     if (ACTION_KEYS.has(key)) { e.preventDefault(); send("key", { key }); return; }
     if (key === " ") { e.preventDefault(); playPause(); return; }

@@ -133,49 +133,68 @@ def full_scale_power(sr: int) -> float:
     return (nfft_for(sr) / 4.0) ** 2
 
 
-def shared_scale(lanes: Sequence[Optional[np.ndarray]], sr: int) -> Tuple[float, float]:
+def band_power(y: np.ndarray, sr: int, width: int, height: int) -> np.ndarray:
+    """Power of mono ``y`` in ``height`` log-spaced bands (:data:`SPEC_FMIN` to ``sr / 2``)
+    over at most ``width`` frames (fewer for short clips: one per quarter window):
+    ``(frames, height)``, the lowest band first.
+
+    >>> band_power(np.zeros(16000), 16000, 300, 56).shape
+    (125, 56)
+    """
+    nfft = nfft_for(sr)
+    frames = int(min(width, max(16, np.size(y) // (nfft // 4))))
+    p = power_frames(y, sr, frames)
+    bins = p.shape[1]
+    f = np.geomspace(SPEC_FMIN, sr / 2.0, height + 1) * nfft / sr
+    lo = np.clip(np.floor(f[:-1]).astype(np.int64), 0, bins - 1)
+    hi = np.clip(np.maximum(lo + 1, np.ceil(f[1:]).astype(np.int64)), 1, bins)
+    cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=1)], axis=1)
+    return (cs[:, hi] - cs[:, lo]) / (hi - lo)
+
+
+def shared_scale(lanes: Sequence[Optional[np.ndarray]], sr: int,
+                 bands: Optional[Sequence[Optional[np.ndarray]]] = None
+                 ) -> Tuple[float, float]:
     """``(peak, reference power)`` shared by the lanes of one row.
 
     The peak is the largest absolute sample of any lane (1.0 if all are silent); the
-    reference power is the loudest spectrogram bin of any lane, but never below -90 dBFS,
-    so a silent row is drawn dark instead of being stretched up to a bright colour.
+    reference power is the loudest band of any lane (``bands`` from :func:`band_power`, or
+    computed here), but never below -90 dBFS, so a silent row is drawn dark instead of being
+    stretched up to a bright colour.
 
     >>> peak, ref = shared_scale([np.zeros(1600), None], 16000)
     >>> peak, ref == full_scale_power(16000) * 10 ** -9
     (1.0, True)
     """
-    ys = [np.nan_to_num(np.asarray(y, np.float64)) for y in lanes
-          if y is not None and np.size(y)]
-    peak = max((float(np.max(np.abs(y))) for y in ys), default=0.0)
-    ref = max((float(np.max(power_frames(y, sr, 64))) for y in ys), default=0.0)
+    ys = [y for y in lanes if y is not None and np.size(y)]
+    peak = max((float(np.nanmax(np.abs(y))) for y in ys), default=0.0)
+    if bands is None:
+        bands = [band_power(y, sr, 64, 32) for y in ys]
+    ref = max((float(np.max(b)) for b in bands if b is not None), default=0.0)
     floor = full_scale_power(sr) * 10 ** (_FLOOR_DB / 10)
     return (peak if peak > 0 else 1.0), max(ref, floor)
 
 
 def spectrogram_png(y: Optional[np.ndarray], sr: int, ref_power: float, width: int,
-                    height: int, dynamic_db: float = DYNAMIC_DB) -> bytes:
-    """Spectrogram of mono ``y``: ``width`` frames by ``height`` rows of log-spaced frequency
-    from :data:`SPEC_FMIN` (bottom) to ``sr / 2`` (top), coloured from ``ref_power`` (bright)
-    down ``dynamic_db`` dB (dark). Silence is dark.
+                    height: int, dynamic_db: float = DYNAMIC_DB,
+                    bands: Optional[np.ndarray] = None) -> bytes:
+    """Spectrogram of mono ``y``, ``width`` by ``height`` pixels: time left to right,
+    log-spaced frequency from :data:`SPEC_FMIN` (bottom) to ``sr / 2`` (top), coloured from
+    ``ref_power`` (bright) down ``dynamic_db`` dB (dark). Silence is dark. ``bands`` (from
+    :func:`band_power` with the same size) saves computing it again.
 
     >>> img = spectrogram_png(np.zeros(16000), 16000, 1.0, 300, 56)
-    >>> png_size(img)
-    (300, 56)
+    >>> png_size(img), bool((png_pixels(img) == SILENCE_RGB).all())
+    ((300, 56), True)
     """
     if y is None or np.size(y) == 0:
         return png_bytes(np.zeros((height, width, 3), np.uint8) + CMAP[0])
-    p = power_frames(y, sr, width)
-    bins = p.shape[1]
-    nfft = 2 * (bins - 1)
-    f = np.geomspace(SPEC_FMIN, sr / 2.0, height + 1) * nfft / sr
-    lo = np.clip(np.floor(f[:-1]).astype(np.int64), 0, bins - 1)
-    hi = np.clip(np.maximum(lo + 1, np.ceil(f[1:]).astype(np.int64)), 1, bins)
-    cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=1)], axis=1)
-    pooled = (cs[:, hi] - cs[:, lo]) / (hi - lo)
+    pooled = band_power(y, sr, width, height) if bands is None else bands
     ref = max(float(ref_power), full_scale_power(sr) * 10 ** (_FLOOR_DB / 10))
     db = 10 * np.log10(np.maximum(pooled, 1e-30) / ref)
     level = np.clip((db + dynamic_db) / dynamic_db, 0, 1)
-    img = CMAP[(level * 255).astype(np.uint8)]                # (width, height, 3)
+    cols = (np.arange(width) * level.shape[0]) // width          # stretch short clips
+    img = CMAP[(level[cols] * 255).astype(np.uint8)]             # (width, height, 3)
     return png_bytes(img.transpose(1, 0, 2)[::-1])
 
 

@@ -171,15 +171,17 @@ class RowLoader:
         data = self.read(row, target, note)
         mono = data.mono
         lanes = {"original": mono, "isolated": data.target, "residual": data.residual}
-        peak, ref = _images.shared_scale(list(lanes.values()), data.sr)
         w, h = self.size
+        bands = {k: _images.band_power(y, data.sr, w, h) if y is not None else None
+                 for k, y in lanes.items()}
+        peak, ref = _images.shared_scale(list(lanes.values()), data.sr, list(bands.values()))
         play_original = data.original if data.original.shape[0] <= 2 else mono
         out = {}
         for lane, y in lanes.items():
             out[lane] = {
                 "wav": player_wav(play_original if lane == "original" else y, data.sr),
                 "wave": _images.waveform_png(y, peak, w, h, LANE_COLOURS[lane]),
-                "spec": _images.spectrogram_png(y, data.sr, ref, w, h),
+                "spec": _images.spectrogram_png(y, data.sr, ref, w, h, bands=bands[lane]),
                 "note": data.notes.get(lane, ""),
                 "empty": y is None}
         seconds = data.original.shape[-1] / data.sr

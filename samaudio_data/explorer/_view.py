@@ -75,7 +75,7 @@ def signals(state: ReviewState, row: int, names: List[str], isolated: str) -> Li
 def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str],
                isolated: str, message: str, error: bool, quote: Optional[dict],
                bulk: Optional[dict], spend: Dict[str, float], description: str,
-               candidates: int, can_reisolate: bool) -> Dict[str, Any]:
+               candidates: Any, can_reisolate: bool) -> Dict[str, Any]:
     """Everything the widget shows about the row, except the table and the media."""
     row = state.row
     meta = state.reisolated.get(row)
@@ -109,7 +109,7 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
         "undo": state.can_undo or "",
         "bulk": bulk or {},
         "quote": quote or {},
-        "description": description, "candidates": int(candidates),
+        "description": description, "candidates": str(candidates),
         "can_reisolate": bool(can_reisolate),
         "keys": [list(k) for k in KEY_MAP],
     }

@@ -59,7 +59,8 @@ from .._client import Client
 from .._models import Budget, CostEstimate, Separation
 from .. import _settings
 from .._settings import check_description as _check_description, check_params as _check_params
-from ._values import encode_value, read_value
+from ._values import (audio_decoding, decoding_unavailable, encode_value, read_column,
+                      read_value)
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 
 KEEP = ("target", "residual", "both")
@@ -154,7 +155,7 @@ class Isolate:
             raise errors.InvalidRequestError(
                 f"the dataset has no column {self.column!r} (it has {list(examples)}); pass "
                 "column= naming the audio column.")
-        values = examples[self.column]
+        values = read_column(examples, self.column)  # datasets decodes it here, lazily
         batched = isinstance(values, list)
         before = self.client.usage.billed
         out = self._process(values if batched else [values])
@@ -344,10 +345,14 @@ def _column_values(dataset, column: str):
             try:
                 value = only[i][column]
             except Exception as exc:  # noqa: BLE001 - reported per row
+                unavailable = decoding_unavailable(column, exc)
+                if unavailable is not None:  # no decoder at all: every row would fail
+                    raise unavailable from exc
                 value = errors.InvalidAudioError(
                     f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
                 value.__cause__ = exc
             yield i, value
     else:
-        for i, row in enumerate(dataset):
-            yield i, row[column]
+        with audio_decoding(column):
+            for i, row in enumerate(dataset):
+                yield i, row[column]

@@ -30,6 +30,7 @@ Example
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Tuple
 
@@ -164,7 +165,10 @@ def read_column(examples: Any, column: str) -> Any:
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()  # torchcodec's goes on with tracebacks
-    return lines[0].split(". ")[0] if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    # torchcodec's C++ errors start "function, /path/file.cpp:123, "
+    return re.sub(r"^\w+, \S+:\d+, ", "", lines[0]).split(". ")[0]
 
 
 def encode_value(y: np.ndarray, sr: int) -> dict:

@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import threading
+import time
 from typing import Dict, Iterable, Optional
 
 from ..errors import InvalidRequestError
@@ -141,6 +142,10 @@ class LocalEndpoint:
         server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        # abandoned requests wake at once; let them finish their books (refunds) first
+        deadline = time.monotonic() + 5
+        while self.stats["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def __enter__(self) -> "LocalEndpoint":
         return self.start()

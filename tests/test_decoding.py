@@ -1,13 +1,15 @@
-"""Where datasets (>= 4) cannot decode Audio, the user reads our message, not datasets' traceback.
+"""Decoding audio columns: where datasets (>= 4) cannot decode, the user reads our message.
 
 datasets 4.0 and later decode ``Audio()`` columns with torchcodec, which needs torch and FFmpeg's
-shared libraries; samaudio_data needs neither. Each case runs in a fresh interpreter where the
-decoder really is unusable: torch and torchcodec hidden from the import system (as on a machine
-without them), or FFmpeg's libraries replaced by unloadable files through LD_LIBRARY_PATH (as
-on a machine without FFmpeg).
+shared libraries; samaudio_data needs neither. Each case of an unusable decoder runs in a fresh
+interpreter where it really is unusable: torch and torchcodec hidden from the import system (as
+on a machine without them), or FFmpeg's libraries replaced by unloadable files through
+LD_LIBRARY_PATH (as on a machine without FFmpeg). A row whose data torchcodec cannot decode is
+an ``InvalidAudioError`` that ``on_error`` handles like any other bad row.
 """
 
 import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -16,9 +18,11 @@ import datasets
 import pytest
 from datasets import Audio, Dataset
 
+from samaudio_data import errors, isolate
 from samaudio_data.hf import encode_value
 
-from conftest import HIDE_TORCH, KEY, bandlimited
+from conftest import HIDE_TORCH, KEY
+from signals import bandlimited
 
 pytestmark = pytest.mark.skipif(
     int(datasets.__version__.split(".")[0]) < 4,
@@ -111,8 +115,6 @@ print("ISOLATED", list(raw.map(isolate("speech", client=c), batched=True)["isola
     assert endpoint.stats["requests"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="hf/_map.py: Isolate.__call__ must read the column "
-                   "with read_column, estimate_cost iterate inside audio_decoding (lead)")
 def test_isolate_and_estimate_cost_say_both_ways_out(saved, broken, endpoint, tmp_path):
     prelude, env = broken
     out = run(prelude + f"""
@@ -132,3 +134,21 @@ for name, call in [("MAP", lambda: ds.map(isolate("speech", client=c), batched=T
 """, env)
     assert "MAP True" in out and "ESTIMATE True" in out
     assert endpoint.stats["requests"] == 0
+
+
+def test_a_row_torchcodec_cannot_decode_follows_on_error(client, endpoint):
+    import soundfile as sf
+
+    y = bandlimited(16000, 16000)
+    flac = io.BytesIO()
+    sf.write(flac, y, 16000, format="FLAC")
+    cut = flac.getvalue()[: len(flac.getvalue()) // 2] + bytes(100)  # torchcodec opens it,
+    rows = [{"audio": encode_value(y, 16000)}, {"audio": {"bytes": cut, "path": None}}]
+    ds = Dataset.from_list(rows).cast_column("audio", Audio())  # then fails to decode it
+    with pytest.raises(errors.InvalidAudioError, match="cannot decode the audio of this row"):
+        ds.map(isolate("speech", client=client), batched=True)
+    out = ds.map(isolate("speech", client=client, on_error="skip"), batched=True)
+    assert list(out["isolated_error"])[0] == ""
+    assert list(out["isolated_error"])[1].startswith("InvalidAudioError: cannot decode")
+    assert "/" not in list(out["isolated_error"])[1]  # no C++ source path in the message
+    assert endpoint.stats["requests"] == 1  # the good row, paid once over both maps

@@ -1,0 +1,294 @@
+"""A long audio file isolated window by window, streamed from disk to disk.
+
+:func:`isolate_file` (behind :meth:`samaudio_data.Client.isolate_file`) never holds the whole
+file: it reads one window of the chunk plan at a time (:func:`samaudio_data.audio.read_window`),
+sends each window as its own request, joins the answers with the crossfade of
+:class:`samaudio_data.audio.ChunkJoiner` as they arrive, and writes the samples that are final
+(:class:`samaudio_data.audio.BlockWriter`, a ``.part`` file renamed at the end). Window ``i``
+is read only while ``i < joiner.next_window + ahead``, so memory holds at most ``ahead``
+windows' answers and ``max_concurrency`` windows being sent, whatever the file's length.
+
+Each window's upload is byte for byte the one :meth:`~samaudio_data.Client.separate` sends for
+the same window of the clip in memory: the two share cache entries, and a run stopped after
+40 of 100 windows (a crash, ``kill -9``) pays only for the other 60 when run again.
+
+Example
+-------
+>>> import tempfile, pathlib
+>>> import numpy as np
+>>> from samaudio_data import Client, audio
+>>> from samaudio_data.testing import LocalEndpoint
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.wav"
+>>> with audio.BlockWriter(path, 8000, channels=2) as w:
+...     w.write(np.full((2, 25 * 8000), 0.2, dtype=np.float32))
+>>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
+...                                    progress=False) as client:
+...     out = isolate_file(client, path, "half")
+...     calls = client.usage.billed
+>>> out.name, calls, round(float(audio.read_window(out, 8000, 8001)[0, 0]), 3)
+('talk.isolated-half.wav', 2, 0.1)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import copy
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import audio, errors
+from ._jobs import fit, window_job
+from ._models import Budget, CostEstimate
+from ._runner import summarise
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._client import Client
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def isolate_file(client: "Client", path: PathLike, description: str,
+                 out_path: Optional[PathLike] = None, *,
+                 residual_path: Union[PathLike, bool, None] = None,
+                 budget: Optional[Budget] = None, progress: Optional[bool] = None,
+                 **params) -> Path:
+    """Isolate ``description`` in the audio file ``path``, streaming; see
+    :meth:`samaudio_data.Client.isolate_file`. Returns the path written (an example is at
+    the top of this module)."""
+    description, params, channels = client._request(description, params)
+    src = Path(path)
+    info, plan = _plan(client, src)
+    each = channels == "each" and info.channels > 1
+    out_channels = info.channels if each else 1
+    out, res = _outputs(src, description, out_path, residual_path)
+    started = getattr(client._op, "started", None) or time.time()
+
+    heavy = threading.Lock()
+
+    def window(i: int) -> np.ndarray:
+        """Read, send and fit window ``i``: its target as float32 ``(L,)`` or ``(ch, L)``."""
+        a, b = plan.windows[i]
+        # reading/encoding and fitting make float64 copies of a whole window: one window at
+        # a time does that (the work is CPU-bound anyway), so the peak does not grow with
+        # max_concurrency; the requests themselves wait concurrently
+        with heavy:
+            job = window_job(audio.read_window(src, a, b), info.sr, description, params,
+                             channels=channels, upload_format=client.upload_format)
+            # the residual reads the input again, per span written: while the request
+            # waits, memory holds only the upload
+            job = dataclasses.replace(job, original=None)
+        answers = [client._caller.answer(p, job, started=started, budget=budget)
+                   for p in job.pieces]
+        with heavy:
+            fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers)]
+            return np.stack(fitted) if job.each else fitted[0]
+
+    workers = in_flight(client.max_concurrency, plan, pieces=out_channels)
+    ahead = workers + 2
+    joiner = audio.ChunkJoiner(plan, channels=out_channels)
+    bar = None
+    if client.progress if progress is None else progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan), desc=f"{src.name} ({info.seconds:.0f} s)", unit="chunk",
+                   leave=False)
+    before = client.usage.snapshot()
+    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="samaudio-file")
+    futures: dict = {}
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(audio.BlockWriter(out, info.sr, out_channels,
+                                                         frames=info.frames))]
+        if res is not None:
+            writers.append(stack.enter_context(audio.BlockWriter(res, info.sr, out_channels,
+                                                                 frames=info.frames)))
+        try:
+            submitted = 0
+            while not joiner.done:
+                while submitted < len(plan) and submitted < joiner.next_window + ahead:
+                    futures[pool.submit(window, submitted)] = submitted
+                    submitted += 1
+                finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
+                for fut in sorted(finished, key=futures.get):
+                    i = futures.pop(fut)
+                    try:
+                        joiner.add(i, fut.result())
+                    except errors.SamAudioError as exc:
+                        raise _located(exc, src, plan, i) from exc
+                    if bar is not None:
+                        bar.update(1)
+                start = joiner.position
+                block = joiner.take()
+                writers[0].write(block)
+                for lo in range(0, block.shape[-1] if res is not None else 0, 1 << 18):
+                    part = block[..., lo:lo + (1 << 18)]
+                    writers[1].write(_residual(src, start + lo, part, each))
+                if finished:
+                    _release_memory()
+        except BaseException as exc:
+            for fut in futures:
+                fut.cancel()
+            cf.wait(futures)  # windows in flight finish, and so are cached
+            if isinstance(exc, (errors.FatalAPIError, errors.BudgetExceededError)):
+                note = (f" Paid windows are cached in {client.cache_dir}; running the same "
+                        "call again pays only for the rest." if client.cache_dir else "")
+                raise summarise(exc, before, client.usage.snapshot(), note) from exc
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            if bar is not None:
+                bar.close()
+    return out
+
+
+WINDOW_BYTES_PER_FRAME = 40
+"""Memory a window in flight takes per sample of its upload (at most 48 kHz): the float64
+mono reference, the 16-bit upload, its base64 JSON body, the answer and its fit."""
+
+IN_FLIGHT_MEMORY = 256 * 2 ** 20
+"""Memory allowed to a file's windows in flight: at 20 s windows, 7 windows of 44.1 kHz
+audio (more at lower rates), never more than ``max_concurrency``. With ~12 s per call, 7
+windows in flight send about 35 calls a minute (a paid plan allows about 50)."""
+
+
+def in_flight(max_concurrency: int, plan: audio.ChunkPlan, pieces: int = 1) -> int:
+    """How many windows of ``plan`` are sent at once: ``max_concurrency``, capped so that
+    their memory stays within :data:`IN_FLIGHT_MEMORY` (``pieces``: uploads per window, the
+    channel count with ``channels="each"``).
+
+    >>> in_flight(16, audio.plan_chunks(3600 * 44100, 44100, 20, 2))
+    7
+    >>> in_flight(16, audio.plan_chunks(3600 * 8000, 8000, 20, 2))
+    16
+    >>> in_flight(16, audio.plan_chunks(3600 * 44100, 44100, 20, 2), pieces=2)  # "each"
+    3
+    >>> in_flight(4, audio.plan_chunks(10, 8000, 20, 2))   # one window
+    1
+    """
+    frames = max(b - a for a, b in plan.windows) * min(plan.sr, audio.MODEL_SR) // plan.sr
+    by_memory = IN_FLIGHT_MEMORY // max(1, frames * pieces * WINDOW_BYTES_PER_FRAME)
+    return int(max(1, min(max_concurrency, len(plan), by_memory)))
+
+
+def estimate_file(client: "Client", paths: Union[PathLike, Sequence[PathLike]],
+                  description: str, **params) -> CostEstimate:
+    """Count the calls isolating files would pay for; see
+    :meth:`samaudio_data.Client.estimate_file`.
+
+    >>> import tempfile, pathlib
+    >>> from samaudio_data import Client
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
+    >>> with audio.BlockWriter(p, 8000, channels=2) as w: w.write(np.zeros((2, 8000 * 60)))
+    >>> client = Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False, channels="each")
+    >>> estimate_file(client, [p, p], "speech").calls       # 2 files x 4 windows x 2 channels
+    16
+    """
+    description, params, channels = client._request(description, params)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    calls = cached = 0
+    invalid: List[Tuple[int, str]] = []
+    for row, path in enumerate(paths):
+        try:
+            info, plan = _plan(client, Path(path))
+        except errors.InvalidRequestError as exc:
+            invalid.append((row, exc.message))
+            continue
+        if client.cache is None:  # nothing can be cached: count, read nothing
+            calls += len(plan) * (info.channels if channels == "each" else 1)
+            continue
+        for a, b in plan.windows:
+            job = window_job(audio.read_window(path, a, b), info.sr, description, params,
+                             channels=channels, upload_format=client.upload_format)
+            for piece in job.pieces:
+                hit = client._caller.cached(piece, job) is not None
+                cached += hit
+                calls += not hit
+    return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
+                        invalid=invalid, clips=len(paths))
+
+
+def _outputs(src: Path, description: str, out_path, residual_path
+             ) -> Tuple[Path, Optional[Path]]:
+    """Where the target and the residual (or None) go; never over the input or each other."""
+    out = Path(out_path) if out_path is not None else audio.output_path(src, description)
+    res = None
+    if residual_path is True:
+        res = audio.output_path(src, description, kind="residual")
+    elif residual_path not in (None, False):
+        res = Path(residual_path)
+    for target in (out, res):
+        if target is not None and target.exists() and os.path.samefile(target, src):
+            raise errors.InvalidRequestError(
+                f"the output {str(target)!r} is the input file; choose another path (the "
+                "input is read while the output is written).")
+    if res is not None and res.resolve() == out.resolve():
+        raise errors.InvalidRequestError(
+            f"the residual and the isolated sound would both go to {str(out)!r}; give "
+            "residual_path= another name.")
+    return out, res
+
+
+def _plan(client: "Client", path: Path) -> Tuple[Any, audio.ChunkPlan]:
+    """The file's header and its chunk plan; typed errors for what cannot be sent."""
+    info = audio.audio_file_info(path)
+    audio.check_sample_rate(info.sr)
+    if info.frames < 1:
+        raise errors.InvalidAudioError(f"{str(path)!r} holds no samples; nothing to isolate.")
+    if info.channels > audio.MAX_CHANNELS:
+        raise errors.InvalidAudioError(
+            f"{str(path)!r} has {info.channels} channels, more than the "
+            f"{audio.MAX_CHANNELS} supported.")
+    if client.max_seconds is not None and info.seconds > client.max_seconds:
+        raise errors.InvalidAudioError(
+            f"{str(path)!r} is {info.seconds:.1f} s long, over max_seconds="
+            f"{client.max_seconds:g}; raise or unset max_seconds= on the Client (long files "
+            "are sent in windows of chunk_seconds).")
+    return info, audio.plan_chunks(info.frames, info.sr, client.chunk_seconds,
+                                   client.overlap_seconds)
+
+
+def _release_memory() -> None:
+    """Give freed memory back to the operating system (glibc only; elsewhere a no-op).
+
+    Each worker thread allocates a window's worth of arrays in its own glibc arena, which
+    keeps the freed pages: without this, resident memory grows by tens of MB per thread.
+    """
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
+def _residual(path: Path, start: int, target: np.ndarray, each: bool) -> np.ndarray:
+    """The input minus the joined target over ``[start, start + len)``, as in memory."""
+    mix = audio.to_float(audio.read_window(path, start, start + target.shape[-1]))
+    ref = mix if each else audio.mix_to_mono(mix)
+    return (ref - target).astype(np.float32)
+
+
+def _located(exc: errors.SamAudioError, path: Path, plan: audio.ChunkPlan,
+             i: int) -> errors.SamAudioError:
+    """The same error, its message saying which window of which file failed."""
+    a, b = plan.windows[i]
+    located = copy.copy(exc)
+    located.message = (f"{path.name}, window {i + 1} of {len(plan)} ({a / plan.sr:.1f}-"
+                       f"{b / plan.sr:.1f} s): {exc.message}")
+    located.args = (located.message,)
+    return located
