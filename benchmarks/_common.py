@@ -177,11 +177,17 @@ class Server:
             self._conn, child = ctx.Pipe()
             self._proc = ctx.Process(target=_serve, args=(child, settings), daemon=True)
             self._proc.start()
-            self.url = self._conn.recv()
+            self.url = self._recv()
+
+    def _recv(self, timeout: float = 120.0):
+        if not self._conn.poll(timeout):
+            raise RuntimeError(f"the LocalEndpoint child process did not answer in {timeout:g} s "
+                               f"(alive: {self._proc.is_alive()})")
+        return self._conn.recv()
 
     def _ask(self, cmd: str, arg=None):
         self._conn.send((cmd, arg))
-        return self._conn.recv()
+        return self._recv()
 
     def configure(self, latency: float) -> None:
         """Set the latency and zero the counters, before a run."""

@@ -35,10 +35,10 @@ Targets
 How to read the output
 ----------------------
 Times are medians over the repetitions (min in brackets), in ms: CPU time of this process
-(``time.process_time``, every thread), except the end-to-end lines, which are wall time. "x naive encode" is the
-client's CPU time divided by the naive upload's encode time (the naive user does no answer
-work at all, so a ratio of a few x is the expected price of fitting the answer back and of
-the HTTP exchange itself, which the naive encode does not include).
+(``time.process_time``, every thread), except the end-to-end lines, which are wall time.
+"x naive encode" is the client's CPU time divided by the naive upload's encode time (the
+naive user does no answer work at all; the client's time also holds the HTTP exchange,
+which the naive encode does not).
 PASS/MISS lines compare against the targets; nothing is asserted. Figures vary with the
 machine; ratios against the same-process baselines are the comparable part.
 

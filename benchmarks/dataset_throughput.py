@@ -176,18 +176,18 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
     with Client(KEY, endpoint=server.url, max_concurrency=CAP, cache_dir=False,
                 progress=False) as client:
         fn = isolate(DESCRIPTION, client=client)
-        mapper = fn
-        if trace:
-            def mapper(batch):
-                t0 = time.perf_counter()
-                batch[fn.column]  # datasets decodes the column here (lazily, then cached)
-                t1 = time.perf_counter()
-                out = fn(batch)
-                t2 = time.perf_counter()
-                phases["column"] += t1 - t0
-                phases["fn"] += t2 - t1
-                return out
 
+        def traced(batch):
+            t0 = time.perf_counter()
+            batch[fn.column]  # datasets decodes the column here (lazily, then cached)
+            t1 = time.perf_counter()
+            out = fn(batch)
+            t2 = time.perf_counter()
+            phases["column"] += t1 - t0
+            phases["fn"] += t2 - t1
+            return out
+
+        mapper = traced if trace else fn
         t0 = time.perf_counter()
         out = ds.map(mapper, batched=True, batch_size=batch_size, num_proc=num_proc,
                      new_fingerprint=f"samaudio-bench-{time.time_ns()}" if trace else None)
