@@ -33,7 +33,7 @@ from typing import Callable, Optional
 from . import audio, errors
 from ._cache import ResultCache, request_key
 from ._jobs import Answer, Job, Piece
-from ._limits import SharedLimits
+from ._limits import Halted, SharedLimits
 from ._models import Budget, Usage
 from ._queue import QueueExchange, QueueResultExpiredError
 from ._responses import audio_bytes
@@ -201,8 +201,11 @@ class Caller:
             # count (it still waits its turn, so a 429 back-off holds for polls too)
             resuming = self.exchange.pending(key) is not None
             inherited = resuming and self.exchange.inherited(key)  # an earlier run paid it
-            self.limits.wait_turn()
-            halted = self.limits.halted_since(started)
+            try:
+                self.limits.wait_turn(started)
+                halted = None
+            except Halted as stop:
+                halted = stop.halt
             if halted:
                 err = errors.error_for_status(halted["status"] or 0, halted["message"])
                 raise type(err)(f"stopped: another request got {halted['kind']} "

@@ -68,7 +68,9 @@ def file_lock(path: PathLike, *, timeout: Optional[float] = None) -> Iterator[bo
     # each other through the OS lock, as two processes do
     lock = FileLock(str(path))
     try:
-        lock.acquire(timeout=-1 if timeout is None else timeout)
+        # short critical sections: poll every 2 ms (filelock's default 50 ms steps would
+        # delay a sender whose turn it is by up to a whole step)
+        lock.acquire(timeout=-1 if timeout is None else timeout, poll_interval=0.002)
     except Timeout:
         yield False
         return

@@ -39,13 +39,14 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 from ._files import atomic_write, file_lock
 
 log = logging.getLogger("samaudio_data")
 
 _POLL = 0.01
+_ALLOWED_TTL = 0.2         # seconds a process reuses the in-flight limit it read
 # Requests are recorded when sent, and counted by the server when they arrive: a little
 # slack on the spacing keeps arrival jitter from making two requests look closer than allowed.
 _SPACING_SLACK = 0.05      # of the window
@@ -56,6 +57,24 @@ _DECREASE = 0.8            # rate factor kept after a 429
 _RECOVER = 0.02            # rate factor regained per success
 _LATENCY_ALPHA = 0.2
 _HISTORY = 256             # send times kept for the achieved rate
+
+
+class Halted(Exception):
+    """Raised by :meth:`SharedLimits.wait_turn` when a fatal error stopped everyone."""
+
+    def __init__(self, halt: dict) -> None:
+        super().__init__(halt.get("message", ""))
+        self.halt = halt
+
+
+_THREAD_LOCKS: Dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    """One threading lock per state file, shared by every SharedLimits of this process."""
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(str(path), threading.Lock())
 
 
 class SharedLimits:
@@ -77,12 +96,16 @@ class SharedLimits:
         self._state_path = self.directory / "state.json"
         self._lock_path = self.directory / "state.lock"
         self._write_failed = False
+        self._cache_lock = threading.Lock()
+        self._allowed_at, self._allowed_cached = -1e9, 1
 
     # --- state file ----------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _state(self) -> Iterator[dict]:
-        with file_lock(self._lock_path):
+        # threads of this process queue on a threading lock (woken at once, in turn); only
+        # one of them at a time contends for the file lock with other processes
+        with _thread_lock(self._lock_path), file_lock(self._lock_path):
             try:
                 state = json.loads(self._state_path.read_text())
                 if not isinstance(state, dict):
@@ -131,29 +154,44 @@ class SharedLimits:
         """Hold one of the allowed in-flight slots, shared with other processes, while inside."""
         with self._local:
             while True:
-                with self._state() as st:
-                    allowed = self._concurrency(st)
-                for i in range(allowed):
+                for i in range(self._allowed()):
                     with file_lock(self.directory / f"slot-{i}.lock", timeout=0) as held:
                         if held:
                             yield
                             return
                 self._sleep(_POLL * (1 + random.random()))
 
+    def _allowed(self) -> int:
+        """The in-flight limit, read from the shared state at most every 0.2 s per process:
+        waiting threads poll for a slot often, and must not queue on the state's lock (the
+        senders whose turn it is need it)."""
+        now = time.monotonic()
+        with self._cache_lock:
+            if now - self._allowed_at > _ALLOWED_TTL:
+                with self._state() as st:
+                    self._allowed_cached = self._concurrency(st)
+                self._allowed_at = now
+            return self._allowed_cached
+
     # --- pace and back-off ---------------------------------------------------------------
 
-    def wait_turn(self) -> float:
+    def wait_turn(self, started: Optional[float] = None) -> float:
         """Block until this request may be sent (pace and back-off); record it.
 
         Each sender reserves a send time one interval after the previous reservation (so
         waiters leave one at a time), and never sends closer than one interval after the
         last request actually sent (so a sender that woke late pushes the next one back).
-        Returns the seconds waited.
+        With ``started`` (the operation's start), a fatal error recorded since then by any
+        sender raises :class:`Halted` instead, checked under the same lock so that nothing
+        stands between a sender's turn and its request. Returns the seconds waited.
         """
         waited, mine = 0.0, None
         while True:
             now = self._clock()
             with self._state() as st:
+                h = st.get("halt")
+                if started is not None and h and h["time"] >= started:
+                    raise Halted(h)
                 st.setdefault("first_send", now)
                 rate = self._rate(st)
                 earliest = st.get("backoff_until", 0.0)
