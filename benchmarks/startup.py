@@ -194,8 +194,11 @@ def flac_max_kb(y) -> float:
 
     mono = audio.mix_to_mono(audio.check_audio(y, SR))
     buf = io.BytesIO()
-    sf.write(buf, audio.resample(mono, SR, 48000), 48000, format="FLAC", subtype="PCM_16",
-             compression_level=1.0)
+    y48 = audio.resample(mono, SR, 48000)
+    try:  # soundfile >= 0.13 sets the FLAC compression level; 0.12 uses libsndfile's default
+        sf.write(buf, y48, 48000, format="FLAC", subtype="PCM_16", compression_level=1.0)
+    except TypeError:
+        sf.write(buf, y48, 48000, format="FLAC", subtype="PCM_16")
     return len(buf.getvalue()) / SECONDS / 1e3
 
 
