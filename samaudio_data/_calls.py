@@ -121,7 +121,8 @@ class Caller:
                     ans, data = self.request(piece, job, started=started, budget=budget)
                     self.cache.put(self.key(piece, job), data, ans.fmt, {
                         "cost": ans.cost, "seconds": ans.seconds,
-                        "description": job.description, "params": job.params,
+                        "description": self.transport.redact(job.description),
+                        "params": job.params,
                         "created": time.time(), "version": __version__})
                     self.exchange.done(self.key(piece, job))  # cached: its request is spent
                     return ans

@@ -354,7 +354,12 @@ class Client(ManyClips, LongFiles, Account):
         params = dict(params)
         channels = settings.check_channels(params.pop("channels", self.channels))
         merged = {**self.defaults, **settings.check_params(**params)}
-        return settings.check_description(description), merged, channels
+        description = settings.check_description(description)
+        if self._api_key and self._api_key in description:
+            raise errors.InvalidRequestError(
+                "the description contains this client's API key (was it pasted by mistake?); "
+                "nothing was sent. Describe the sound instead, e.g. 'man speaking'.")
+        return description, merged, channels
 
     def _prepare(self, y, sr, description, params) -> Job:
         description, merged, channels = self._request(description, params)

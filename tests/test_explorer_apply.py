@@ -208,9 +208,12 @@ def test_api_key_never_in_widget_state_or_session(endpoint, client, tmp_path):
     assert KEY not in repr(ex) and KEY not in (tmp_path / "s.json").read_text()
     v = send(ex, "quote", description=f"speech {KEY}", candidates="1")
     assert KEY not in json.dumps(ex.widget.get_state()["view"])
-    with pytest.raises(ExplorerError, match="refusing to save"):
-        ex.quote(f"speech {KEY}") and ex.confirm()
+    # a key pasted as a description is refused before anything is priced, sent or saved
+    with pytest.raises(ExplorerError, match="API key"):
+        ex.quote(f"speech {KEY}")
     assert KEY not in (tmp_path / "s.json").read_text()
+    assert not any(KEY.encode() in p.read_bytes()
+                   for p in client.cache_dir.rglob("*") if p.is_file())
 
 
 def test_works_on_dataset_map_output(endpoint, client):

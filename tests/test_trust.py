@@ -339,3 +339,11 @@ def test_concurrent_threads_share_one_pace(make_endpoint, tmp_path):
         t.join()
     assert ep.stats["billed"] == 10
     assert ep.stats["by_status"].get(429, 0) <= 5  # a few at most, under load jitter
+
+
+def test_a_key_pasted_into_the_description_is_refused_before_sending(client, endpoint):
+    with pytest.raises(errors.InvalidRequestError, match="API key") as info:
+        client.isolate(bandlimited(800, 16000), 16000, f"speech {KEY}")
+    assert KEY not in str(info.value) and endpoint.stats["requests"] == 0
+    assert not any(KEY.encode() in p.read_bytes()
+                   for p in client.cache_dir.rglob("*") if p.is_file())

@@ -82,6 +82,8 @@ class Reisolator:
             raise ExplorerError(f"candidates must be 1..8, got {candidates}.")
         est = self.client.estimate([original], sr, description,
                                    reranking_candidates=candidates)
+        if est.invalid:  # a request the client would refuse: say why, never "free"
+            raise ExplorerError(f"cannot re-isolate row {row + 1}: {est.invalid[0][1]}")
         return Quote(row=row, description=description, reranking_candidates=candidates,
                      calls=int(est.calls), cached=est.calls == 0, price=float(est.cost))
 
