@@ -25,6 +25,7 @@ Example
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -33,13 +34,14 @@ from typing import Callable, Optional
 from . import audio, errors
 from ._cache import ResultCache, request_key
 from ._jobs import Answer, Job, Piece
-from ._limits import Halted, SharedLimits
+from ._limits import Halted, Requeue, SharedLimits
 from ._models import Budget, Usage
 from ._queue import QueueExchange, QueueResultExpiredError
 from ._responses import audio_bytes
 from ._retry import RetryPolicy
 from ._transport import Transport
 from ._version import __version__
+from ._wire import departing
 
 log = logging.getLogger("samaudio_data")
 
@@ -174,6 +176,8 @@ class Caller:
                     raise
                 expired = True  # its result is gone: it has to be sent (and paid) again
                 log.warning("%s", exc)
+            except Requeue:  # a 429 came after its turn: nothing was sent, it waits again
+                attempts -= 1
             except errors.RateLimitError as exc:
                 wait = self.policy.rate_limit_wait(exc)
                 rate_waited += wait
@@ -204,25 +208,18 @@ class Caller:
             inherited = resuming and self.exchange.inherited(key)  # an earlier run paid it
             try:
                 self.limits.wait_turn(started)
-                halted = None
             except Halted as stop:
-                halted = stop.halt
-            if halted:
-                err = errors.error_for_status(halted["status"] or 0, halted["message"])
-                raise type(err)(f"stopped: another request got {halted['kind']} "
-                                f"({halted['message']}); nothing more was sent.",
-                                status_code=halted["status"], hint=err.hint)
+                raise self._stopped(stop.halt) from None
             if budget is not None and not resuming:
                 self._reserve(budget)
                 held["reserved"] = True
-            if not resuming:
-                self.usage.record(requests=1)
             t0 = time.monotonic()
             billed = 0.0
             try:
-                content, headers, _ = self.exchange.send(body, cache_key=key,
-                                                         max_bytes=max_bytes,
-                                                         on_submit=self._note_credits)
+                with departing(self._leaving(started, count=not resuming)):
+                    content, headers, _ = self.exchange.send(body, cache_key=key,
+                                                             max_bytes=max_bytes,
+                                                             on_submit=self._note_credits)
                 # a sync 200 is billed, whatever it holds; so is a queued request that
                 # completed (counted once, when its result arrives)
                 if inherited:  # collected, paid by the run that was interrupted
@@ -233,6 +230,12 @@ class Caller:
                 self._note_credits(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = _validate(data, fmt, piece)
+            except Halted as stop:  # stopped at the gate: nothing was sent
+                self._refund(budget, billed, key, held)
+                raise self._stopped(stop.halt) from None
+            except Requeue:  # a 429 came after this one's turn: nothing was sent
+                self._refund(budget, billed, key, held)
+                raise
             except errors.RateLimitError as exc:
                 self._refund(budget, billed, key, held)
                 wait = self.policy.rate_limit_wait(exc)
@@ -257,6 +260,21 @@ class Caller:
         return samples, sr, fmt, data, took, billed
 
     # --- helpers -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _leaving(self, started: float, *, count: bool):
+        """The pace's gate, passed as the request's first bytes are written (see
+        :mod:`._wire`); a request is counted once it has passed it."""
+        with self.limits.gate(started):
+            if count:
+                self.usage.record(requests=1)
+            yield
+
+    @staticmethod
+    def _stopped(halt: dict) -> errors.SamAudioError:
+        err = errors.error_for_status(halt["status"] or 0, halt["message"])
+        return type(err)(f"stopped: another request got {halt['kind']} ({halt['message']}); "
+                         "nothing more was sent.", status_code=halt["status"], hint=err.hint)
 
     def _reserve(self, budget: Budget) -> None:
         if not budget.reserve(self.price_per_call):

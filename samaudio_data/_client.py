@@ -224,7 +224,8 @@ class Client(ManyClips, LongFiles, Account):
         snap = self._usage.snapshot()
         shared = self.limits.snapshot()
         snap.achieved_rate = shared["achieved_per_minute"]
-        snap.rate_limit = self.requests_per_minute or shared["rate_per_minute"]
+        stated = self.requests_per_minute and self.requests_per_minute * 60.0 / self.rate_window
+        snap.rate_limit = stated or shared["rate_per_minute"]  # per minute, as achieved_rate
         return snap
 
     @property

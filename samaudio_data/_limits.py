@@ -6,15 +6,19 @@ stay under one rate limit, slow down together on a 429 and stop together on 401/
 guarded by a portable file lock, so threads and processes see the same limits without a
 server.
 
-- pace: requests leave evenly spaced, one every ``rate_window / rate`` seconds (no bursts),
-  which keeps under a sliding-window limit and a token bucket alike. Each sender reserves its
-  own send time, so after a back-off waiters leave one at a time, not all at once;
+- pace: requests leave evenly spaced, one every ``rate_window / rate`` seconds plus 4 %
+  (no bursts), which keeps under a sliding-window limit and a token bucket alike. Each
+  sender reserves its own send time (:meth:`~SharedLimits.wait_turn`), so after a back-off
+  waiters leave one at a time, not all at once; the exact moment is kept at the wire, by a
+  gate each request passes as its headers are written (:meth:`~SharedLimits.gate`), and the
+  interval is measured from when the previous request left, not from when its turn came;
 - rate: the stated ``requests_per_minute``, or, when none was stated, the rate learned from
   the first 429 (what was accepted in the last window). A 429 lowers it at once; successes
   bring it back slowly;
 - concurrency: requests in flight follow Little's law from the rate and the latency observed
   so far (with headroom), at most ``max_concurrency``. With no rate known they start at 2
-  and grow by one per round of successes, halving on a 429;
+  and double per round of successes until the first 429 (slow start), then grow by one per
+  round, halving on a 429;
 - back-off: after a 429 nobody sends before ``backoff_until``;
 - halt: after a fatal error, requests of operations that began before it are refused;
 - ledgers: named running sums of money spent, for a ``max_cost`` shared by processes.
@@ -25,6 +29,8 @@ Example
 >>> lim = SharedLimits(tempfile.mkdtemp(), max_concurrency=2, requests_per_minute=600)
 >>> with lim.slot():
 ...     waited = lim.wait_turn()
+...     with lim.gate():
+...         pass                 # (the request's headers are written here)
 >>> lim.snapshot()["rate_per_minute"]
 600.0
 """
@@ -35,28 +41,35 @@ import contextlib
 import json
 import logging
 import math
+import os
 import random
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional
 
-from ._files import atomic_write, file_lock
+from ._files import file_lock
 
 log = logging.getLogger("samaudio_data")
 
 _POLL = 0.01
 _ALLOWED_TTL = 0.2         # seconds a process reuses the in-flight limit it read
-# Requests are recorded when sent, and counted by the server when they arrive: a little
-# slack on the spacing keeps arrival jitter from making two requests look closer than allowed.
-_SPACING_SLACK = 0.05      # of the window
-_SPACING_SLACK_ABS = 0.05  # seconds per window
+# Requests are recorded when they leave, and counted by the server when they arrive: a
+# little slack on the spacing keeps network jitter from making two requests look closer than
+# allowed (at 50 a minute, 48 ms; the scheduling jitter of this process is kept out of it by
+# the gate, see _wire).
+_SPACING_SLACK = 0.04      # of the window
 _HEADROOM = 1.25           # in flight = rate x latency x headroom + 1
 _START_CONCURRENCY = 2     # with no rate known
 _DECREASE = 0.8            # rate factor kept after a 429
 _RECOVER = 0.02            # rate factor regained per success
 _LATENCY_ALPHA = 0.2
-_HISTORY = 256             # send times kept for the achieved rate
+_HISTORY = 256             # send and success times kept (of the last window)
+_LEAD = 0.25               # wait_turn returns this share of an interval early ...
+_LEAD_MAX = 0.05           # ... at most this many seconds; the gate keeps the exact moment
+_LEAVING_MAX = 2.0         # seconds a request may take to leave before the next goes anyway
+_LEAVING_POLL = 0.001
+_CLAIM_AHEAD = 0.003       # the gate is claimed this long before its time
 
 
 class Halted(Exception):
@@ -67,8 +80,31 @@ class Halted(Exception):
         self.halt = halt
 
 
+class Requeue(Exception):
+    """Raised by :meth:`SharedLimits.gate` when a 429 back-off began after this request's
+    turn was granted: nothing was sent, and the request waits its turn again."""
+
+
 _THREAD_LOCKS: Dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
+
+
+# the last state read or written per state file, with the file's identity then (a state
+# operation parses JSON only when another process wrote since)
+_PARSED: Dict[str, tuple] = {}
+
+
+def _identity(path: Path) -> Optional[tuple]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _copy(state: dict) -> dict:
+    """A copy deep enough for the state (lists and dicts one level down)."""
+    return {k: (v.copy() if isinstance(v, (list, dict)) else v) for k, v in state.items()}
 
 
 def _thread_lock(path: Path) -> threading.Lock:
@@ -106,18 +142,18 @@ class SharedLimits:
         # threads of this process queue on a threading lock (woken at once, in turn); only
         # one of them at a time contends for the file lock with other processes
         with _thread_lock(self._lock_path), file_lock(self._lock_path):
-            try:
-                state = json.loads(self._state_path.read_text())
-                if not isinstance(state, dict):
-                    state = {}
-            except (OSError, ValueError):
-                state = {}
-            before = json.dumps(state, sort_keys=True)
+            state = self._load()
+            before = _copy(state)
             yield state
-            after = json.dumps(state, sort_keys=True)
-            if after != before:
+            if state != before:
+                data = json.dumps(state).encode()
                 try:
-                    atomic_write(self._state_path, after.encode(), fsync=False)
+                    # every writer holds the lock: one temporary name is enough
+                    tmp = self._state_path.with_name(self._state_path.name + ".tmp")
+                    tmp.write_bytes(data)
+                    os.replace(tmp, self._state_path)
+                    _PARSED[str(self._state_path)] = (_identity(self._state_path),
+                                                      _copy(state))
                 except OSError as exc:  # a full disk must not stop paid work
                     if not self._write_failed:
                         self._write_failed = True
@@ -125,12 +161,30 @@ class SharedLimits:
                                     "processes will not see this one's pace", self.directory,
                                     exc)
 
+    def _load(self) -> dict:
+        """The state, parsed again only when the file changed (the lock is held: every
+        writer holds it, so the file cannot change between the check and the read)."""
+        key, ident = str(self._state_path), _identity(self._state_path)
+        if ident is None:
+            return {}
+        cached = _PARSED.get(key)
+        if cached is not None and cached[0] == ident:
+            return _copy(cached[1])
+        try:
+            state = json.loads(self._state_path.read_bytes())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(state, dict):
+            return {}
+        _PARSED[key] = (ident, _copy(state))
+        return state
+
     def _rate(self, st: dict) -> Optional[float]:
         """Requests per second allowed now (None: no rate known, no pacing)."""
         base = self.requests_per_minute or st.get("learned_per_window")
         if not base:
             return None
-        window = self.rate_window * (1.0 + _SPACING_SLACK) + _SPACING_SLACK_ABS
+        window = self.rate_window * (1.0 + _SPACING_SLACK)
         return base / window * st.get("rate_factor", 1.0)
 
     def _concurrency(self, st: dict) -> int:
@@ -176,39 +230,98 @@ class SharedLimits:
     # --- pace and back-off ---------------------------------------------------------------
 
     def wait_turn(self, started: Optional[float] = None) -> float:
-        """Block until this request may be sent (pace and back-off); record it.
+        """Block until shortly before this request's turn (pace and back-off).
 
-        Each sender reserves a send time one interval after the previous reservation (so
-        waiters leave one at a time), and never sends closer than one interval after the
-        last request actually sent (so a sender that woke late pushes the next one back).
-        With ``started`` (the operation's start), a fatal error recorded since then by any
-        sender raises :class:`Halted` instead, checked under the same lock so that nothing
-        stands between a sender's turn and its request. Returns the seconds waited.
+        Each sender reserves a send time one interval after the previous reservation, so
+        waiters leave one at a time, and returns a little ahead of it (a quarter of an
+        interval, at most 50 ms): the exact moment is kept by :meth:`gate`, which the
+        request passes as its first bytes are written. With ``started`` (the operation's
+        start), a fatal error recorded since then by any sender raises :class:`Halted`.
+        Returns the seconds waited.
         """
         waited, mine = 0.0, None
         while True:
             now = self._clock()
             with self._state() as st:
-                h = st.get("halt")
-                if started is not None and h and h["time"] >= started:
-                    raise Halted(h)
-                st.setdefault("first_send", now)
+                self._check_halt(st, started)
                 rate = self._rate(st)
                 earliest = st.get("backoff_until", 0.0)
+                lead = 0.0
                 if rate:
                     earliest = max(earliest, st.get("last_sent", 0.0) + 1.0 / rate)
                     if mine is None:
                         mine = max(now, earliest, st.get("next_send", 0.0))
                         st["next_send"] = mine + 1.0 / rate
                     at = max(mine, earliest)
+                    lead = min(_LEAD_MAX, _LEAD / rate)
                 else:
                     at = max(now, earliest)
-                if at <= now:
-                    st["last_sent"] = now
-                    st["sent"] = (st.get("sent", []) + [now])[-_HISTORY:]
+                if at - lead <= now:
                     return waited
-            self._sleep(at - now)
-            waited += at - now
+            self._sleep(at - lead - now)
+            waited += at - lead - now
+
+    @contextlib.contextmanager
+    def gate(self, started: Optional[float] = None) -> Iterator[None]:
+        """Pass just before a request's first bytes are written; leave once they are out.
+
+        Entering waits until one interval after the previous request left (as recorded
+        when it left its gate, not when its turn was granted: the time in between, spent
+        in the HTTP stack and waiting for the interpreter, varies) and until no other
+        request is leaving. The gate is claimed a few milliseconds ahead, under the lock,
+        and the last moments are slept without it, so that no lock or file stands between
+        the exact time and the request. A fatal error recorded since ``started`` raises
+        :class:`Halted`, and a 429 back-off that began after the turn was granted raises
+        :class:`Requeue` (nothing is sent either way). Leaving records the send. See
+        :mod:`._wire`.
+        """
+        token = f"{id(self)}-{threading.get_ident()}-{random.random()}"
+        at = None
+        while True:
+            now = self._clock()
+            with self._state() as st:
+                self._check_halt(st, started)
+                rate = self._rate(st)
+                if not rate:
+                    break
+                backoff = st.get("backoff_until", 0.0)
+                if backoff - now > _LEAD_MAX + _CLAIM_AHEAD:
+                    raise Requeue(backoff)  # a 429 came after this request's turn
+                leaving = st.get("leaving")
+                if leaving and now - leaving["since"] < _LEAVING_MAX:
+                    pause = _LEAVING_POLL
+                else:
+                    at = max(st.get("last_sent", 0.0) + 1.0 / rate, backoff)
+                    if at - _CLAIM_AHEAD <= now:
+                        st["leaving"] = {"since": now, "id": token}
+                        break
+                    pause = at - _CLAIM_AHEAD - now
+            self._sleep(pause)
+        if at is not None:
+            pause = at - self._clock()
+            if pause > 0:
+                self._sleep(pause)
+        try:
+            yield
+        finally:
+            now = self._clock()
+            with self._state() as st:
+                if at is not None and (st.get("leaving") or {}).get("id") == token:
+                    del st["leaving"]
+                st.setdefault("first_send", now)
+                st["last_sent"] = max(st.get("last_sent", 0.0), now)
+                st["sent"] = self._recent(st.get("sent", []), now)
+
+    def _recent(self, times: list, now: float) -> list:
+        """``times`` and ``now``, keeping those of the last window (at most _HISTORY)."""
+        since = now - self.rate_window
+        return [t for t in times[-_HISTORY + 1:] if t > since] + [now]
+
+    @staticmethod
+    def _check_halt(st: dict, started: Optional[float]) -> None:
+        h = st.get("halt")
+        if started is not None and h and h["time"] >= started:
+            raise Halted(h)
 
     def record_success(self, latency: float) -> None:
         """A request succeeded after ``latency`` seconds: learn latency, recover the rate."""
@@ -217,12 +330,15 @@ class SharedLimits:
             st["latency"] = latency if old is None else \
                 (1 - _LATENCY_ALPHA) * old + _LATENCY_ALPHA * latency
             st["rate_factor"] = min(1.0, st.get("rate_factor", 1.0) + _RECOVER)
-            st["ok"] = (st.get("ok", []) + [self._clock()])[-_HISTORY:]
+            st["ok"] = self._recent(st.get("ok", []), self._clock())
             if self.requests_per_minute is None:
                 limit = float(st.get("window_limit", _START_CONCURRENCY))
-                st["window_limit"] = min(float(self.max_concurrency), limit + 1.0 / limit)
-                if "learned_per_window" in st:  # probe slowly upwards
+                if "learned_per_window" in st:  # after a 429: one more per round, and
+                    limit += 1.0 / limit         # the learned rate probed slowly upwards
                     st["learned_per_window"] *= 1.0 + _RECOVER / 4
+                else:                            # before any: slow start, doubling per round
+                    limit += 1.0
+                st["window_limit"] = min(float(self.max_concurrency), limit)
 
     def record_rate_limited(self, wait: float) -> None:
         """A 429: everyone waits ``wait`` seconds, the rate and concurrency drop at once."""
@@ -256,7 +372,7 @@ class SharedLimits:
             base = self.requests_per_minute or st.get("learned_per_window")
             rate = None if not base else base / self.rate_window * st.get("rate_factor", 1.0)
             recent = [t for t in st.get("sent", []) if t > now - self.rate_window]
-            span = max(now - recent[0], 1e-9) if len(recent) > 1 else None
+            span = recent[-1] - recent[0] if len(recent) > 1 else None
             return {
                 "rate_per_minute": None if rate is None else rate * 60.0,
                 "concurrency": self._concurrency(st),

@@ -34,6 +34,7 @@ import requests
 from . import errors
 from ._retry import parse_retry_after
 from ._version import __version__
+from ._wire import GatedAdapter
 from .audio import excerpt
 
 Timeout = Union[float, Tuple[float, float]]
@@ -110,8 +111,7 @@ class Transport:
         with self._lock:
             if self._session is None:
                 s = requests.Session()
-                adapter = requests.adapters.HTTPAdapter(pool_connections=4,
-                                                        pool_maxsize=self._pool_size)
+                adapter = GatedAdapter(pool_connections=4, pool_maxsize=self._pool_size)
                 s.mount("http://", adapter)
                 s.mount("https://", adapter)
                 s.headers["User-Agent"] = f"samaudio_data/{__version__}"

@@ -28,11 +28,19 @@ def limits(tmp_path, t, **kw):
     return SharedLimits(tmp_path / "lim", sleep=t.sleep, clock=t.clock, **kw)
 
 
+def send(lim, started=None):
+    """What a request does: wait its turn, then pass the gate as its bytes leave."""
+    lim.wait_turn(started)
+    with lim.gate(started):
+        pass
+
+
 def send_times(lim, t, n):
     out = []
     for _ in range(n):
         lim.wait_turn()
-        out.append(t.now)
+        with lim.gate():
+            out.append(t.now)
     return out
 
 
@@ -50,18 +58,19 @@ def test_requests_are_evenly_spaced_under_the_stated_rate(tmp_path):
 def test_a_sender_that_woke_late_pushes_the_next_one_back(tmp_path):
     t = FakeTime()
     lim = limits(tmp_path, t, requests_per_minute=60)
+    send(lim)
     lim.wait_turn()
     t.now += 0.5                                   # the next sender is late by half a second
-    lim.wait_turn()
-    late = t.now
-    lim.wait_turn()
+    with lim.gate():
+        late = t.now
+    send(lim)
     assert t.now - late >= 60 / 60                 # still a whole interval after the late one
 
 
 def test_after_a_429_everyone_waits_then_leaves_one_at_a_time(tmp_path):
     t = FakeTime()
     lim = limits(tmp_path, t, requests_per_minute=120)
-    lim.wait_turn()
+    send(lim)
     start = t.now
     lim.record_rate_limited(10.0)
     times = send_times(lim, t, 3)
@@ -101,7 +110,7 @@ def test_with_no_rate_concurrency_grows_then_halves_and_the_limit_is_learned(tmp
     lim = limits(tmp_path, t, max_concurrency=16, rate_window=1.0)
     assert lim.snapshot()["concurrency"] == 2 and lim.snapshot()["rate_per_minute"] is None
     for _ in range(30):                                 # 30 accepted in three seconds
-        lim.wait_turn()
+        send(lim)
         lim.record_success(0.1)
         t.now += 0.1
     grown = lim.snapshot()["concurrency"]
@@ -122,7 +131,7 @@ def test_retry_after_inf_never_reaches_the_shared_state(tmp_path):
     t = FakeTime()
     lim = limits(tmp_path, t, requests_per_minute=10)
     lim.record_rate_limited(wait)
-    lim.wait_turn()
+    send(lim)
     assert t.now - 1_000_000.0 <= 60.0 + 1e-6
 
 
@@ -135,3 +144,55 @@ def test_the_halt_and_the_ledger_are_shared_by_instances(tmp_path):
     assert b.halted_since(started + 1) is None
     assert a.spend("run", 0.06, 0.1) and not b.spend("run", 0.06, 0.1)
     assert b.ledger("run") == pytest.approx(0.06)
+
+
+def test_the_turn_is_granted_early_and_the_gate_keeps_the_exact_moment(tmp_path):
+    t = FakeTime()
+    lim = limits(tmp_path, t, requests_per_minute=60, rate_window=60.0)
+    interval = 60 * 1.04 / 60                      # the spacing, with its slack
+    send(lim)
+    first = t.now
+    lim.wait_turn()
+    granted = t.now
+    assert granted < first + interval              # the turn comes a little ahead ...
+    t.now += 0.01                                  # (the HTTP stack takes its time)
+    with lim.gate():
+        passed = t.now
+    assert passed == pytest.approx(first + interval)   # ... the gate at the exact moment
+    lim.wait_turn()
+    t.now += 0.3                                   # this one reaches its gate late
+    with lim.gate():
+        late = t.now
+    send(lim)
+    assert t.now == pytest.approx(late + interval)     # the next is spaced from the late one
+
+
+def test_a_request_leaving_holds_the_gate_for_a_bounded_time(tmp_path):
+    t = FakeTime()
+    lim = limits(tmp_path, t, requests_per_minute=6000)
+    send(lim)
+    leaving = lim.gate()
+    leaving.__enter__()                            # its bytes are still being written
+    start = t.now
+    send(lim)                                      # another sender waits for it ...
+    assert 1.0 < t.now - start < 3.0               # ... but not for ever
+    leaving.__exit__(None, None, None)
+
+
+def test_the_gate_stops_on_a_halt_and_requeues_after_a_new_429(tmp_path):
+    from samaudio_data._limits import Halted, Requeue
+
+    t = FakeTime()
+    lim = limits(tmp_path, t, requests_per_minute=60)
+    started = t.now
+    send(lim, started)
+    lim.wait_turn(started)
+    lim.record_rate_limited(5.0)                   # a 429 after this one's turn
+    with pytest.raises(Requeue):
+        with lim.gate(started):
+            pass
+    lim.halt(401, "AuthenticationError", "bad key")
+    with pytest.raises(Halted):
+        with lim.gate(started):
+            pass
+    assert lim.snapshot()["achieved_per_minute"] is None   # one send only was recorded

@@ -19,8 +19,7 @@ def clips(n, seed=0):
 
 
 def test_with_only_the_rate_stated_no_429_and_concurrency_follows(make_endpoint, tmp_path):
-    # 20 requests a second, as 40 per 2 s windows: loopback jitter under load stays well
-    # inside the client's spacing slack (5 % of the window + 50 ms)
+    # 20 requests a second, as 40 per 2 s windows (a sliding window)
     ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=40, rate_window=2.0,
                        latency=0.3)
     client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=40,
@@ -31,7 +30,23 @@ def test_with_only_the_rate_stated_no_429_and_concurrency_follows(make_endpoint,
     # Little's law: 20/s x 0.3 s needs ~6 in flight; nobody configured concurrency
     assert ep.stats["max_in_flight"] >= 3
     usage = client.usage
-    assert usage.rate_limit == 40 and usage.achieved_rate is not None
+    assert usage.rate_limit == 40 * 30 and usage.achieved_rate is not None
+
+
+def test_requests_arrive_evenly_spaced_against_a_token_bucket(make_endpoint, tmp_path):
+    # a bucket of one token refilled 8 times a second answers 429 to any request arriving
+    # less than 125 ms after the previous one; the client's slack is 4 % (5 ms). Turns are
+    # granted a quarter interval early: the gate each request passes as its headers leave
+    # keeps the exact spacing, measured from when the previous one left
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=16, rate_window=2.0,
+                       rate_limit_burst=1, latency=0.2)
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=16,
+                    rate_window=2.0, progress=False)
+    client.isolate_many(clips(32), 16000, "speech")
+    assert ep.stats["billed"] == 32
+    assert 429 not in ep.stats["by_status"]
+    usage = client.usage                          # requests per minute: 16 per 2 s = 480
+    assert usage.rate_limit == 480 and 400 < usage.achieved_rate <= 480
 
 
 def test_the_plan_name_states_the_rate(monkeypatch):

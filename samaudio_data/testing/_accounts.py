@@ -25,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+import bisect
 import collections
 import email.utils
 import math
@@ -99,11 +100,12 @@ class RateLimiter:
         self._windows: Dict[str, collections.deque] = {}
         self._buckets: Dict[str, list] = {}  # key -> [tokens, last refill time]
 
-    def take(self, key: str, limit: RateLimit) -> Optional[float]:
-        """Take a slot for ``key``: None if allowed, else the seconds until one frees."""
+    def take(self, key: str, limit: RateLimit, now: Optional[float] = None) -> Optional[float]:
+        """Take a slot for ``key`` for a request that arrived at ``now`` (this limiter's
+        clock; default: now): None if allowed, else the seconds until one frees."""
         if limit.per_window is None:
             return None
-        now = self._clock()
+        now = self._clock() if now is None else now
         with self._lock:
             if limit.burst is not None:
                 return self._take_token(key, now, limit)
@@ -112,14 +114,14 @@ class RateLimiter:
                 window.popleft()
             if len(window) >= limit.per_window:
                 return window[0] + limit.window - now
-            window.append(now)
+            bisect.insort(window, now)  # requests are counted in order of arrival
             return None
 
     def _take_token(self, key: str, now: float, limit: RateLimit) -> Optional[float]:
         rate = limit.per_window / limit.window
         bucket = self._buckets.setdefault(key, [float(limit.burst), now])
-        bucket[0] = min(float(limit.burst), bucket[0] + (now - bucket[1]) * rate)
-        bucket[1] = now
+        bucket[0] = min(float(limit.burst), bucket[0] + max(0.0, now - bucket[1]) * rate)
+        bucket[1] = max(bucket[1], now)
         if bucket[0] >= 1.0 - 1e-9:
             bucket[0] -= 1.0
             return None
@@ -187,10 +189,12 @@ class Accounts:
                 return json_reply(401, "Invalid API key: check the x-api-key header.")
         return None
 
-    def take_slot(self, key: str, limit: RateLimit, retry_after=True) -> Optional[Reply]:
+    def take_slot(self, key: str, limit: RateLimit, retry_after=True,
+                  now: Optional[float] = None) -> Optional[Reply]:
         """429 with ``Retry-After`` (see :func:`retry_after_value`) when ``key`` is over
-        ``limit``, else None (and a slot is taken)."""
-        wait = self.limiter.take(key, limit)
+        ``limit`` for a request that arrived at ``now`` (``time.monotonic()``), else None
+        (and a slot is taken)."""
+        wait = self.limiter.take(key, limit, now)
         if wait is None:
             return None
         value = retry_after_value(wait, retry_after)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
@@ -125,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
+        # a provider's gateway counts a request against the rate limit when its headers
+        # arrive, before reading its body
+        arrived = time.monotonic()
         service = self.server.service
         path = urlsplit(self.path).path
         name, arg = route(method, path)
@@ -142,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         if name in ("submit", "status", "result") and not service.options.queue:
             reply = service.queue_off(path)
         elif name in ("call", "submit"):
-            reply = getattr(service, name)(key, body)
+            reply = getattr(service, name)(key, body, arrived)
         elif name in ("status", "result"):
             reply = getattr(service, name)(key, arg)
         elif name == "credits":

@@ -58,27 +58,29 @@ class Service:
 
     # --- model POSTs ------------------------------------------------------------------
 
-    def call(self, key: Optional[str], body: bytes) -> Reply:
-        """``POST /v1/sam-audio-large``: the isolated audio, or an error."""
-        return self._counted("call", self._call, key, body)
+    def call(self, key: Optional[str], body: bytes, arrived: Optional[float] = None) -> Reply:
+        """``POST /v1/sam-audio-large``: the isolated audio, or an error. ``arrived``
+        (``time.monotonic()`` when its headers arrived) is when the rate limit counts it."""
+        return self._counted("call", self._call, key, body, arrived)
 
-    def submit(self, key: Optional[str], body: bytes) -> Reply:
+    def submit(self, key: Optional[str], body: bytes,
+               arrived: Optional[float] = None) -> Reply:
         """``POST /v2/sam-audio-large``: a queued job's id and URLs, or an error."""
-        return self._counted("submit", self._submit, key, body)
+        return self._counted("submit", self._submit, key, body, arrived)
 
-    def _counted(self, step: str, handler, key, body) -> Reply:
+    def _counted(self, step: str, handler, key, body, arrived) -> Reply:
         self.stats.enter()
         reply = None
         try:
-            reply = handler(key, body)
+            reply = handler(key, body, arrived)
         finally:
             # counted before writing, so a client that has its answer sees consistent stats
             self.stats.leave(step, None if reply is None or reply.mode == "drop"
                              else reply.status)
         return reply
 
-    def _call(self, key, body: bytes) -> Reply:
-        admitted = self._admit("call", key, body, self.faults.take("call"))
+    def _call(self, key, body: bytes, arrived: Optional[float]) -> Reply:
+        admitted = self._admit("call", key, body, self.faults.take("call"), arrived)
         if isinstance(admitted, Reply):
             return admitted
         rendered = self._render(admitted)
@@ -97,9 +99,9 @@ class Service:
         self._finish(reply, key, left)
         return reply
 
-    def _submit(self, key, body: bytes) -> Reply:
+    def _submit(self, key, body: bytes, arrived: Optional[float]) -> Reply:
         fault = self.faults.take("submit")
-        admitted = self._admit("submit", key, body, fault)
+        admitted = self._admit("submit", key, body, fault, arrived)
         if isinstance(admitted, Reply):
             return admitted
         failing = (fault is not None and fault.kind == "fail") or \
@@ -133,7 +135,8 @@ class Service:
             self._finish(reply, key, left)
         return reply
 
-    def _admit(self, step: str, key, body: bytes, fault: Optional[Fault]) -> _Admitted:
+    def _admit(self, step: str, key, body: bytes, fault: Optional[Fault],
+               arrived: Optional[float]) -> _Admitted:
         """Count the request, serve its fault, check key, rate and body: the Call or a Reply."""
         payload = parse_json(body)
         self.stats.request(step, len(body), payload)
@@ -146,7 +149,7 @@ class Service:
             return refusal
         self.stats.key_request(key)
         refusal = self.accounts.take_slot(key, self.options.rate_limit,
-                                          self.options.send_retry_after)
+                                          self.options.send_retry_after, now=arrived)
         if refusal is not None:
             return refusal
         try:
