@@ -64,7 +64,7 @@ _START_CONCURRENCY = 2     # with no rate known
 _DECREASE = 0.8            # rate factor kept after a 429
 _RECOVER = 0.02            # rate factor regained per success
 _LATENCY_ALPHA = 0.2
-_HISTORY = 256             # send and success times kept (of the last window)
+_HISTORY = 256             # send times kept (of the last window)
 _LEAD = 0.25               # wait_turn returns this share of an interval early ...
 _LEAD_MAX = 0.05           # ... at most this many seconds; the gate keeps the exact moment
 _LEAVING_MAX = 2.0         # seconds a request may take to leave before the next goes anyway
@@ -330,7 +330,6 @@ class SharedLimits:
             st["latency"] = latency if old is None else \
                 (1 - _LATENCY_ALPHA) * old + _LATENCY_ALPHA * latency
             st["rate_factor"] = min(1.0, st.get("rate_factor", 1.0) + _RECOVER)
-            st["ok"] = self._recent(st.get("ok", []), self._clock())
             if self.requests_per_minute is None:
                 limit = float(st.get("window_limit", _START_CONCURRENCY))
                 if "learned_per_window" in st:  # after a 429: one more per round, and
@@ -341,19 +340,26 @@ class SharedLimits:
                 st["window_limit"] = min(float(self.max_concurrency), limit)
 
     def record_rate_limited(self, wait: float) -> None:
-        """A 429: everyone waits ``wait`` seconds, the rate and concurrency drop at once."""
+        """A 429: everyone waits ``wait`` seconds, the rate and concurrency drop at once
+        (once per back-off: the 429s of a burst count as one)."""
         now = self._clock()
         with self._state() as st:
+            # the 429s of requests that left together arrive together: one decrease for
+            # them all (a 429 within the back-off of an earlier one only extends it)
+            fresh = now >= st.get("backoff_until", 0.0)
             st["backoff_until"] = max(st.get("backoff_until", 0.0), now + max(0.0, wait))
             st["next_send"] = st["backoff_until"]
             st["rate_limited"] = st.get("rate_limited", 0) + 1
+            if not fresh:
+                return
             if self.requests_per_minute is None:
-                # what the account accepted over the last window (or since the first send,
-                # scaled to a window, when the run is younger than one)
-                ok = [t for t in st.get("ok", []) if t > now - self.rate_window]
+                # what the account accepted over the last window: the requests that left
+                # in it but this one (the provider counts arrivals; successes would lag by
+                # a latency), scaled to a window when the run is younger than one
+                sent = [t for t in st.get("sent", []) if t > now - self.rate_window]
                 span = min(self.rate_window, max(now - st.get("first_send", now),
                                                  self.rate_window / 10))
-                accepted = max(1.0, len(ok) * self.rate_window / span * _DECREASE)
+                accepted = max(1.0, (len(sent) - 1) * self.rate_window / span * _DECREASE)
                 known = st.get("learned_per_window")
                 st["learned_per_window"] = accepted if known is None else min(known, accepted)
                 st["window_limit"] = max(1.0, float(st.get("window_limit",
