@@ -23,14 +23,20 @@ The client is ``Client(requests_per_minute=50 or 5, rate_window=2.5)`` and nothi
   the limit, then the map reads it);
 * paid only, a control: ``B = rows`` against a bucket with a burst of 2, which tolerates one
   request arriving early. A token bucket of burst 1 at 20/s rejects a request that arrives
-  less than 50 ms after the previous one; the client spaces them 53.5 ms apart (5 % + 0.05 s
-  per window of slack), so more than ~3.5 ms of arrival jitter (thread scheduling on a busy
-  machine) is a 429. If the control has no 429s and the burst-1 run has some, that jitter is
-  the cause. (Unscaled, the same slack is 60 ms on a 1.2 s interval.)
+  less than 50 ms after the previous one; the client spaces them 52 ms apart (4 % slack), so
+  2 ms of jitter between two requests leaving the client and arriving is a 429. The client
+  keeps its own scheduling jitter out of that margin by pacing at the wire (each request
+  passes a gate as its headers are written); what is left is the network's (here the
+  loopback and the endpoint process's own scheduling). (Unscaled, the same slack is 48 ms.)
 * paid only (full run), a second control: ``B = rows`` with ``Retry-After`` in decimal
   seconds. The endpoint's default ``Retry-After`` is whole seconds (1 s for a 50 ms wait),
   which does not scale with time: a 429 then idles the account for 20 request slots, where
   unscaled (1-2 s on a 1.2 s interval) it costs one or two.
+
+The endpoint runs in its own process (``--in-process-server`` to run it in this one), as a
+provider does: in this process its threads would compete with the client's for the
+interpreter lock, and the times at which it sees requests arrive would carry that jitter.
+It counts a request when its headers arrive, as a gateway does.
 
 Printed per run: wall time against the limit (the baseline: ``ideal = rows / rate``, the
 account's physical limit), 429s (counted by the server), paid calls per row, and the batch
@@ -39,7 +45,10 @@ boundary's predicted cost ``(B / rate + latency) / (B / rate)``.
 Targets (issue 13)
 ------------------
 <= 1.08x the limit, 0 429s, 1.00 paid per row (for the one-batch and prefetch runs; the
-``B = 16`` run shows the boundary effect and is expected to be ~1.5x on the paid plan).
+``B = 16`` run shows the boundary effect and is expected to be ~1.5x on the paid plan). For
+the prefetch runs the ratio judged is the prefetch's, which is what runs at the account's
+limit; the map from the cache that follows is CPU work on this machine (about 1.5 s for 800
+rows), which time scaling makes look 24 times larger than it is against a real run.
 
 Run: ``python benchmarks/at_the_limit.py`` (about 6 minutes) or ``--quick`` (about 45 s; no
 prefetch run, no B=128). Only 127.0.0.1 is contacted.
@@ -52,11 +61,10 @@ import sys
 import tempfile
 import time
 
-from _common import DESCRIPTION, KEY, load_line, quiet_datasets, short_clips, verdict, \
-    wav_dataset
+from _common import DESCRIPTION, KEY, Server, load_line, quiet_datasets, short_clips, \
+    verdict, wav_dataset
 
 from samaudio_data import Client, isolate, prefetch
-from samaudio_data.testing import LocalEndpoint
 
 SCALE = 24.0
 WINDOW = 60.0 / SCALE        # 2.5 s
@@ -66,10 +74,9 @@ TARGET_RATIO = 1.08
 
 
 def run(plan: str, rpm: int, ds, batch_size, *, use_prefetch: bool = False,
-        burst: int = 1, retry_after=True) -> dict:
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=rpm, rate_window=WINDOW,
-                       rate_limit_burst=burst, latency=LATENCY,
-                       send_retry_after=retry_after) as ep, \
+        burst: int = 1, retry_after=True, in_process: bool = False) -> dict:
+    with Server(in_process=in_process, rate_limit_per_minute=rpm, rate_window=WINDOW,
+                rate_limit_burst=burst, latency=LATENCY, send_retry_after=retry_after) as ep, \
             Client(KEY, endpoint=ep.url, requests_per_minute=rpm, rate_window=WINDOW,
                    cache_dir=tempfile.mkdtemp(prefix="samaudio-limit-"),
                    progress=False) as client:
@@ -125,6 +132,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="60 paid rows, 10 free rows")
     ap.add_argument("--paid-rows", type=int, default=None)
     ap.add_argument("--free-rows", type=int, default=None)
+    ap.add_argument("--in-process-server", action="store_true",
+                    help="run the local endpoint in this process (it then competes with the "
+                         "client for the interpreter lock, which no real provider does)")
     args = ap.parse_args(argv)
     paid_rows = args.paid_rows or (60 if args.quick else 800)
     free_rows = args.free_rows or (10 if args.quick else 80)
@@ -150,17 +160,22 @@ def main(argv=None) -> int:
             runs = [r for r in runs if not r[1]] if plan == "paid" else [(rows, False, 1, True)]
         for batch_size, pre, burst, retry_after in runs:
             r = run(plan, rpm, ds, batch_size, use_prefetch=pre, burst=burst,
-                    retry_after=retry_after)
+                    retry_after=retry_after, in_process=args.in_process_server)
             report(r)
             results.append(r)
 
-    print("\ntargets (one batch and prefetch runs; B=16 shows the batch boundary)")
+    print("\ntargets (one batch and prefetch runs; B=16 shows the batch boundary). For "
+          "prefetch the time at the limit is its own; the map from the cache after it is "
+          "local work that time scaling does not shrink (printed above; unscaled it is "
+          f"{SCALE:g} x smaller against the run)")
     for r in results:
         if (r["batch_size"] < r["rows"] and not r.get("prefetch_seconds")) or r["control"]:
             continue
-        ok = r["ratio"] <= TARGET_RATIO and r["r429"] == 0 and r["paid_per_row"] == 1.0 \
+        ratio = r["prefetch_seconds"] / (r["rows"] / (r["rpm"] / WINDOW)) \
+            if r.get("prefetch_seconds") else r["ratio"]
+        ok = ratio <= TARGET_RATIO and r["r429"] == 0 and r["paid_per_row"] == 1.0 \
             and r["ok"] == r["rows"]
-        print(f"  {verdict(ok)}  {r['plan']} {r['name']}: {r['ratio']:.3f} x the limit "
+        print(f"  {verdict(ok)}  {r['plan']} {r['name']}: {ratio:.3f} x the limit "
               f"(target <= {TARGET_RATIO}), {r['r429']} 429s (target 0), "
               f"{r['paid_per_row']:.2f} paid/row (target 1.00)")
     print(f"\n{load_line()}")
