@@ -20,7 +20,8 @@ Python subprocess that talks to it over 127.0.0.1, repeated ``--repeats`` times 
   rate far above what is sent (``requests_per_minute=60000``), so the cap of 8 applies from
   the first request and the ratio shows what a fresh process costs (imports, first use). A
   second line repeats it with no rate stated: the client then starts with 2 in flight and
-  adds one per round of successes (issue 13's adaptive start), which a cold map also pays.
+  doubles them per round of successes (issue 13's adaptive start), which the first map of a
+  fresh endpoint pays and the second does not (the learned window is kept per endpoint).
   Each subprocess gets a fresh endpoint (port): the client keeps its learned limits per
   endpoint, shared across processes.
 * **cache bytes per clip-second**: ``Client(cache_dir=...)`` isolates 10 s of 44.1 kHz audio
@@ -276,8 +277,9 @@ def main(argv=None) -> int:
     print(f"  cold / warm                         {cold / mwarm:7.3f} x   "
           f"(peak RSS {median_of(maps, 'peak_rss'):.0f} MB, with datasets)")
     acold, awarm = median_of(maps_aimd, "cold"), median_of(maps_aimd, "warm")
-    print(f"  the same with no rate stated (in flight starts at 2 and grows by one per round of "
-          f"successes):\n  cold {acold:.3f} s, warm {awarm:.3f} s, cold / warm "
+    print(f"  the same with no rate stated (in flight starts at 2 and doubles per round of "
+          f"successes; the warm map starts at the cap):\n  cold {acold:.3f} s, warm "
+          f"{awarm:.3f} s, cold / warm "
           f"{acold / awarm:.3f} x")
 
     print(f"\ncache bytes per clip-second (10 s at {SR} Hz; the answer is 48 kHz 16-bit)")

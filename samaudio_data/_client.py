@@ -69,7 +69,8 @@ class Client(ManyClips, LongFiles, Account):
     requests_per_minute : float or "free" or "paid", optional
         The account's rate limit (``$SAMAUDIO_RATE_LIMIT``): requests are spaced to it and
         the number in flight follows from it and the latency observed. Unknown: the client
-        starts with 2 in flight and adapts to 429s.
+        starts with 2 in flight, doubles them per round until the first 429 and then
+        keeps to the rate it learned from it.
     max_concurrency : int
         Upper bound on requests in flight, shared by every client of this endpoint.
     timeout : float or (connect, read)
