@@ -23,6 +23,8 @@ server.
 - halt: after a fatal error, requests of operations that began before it are refused;
 - ledgers: named running sums of money spent, for a ``max_cost`` shared by processes.
 
+The state lives in one :class:`~._statefile.StateFile` per endpoint.
+
 Example
 -------
 >>> import tempfile
@@ -38,17 +40,16 @@ Example
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import os
 import random
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from ._files import file_lock
+from ._statefile import StateFile
 
 log = logging.getLogger("samaudio_data")
 
@@ -85,34 +86,6 @@ class Requeue(Exception):
     turn was granted: nothing was sent, and the request waits its turn again."""
 
 
-_THREAD_LOCKS: Dict[str, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
-
-
-# the last state read or written per state file, with the file's identity then (a state
-# operation parses JSON only when another process wrote since)
-_PARSED: Dict[str, tuple] = {}
-
-
-def _identity(path: Path) -> Optional[tuple]:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _copy(state: dict) -> dict:
-    """A copy deep enough for the state (lists and dicts one level down)."""
-    return {k: (v.copy() if isinstance(v, (list, dict)) else v) for k, v in state.items()}
-
-
-def _thread_lock(path: Path) -> threading.Lock:
-    """One threading lock per state file, shared by every SharedLimits of this process."""
-    with _THREAD_LOCKS_GUARD:
-        return _THREAD_LOCKS.setdefault(str(path), threading.Lock())
-
-
 class SharedLimits:
     """Pace, concurrency, 429 back-off, halt and ledgers, shared through ``directory``."""
 
@@ -129,55 +102,12 @@ class SharedLimits:
         self._sleep = sleep
         self._clock = clock
         self._local = threading.BoundedSemaphore(self.max_concurrency)
-        self._state_path = self.directory / "state.json"
-        self._lock_path = self.directory / "state.lock"
-        self._write_failed = False
+        self._doc = StateFile(self.directory / "state.json")
         self._cache_lock = threading.Lock()
         self._allowed_at, self._allowed_cached = -1e9, 1
 
-    # --- state file ----------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _state(self) -> Iterator[dict]:
-        # threads of this process queue on a threading lock (woken at once, in turn); only
-        # one of them at a time contends for the file lock with other processes
-        with _thread_lock(self._lock_path), file_lock(self._lock_path):
-            state = self._load()
-            before = _copy(state)
-            yield state
-            if state != before:
-                data = json.dumps(state).encode()
-                try:
-                    # every writer holds the lock: one temporary name is enough
-                    tmp = self._state_path.with_name(self._state_path.name + ".tmp")
-                    tmp.write_bytes(data)
-                    os.replace(tmp, self._state_path)
-                    _PARSED[str(self._state_path)] = (_identity(self._state_path),
-                                                      _copy(state))
-                except OSError as exc:  # a full disk must not stop paid work
-                    if not self._write_failed:
-                        self._write_failed = True
-                        log.warning("cannot save the shared limits in %s (%s): other "
-                                    "processes will not see this one's pace", self.directory,
-                                    exc)
-
-    def _load(self) -> dict:
-        """The state, parsed again only when the file changed (the lock is held: every
-        writer holds it, so the file cannot change between the check and the read)."""
-        key, ident = str(self._state_path), _identity(self._state_path)
-        if ident is None:
-            return {}
-        cached = _PARSED.get(key)
-        if cached is not None and cached[0] == ident:
-            return _copy(cached[1])
-        try:
-            state = json.loads(self._state_path.read_bytes())
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(state, dict):
-            return {}
-        _PARSED[key] = (ident, _copy(state))
-        return state
+    def _state(self):
+        return self._doc.open()
 
     def _rate(self, st: dict) -> Optional[float]:
         """Requests per second allowed now (None: no rate known, no pacing)."""
@@ -394,14 +324,6 @@ class SharedLimits:
         with self._state() as st:
             st["halt"] = {"time": self._clock(), "status": status, "kind": kind,
                           "message": message}
-
-    def halted_since(self, started: float) -> Optional[dict]:
-        """The fatal error recorded at or after ``started`` (an operation's start), if any."""
-        with self._state() as st:
-            h = st.get("halt")
-        if h and h["time"] >= started:
-            return h
-        return None
 
     # --- spending ledgers ----------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from samaudio_data._limits import SharedLimits
+from samaudio_data._limits import Halted, SharedLimits
 
 
 class FakeTime:
@@ -140,8 +140,11 @@ def test_the_halt_and_the_ledger_are_shared_by_instances(tmp_path):
     a, b = limits(tmp_path, t), limits(tmp_path, t)
     started = t.now
     a.halt(406, "InsufficientCreditsError", "no credits")
-    assert b.halted_since(started)["status"] == 406
-    assert b.halted_since(started + 1) is None
+    with pytest.raises(Halted) as stopped:         # an operation that began before it stops
+        b.wait_turn(started)
+    assert stopped.value.halt["status"] == 406
+    t.now += 1
+    b.wait_turn(started + 1)                       # one that began after it does not
     assert a.spend("run", 0.06, 0.1) and not b.spend("run", 0.06, 0.1)
     assert b.ledger("run") == pytest.approx(0.06)
 

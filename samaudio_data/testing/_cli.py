@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         help="dollars of credit for each key (default: unlimited)")
     add("--rpm", type=int, default=None,
         help="rate limit, requests per minute per key (default: none)")
+    add("--rate-window", type=float, default=60.0,
+        help="seconds over which --rpm counts (default 60; smaller scales time down)")
     add("--burst", type=int, default=None,
         help="enforce --rpm as a token bucket of this size (default: a sliding window)")
     add("--latency", type=float, default=0.0,
@@ -68,7 +70,8 @@ def serve_main(argv: Optional[List[str]] = None) -> int:
     keys = args.key or ["local-key"]
     ep = LocalEndpoint(host=args.host, port=args.port,
                        keys={k: args.credits for k in keys}, price_per_call=args.price,
-                       rate_limit_per_minute=args.rpm, rate_limit_burst=args.burst,
+                       rate_limit_per_minute=args.rpm, rate_window=args.rate_window,
+                       rate_limit_burst=args.burst,
                        latency=args.latency, response_format=args.response_format,
                        max_audio_seconds=args.max_audio_seconds,
                        max_body_bytes=args.max_body_bytes, queue=not args.no_queue,
