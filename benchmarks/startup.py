@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -203,6 +204,17 @@ def flac_max_kb(y) -> float:
     return len(buf.getvalue()) / SECONDS / 1e3
 
 
+def noise_entropy_kb(noise_db: float, sr: int = SR) -> float:
+    """kB/s of information in white Gaussian noise at ``noise_db`` dBFS (RMS) sampled at
+    ``sr`` and stored in 16-bit samples: ``log2(sigma * sqrt(2 pi e))`` bits per sample for a
+    standard deviation ``sigma`` of many steps. Resampling to 48 kHz adds no information, so
+    no lossless coder can store an answer carrying this noise in less."""
+    import math
+
+    sigma = 32768 * 10 ** (noise_db / 20)
+    return sr * math.log2(sigma * math.sqrt(2 * math.pi * math.e)) / 8 / 1e3
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and map rows")
@@ -290,6 +302,11 @@ def main(argv=None) -> int:
           f"{kb_music / 96.0:.3f} x baseline")
     print(f"  same answers, soundfile FLAC at its maximum compression: speech "
           f"{flac_max[0]:.1f}, music {flac_max[1]:.1f} kB/s (the floor for lossless 16-bit)")
+    # speech-like: -50 dBFS mono; music-like: -46 dBFS per channel, -49 dBFS once averaged
+    bound = (noise_entropy_kb(-50.0), noise_entropy_kb(-46.0 - 10 * math.log10(2)))
+    print(f"  the noise floors alone carry {bound[0]:.1f} (speech) and {bound[1]:.1f} (music) "
+          f"kB/s of information (white noise at {SR} Hz in 16-bit samples): no lossless "
+          f"store is smaller")
     print("  lossless bytes follow the noise floor (white noise costs its entropy); "
           "noise floor:  " + "  ".join(f"{'none' if db is None else db:>5}" for db in FLOORS))
     for name, row in floors.items():
@@ -303,7 +320,10 @@ def main(argv=None) -> int:
           f"(target <= {TARGET_MAP}); with no rate stated {acold / awarm:.3f} x")
     worst = max(kb_speech, kb_music)
     print(f"  {verdict(worst <= TARGET_CACHE)}  cache {kb_speech:.1f} kB/s speech-like, "
-          f"{kb_music:.1f} kB/s music-like (target <= {TARGET_CACHE:g} kB/s)")
+          f"{kb_music:.1f} kB/s music-like (target <= {TARGET_CACHE:g} kB/s; their noise "
+          f"alone carries {min(bound):.1f}+ kB/s, so no lossless store meets it; with the "
+          f"noise 10 dB lower: {floors['speech-like'][1]:.1f} and "
+          f"{floors['music-like'][1]:.1f} kB/s)")
     print(f"\n{load_line()}")
     return 0
 

@@ -121,3 +121,19 @@ def test_prefetch_stops_everything_on_406(make_endpoint, tmp_path):
         prefetch(ds, isolate("speech", client=client), progress=False)
     assert ep.stats["billed"] == 3
     assert np.isfinite(client.usage.cost)
+
+
+def test_a_rate_stated_too_high_slows_down_and_pays_once(make_endpoint, tmp_path):
+    # the account allows 6 a second, the client is told 12; every answer, 429s included,
+    # takes 80 ms to come back, so a 429 may arrive while the next request is between its
+    # turn and the wire: that one waits again, and is neither sent nor counted
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
+                       rate_limit_burst=1, send_retry_after="fraction")
+    ep.inject("slow", times=1000, delay=0.08, step="call")
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=12,
+                    rate_window=1.0, progress=False, transport="sync")
+    client.isolate_many(clips(24, seed=300), 16000, "speech")
+    usage = client.usage
+    assert ep.stats["billed"] == usage.billed == 24                 # each paid once
+    assert ep.stats["by_status"].get(429, 0) == usage.rate_limited > 0
+    assert usage.requests == ep.stats["requests"] == 24 + usage.rate_limited
