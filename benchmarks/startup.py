@@ -301,7 +301,7 @@ def main(argv=None) -> int:
     print(f"  music-like, noise -46 dBFS (mixed)  {kb_music:7.1f} kB/s   "
           f"{kb_music / 96.0:.3f} x baseline")
     print(f"  same answers, soundfile FLAC at its maximum compression: speech "
-          f"{flac_max[0]:.1f}, music {flac_max[1]:.1f} kB/s (the floor for lossless 16-bit)")
+          f"{flac_max[0]:.1f}, music {flac_max[1]:.1f} kB/s (the best FLAC setting)")
     # speech-like: -50 dBFS mono; music-like: -46 dBFS per channel, -49 dBFS once averaged
     bound = (noise_entropy_kb(-50.0), noise_entropy_kb(-46.0 - 10 * math.log10(2)))
     print(f"  the noise floors alone carry {bound[0]:.1f} (speech) and {bound[1]:.1f} (music) "

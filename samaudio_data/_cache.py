@@ -184,8 +184,10 @@ class ResultCache:
         try:
             atomic_write(self._path(key), blob)
         except OSError as exc:
-            warnings.warn(f"could not write the answer to the cache ({exc}); it is returned "
-                          "but a rerun will pay for it again. Free space or fix the permissions "
+            warnings.warn(f"could not write the answer to the cache ({exc}); it is returned, "
+                          "but a rerun pays for it again (unless it came through the queue "
+                          "and its journal entry could be written: then a rerun within "
+                          f"queue_retention collects it). Free space or fix the permissions "
                           f"of {self.root}.", RuntimeWarning, stacklevel=3)
             return False
         with self._report_lock:

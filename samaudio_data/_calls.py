@@ -121,12 +121,14 @@ class Caller:
                 hit = self.cached(piece, job)
                 if hit is None:
                     ans, data = self.request(piece, job, started=started, budget=budget)
-                    self.cache.put(self.key(piece, job), data, ans.fmt, {
-                        "cost": ans.cost, "seconds": ans.seconds,
-                        "description": self.transport.redact(job.description),
-                        "params": job.params,
-                        "created": time.time(), "version": __version__})
-                    self.exchange.done(self.key(piece, job))  # cached: its request is spent
+                    if self.cache.put(self.key(piece, job), data, ans.fmt, {
+                            "cost": ans.cost, "seconds": ans.seconds,
+                            "description": self.transport.redact(job.description),
+                            "params": job.params,
+                            "created": time.time(), "version": __version__}):
+                        self.exchange.done(self.key(piece, job))  # cached: its request is spent
+                    # (not cached: a queued request stays journalled, so that asking again
+                    # collects it instead of paying for it again)
                     return ans
         elif hit is None:
             ans = self.request(piece, job, started=started, budget=budget)[0]

@@ -169,13 +169,17 @@ def full_disk(tmp_path):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
-    def fill():
+    def fill(leave: int = 0):
+        """Fill the file system, then free ``leave`` bytes again."""
         try:
             with open(mnt / "filler", "wb", buffering=0) as fh:
                 while True:
                     fh.write(b"\0" * 4096)
         except OSError:
             pass
+        if leave:
+            size = (mnt / "filler").stat().st_size
+            os.truncate(mnt / "filler", max(0, size - leave))
 
     try:
         yield mnt / "cache", fill
@@ -192,6 +196,23 @@ def test_a_full_disk_still_returns_the_paid_answer(endpoint, full_disk):
     with pytest.warns(RuntimeWarning, match="could not write"):
         out = client.isolate(y, SR, "speech")
     assert np.allclose(out, y, atol=1e-4) and endpoint.stats["billed"] == 2
+
+
+def test_a_paid_answer_that_cannot_be_cached_is_collected_again_not_paid(endpoint, full_disk):
+    # room for the journal's few hundred bytes, not for the answer: the queued request stays
+    # journalled, so asking again collects it from the queue instead of paying for it again
+    cache_dir, fill = full_disk
+    client = Client(KEY, endpoint=endpoint.url, cache_dir=cache_dir, transport="queue",
+                    progress=False)
+    client.isolate(bandlimited(480, SR, seed=6), SR, "speech")
+    fill(leave=3 * 4096)
+    y = bandlimited(16000, SR, seed=7)
+    with pytest.warns(RuntimeWarning, match="could not write"):
+        first = client.isolate(y, SR, "speech")
+    with pytest.warns(RuntimeWarning, match="could not write"):
+        again = client.isolate(y, SR, "speech")
+    assert np.array_equal(first, again)
+    assert endpoint.stats["billed"] == 2 and endpoint.stats["submits"] == 2
 
 
 # --- the key stays with the endpoint ------------------------------------------------------
