@@ -16,14 +16,19 @@ followed, or a poll, does not wait for it again.
 Example
 -------
 >>> import contextlib
+>>> from samaudio_data._transport import Transport
+>>> from samaudio_data.testing import LocalEndpoint
 >>> log = []
 >>> @contextlib.contextmanager
 ... def gate():
-...     log.append("open"); yield; log.append("sent")
->>> with departing(gate()):
-...     pass                     # no request was sent: the gate was never entered
->>> log
-[]
+...     log.append("waited for its moment"); yield; log.append("headers written")
+>>> with LocalEndpoint(keys={"k": 1.0}) as ep:
+...     t = Transport(ep.url, "k")
+...     with departing(gate()):
+...         status, body, headers = t.request("GET", t.credits_url)
+...     t.close()
+>>> status, log
+(200, ['waited for its moment', 'headers written'])
 """
 
 from __future__ import annotations
