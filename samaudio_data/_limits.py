@@ -227,13 +227,13 @@ class SharedLimits:
                         break
                     pause = at - _CLAIM_AHEAD - now
             self._sleep(pause)
-        if at is not None:
-            pause = at - self._clock()
-            if pause > 0:
-                self._sleep(pause)
         try:
+            if at is not None:  # the last moments, without the lock (the gate is ours)
+                pause = at - self._clock()
+                if pause > 0:
+                    self._sleep(pause)
             yield
-        finally:
+        finally:  # (an interrupted wait counts as a send: the next one keeps its distance)
             now = self._clock()
             with self._state() as st:
                 if at is not None and (st.get("leaving") or {}).get("id") == token:
