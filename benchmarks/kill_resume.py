@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from samaudio_data.testing import LocalEndpoint  # noqa: E402
+from _common import verdict  # noqa: E402
 
 KEY = "local-key"
 SR = 16000
@@ -153,9 +154,9 @@ def main() -> int:
                   f"{r['ratio']:>13.2f}{r['billed'] - n:>6}{r['seconds']:>9.1f}")
     q, s = results["queue"], results["sync"]
     print("\ntargets")
-    print(f"{'PASS' if q['billed'] == n else 'MISS'} queue pays exactly once per clip after "
+    print(f"{verdict(q['billed'] == n)} queue pays exactly once per clip after "
           f"{q['kills']} kills: {q['ratio']:.2f} (target 1.00)")
-    print(f"{'PASS' if q['billed'] - n == q['window'] else 'MISS'} every extra queue payment is "
+    print(f"{verdict(q['billed'] - n == q['window'])} every extra queue payment is "
           f"a kill inside a submit's round trip (accepted, answer not yet received): "
           f"{q['billed'] - n} extra, {q['window']} such submits")
     print(f"INFO sync pays {s['ratio']:.2f} per clip after {s['kills']} kills "

@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from samaudio_data import audio  # noqa: E402
+from _common import verdict  # noqa: E402
 
 SR = 44100
 KEY = "bench-key"
@@ -158,13 +159,13 @@ def main() -> int:
     longest, cli, _, calls, expected = rows[-1]
     print("\ntargets")
     rss_ok = cli["rss"] < 500
-    print(f"{'PASS' if rss_ok else 'MISS'} peak RSS {cli['rss']:.0f} MB < 500 MB for "
+    print(f"{verdict(rss_ok)} peak RSS {cli['rss']:.0f} MB < 500 MB for "
           f"{longest / 60:.0f} min")
     for seconds, c, _, _, _ in rows:
         pct = 100 * c["cpu"] / seconds
-        print(f"{'PASS' if pct < 1 else 'MISS'} client CPU {pct:.2f}% < 1% of the audio "
+        print(f"{verdict(pct < 1)} client CPU {pct:.2f}% < 1% of the audio "
               f"({seconds / 60:.0f} min)")
-    print(f"{'PASS' if calls == expected else 'MISS'} calls {calls} == ceil((T - O)/(C - O)) "
+    print(f"{verdict(calls == expected)} calls {calls} == ceil((T - O)/(C - O)) "
           f"= {expected}")
     return 0
 
