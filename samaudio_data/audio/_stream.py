@@ -41,6 +41,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from ..errors import InvalidAudioError, InvalidRequestError
+from ._codec import fix_float_wav_header
 
 PathLike = Union[str, os.PathLike]
 
@@ -251,6 +252,8 @@ class BlockWriter:
         """
         if not self._file.closed:
             self._file.close()
+            if self.format == "WAV" and self.subtype == "FLOAT":
+                fix_float_wav_header(self._tmp)   # sox reads it without a warning
             os.replace(self._tmp, self.path)
         return self.path
 
