@@ -14,10 +14,10 @@ from . import errors
 from ._client import Client
 from ._models import Budget, CostEstimate, Separation, Usage
 from ._version import __version__
-from .hf import estimate_cost, isolate, prefetch
+from .hf import audio_folder, estimate_cost, isolate, prefetch
 
 __all__ = ["Budget", "Client", "CostEstimate", "Explorer", "ExplorerError", "Separation",
-           "Usage", "__version__", "errors", "estimate_cost", "isolate", "prefetch"]
+           "Usage", "audio_folder", "__version__", "errors", "estimate_cost", "isolate", "prefetch"]
 
 
 def __getattr__(name):

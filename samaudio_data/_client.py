@@ -216,7 +216,7 @@ class Client(ManyClips, LongFiles, Account):
     @property
     def usage(self) -> Usage:
         """What this client did so far: calls billed, cached, failed, retried, rate-limited,
-        dollars, and the request rate achieved (every process on this endpoint) against the
+        dollars, wall time, and the rate at which this client sent its requests against the
         account's limit.
 
         >>> Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False).usage.billed
@@ -224,7 +224,7 @@ class Client(ManyClips, LongFiles, Account):
         """
         snap = self._usage.snapshot()
         shared = self.limits.snapshot()
-        snap.achieved_rate = shared["achieved_per_minute"]
+        snap.achieved_rate = snap.send_rate()  # this client's own requests, not earlier runs'
         stated = self.requests_per_minute and self.requests_per_minute * 60.0 / self.rate_window
         snap.rate_limit = stated or shared["rate_per_minute"]  # per minute, as achieved_rate
         return snap

@@ -135,7 +135,7 @@ def isolate_file(client: "Client", path: PathLike, description: str,
             for fut in futures:
                 fut.cancel()
             cf.wait(futures)  # windows in flight finish, and so are cached
-            if isinstance(exc, (errors.FatalAPIError, errors.BudgetExceededError)):
+            if isinstance(exc, errors.STOPS_RUN):
                 note = (f" Paid windows are cached in {client.cache_dir}; running the same "
                         "call again pays only for the rest." if client.cache_dir else "")
                 raise summarise(exc, before, client.usage.snapshot(), note) from exc

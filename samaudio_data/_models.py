@@ -10,6 +10,7 @@ Example
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, fields
 from typing import List, Optional, Tuple
 
@@ -41,19 +42,31 @@ class Separation:
                 f"cached={self.cached})")
 
 
+def plural(n: int, word: str, words: Optional[str] = None) -> str:
+    """``n`` and the word, in the plural unless ``n`` is 1.
+
+    >>> plural(1, "call"), plural(3, "retry", "retries"), plural(0, "row")
+    ('1 call', '3 retries', '0 rows')
+    """
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
 @dataclass
 class Usage:
     """Running totals of a client's calls (aggregates only: memory stays flat).
 
     ``requests`` counts HTTP requests sent (retries included), ``billed`` the answers paid
     for, ``cached`` answers served from the cache, ``failed`` calls that ended in an error,
-    ``rate_limited`` the 429 answers, ``seconds`` the time spent inside HTTP requests (not
-    waiting for pace or back-off). ``rate_limit`` and ``achieved_rate`` (requests per minute,
-    shared by every process on this endpoint) show the pace against the account's limit;
-    ``remaining_credits`` is the provider's own figure, when its answers carry one.
+    ``rate_limited`` the 429 answers, ``seconds`` the time spent inside HTTP requests, summed
+    over requests (with 10 in flight, 10 s of wall time is about 100 s of it).
+    ``wall_seconds`` is the wall-clock time from this client's first request to its last
+    answer, and ``achieved_rate`` the rate at which this client sent its requests (per
+    wall-clock minute; None before 3 requests over at least a second), against
+    ``rate_limit``; ``remaining_credits`` is the provider's own figure, when its answers
+    carry one.
 
     >>> u = Usage(); u.record(billed=2, cost=0.124); print(u)
-    2 billed calls ($0.12), 0 from cache, 0 failed, 0 retries, 0 rate-limited, 0.0 s
+    2 billed calls ($0.12), 0 from cache, 0 failed, 0 retries, 0 rate-limited
     """
 
     requests: int = 0
@@ -67,6 +80,9 @@ class Usage:
     remaining_credits: Optional[float] = None
     rate_limit: Optional[float] = None
     achieved_rate: Optional[float] = None
+    first_sent: Optional[float] = field(default=None, repr=False)   # time.monotonic()
+    last_sent: Optional[float] = field(default=None, repr=False)
+    last_done: Optional[float] = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, **delta: float) -> None:
@@ -75,6 +91,30 @@ class Usage:
             for k, v in delta.items():
                 setattr(self, k, getattr(self, k) + v)
 
+    def mark(self, event: str) -> None:
+        """Note the time of a request leaving (``"sent"``) or of its answer (``"done"``)."""
+        now = time.monotonic()
+        with self._lock:
+            if event == "sent":
+                self.first_sent = now if self.first_sent is None else self.first_sent
+                self.last_sent = now
+            elif self.first_sent is not None:
+                self.last_done = now
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds from the first request sent to the last answer."""
+        if self.first_sent is None:
+            return 0.0
+        return max(self.last_done or 0.0, self.last_sent or 0.0) - self.first_sent
+
+    def send_rate(self) -> Optional[float]:
+        """Requests per wall-clock minute at which this client sent (None: too few to say)."""
+        if self.requests < 3 or self.first_sent is None or self.last_sent is None:
+            return None
+        span = self.last_sent - self.first_sent
+        return (self.requests - 1) / span * 60.0 if span >= 1.0 else None
+
     def snapshot(self) -> "Usage":
         """A copy of the counters at this moment."""
         with self._lock:
@@ -82,12 +122,16 @@ class Usage:
                             if f.name != "_lock"})
 
     def __str__(self) -> str:
-        text = (f"{self.billed} billed calls (${self.cost:.2f}), {self.cached} from cache, "
-                f"{self.failed} failed, {self.retries} retries, {self.rate_limited} "
-                f"rate-limited, {self.seconds:.1f} s")
-        if self.achieved_rate is not None:
-            limit = (f" of {self.rate_limit:.0f} allowed" if self.rate_limit else "")
-            text += f", {self.achieved_rate:.1f} requests/min{limit}"
+        text = (f"{plural(self.billed, 'billed call')} (${self.cost:.2f}), {self.cached} from "
+                f"cache, {self.failed} failed, {plural(self.retries, 'retry', 'retries')}, "
+                f"{self.rate_limited} rate-limited")
+        if self.requests:
+            text += (f"; {plural(self.requests, 'request')} sent over "
+                     f"{self.wall_seconds:.1f} s of wall time")
+            if self.achieved_rate is not None:
+                limit = f" (limit {self.rate_limit:.0f}/min)" if self.rate_limit else ""
+                text += f", at {self.achieved_rate:.1f} requests per minute{limit}"
+            text += f", {self.seconds:.1f} s of request time summed over requests"
         if self.remaining_credits is not None:
             text += f", {self.remaining_credits:.2f} credits left"
         return text
@@ -117,8 +161,9 @@ class CostEstimate:
         if self.invalid:
             shown = "; ".join(f"row {i}: {why}" for i, why in self.invalid[:5])
             more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
-            bad = f", {len(self.invalid)} rows with missing or invalid audio ({shown}{more})"
-        return (f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
+            bad = (f", {plural(len(self.invalid), 'row')} with missing or invalid audio "
+                   f"({shown}{more})")
+        return (f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
                 f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 
 from . import errors
 from ._limits import SharedLimits
-from ._models import Usage
+from ._models import Usage, plural
 
 
 def run_all(pool: cf.Executor, task: Callable[[Any], Any], items: List[Any], *, usage: Usage,
@@ -42,7 +42,7 @@ def run_all(pool: cf.Executor, task: Callable[[Any], Any], items: List[Any], *, 
             i = futures[fut]
             try:
                 results[i] = fut.result()
-            except (errors.FatalAPIError, errors.BudgetExceededError) as exc:
+            except errors.STOPS_RUN as exc:
                 for f in futures:
                     f.cancel()
                 stop = exc
@@ -55,9 +55,7 @@ def run_all(pool: cf.Executor, task: Callable[[Any], Any], items: List[Any], *, 
                         f.cancel()
             except cf.CancelledError:
                 pass
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(_postfix(usage, limits), refresh=False)
+            _tick(bar, results[i], usage, limits)
     finally:
         for f in futures:
             f.cancel()
@@ -73,13 +71,16 @@ def run_all(pool: cf.Executor, task: Callable[[Any], Any], items: List[Any], *, 
 
 def stream_all(pool: cf.Executor, task: Callable[[Any], Any], items: Iterable[Any], *,
                window: int, usage: Usage, limits: SharedLimits, progress: bool,
-               desc: str = "isolating", stop_note: str = "") -> Iterator[Tuple[Any, Any]]:
-    """Yield ``(item, result or exception)`` as they complete, at most ``window`` ahead."""
+               desc: str = "isolating", stop_note: str = "",
+               total: Optional[int] = None) -> Iterator[Tuple[Any, Any]]:
+    """Yield ``(item, result or exception)`` as they complete, at most ``window`` ahead.
+
+    ``total`` (the number of items, when known) gives the progress bar its end and ETA."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(desc=desc, unit="clip", leave=False)
+        bar = tqdm(desc=desc, unit="clip", leave=False, total=total)
     before = usage.snapshot()
     source = iter(items)
     pending: Dict[cf.Future, Any] = {}
@@ -94,16 +95,14 @@ def stream_all(pool: cf.Executor, task: Callable[[Any], Any], items: Iterable[An
                 item = pending.pop(fut)
                 try:
                     result = fut.result()
-                except (errors.FatalAPIError, errors.BudgetExceededError) as exc:
+                except errors.STOPS_RUN as exc:
                     for f in pending:
                         f.cancel()
                     cf.wait(list(pending))  # requests in flight finish, and so are cached
                     raise summarise(exc, before, usage.snapshot(), stop_note) from exc
                 except errors.SamAudioError as exc:
                     result = exc
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix_str(_postfix(usage, limits), refresh=False)
+                _tick(bar, result, usage, limits)
                 yield item, result
     finally:
         for f in pending:
@@ -113,14 +112,26 @@ def stream_all(pool: cf.Executor, task: Callable[[Any], Any], items: Iterable[An
             bar.close()
 
 
-def _postfix(usage: Usage, limits: SharedLimits) -> str:
+def _tick(bar, result: Any, usage: Usage, limits: SharedLimits) -> None:
+    """Count a finished item on the bar: the bar counts successes; failures go beside it."""
+    if bar is None:
+        return
+    if isinstance(result, BaseException):
+        bar.failed = getattr(bar, "failed", 0) + 1
+        bar.total = None if bar.total is None else bar.total - 1   # never reached otherwise
+    else:
+        bar.update(1)
+    bar.set_postfix_str(_postfix(usage, limits, getattr(bar, "failed", 0)), refresh=True)
+
+
+def _postfix(usage: Usage, limits: SharedLimits, failed: int = 0) -> str:
     snap = limits.snapshot()
     rate = snap["achieved_per_minute"]
     text = f"${usage.cost:.2f}"
     if rate is not None:
         allowed = snap["rate_per_minute"]
         text += f", {rate:.1f}/min" + (f" of {allowed:.0f}" if allowed else "")
-    return text
+    return text + (f", {failed} failed" if failed else "")
 
 
 def summarise(exc: errors.SamAudioError, before: Usage, now: Usage,
@@ -138,8 +149,9 @@ def summarise(exc: errors.SamAudioError, before: Usage, now: Usage,
     kwargs = dict(status_code=exc.status_code, hint=exc.hint, response=exc.response)
     if isinstance(exc, errors.APIStatusError):
         kwargs["retry_after"] = exc.retry_after
-    return type(exc)(f"{exc.message} Stopped every request: {done} calls paid (${cost:.2f}) "
-                     f"and {hits} cache hits before the stop.{note}", **kwargs)
+    return type(exc)(f"{exc.message} Stopped every request: {plural(done, 'call')} paid "
+                     f"(${cost:.2f}) and {plural(hits, 'cache hit')} before the stop.{note}",
+                     **kwargs)
 
 
 def answer_all(pool: cf.Executor, caller, job, *, started: float, budget, progress: bool):

@@ -162,8 +162,18 @@ class APITimeoutError(APIConnectionError):
     """No complete answer within the client's timeout."""
 
 
-class EndpointDownError(APIConnectionError):
+class EndpointUnreachableError(APIConnectionError):
+    """The endpoint cannot be reached at all (its name does not resolve, the connection is
+    refused, TLS fails): every request would meet it, so the run stops after a few attempts,
+    as for a 401. Check with ``samaudio-data check``."""
+
+
+class EndpointDownError(EndpointUnreachableError):
     """Nothing listens at a local endpoint's address (connection refused): not retried."""
+
+
+# what stops a whole run (every worker) instead of failing one row
+STOPS_RUN = (FatalAPIError, BudgetExceededError, EndpointUnreachableError)
 
 
 class ResponseDecodeError(APIError):
@@ -224,7 +234,7 @@ def is_retryable(exc: BaseException) -> bool:
     >>> is_retryable(ServerError("boom", status_code=500)), is_retryable(BadRequestError("x"))
     (True, False)
     """
-    if isinstance(exc, EndpointDownError):
+    if isinstance(exc, EndpointUnreachableError):
         return False
     return isinstance(exc, (RateLimitError, ServerError, APIConnectionError,
                             IncompleteResponseError))

@@ -60,7 +60,7 @@ def test_a_bad_column_or_missing_directory_is_one_clear_line(tmp_path, capsys, m
     assert main(["map", str(tmp_path / "nope"), "--description", "speech", "--out",
                  str(tmp_path / "o"), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert "no dataset directory" in err and "Traceback" not in err
+    assert "no folder at" in err and "Traceback" not in err
 
 
 def test_a_rerun_of_the_cli_with_its_local_endpoint_pays_nothing(tmp_path, capsys, monkeypatch):

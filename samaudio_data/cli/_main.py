@@ -194,27 +194,38 @@ def _isolate(args) -> int:
 
 
 def load_dataset_arg(name: str, split: Optional[str]):
-    """Load a ``save_to_disk`` directory, an audiofolder directory or a hub dataset."""
+    """Load a ``save_to_disk`` directory, a folder of audio files or a hub dataset.
+
+    A folder of audio files is read by :func:`samaudio_data.audio_folder` (no torch needed);
+    a name that is neither a folder here nor ``owner/name`` fails at once, without asking the
+    Hub.
+    """
     import datasets
 
-    looks_local = os.sep in name or name.startswith(".") or os.path.exists(name)
-    if looks_local and not os.path.isdir(name):
+    from ..hf import audio_folder
+
+    if os.path.isdir(name):
+        marker = ("dataset_info.json", "state.json", "dataset_dict.json")
+        if not any(os.path.exists(os.path.join(name, m)) for m in marker):
+            return audio_folder(name)
+        loader, args = datasets.load_from_disk, (name,)
+    elif os.path.exists(name):
         raise errors.InvalidRequestError(
-            f"no dataset directory at {name!r}; pass a save_to_disk directory, an audiofolder "
-            "directory or a hub dataset name.")
+            f"{name!r} is a file: map takes a folder of audio files, a save_to_disk folder or "
+            f"a hub dataset (for one file: samaudio-data isolate {name} DESCRIPTION).")
+    elif not _hub_name(name):
+        raise errors.InvalidRequestError(
+            f"no folder at {name!r}: check the path (a hub dataset is named owner/name).")
+    else:
+        _check_hub(name)
+        loader, args = datasets.load_dataset, (name,)
     try:
-        if os.path.isdir(name):
-            marker = ("dataset_info.json", "state.json", "dataset_dict.json")
-            if any(os.path.exists(os.path.join(name, m)) for m in marker):
-                ds = datasets.load_from_disk(name)
-            else:
-                ds = datasets.load_dataset("audiofolder", data_dir=name)
-        else:
-            ds = datasets.load_dataset(name)
+        ds = loader(*args)
     except Exception as exc:  # datasets raises many kinds; one clear line instead
+        cause = exc.__cause__ or exc.__context__ or exc  # DatasetGenerationError wraps it
         raise errors.InvalidRequestError(
-            f"could not load the dataset {name!r}: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            f"could not load the dataset {name!r}: {type(cause).__name__}: "
+            f"{str(cause).strip().splitlines()[0] if str(cause).strip() else ''}") from exc
     if isinstance(ds, datasets.DatasetDict):
         if split is None:
             split = next(iter(ds)) if len(ds) == 1 else "train"
@@ -223,6 +234,29 @@ def load_dataset_arg(name: str, split: Optional[str]):
                 f"split {split!r} not in the dataset (it has {list(ds)}); pass --split.")
         ds = ds[split]
     return ds
+
+
+def _hub_name(name: str) -> bool:
+    """``owner/name``: what a hub dataset is called (and a local path usually is not)."""
+    import re
+
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
+
+
+def _check_hub(name: str) -> None:
+    """One quick question to the Hub, so that a typo or no network fails in seconds, not
+    after the Hub client's retries."""
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().dataset_info(name, timeout=10)
+    except Exception as exc:  # noqa: BLE001 - RepositoryNotFound, HTTP and connection errors
+        if type(exc).__name__ in ("RepositoryNotFoundError", "GatedRepoError"):
+            why = "the Hub has no such dataset (or it is private or gated: log in first)"
+        else:
+            why = f"the Hub could not be reached ({type(exc).__name__})"
+        raise errors.InvalidRequestError(
+            f"no folder at {name!r}, and {why}: check the name or path.") from exc
 
 
 def _map(args) -> int:

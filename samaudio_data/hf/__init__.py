@@ -3,6 +3,7 @@
 - :func:`isolate` returns a ``.map``-compatible callable (batched or not, ``num_proc``);
 - :func:`estimate_cost` counts what a map would pay for, sending nothing;
 - :func:`prefetch` fills the cache at the account's limit before a map;
+- :func:`audio_folder` reads a folder of audio files as a dataset (no torch needed);
 - :func:`read_value` / :func:`encode_value` read and write audio-column values.
 
 Example
@@ -14,9 +15,10 @@ Example
 ((1, 160), 16000)
 """
 
+from ._folder import audio_folder
 from ._map import Isolate, estimate_cost, isolate
 from ._prefetch import PrefetchReport, prefetch
 from ._values import encode_value, read_value
 
-__all__ = ["Isolate", "PrefetchReport", "encode_value", "estimate_cost", "isolate", "prefetch",
+__all__ = ["Isolate", "PrefetchReport", "audio_folder", "encode_value", "estimate_cost", "isolate", "prefetch",
            "read_value"]
