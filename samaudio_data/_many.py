@@ -113,13 +113,14 @@ class ManyClips:
                        stop_note=self._stop_note())
 
     def stream(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
-               progress: Optional[bool] = None, desc: str = "isolating"
-               ) -> Iterator[Tuple[Any, Any]]:
+               progress: Optional[bool] = None, desc: str = "isolating",
+               total: Optional[int] = None) -> Iterator[Tuple[Any, Any]]:
         """Like :meth:`map` for an iterable of any length: yields ``(item, result)`` as
         results arrive, reading items only a little ahead of the requests in flight, so
         requests flow at the account's limit without batch boundaries and memory stays
-        flat. A failed item's result is its exception; 401/403/406 or an exhausted budget
-        stop everything and raise.
+        flat. A failed item's result is its exception; 401/403/406, an exhausted budget or
+        an endpoint that cannot be reached stop everything and raise. ``total`` (the number
+        of items, when known) gives the progress bar its end and ETA.
 
         >>> from samaudio_data import Client
         >>> from samaudio_data.testing import LocalEndpoint
@@ -133,7 +134,7 @@ class ManyClips:
         return stream_all(self._executor(), self._task(fn), items, window=2 *
                           self.max_concurrency, usage=self._usage, limits=self.limits,
                           progress=self.progress if progress is None else progress,
-                          desc=desc, stop_note=self._stop_note())
+                          desc=desc, stop_note=self._stop_note(), total=total)
 
     def _task(self, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
         started = time.time()

@@ -115,6 +115,18 @@ class Usage:
         span = self.last_sent - self.first_sent
         return (self.requests - 1) / span * 60.0 if span >= 1.0 else None
 
+    def traffic(self) -> str:
+        """The requests sent, over what wall time, at what rate, and the summed request time.
+
+        >>> Usage(requests=1, seconds=2.0).traffic()
+        '1 request sent over 0.0 s of wall time, 2.0 s of request time summed over requests'
+        """
+        text = f"{plural(self.requests, 'request')} sent over {self.wall_seconds:.1f} s of wall time"
+        if self.achieved_rate is not None:
+            limit = f" (limit {self.rate_limit:.0f}/min)" if self.rate_limit else ""
+            text += f", at {self.achieved_rate:.1f} requests per minute{limit}"
+        return text + f", {self.seconds:.1f} s of request time summed over requests"
+
     def snapshot(self) -> "Usage":
         """A copy of the counters at this moment."""
         with self._lock:
@@ -126,12 +138,7 @@ class Usage:
                 f"cache, {self.failed} failed, {plural(self.retries, 'retry', 'retries')}, "
                 f"{self.rate_limited} rate-limited")
         if self.requests:
-            text += (f"; {plural(self.requests, 'request')} sent over "
-                     f"{self.wall_seconds:.1f} s of wall time")
-            if self.achieved_rate is not None:
-                limit = f" (limit {self.rate_limit:.0f}/min)" if self.rate_limit else ""
-                text += f", at {self.achieved_rate:.1f} requests per minute{limit}"
-            text += f", {self.seconds:.1f} s of request time summed over requests"
+            text += f"; {self.traffic()}"
         if self.remaining_credits is not None:
             text += f", {self.remaining_credits:.2f} credits left"
         return text

@@ -21,6 +21,7 @@ import sys
 from typing import Iterator, List, Optional
 
 from .. import errors
+from .._models import plural
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -63,6 +64,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the estimate, send nothing")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--num-proc", type=int, default=None)
+    p.add_argument("--write-audio", default=None, metavar="DIR",
+                   help="also write one cleaned audio file per row here (same name, rate and "
+                        "length; .wav 32-bit float, .flac 24-bit, other formats as .wav) and "
+                        "a CSV of every row's signals and costs; default for a folder of "
+                        "files: OUT/audio")
     _client_options(p)
 
     # "serve" hands its options to local_endpoint.serve_main (see main below)
@@ -147,7 +153,15 @@ def _client(args) -> Iterator["object"]:
     for name in ("chunk_seconds", "overlap_seconds"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
-    local = args.local or (not os.environ.get("SEGMIND_API_KEY") and not args.endpoint)
+    has_key = bool((os.environ.get("SEGMIND_API_KEY") or "").strip())
+    chosen = args.endpoint or os.environ.get("SAMAUDIO_ENDPOINT")
+    if not args.local and not has_key and chosen:
+        where = "--endpoint" if args.endpoint else "SAMAUDIO_ENDPOINT"
+        raise errors.AuthenticationError(
+            f"{where} is set ({chosen}) but SEGMIND_API_KEY is not: nothing was sent.",
+            hint="Set SEGMIND_API_KEY to the key that endpoint accepts (samaudio-data serve "
+                 "prints it), or pass --local for a local endpoint in this process.")
+    local = args.local or not has_key
     if local:
         from ..testing import LocalEndpoint
 
@@ -169,6 +183,12 @@ def _isolate(args) -> int:
     """Stream the file through ``Client.isolate_file``: memory does not grow with its length."""
     from .._models import Budget
 
+    if args.max_cost is not None and not args.max_cost >= 0:
+        raise errors.InvalidRequestError(
+            f"--max-cost must be a number of dollars >= 0, got {args.max_cost}.")
+    from ..audio import audio_file_info
+
+    audio_file_info(args.input)  # a missing file, a folder, an empty file: one line, now
     with _client(args) as client:
         if args.dry_run or args.max_cost is not None:
             est = client.estimate_file(args.input, args.description)
@@ -188,8 +208,8 @@ def _isolate(args) -> int:
         now = client.usage.snapshot()
         paid, hits = now.billed - before.billed, now.cached - before.cached
         rest = f" and {args.residual}" if args.residual else ""
-        print(f"wrote {out}{rest}: {paid} calls paid (${now.cost - before.cost:.2f}), "
-              f"{hits} from cache")
+        print(f"wrote {out}{rest}: {plural(paid, 'call')} paid (${now.cost - before.cost:.2f}), "
+              f"{plural(hits, 'window')} from the cache")
     return 0
 
 
@@ -263,6 +283,7 @@ def _map(args) -> int:
     from datasets import Audio
 
     from ..hf import estimate_cost, isolate, prefetch
+    from . import _results
 
     ds = load_dataset_arg(args.dataset, args.split)
     if args.column not in ds.column_names:
@@ -271,47 +292,68 @@ def _map(args) -> int:
             "--column naming the audio column.")
     feature = ds.features.get(args.column)
     if isinstance(feature, Audio) and feature.decode and feature.sampling_rate is None:
-        # read the files ourselves (soundfile: WAV, FLAC, MP3, OGG; no torch needed), so a
-        # broken file is one row's error naming the file, not a decoder traceback
+        # read the files ourselves (soundfile, librosa: no torch needed), so a broken file
+        # is one row's error naming the file, not a decoder traceback
         ds = ds.cast_column(args.column, Audio(decode=False))
+    audio_dir = args.write_audio
+    if audio_dir is None and "file_name" in ds.column_names and os.path.isdir(args.dataset):
+        audio_dir = os.path.join(args.out, "audio")   # a folder in: a folder of files out
+    if audio_dir:
+        _results.check_audio_dir(audio_dir, args.dataset)
+    names = _results.row_names(ds, args.column)
     with _client(args) as client:
         fn = isolate(args.description, column=args.column, output_column=args.output_column,
                      keep=args.keep, on_error=args.on_error, max_cost=args.max_cost,
                      client=client)
         est = estimate_cost(ds, fn)
-        print(f"{len(ds)} rows: {est}")
+        unreadable = f", {len(est.invalid)} unreadable (listed below)" if est.invalid else ""
+        print(f"{plural(len(ds), 'row')}: {plural(est.calls, 'call')} to pay for, "
+              f"{est.cached} already cached{unreadable}: about ${est.cost:.2f} at "
+              f"${est.price_per_call:.3f} per call")
         for row, why in est.invalid[:50]:
-            print(f"  row {row}: {why}")
+            print(f"  row {row}{_results._named(names, row)}: {why}")
         if len(est.invalid) > 50:
-            print(f"  ... and {len(est.invalid) - 50} more rows")
+            print(f"  ... and {plural(len(est.invalid) - 50, 'more row')}")
         if args.dry_run:
             return 0
         if est.invalid and args.on_error == "raise":
-            print(f"samaudio-data: refusing to start: {len(est.invalid)} rows cannot be sent "
-                  "(listed above). Fix them, or pass --on-error skip (or keep_original) to "
-                  "process the rest. Nothing was sent.", file=sys.stderr)
+            print(f"samaudio-data: refusing to start: {plural(len(est.invalid), 'row')} cannot "
+                  "be sent (listed above). Fix them, or pass --on-error skip (or "
+                  "keep_original) to process the rest. Nothing was sent.", file=sys.stderr)
             return 3
         if args.max_cost is not None and est.cost > args.max_cost:
             print(f"samaudio-data: refusing to start: about ${est.cost:.2f} needed, over "
                   f"--max-cost ${args.max_cost:.2f}. Nothing was sent.", file=sys.stderr)
             return 3
+        done = {}
         if est.calls:
             # every request at the account's limit first, from one stream (no idle account
             # at batch boundaries); the map below then reads the answers from the cache
-            print(f"caching: {prefetch(ds, fn, progress=client.progress)}")
+            report = prefetch(ds, fn, progress=client.progress)
+            print(f"prefetch: {report}")
+            done = report.done
+        # never datasets' cached result of an earlier map: its columns would describe that run
         out = ds.map(fn, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                     desc=f"isolating {args.description!r}")
+                     desc=f"isolating {args.description!r}", load_from_cache_file=False)
+        out = _results.with_prefetch_costs(out, fn.output_column, done)
+        listed = {row for row, _ in est.invalid}
+        for line in _results.failures(out, fn.output_column, names, skip=listed)[:50]:
+            print(f"  {line}")
+        if audio_dir:
+            written, table = _results.write_audio(out, audio_dir, output_column=fn.output_column,
+                                                  keep=args.keep, on_error=args.on_error,
+                                                  names=names)
+            print(f"wrote {plural(written, 'audio file')} to {audio_dir} and the signals and "
+                  f"costs of every row to {table}")
         for col in [c for c in fn.output_columns if c in (fn.output_column,
                                                            f"{fn.output_column}_residual")]:
             out = out.cast_column(col, Audio())
         out.save_to_disk(args.out)
+        print(f"saved to {args.out}: "
+              f"{_results.summary(out, fn.output_column, client.price_per_call)}")
         usage = client.usage
-        if len(out) and usage.billed == 0 and usage.cached == 0 and usage.failed == 0:
-            print(f"saved {len(out)} rows to {args.out}: every row came from datasets' own "
-                  "cache of an identical earlier map (same data, settings and endpoint); "
-                  "nothing was sent or paid.")
-        else:
-            print(f"saved {len(out)} rows to {args.out}; {usage}")
+        if usage.requests:
+            print(f"requests from this process: {usage.traffic()}")
     return 0
 
 

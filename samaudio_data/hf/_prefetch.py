@@ -29,24 +29,29 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from .. import errors
+from .._models import plural
 from ._map import Isolate, _column_values
 from ._values import read_value
 
 
 @dataclass
 class PrefetchReport:
-    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason)."""
+    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason), and
+    per row what it cost in this prefetch: ``done[row] = (dollars, seconds, cached)`` (the
+    ``map`` that follows reads these rows from the cache: its own columns then say
+    ``cost == 0.0, cached == True``; ``samaudio-data map`` writes these figures instead)."""
 
     rows: int = 0
     paid: int = 0
     cached: int = 0
     failed: List[Tuple[int, str]] = field(default_factory=list)
+    done: Dict[int, Tuple[float, float, bool]] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
-        return (f"{self.rows} rows: {self.paid} paid, {self.cached} already cached, "
+        return (f"{plural(self.rows, 'row')}: {self.paid} paid, {self.cached} already cached, "
                 f"{len(self.failed)} failed")
 
 
@@ -76,11 +81,17 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
             report.rows += 1
             yield item
 
-    for (row, _), result in client.stream(work, rows(), progress=progress,
+    try:
+        total = len(dataset)
+    except TypeError:  # an IterableDataset: no end known
+        total = None
+    for (row, _), result in client.stream(work, rows(), progress=progress, total=total,
                                           desc=f"caching {fn.description!r}"):
         if isinstance(result, errors.SamAudioError):
             report.failed.append((row, result.message))
-        elif result.cached:
+            continue
+        report.done[row] = (result.cost, result.seconds, result.cached)
+        if result.cached:
             report.cached += 1
         else:
             report.paid += 1

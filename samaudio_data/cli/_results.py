@@ -1,0 +1,182 @@
+"""What ``samaudio-data map`` reports and writes once the map is done.
+
+- :func:`with_prefetch_costs`: the per-row ``_cost``/``_seconds``/``_cached`` columns say what
+  each row cost in this run, also when the prefetch paid and the map then read the cache;
+- :func:`summary`: one line counting every row once, from those columns (so it holds with
+  ``--num-proc`` too, whose workers' counters the main process never sees);
+- :func:`write_audio`: one cleaned file per input (same name, rate and length; ``.wav`` as
+  32-bit float, ``.flac`` as 24-bit, any other format as ``.wav``) and a CSV of the signals and
+  costs beside them.
+
+Example
+-------
+>>> from datasets import Dataset
+>>> ds = Dataset.from_dict({"isolated_cost": [0.062, 0.0], "isolated_seconds": [1.0, 0.0],
+...                         "isolated_cached": [False, True], "isolated_error": ["", ""]})
+>>> print(summary(ds, "isolated", 0.062))
+2 rows: 1 paid in this run (1 call, $0.06), 1 from the cache of an earlier run, 0 failed
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from .. import errors
+from .._models import plural
+from ..audio import SIGNAL_NAMES, BlockWriter, decode_audio
+
+_KEPT_FORMATS = (".wav", ".flac")
+
+
+def with_prefetch_costs(out, output_column: str, done: Dict[int, Tuple[float, float, bool]]):
+    """``out`` with each prefetched row's cost, seconds and cached state added to the map's.
+
+    >>> from datasets import Dataset
+    >>> ds = Dataset.from_dict({"x_cost": [0.0], "x_seconds": [0.0], "x_cached": [True]})
+    >>> with_prefetch_costs(ds, "x", {0: (0.062, 1.5, False)})[0]
+    {'x_cost': 0.062, 'x_seconds': 1.5, 'x_cached': False}
+    """
+    if not done:
+        return out
+    names = [f"{output_column}_{k}" for k in ("cost", "seconds", "cached")]
+    cols = out.select_columns(names)[:]
+    cost, seconds, cached = (list(cols[n]) for n in names)
+    for row, (c, s, hit) in done.items():
+        cost[row] += c
+        seconds[row] += s
+        cached[row] = cached[row] and hit
+    order = out.column_names
+    features = out.features
+    out = out.remove_columns(names)
+    for name, values in zip(names, (cost, seconds, cached)):
+        out = out.add_column(name, values, feature=features[name])
+    return out.select_columns(order)
+
+
+def summary(out, output_column: str, price_per_call: float) -> str:
+    """Every row counted once: paid in this run, from an earlier run's cache, or failed."""
+    cols = out.select_columns([f"{output_column}_{k}" for k in ("cost", "cached", "error")])[:]
+    cost, cached, error = (list(cols[f"{output_column}_{k}"])
+                           for k in ("cost", "cached", "error"))
+    paid = sum(1 for c in cost if c > 0)
+    dollars = sum(cost)
+    calls = int(round(dollars / price_per_call)) if price_per_call else paid
+    hits = sum(1 for c, hit, e in zip(cost, cached, error) if hit and not e and c == 0)
+    failed = sum(1 for e in error if e)
+    return (f"{plural(len(cost), 'row')}: {paid} paid in this run ({plural(calls, 'call')}, "
+            f"${dollars:.2f}), {hits} from the cache of an earlier run, {failed} failed")
+
+
+def failures(out, output_column: str, names: List[str], skip=()) -> List[str]:
+    """``row N (name): why`` for every failed row not in ``skip``."""
+    errs = out.select_columns([f"{output_column}_error"])[:][f"{output_column}_error"]
+    return [f"row {i}{_named(names, i)}: {e}" for i, e in enumerate(errs)
+            if e and i not in skip]
+
+
+def row_names(ds, column: str) -> List[str]:
+    """What to call each row in messages and output files: its file name when it has one."""
+    if "file_name" in ds.column_names:
+        return [str(n) for n in ds.select_columns(["file_name"])[:]["file_name"]]
+    values = ds.select_columns([column])[:][column]
+    names = []
+    for v in values:
+        path = v.get("path") if isinstance(v, dict) else None
+        names.append(os.path.basename(path) if path else "")
+    return names
+
+
+def _named(names: List[str], i: int) -> str:
+    return f" ({names[i]})" if i < len(names) and names[i] else ""
+
+
+def check_audio_dir(folder: str, source: Optional[str]) -> None:
+    """Refuse a ``--write-audio`` folder inside the input folder (a rerun would read the
+    cleaned files as inputs) or that is a file."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise errors.InvalidRequestError(
+            f"--write-audio {folder!r} is a file; pass a folder (it is created if missing).")
+    if source and os.path.isdir(source):
+        src, dst = os.path.realpath(source), os.path.realpath(folder)
+        if os.path.commonpath([src, dst]) == src:
+            raise errors.InvalidRequestError(
+                f"--write-audio {folder!r} is inside the input folder {source!r}: a rerun "
+                "would read the cleaned files as input. Pass a folder outside it.")
+
+
+def output_names(names: List[str]) -> List[str]:
+    """Relative output file names: the input's own where it is a ``.wav`` or ``.flac``, else
+    the same stem as ``.wav`` (the full name plus ``.wav`` if that is taken); rows without
+    a name are ``row-00001.wav``; clashes get the row number.
+
+    >>> output_names(["a.wav", "b.mp3", "b.wav", "", "a.wav"])
+    ['a.wav', 'b.mp3.wav', 'b.wav', 'row-00003.wav', 'a.row-00004.wav']
+    """
+    taken = {n for n in names if os.path.splitext(n)[1].lower() in _KEPT_FORMATS}
+    out, used = [], set()
+    for i, name in enumerate(names):
+        if not name:
+            new = f"row-{i:05d}.wav"
+        else:
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in _KEPT_FORMATS:
+                new = f"{stem}.wav" if f"{stem}.wav" not in taken else f"{name}.wav"
+                ext = ".wav"
+            else:
+                new = name
+            if new in used:
+                new = f"{os.path.splitext(new)[0]}.row-{i:05d}{ext if ext else '.wav'}"
+        used.add(new)
+        out.append(new)
+    return out
+
+
+def write_audio(out, folder: str, *, output_column: str, keep: str, on_error: str,
+                names: List[str]) -> Tuple[int, str]:
+    """One cleaned file per row that has one, and ``<output_column>.csv`` beside them.
+
+    Returns ``(files written, path of the CSV)``. A failed row gets no file (unless
+    ``on_error="keep_original"``, which keeps the original) and its error in the CSV.
+    """
+    os.makedirs(folder, exist_ok=True)
+    files = output_names(names)
+    keys = ["cost", "seconds", "cached", "error"] + list(SIGNAL_NAMES)
+    cols = [output_column] + ([f"{output_column}_residual"] if keep == "both" else []) + \
+        [f"{output_column}_{k}" for k in keys]
+    written = 0
+    table: List[Dict[str, Any]] = []
+    for i, row in enumerate(out.select_columns(cols)):
+        error = row[f"{output_column}_error"]
+        target = files[i] if (not error or on_error == "keep_original") else ""
+        if target:
+            _write(os.path.join(folder, target), row[output_column])
+            if keep == "both" and not error:
+                stem, ext = os.path.splitext(target)
+                _write(os.path.join(folder, f"{stem}.residual{ext}"),
+                       row[f"{output_column}_residual"])
+            written += 1
+        table.append({"file_name": names[i], "written": target,
+                      **{k: row[f"{output_column}_{k}"] for k in keys}})
+    path = os.path.join(folder, f"{output_column}.csv")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["file_name", "written"] + keys)
+    writer.writeheader()
+    writer.writerows(table)
+    tmp = path + ".part"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        fh.write(buf.getvalue())
+    os.replace(tmp, path)
+    return written, path
+
+
+def _write(path: str, value: Any) -> None:
+    data = value["bytes"] if isinstance(value, dict) else None
+    if data is None:
+        raise errors.InvalidRequestError(f"no audio bytes to write to {path!r}.")
+    y, sr = decode_audio(data)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with BlockWriter(path, sr, channels=y.shape[0], frames=y.shape[-1]) as w:
+        w.write(y)
