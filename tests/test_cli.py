@@ -31,7 +31,7 @@ def test_dry_run_names_each_undecodable_file_and_why(tmp_path, capsys, monkeypat
                  "--dry-run", "--cache-dir", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "2 calls to pay for" in out
-    assert "row 1:" in out and "row 2:" in out and "clip1.wav" in out
+    assert "row 1 (clip1.wav):" in out and "row 2 (clip2.wav):" in out
 
 
 def test_a_broken_file_stops_before_sending_unless_skipped(tmp_path, capsys, monkeypatch):
@@ -69,7 +69,7 @@ def test_a_rerun_of_the_cli_with_its_local_endpoint_pays_nothing(tmp_path, capsy
     d = audiofolder(tmp_path, n=2)
     args = ["map", str(d), "--description", "speech", "--cache-dir", str(tmp_path / "c")]
     assert main(args + ["--out", str(tmp_path / "o1")]) == 0
-    assert "2 billed calls" in capsys.readouterr().out
+    assert "2 paid in this run (2 calls, $0.12)" in capsys.readouterr().out
     assert main(args + ["--out", str(tmp_path / "o2"), "--dry-run"]) == 0
     assert "0 calls to pay for, 2 already cached" in capsys.readouterr().out
 
