@@ -85,7 +85,7 @@ def test_the_fingerprint_depends_on_the_endpoint_never_the_key(monkeypatch):
     assert a == b
 
 
-def test_a_map_served_by_datasets_cache_says_so(tmp_path, capsys, monkeypatch):
+def test_a_rerun_reads_every_row_from_the_cache_and_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     ds = Dataset.from_dict({"audio": [{"array": bandlimited(4000, 16000, seed=i),
                                        "sampling_rate": 16000} for i in range(2)]})
@@ -97,7 +97,7 @@ def test_a_map_served_by_datasets_cache_says_so(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(args + ["--out", str(tmp_path / "o2")]) == 0
     out = capsys.readouterr().out
-    assert "datasets' own cache" in out or "2 from cache" in out
+    assert "0 paid in this run (0 calls, $0.00), 2 from the cache of an earlier run" in out
 
 
 def test_int16_dicts_and_bad_rates_read_as_the_client_reads_them(client, endpoint):
