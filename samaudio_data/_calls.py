@@ -49,6 +49,11 @@ log = logging.getLogger("samaudio_data")
 # 2 channels of float64 in base64 JSON is far beyond anything a faithful answer needs.
 _ANSWER_BYTES_PER_SECOND = 192000 * 2 * 8 * 4 // 3
 _ANSWER_BYTES_BASE = 1 << 20
+# where to go without a key: everything works offline against the local endpoint
+NO_KEY_HINT = ("No key yet? Try everything offline against the local endpoint: "
+               "from samaudio_data.testing import LocalEndpoint; ep = LocalEndpoint().start(); "
+               "client = Client('local-key', endpoint=ep.url) (or samaudio-data serve, or the "
+               "CLI's --local).")
 # a connection-level failure (DNS, refused, TLS) met this many times in a row by one request
 # stops the run: every other request would meet it too
 UNREACHABLE_ATTEMPTS = 3
@@ -157,7 +162,8 @@ class Caller:
         """Send one piece with retries; returns ``(Answer, audio bytes to cache)``."""
         if not self.transport.has_key:
             raise errors.AuthenticationError(
-                "no API key: set SEGMIND_API_KEY or pass api_key= to Client. Nothing was sent.")
+                "no API key: set SEGMIND_API_KEY or pass api_key= to Client. Nothing was sent.",
+                hint=NO_KEY_HINT)
         body, max_bytes, key = self.body(piece, job), self.max_answer_bytes(piece), \
             self.key(piece, job)
         expired = False
