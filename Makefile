@@ -10,7 +10,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TEST := libavcodec59 libavformat59 libavutil57 libswresample4 libavdevice59 \
             libavfilter8 libswscale6 chromium
 # the oldest supported versions: a fresh venv pinned by this constraints file (no torch:
-# datasets 3.x decodes Audio with soundfile); the browser test runs in the latest one only
+# datasets 3.x decodes Audio with soundfile); the browser test and the fresh-install test
+# (tests/test_fresh_install.py: the README from a new venv) run in the latest one only
 OLDEST_VENV ?= .venv-oldest
 # CI builds it with $(PY) (3.11); OLDEST_PY=python3.10 tests the oldest Python as well
 OLDEST_PY ?= $(PY)
@@ -47,4 +48,5 @@ test-oldest:
 	$(OLDEST_PY) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install -q -c $(OLDEST_CONSTRAINTS) ".[test]"
 	$(OLDEST_VENV)/bin/python -m pip check
-	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py"
+	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py" \
+	  --ignore=tests/test_fresh_install.py

@@ -80,7 +80,10 @@ def audio_folder(folder: str, *, column: str = "audio", cache_dir: Optional[str]
             f"{', '.join(AUDIO_EXTENSIONS)}): check the folder.")
     meta = _metadata(folder)
     extra = sorted({k for row in meta.values() for k in row} - {"file_name", column})
-    features = datasets.Features({column: datasets.Audio(decode=False),
+    # the paths go in as a plain struct, cast to Audio afterwards: datasets 4.x encodes an
+    # Audio value through torchcodec (even with decode=False), a cast does not
+    features = datasets.Features({column: {"bytes": datasets.Value("binary"),
+                                           "path": datasets.Value("string")},
                                   "file_name": datasets.Value("string"),
                                   **{k: _feature([row.get(k) for row in meta.values()])
                                      for k in extra}})
@@ -95,9 +98,10 @@ def audio_folder(folder: str, *, column: str = "audio", cache_dir: Optional[str]
     for row in rows:
         row.update({k: str(row[k]) for k in text if row[k] is not None})
     # the listing (names, sizes, times) is what the dataset's cache entry is keyed by
-    return datasets.Dataset.from_generator(
+    ds = datasets.Dataset.from_generator(
         _rows, features=features, cache_dir=cache_dir,
         gen_kwargs={"rows": rows, "listing": listing})
+    return ds.cast_column(column, datasets.Audio(decode=False))
 
 
 def _rows(rows: List[Dict[str, Any]], listing: List[Any]):
