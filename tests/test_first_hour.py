@@ -57,7 +57,7 @@ def one_line(capsys) -> str:
 
 def folder(tmp_path, n=3, sr=16000):
     d = tmp_path / "clips"
-    d.mkdir()
+    d.mkdir(parents=True)
     for i in range(n):
         sf.write(d / f"c{i}.wav", bandlimited(sr // 2, sr, seed=i), sr)
     return d
