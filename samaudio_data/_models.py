@@ -121,7 +121,8 @@ class Usage:
         >>> Usage(requests=1, seconds=2.0).traffic()
         '1 request sent over 0.0 s of wall time, 2.0 s of request time summed over requests'
         """
-        text = f"{plural(self.requests, 'request')} sent over {self.wall_seconds:.1f} s of wall time"
+        text = (f"{plural(self.requests, 'request')} sent over {self.wall_seconds:.1f} s of "
+                "wall time")
         if self.achieved_rate is not None:
             limit = f" (limit {self.rate_limit:.0f}/min)" if self.rate_limit else ""
             text += f", at {self.achieved_rate:.1f} requests per minute{limit}"

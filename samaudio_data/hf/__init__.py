@@ -20,5 +20,5 @@ from ._map import Isolate, estimate_cost, isolate
 from ._prefetch import PrefetchReport, prefetch
 from ._values import encode_value, read_value
 
-__all__ = ["Isolate", "PrefetchReport", "audio_folder", "encode_value", "estimate_cost", "isolate", "prefetch",
-           "read_value"]
+__all__ = ["Isolate", "PrefetchReport", "audio_folder", "encode_value", "estimate_cost",
+           "isolate", "prefetch", "read_value"]
