@@ -242,3 +242,17 @@ def test_the_cli_columns_say_what_each_row_cost_in_this_run_with_num_proc(tmp_pa
     assert all(s > 0 for s in saved["isolated_seconds"])
     assert sorted(os.listdir(tmp_path / "o" / "audio")) == ["c0.wav", "c1.wav", "c2.wav",
                                                             "c3.wav", "isolated.csv"]
+
+
+def test_the_progress_bar_counts_successes_with_a_total(client, endpoint, capsys):
+    clips = [bandlimited(800, 8000, seed=1), np.zeros((800, 2)), bandlimited(800, 8000, seed=2)]
+
+    def work(y):   # the middle clip is (n, channels): refused before sending
+        return client.separate(y, 8000, "speech")
+
+    done = list(client.stream(work, clips, progress=True, total=len(clips)))
+    assert sum(isinstance(r, errors.InvalidAudioError) for _, r in done) == 1
+    bar = capsys.readouterr().err
+    assert "0/3" in bar and "2/2" in bar and "1 failed" in bar   # the total, less the failure
+    assert "1/3" not in bar and "3/3" not in bar
+    assert endpoint.stats["billed"] == 2
