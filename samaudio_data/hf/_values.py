@@ -107,9 +107,14 @@ def _decode_bytes(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
     except Exception as exc:  # noqa: BLE001 - audioread and its backends raise many kinds
         second = ("no decoder for this format: audioread found no backend such as ffmpeg"
                   if type(exc).__name__ == "NoBackendError" else _first_line(exc))
+    import importlib.util
+
+    # where torchcodec is installed, datasets' own decoder (FFmpeg) is one more way out
+    other = (", or let datasets decode the column (Audio(decode=True), with torchcodec)"
+             if importlib.util.find_spec("torchcodec") is not None else "")
     raise InvalidAudioError(
         f"cannot read {name}: neither soundfile ({first}) nor librosa ({second}) decodes it "
-        "as audio; check the file, or convert it to WAV or FLAC.") from None
+        f"as audio; check the file, or convert it to WAV or FLAC{other}.") from None
 
 
 def _soundfile_reason(exc: ResponseDecodeError) -> str:
