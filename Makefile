@@ -47,4 +47,7 @@ test-oldest:
 	$(OLDEST_PY) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install -q -c $(OLDEST_CONSTRAINTS) ".[test]"
 	$(OLDEST_VENV)/bin/python -m pip check
+	# the installed package (not this checkout: run from elsewhere) ships the explorer's front end
+	cd / && $(abspath $(OLDEST_VENV))/bin/python -c "from samaudio_data.explorer._widget import \
+	  ExplorerWidget as W; w = W(); assert 'export default' in w._esm and '.sa-root' in w._css"
 	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py"

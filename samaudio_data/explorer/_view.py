@@ -12,7 +12,8 @@ from . import _format
 from ._rows import LANES, RowMedia
 from ._state import DECISIONS, ReviewState
 
-#: keys handled by the kernel: key -> action
+#: keys handled by the kernel: key -> action (the browser learns this list from the widget's
+#: ``shortcuts`` trait, so it is written only here)
 KEYS = {"k": "keep", "d": "discard", "f": "flag", "u": "clear", "l": "next", "n": "next",
         "j": "prev", "p": "prev", "z": "undo", "ArrowRight": "next", "ArrowLeft": "prev"}
 
@@ -111,7 +112,6 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
         "quote": quote or {},
         "description": description, "candidates": str(candidates),
         "can_reisolate": bool(can_reisolate),
-        "keys": [list(k) for k in KEY_MAP],
     }
 
 
