@@ -51,11 +51,13 @@ def decide_and_advance(ex: Explorer, decision: Optional[str]) -> None:
 
 #: what each key does (the values of ``KEYS``)
 _KEY_ACTIONS: Dict[str, Callable[[Explorer], None]] = {
+    "keep": lambda ex: decide_and_advance(ex, "keep"),
+    "discard": lambda ex: decide_and_advance(ex, "discard"),
+    "flag": lambda ex: decide_and_advance(ex, "flag"),
+    "clear": lambda ex: ex.decide(None),
     "next": lambda ex: ex.next(),
     "prev": lambda ex: ex.prev(),
     "undo": lambda ex: ex.ui.say(ex.undo()),
-    "clear": lambda ex: ex.decide(None),
-    **{d: (lambda ex, d=d: decide_and_advance(ex, d)) for d in DECISIONS},
 }
 
 

@@ -114,7 +114,8 @@ class Explorer(ReviewActions):
         >>> from samaudio_data.explorer import example_dataset
         >>> v = Explorer(example_dataset(8)).current
         >>> v["title"], v["position"], v["spend"]
-        ('row 1 of 8', '1 of 8 in the queue', 'spent $0.496 = dataset $0.496 + re-isolations $0.000')
+        ('row 1 of 8', '1 of 8 in the queue',
+         'spent $0.496 = dataset $0.496 + re-isolations $0.000')
         """
         return self._compose()[0]
 
@@ -224,6 +225,18 @@ class Explorer(ReviewActions):
         w.view = view
         w.table = self.table
 
+    def press(self, key: str) -> None:
+        """Do what a key does while the explorer has the focus (see ``KEY_MAP``).
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> ex = Explorer(example_dataset(3)); ex.press("d"); ex.press("z"); ex.decisions
+        {}
+        """
+        from ._actions import press
+
+        press(self, key)
+        self._refresh()
+
     def _handle(self, msg: Dict[str, Any]) -> None:
         """One action from the browser; errors become the widget's message."""
         from ._actions import dispatch
@@ -281,7 +294,8 @@ class Explorer(ReviewActions):
         >>> Explorer(example_dataset(2)).confirm()
         Traceback (most recent call last):
         ...
-        samaudio_data.explorer.ExplorerError: nothing to confirm: ask for the price first (quote() or the price button).
+        samaudio_data.explorer.ExplorerError: nothing to confirm: ask for the price first
+        (quote() or the price button).
         """
         q = self._ui.quote
         if q is None:

@@ -8,7 +8,7 @@ and 8 hold no target).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ._state import ReviewState
 from ._ui import UIState
@@ -111,18 +111,6 @@ class ReviewActions:
 
     def _changed(self, moved: bool = False) -> None:
         raise NotImplementedError
-
-    def press(self, key: str) -> None:
-        """Do what a key does while the explorer has the focus (see ``KEY_MAP``).
-
-        >>> from samaudio_data.explorer import Explorer, example_dataset
-        >>> ex = Explorer(example_dataset(3)); ex.press("d"); ex.press("z"); ex.decisions
-        {}
-        """
-        from ._actions import press
-
-        press(self, key)
-        self._refresh()
 
     def goto(self, row: int) -> None:
         """Show dataset index ``row`` (0-based; the widget's box takes the 1-based number).

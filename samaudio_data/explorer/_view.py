@@ -82,8 +82,8 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
     meta = state.reisolated.get(row)
     lanes = []
     for lane in LANES:
-        info = media.lanes[lane] if media else {"note": "", "empty": True}
-        lanes.append({"name": lane, "note": info["note"], "empty": bool(info["empty"])})
+        shown = media.lanes[lane] if media else {"note": "", "empty": True}
+        lanes.append({"name": lane, "note": shown["note"], "empty": bool(shown["empty"])})
     info = ""
     if media is not None:
         info = (f"{_format.duration(media.seconds)} · {media.sr} Hz · {media.channels} ch")
