@@ -116,7 +116,8 @@ def report(r: dict) -> None:
     predicted = "" if r.get("prefetch_seconds") or b >= r["rows"] else \
         f"  (boundary predicts {(b / rate + LATENCY) / (b / rate):.2f} x)"
     print(f"  {r['plan']:<5} {r['name']:<26} {r['seconds']:7.2f} s = {r['ratio']:5.3f} x "
-          f"ideal {ideal:6.2f} s   429s {r['r429']:>3}  paid/row {r['paid_per_row']:.2f}  "
+          f"ideal {ideal:6.2f} s   429s {r['r429']:>3}  requests {r['requests']:>4}  "
+          f"billed {r['billed']:>4}  paid/row {r['paid_per_row']:.2f}  "
           f"rows ok {r['ok']}/{r['rows']}  in flight max {r['max_in_flight']:>2} "
           f"(client allows {r['concurrency']}){predicted}")
     if r.get("prefetch_seconds"):

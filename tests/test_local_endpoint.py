@@ -20,7 +20,7 @@ from samaudio_data.errors import InvalidRequestError
 from samaudio_data.testing import (FRAME, LocalEndpoint, UploadInfo, choose_transform,
                                    serve_main, separate)
 
-from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, post
+from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, post, wait_for
 from signals import noise
 
 
@@ -257,7 +257,8 @@ def test_stop_abandons_sleeping_requests_quickly():
 
     th = threading.Thread(target=call)
     th.start()
-    time.sleep(0.3)
+    wait_for(lambda: ep.stats["in_flight"] == 1 and ep.stats["requests"] == 1,
+             "the call to reach the model")
     t0 = time.monotonic()
     ep.stop()
     th.join(5)
@@ -352,8 +353,15 @@ def test_serve_main_queue_and_limit_flags():
         r = requests.post(url, json=short, headers=headers, timeout=10)
         assert r.status_code == 429  # burst 1
         long = {"audio": b64(encode_wav(np.zeros(600), SR)), "description": "x"}
-        time.sleep(1.1)
-        r = requests.post(url, json=long, headers=headers, timeout=10)
+
+        answers = []
+
+        def past_the_limit():  # a 429 takes no token: ask until the next one (1 s) is there
+            answers.append(requests.post(url, json=long, headers=headers, timeout=10))
+            return answers[-1].status_code != 429
+
+        wait_for(past_the_limit, "the bucket's next token", interval=0.05)
+        r = answers[-1]
         assert r.status_code == 400 and "at most 0.01 s" in r.json()["error"]
         r = requests.post(base + "/v2/sam-audio-large", json=short, headers=headers,
                           timeout=10)
