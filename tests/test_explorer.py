@@ -340,9 +340,9 @@ def test_construction_decodes_nothing_and_rows_load_on_demand(monkeypatch):
     ex = Explorer(ds)
     ex.sort_by("isolated_target_db")
     ex.set_filter("isolated_target_db", max=-10)
-    ex.table
+    _ = ex.table
     assert not [k for k in keys if isinstance(k, (int, np.integer))]
-    ex.widget
+    _ = ex.widget
     assert [k for k in keys if isinstance(k, (int, np.integer))] == [ex.row]
     ex.next()
     assert [k for k in keys if isinstance(k, (int, np.integer))] == ex.queue[:2]
