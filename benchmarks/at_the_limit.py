@@ -94,14 +94,14 @@ def run(plan: str, rpm: int, ds, batch_size, *, use_prefetch: bool = False,
             else f"map B={batch_size if batch_size < rows else 'rows'}")
     if burst != 1:
         name += f", server burst {burst}"
-    if retry_after != True:  # noqa: E712 (True is one of the endpoint's choices)
+    if retry_after is not True:  # True is one of the endpoint's choices, beside "fraction"
         name += ", Retry-After decimal"
     r = {"plan": plan, "name": name, "rows": rows, "ok": len(out) - len(errors),
          "errors": errors, "seconds": seconds, "rpm": rpm, "batch_size": batch_size,
          "r429": st["by_status"].get(429, 0), "billed": st["billed"],
          "requests": st["requests"], "max_in_flight": st["max_in_flight"],
          "concurrency": snap["concurrency"], "burst": burst,
-         "control": burst != 1 or retry_after != True}  # noqa: E712
+         "control": burst != 1 or retry_after is not True}
     if use_prefetch:
         r["prefetch_seconds"], r["prefetch_report"] = t_pre, str(rep)
     return r
