@@ -47,10 +47,12 @@ class FakeClock(Clock):
     >>> done = threading.Event()
     >>> sleeper = threading.Thread(target=lambda: clock.wait(5.0, threading.Event())
     ...                            or done.set())
-    >>> sleeper.start(); done.wait(0.05)      # 5 s of this clock have not passed
+    >>> sleeper.start()
+    >>> while not clock.waiting: pass          # the sleeper is waiting on the clock
+    >>> clock.advance(4.9); done.wait(0.05)    # 5 s of this clock have not passed
     False
-    >>> clock.advance(5.0); sleeper.join(5); done.is_set(), clock()
-    (True, 105.0)
+    >>> clock.advance(0.1); sleeper.join(5); done.is_set(), clock(), clock.waiting
+    (True, 105.0, 0)
     """
 
     def __init__(self, start: float = 1000.0, *, ticking: bool = False) -> None:
@@ -58,6 +60,7 @@ class FakeClock(Clock):
         self._ticking = bool(ticking)
         self._origin = time.monotonic()
         self._changed = threading.Condition()
+        self._waiting = 0
 
     def __call__(self) -> float:
         with self._changed:
@@ -75,17 +78,28 @@ class FakeClock(Clock):
             self._offset += float(seconds)
             self._changed.notify_all()
 
+    @property
+    def waiting(self) -> int:
+        """How many threads wait on this clock now (a simulated latency, a slow fault): a
+        test moves time once the wait it means to end has begun."""
+        with self._changed:
+            return self._waiting
+
     def wait(self, seconds: float, cancel: threading.Event) -> bool:
         """Wait until this clock has moved ``seconds``; True if ``cancel`` was set first."""
         with self._changed:
             deadline = self._now() + seconds
-            while not cancel.is_set():
-                left = deadline - self._now()
-                if left <= 0:
-                    return False
-                # woken by advance(); a short real timeout notices ``cancel`` and ticking time
-                self._changed.wait(min(left, 0.05) if self._ticking else 0.05)
-            return True
+            self._waiting += 1
+            try:
+                while not cancel.is_set():
+                    left = deadline - self._now()
+                    if left <= 0:
+                        return False
+                    # woken by advance(); a short real timeout notices ``cancel`` and ticking
+                    self._changed.wait(min(left, 0.05) if self._ticking else 0.05)
+                return True
+            finally:
+                self._waiting -= 1
 
     def __repr__(self) -> str:
         return f"FakeClock({self():.3f}{', ticking' if self._ticking else ''})"
