@@ -268,7 +268,7 @@ def join_chunks(plan: ChunkPlan, answers: Sequence[np.ndarray]) -> np.ndarray:
     parts = [_as_answer(plan, i, y, channels) for i, y in enumerate(answers)]
     out = np.empty(first.shape[:-1] + (plan.n,), dtype=np.float32)
     ov = plan.overlap
-    for i, ((a, b), y) in enumerate(zip(plan.windows, parts)):
+    for i, ((a, b), y) in enumerate(zip(plan.windows, parts, strict=True)):
         lo = ov if i > 0 else 0
         hi = (b - a) - ov if i < len(plan) - 1 else b - a
         out[..., a + lo:a + hi] = y[..., lo:hi]

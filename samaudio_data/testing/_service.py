@@ -37,7 +37,7 @@ from ._protocol import (DROP, FILES_PREFIX, MODEL_NAME, POLL_PREFIX, REQUESTS_PR
 from ._queue import JobQueue
 from ._stats import Stats
 
-_Admitted = Union[Reply, Call]
+_Admitted = Reply | Call
 
 
 class Service:
