@@ -391,6 +391,7 @@ class ChunkJoiner:
             del self._answers[i]
             self._next += 1
         if not parts:
-            mono = self._ndim == 1 or (self._ndim is None and self.channels in (None, 1))
-            return np.zeros((0,) if mono else (self.channels, 0), dtype=np.float32)
+            channels = self.channels or 1   # set with the first answer, if any came
+            mono = self._ndim == 1 or (self._ndim is None and channels == 1)
+            return np.zeros((0,) if mono else (channels, 0), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(parts, axis=-1), dtype=np.float32)
