@@ -40,9 +40,17 @@ class UIState:
     candidates: Any = ""
 
     def say(self, text: str, error: bool = False) -> None:
-        """Show ``text`` on the message line (in red when ``error``)."""
+        """Show ``text`` on the message line (in red when ``error``).
+
+        >>> ui = UIState(); ui.say("row 99 is out of range", error=True); ui.message_error
+        True
+        """
         self.message, self.message_error = str(text), bool(error)
 
     def lapse(self) -> None:
-        """Another row or queue is shown: a pending price, bulk question and page lapse."""
+        """Another row or queue is shown: a pending price, bulk question and page lapse.
+
+        >>> ui = UIState(page=3); ui.lapse(); ui.page is None
+        True
+        """
         self.quote, self.page, self.bulk = None, None, None

@@ -71,7 +71,11 @@ class FakeClock(Clock):
         return self._offset + real
 
     def advance(self, seconds: float) -> None:
-        """Move the clock ``seconds`` forward and wake whatever waits on it."""
+        """Move the clock ``seconds`` forward and wake whatever waits on it.
+
+        >>> clock = FakeClock(start=0.0); clock.advance(1.5); clock()
+        1.5
+        """
         if not seconds >= 0:
             raise ValueError(f"a clock only moves forward: advance({seconds!r}).")
         with self._changed:
@@ -86,7 +90,12 @@ class FakeClock(Clock):
             return self._waiting
 
     def wait(self, seconds: float, cancel: threading.Event) -> bool:
-        """Wait until this clock has moved ``seconds``; True if ``cancel`` was set first."""
+        """Wait until this clock has moved ``seconds``; True if ``cancel`` was set first.
+
+        >>> stop = threading.Event(); stop.set()
+        >>> FakeClock().wait(60.0, stop), FakeClock().wait(0.0, threading.Event())
+        (True, False)
+        """
         with self._changed:
             deadline = self._now() + seconds
             self._waiting += 1
