@@ -155,7 +155,10 @@ class GatewayTimeoutError(ServerError):
 
 
 class APIConnectionError(APIError):
-    """The connection failed or dropped before a complete answer arrived."""
+    """The connection failed or dropped before a complete answer arrived. ``unreachable``
+    says why no request can get through (DNS, refused, TLS), when that is the case."""
+
+    unreachable: Optional[str] = None
 
 
 class APITimeoutError(APIConnectionError):

@@ -21,7 +21,7 @@ def test_float_wavs_read_by_sox_without_a_warning(tmp_path):
     y = (0.25 * np.sin(np.arange(2 * 8000) / 5)).reshape(2, -1)
     made = tmp_path / "bytes.wav"
     made.write_bytes(audio.encode_wav(y, 8000, subtype="FLOAT"))
-    with audio.BlockWriter(tmp_path / "blocks.wav", 8000, channels=2) as w:   # isolate_file's
+    with audio.BlockWriter(tmp_path / "blocks.wav", 8000, channels=2) as w:  # isolate_file's
         w.write(y[:, :5000])
         w.write(y[:, 5000:])
     for path in (made, tmp_path / "blocks.wav"):
@@ -38,10 +38,10 @@ def test_float_wavs_read_by_sox_without_a_warning(tmp_path):
 import time  # noqa: E402
 import warnings  # noqa: E402
 
-from datasets import Dataset  # noqa: E402
-
 from conftest import KEY  # noqa: E402
+from datasets import Dataset  # noqa: E402
 from signals import bandlimited  # noqa: E402
+
 from samaudio_data import Client, audio_folder, errors, isolate, prefetch  # noqa: E402
 from samaudio_data.cli import main  # noqa: E402
 from samaudio_data.testing import LocalEndpoint  # noqa: E402
@@ -65,6 +65,7 @@ def folder(tmp_path, n=3, sr=16000):
 
 # --- bad paths: one line each, the real cause, nothing sent ----------------------------
 
+
 def test_bad_paths_are_one_line_each_and_send_nothing(tmp_path, capsys, monkeypatch):
     with LocalEndpoint(keys={KEY: None}) as ep:
         monkeypatch.setenv("SEGMIND_API_KEY", KEY)
@@ -74,15 +75,51 @@ def test_bad_paths_are_one_line_each_and_send_nothing(tmp_path, capsys, monkeypa
         (tmp_path / "clips" / "readme.txt").write_text("no audio here")
         (tmp_path / "empty.wav").write_bytes(b"")
         started = time.monotonic()
-        assert main(["map", str(tmp_path / "clipz"), "--description", "speech", "--out",
-                     str(tmp_path / "o"), *cache]) == 2
+        assert (
+            main(
+                [
+                    "map",
+                    str(tmp_path / "clipz"),
+                    "--description",
+                    "speech",
+                    "--out",
+                    str(tmp_path / "o"),
+                    *cache,
+                ]
+            )
+            == 2
+        )
         assert "no folder at" in one_line(capsys)
-        assert main(["map", "clipz", "--description", "speech", "--out",   # no Hub retries
-                     str(tmp_path / "o"), *cache]) == 2
+        assert (
+            main(
+                [
+                    "map",
+                    "clipz",
+                    "--description",
+                    "speech",
+                    "--out",  # no Hub retries
+                    str(tmp_path / "o"),
+                    *cache,
+                ]
+            )
+            == 2
+        )
         assert "no folder at 'clipz'" in one_line(capsys)
         assert time.monotonic() - started < 10
-        assert main(["map", str(tmp_path / "clips"), "--description", "speech", "--out",
-                     str(tmp_path / "o"), *cache]) == 2
+        assert (
+            main(
+                [
+                    "map",
+                    str(tmp_path / "clips"),
+                    "--description",
+                    "speech",
+                    "--out",
+                    str(tmp_path / "o"),
+                    *cache,
+                ]
+            )
+            == 2
+        )
         assert "no audio files in" in one_line(capsys)
         assert main(["isolate", str(tmp_path / "missing.wav"), "speech", *cache]) == 2
         assert "no file at" in one_line(capsys)
@@ -100,20 +137,36 @@ def test_an_endpoint_without_a_key_is_refused_with_a_message(tmp_path, capsys, m
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     monkeypatch.setenv("SAMAUDIO_ENDPOINT", "http://127.0.0.1:9/v1/sam-audio-large")
     d = folder(tmp_path)
-    assert main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"),
-                 "--dry-run"]) == 2
+    assert (
+        main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"), "--dry-run"])
+        == 2
+    )
     line = one_line(capsys)
     assert "SAMAUDIO_ENDPOINT is set" in line and "SEGMIND_API_KEY is not" in line
     assert "--local" in line
-    assert main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"),
-                 "--dry-run", "--local", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                "map",
+                str(d),
+                "--description",
+                "speech",
+                "--out",
+                str(tmp_path / "o"),
+                "--dry-run",
+                "--local",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_no_key_points_at_the_local_endpoint(monkeypatch):
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     with pytest.raises(errors.AuthenticationError) as info:
-        Client(cache_dir=False, progress=False).isolate(np.zeros(800, np.float32), 8000,
-                                                        "speech")
+        Client(cache_dir=False, progress=False).isolate(np.zeros(800, np.float32), 8000, "speech")
     assert info.value.hint and "LocalEndpoint" in info.value.hint
     assert "local-key" in str(info.value)
 
@@ -126,8 +179,9 @@ def test_a_folder_reads_without_torch_and_names_each_broken_file(tmp_path, clien
     (d / "metadata.csv").write_text("file_name,speaker,take\nc0.wav,ann,1\nc1.wav,bob,2\n")
     ds = audio_folder(str(d))
     assert list(ds["file_name"]) == ["broken.wav", "c0.wav", "c1.wav", "sub/c2.flac"]
-    assert list(ds["speaker"]) == [None, "ann", "bob", None] and ds.features["take"].dtype \
-        == "int64"
+    assert (
+        list(ds["speaker"]) == [None, "ann", "bob", None] and ds.features["take"].dtype == "int64"
+    )
     out = ds.map(isolate("speech", client=client, on_error="skip"), batched=True)
     errs = list(out["isolated_error"])
     assert errs[0].startswith("InvalidAudioError: cannot read 'broken.wav': neither soundfile")
@@ -137,21 +191,34 @@ def test_a_folder_reads_without_torch_and_names_each_broken_file(tmp_path, clien
 
 # --- fail fast ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url, cause", [
-    ("https://samaudio-first-hour.invalid/v1/sam-audio-large", "does not resolve (DNS)"),
-    (None, "TLS handshake"),
-])
+
+@pytest.mark.parametrize(
+    "url, cause",
+    [
+        ("https://samaudio-first-hour.invalid/v1/sam-audio-large", "does not resolve (DNS)"),
+        (None, "TLS handshake"),
+    ],
+)
 def test_an_unreachable_endpoint_stops_the_run_after_a_few_attempts(tmp_path, url, cause):
-    rows = [{"audio": {"array": bandlimited(800, 8000, seed=i), "sampling_rate": 8000}}
-            for i in range(20)]
-    with LocalEndpoint(keys={KEY: None}) as ep:   # http only: https to it fails in TLS
+    rows = [
+        {"audio": {"array": bandlimited(800, 8000, seed=i), "sampling_rate": 8000}}
+        for i in range(20)
+    ]
+    with LocalEndpoint(keys={KEY: None}) as ep:  # http only: https to it fails in TLS
         url = url or ep.url.replace("http://", "https://")
-        client = Client(KEY, endpoint=url, cache_dir=tmp_path, backoff_base=0.01,
-                        progress=False, transport="sync")
+        client = Client(
+            KEY,
+            endpoint=url,
+            cache_dir=tmp_path,
+            backoff_base=0.01,
+            progress=False,
+            transport="sync",
+        )
         started = time.monotonic()
         with pytest.raises(errors.EndpointUnreachableError) as info:
-            Dataset.from_list(rows).map(isolate("speech", client=client, on_error="skip"),
-                                        batched=True, batch_size=20)
+            Dataset.from_list(rows).map(
+                isolate("speech", client=client, on_error="skip"), batched=True, batch_size=20
+            )
         assert time.monotonic() - started < 30
         with pytest.raises(errors.EndpointUnreachableError):
             prefetch(Dataset.from_list(rows), isolate("speech", client=client), progress=False)
@@ -162,14 +229,29 @@ def test_an_unreachable_endpoint_stops_the_run_after_a_few_attempts(tmp_path, ur
     assert client.usage.billed == 0
 
 
-def test_the_cli_stops_at_once_when_the_endpoint_cannot_be_reached(tmp_path, capsys,
-                                                                     monkeypatch):
+def test_the_cli_stops_at_once_when_the_endpoint_cannot_be_reached(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SEGMIND_API_KEY", KEY)
     monkeypatch.setenv("SAMAUDIO_ENDPOINT", "https://samaudio-first-hour.invalid/v1/m")
     d = folder(tmp_path, n=6)
     started = time.monotonic()
-    assert main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"),
-                 "--on-error", "skip", "--quiet", "--cache-dir", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "map",
+                str(d),
+                "--description",
+                "speech",
+                "--out",
+                str(tmp_path / "o"),
+                "--on-error",
+                "skip",
+                "--quiet",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     line = one_line(capsys)
     assert "EndpointUnreachableError" in line and "samaudio-data check" in line
     assert time.monotonic() - started < 60
@@ -177,82 +259,123 @@ def test_the_cli_stops_at_once_when_the_endpoint_cannot_be_reached(tmp_path, cap
 
 # --- numbers that add up ----------------------------------------------------------------
 
+
 def test_usage_shows_this_runs_requests_with_labels(tmp_path, make_endpoint):
     ep = make_endpoint(keys={KEY: None})
     quiet = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False)
-    assert str(quiet.usage) == "0 billed calls ($0.00), 0 from cache, 0 failed, 0 retries, " \
-                               "0 rate-limited"
-    busy = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False,
-                  requests_per_minute=120, rate_window=60.0)
+    assert (
+        str(quiet.usage) == "0 billed calls ($0.00), 0 from cache, 0 failed, 0 retries, "
+        "0 rate-limited"
+    )
+    busy = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        progress=False,
+        requests_per_minute=120,
+        rate_window=60.0,
+    )
     busy.isolate_many([bandlimited(800, 8000, seed=i) for i in range(4)], 8000, "speech")
     text = str(busy.usage)
     assert text.startswith("4 billed calls ($0.25), 0 from cache, 0 failed, 0 retries")
     assert "4 requests sent over " in text and " s of wall time" in text
     assert "s of request time summed over requests" in text
     rate = float(text.split(", at ")[1].split(" requests per minute")[0])
-    assert 100 <= rate <= 120 and "(limit 120/min)" in text   # 3 gaps of 0.52 s: ~115/min
-    assert str(quiet.usage).endswith("0 rate-limited")        # another client's run: not here
+    assert 100 <= rate <= 120 and "(limit 120/min)" in text  # 3 gaps of 0.52 s: ~115/min
+    assert str(quiet.usage).endswith("0 rate-limited")  # another client's run: not here
 
 
 def test_a_budget_stop_counts_no_failure_and_says_what_the_next_call_costs(client, endpoint):
-    rows = [{"audio": {"array": bandlimited(800, 8000, seed=i), "sampling_rate": 8000}}
-            for i in range(4)]
+    rows = [
+        {"audio": {"array": bandlimited(800, 8000, seed=i), "sampling_rate": 8000}}
+        for i in range(4)
+    ]
     with pytest.raises(errors.BudgetExceededError) as info:
-        Dataset.from_list(rows).map(isolate("speech", client=client, max_cost=0.10),
-                                    batched=True, batch_size=4)
+        Dataset.from_list(rows).map(
+            isolate("speech", client=client, max_cost=0.10), batched=True, batch_size=4
+        )
     text = str(info.value)
-    assert "max_cost $0.10: $0.06 spent so far, and the next call ($0.062) would bring it " \
-           "to $0.12" in text
+    assert (
+        "max_cost $0.10: $0.06 spent so far, and the next call ($0.062) would bring it "
+        "to $0.12" in text
+    )
     assert client.usage.failed == 0 and endpoint.stats["billed"] == 1
     assert "1 call paid ($0.06)" in text
 
 
 def test_an_unbatched_map_warns_once_with_the_fix(client, endpoint):
-    rows = [{"audio": {"array": bandlimited(800, 8000, seed=i), "sampling_rate": 8000}}
-            for i in range(3)]
+    rows = [
+        {"audio": {"array": bandlimited(800, 8000, seed=i), "sampling_rate": 8000}}
+        for i in range(3)
+    ]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         Dataset.from_list(rows).map(isolate("speech", client=client))
-        streamed = Dataset.from_list(rows).to_iterable_dataset().map(
-            isolate("treble", client=client))
+        streamed = (
+            Dataset.from_list(rows).to_iterable_dataset().map(isolate("treble", client=client))
+        )
         assert len(list(streamed)) == 3
     hints = [w for w in caught if "not batched" in str(w.message)]
-    assert len(hints) == 2 and hints[0].filename == __file__   # once per map, at its line
+    assert len(hints) == 2 and hints[0].filename == __file__  # once per map, at its line
     assert endpoint.stats["billed"] == 6
     assert "batched=True" in str(hints[0].message) and "prefetch" in str(hints[0].message)
 
 
-def test_the_cli_columns_say_what_each_row_cost_in_this_run_with_num_proc(tmp_path, capsys,
-                                                                          monkeypatch):
+def test_the_cli_columns_say_what_each_row_cost_in_this_run_with_num_proc(
+    tmp_path, capsys, monkeypatch
+):
     d = folder(tmp_path, n=4)
     with LocalEndpoint(keys={KEY: None}) as ep:
         monkeypatch.setenv("SEGMIND_API_KEY", KEY)
         monkeypatch.setenv("SAMAUDIO_ENDPOINT", ep.url)
-        assert main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"),
-                     "--num-proc", "2", "--quiet", "--cache-dir", str(tmp_path / "c")]) == 0
+        assert (
+            main(
+                [
+                    "map",
+                    str(d),
+                    "--description",
+                    "speech",
+                    "--out",
+                    str(tmp_path / "o"),
+                    "--num-proc",
+                    "2",
+                    "--quiet",
+                    "--cache-dir",
+                    str(tmp_path / "c"),
+                ]
+            )
+            == 0
+        )
         out = capsys.readouterr().out
         assert ep.stats["billed"] == 4
-    assert "4 rows: 4 paid in this run (4 calls, $0.25), 0 from the cache of an earlier run, " \
-           "0 failed" in out
+    assert (
+        "4 rows: 4 paid in this run (4 calls, $0.25), 0 from the cache of an earlier run, "
+        "0 failed" in out
+    )
     import datasets
 
     saved = datasets.load_from_disk(str(tmp_path / "o"))
     assert list(saved["isolated_cost"]) == [0.062] * 4
     assert list(saved["isolated_cached"]) == [False] * 4
     assert all(s > 0 for s in saved["isolated_seconds"])
-    assert sorted(os.listdir(tmp_path / "o" / "audio")) == ["c0.wav", "c1.wav", "c2.wav",
-                                                            "c3.wav", "isolated.csv"]
+    assert sorted(os.listdir(tmp_path / "o" / "audio")) == [
+        "c0.wav",
+        "c1.wav",
+        "c2.wav",
+        "c3.wav",
+        "isolated.csv",
+    ]
 
 
 def test_the_progress_bar_counts_successes_with_a_total(client, endpoint, capsys):
     clips = [bandlimited(800, 8000, seed=1), np.zeros((800, 2)), bandlimited(800, 8000, seed=2)]
 
-    def work(y):   # the middle clip is (n, channels): refused before sending
+    def work(y):  # the middle clip is (n, channels): refused before sending
         return client.separate(y, 8000, "speech")
 
     done = list(client.stream(work, clips, progress=True, total=len(clips)))
     assert sum(isinstance(r, errors.InvalidAudioError) for _, r in done) == 1
     bar = capsys.readouterr().err
-    assert "0/3" in bar and "2/2" in bar and "1 failed" in bar   # the total, less the failure
+    assert "0/3" in bar and "2/2" in bar and "1 failed" in bar  # the total, less the failure
     assert "1/3" not in bar and "3/3" not in bar
     assert endpoint.stats["billed"] == 2

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from .. import errors
 from .._models import plural
@@ -31,7 +31,7 @@ from ..audio import SIGNAL_NAMES, BlockWriter, decode_audio
 _KEPT_FORMATS = (".wav", ".flac")
 
 
-def with_prefetch_costs(out, output_column: str, done: Dict[int, Tuple[float, float, bool]]):
+def with_prefetch_costs(out, output_column: str, done: dict[int, tuple[float, float, bool]]):
     """``out`` with each prefetched row's cost, seconds and cached state added to the map's.
 
     >>> from datasets import Dataset
@@ -51,7 +51,7 @@ def with_prefetch_costs(out, output_column: str, done: Dict[int, Tuple[float, fl
     order = out.column_names
     features = out.features
     out = out.remove_columns(names)
-    for name, values in zip(names, (cost, seconds, cached)):
+    for name, values in zip(names, (cost, seconds, cached), strict=False):
         out = out.add_column(name, values, feature=features[name])
     return out.select_columns(order)
 
@@ -59,25 +59,27 @@ def with_prefetch_costs(out, output_column: str, done: Dict[int, Tuple[float, fl
 def summary(out, output_column: str, price_per_call: float) -> str:
     """Every row counted once: paid in this run, from an earlier run's cache, or failed."""
     cols = out.select_columns([f"{output_column}_{k}" for k in ("cost", "cached", "error")])[:]
-    cost, cached, error = (list(cols[f"{output_column}_{k}"])
-                           for k in ("cost", "cached", "error"))
+    cost, cached, error = (list(cols[f"{output_column}_{k}"]) for k in ("cost", "cached", "error"))
     paid = sum(1 for c in cost if c > 0)
     dollars = sum(cost)
     calls = int(round(dollars / price_per_call)) if price_per_call else paid
-    hits = sum(1 for c, hit, e in zip(cost, cached, error) if hit and not e and c == 0)
+    hits = sum(
+        1 for c, hit, e in zip(cost, cached, error, strict=False) if hit and not e and c == 0
+    )
     failed = sum(1 for e in error if e)
-    return (f"{plural(len(cost), 'row')}: {paid} paid in this run ({plural(calls, 'call')}, "
-            f"${dollars:.2f}), {hits} from the cache of an earlier run, {failed} failed")
+    return (
+        f"{plural(len(cost), 'row')}: {paid} paid in this run ({plural(calls, 'call')}, "
+        f"${dollars:.2f}), {hits} from the cache of an earlier run, {failed} failed"
+    )
 
 
-def failures(out, output_column: str, names: List[str], skip=()) -> List[str]:
+def failures(out, output_column: str, names: list[str], skip=()) -> list[str]:
     """``row N (name): why`` for every failed row not in ``skip``."""
     errs = out.select_columns([f"{output_column}_error"])[:][f"{output_column}_error"]
-    return [f"row {i}{_named(names, i)}: {e}" for i, e in enumerate(errs)
-            if e and i not in skip]
+    return [f"row {i}{_named(names, i)}: {e}" for i, e in enumerate(errs) if e and i not in skip]
 
 
-def row_names(ds, column: str) -> List[str]:
+def row_names(ds, column: str) -> list[str]:
     """What to call each row in messages and output files: its file name when it has one."""
     if "file_name" in ds.column_names:
         return [str(n) for n in ds.select_columns(["file_name"])[:]["file_name"]]
@@ -89,25 +91,27 @@ def row_names(ds, column: str) -> List[str]:
     return names
 
 
-def _named(names: List[str], i: int) -> str:
+def _named(names: list[str], i: int) -> str:
     return f" ({names[i]})" if i < len(names) and names[i] else ""
 
 
-def check_audio_dir(folder: str, source: Optional[str]) -> None:
+def check_audio_dir(folder: str, source: str | None) -> None:
     """Refuse a ``--write-audio`` folder inside the input folder (a rerun would read the
     cleaned files as inputs) or that is a file."""
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise errors.InvalidRequestError(
-            f"--write-audio {folder!r} is a file; pass a folder (it is created if missing).")
+            f"--write-audio {folder!r} is a file; pass a folder (it is created if missing)."
+        )
     if source and os.path.isdir(source):
         src, dst = os.path.realpath(source), os.path.realpath(folder)
         if os.path.commonpath([src, dst]) == src:
             raise errors.InvalidRequestError(
                 f"--write-audio {folder!r} is inside the input folder {source!r}: a rerun "
-                "would read the cleaned files as input. Pass a folder outside it.")
+                "would read the cleaned files as input. Pass a folder outside it."
+            )
 
 
-def output_names(names: List[str]) -> List[str]:
+def output_names(names: list[str]) -> list[str]:
     """Relative output file names: the input's own where it is a ``.wav`` or ``.flac``, else
     the same stem as ``.wav`` (the full name plus ``.wav`` if that is taken); rows without
     a name are ``row-00001.wav``; clashes get the row number.
@@ -134,8 +138,9 @@ def output_names(names: List[str]) -> List[str]:
     return out
 
 
-def write_audio(out, folder: str, *, output_column: str, keep: str, on_error: str,
-                names: List[str]) -> Tuple[int, str]:
+def write_audio(
+    out, folder: str, *, output_column: str, keep: str, on_error: str, names: list[str]
+) -> tuple[int, str]:
     """One cleaned file per row that has one, and ``<output_column>.csv`` beside them.
 
     Returns ``(files written, path of the CSV)``. A failed row gets no file (unless
@@ -144,10 +149,13 @@ def write_audio(out, folder: str, *, output_column: str, keep: str, on_error: st
     os.makedirs(folder, exist_ok=True)
     files = output_names(names)
     keys = ["cost", "seconds", "cached", "error"] + list(SIGNAL_NAMES)
-    cols = [output_column] + ([f"{output_column}_residual"] if keep == "both" else []) + \
-        [f"{output_column}_{k}" for k in keys]
+    cols = (
+        [output_column]
+        + ([f"{output_column}_residual"] if keep == "both" else [])
+        + [f"{output_column}_{k}" for k in keys]
+    )
     written = 0
-    table: List[Dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
     for i, row in enumerate(out.select_columns(cols)):
         error = row[f"{output_column}_error"]
         target = files[i] if (not error or on_error == "keep_original") else ""
@@ -155,11 +163,17 @@ def write_audio(out, folder: str, *, output_column: str, keep: str, on_error: st
             _write(os.path.join(folder, target), row[output_column])
             if keep == "both" and not error:
                 stem, ext = os.path.splitext(target)
-                _write(os.path.join(folder, f"{stem}.residual{ext}"),
-                       row[f"{output_column}_residual"])
+                _write(
+                    os.path.join(folder, f"{stem}.residual{ext}"), row[f"{output_column}_residual"]
+                )
             written += 1
-        table.append({"file_name": names[i], "written": target,
-                      **{k: row[f"{output_column}_{k}"] for k in keys}})
+        table.append(
+            {
+                "file_name": names[i],
+                "written": target,
+                **{k: row[f"{output_column}_{k}"] for k in keys},
+            }
+        )
     path = os.path.join(folder, f"{output_column}.csv")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["file_name", "written"] + keys)

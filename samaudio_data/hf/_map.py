@@ -50,7 +50,8 @@ import math
 import os
 import sys
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from types import FrameType
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import numpy as np
 
@@ -279,7 +280,7 @@ def _rows_being_mapped() -> Optional[int]:
     ``IterableDataset``, or a ``datasets`` that names things otherwise)."""
     import datasets
 
-    frame = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename.startswith(_DATASETS_DIR):
             shard = frame.f_locals.get("shard")
@@ -292,7 +293,7 @@ def _rows_being_mapped() -> Optional[int]:
 def _warn_at_user(message: str) -> None:
     """``RuntimeWarning`` pointing at the first caller outside samaudio_data and datasets
     (the user's ``ds.map(...)`` line), as ``skip_file_prefixes`` does on Python 3.12+."""
-    level, frame = 1, sys._getframe(0)
+    level, frame = 1, cast(Optional[FrameType], sys._getframe(0))
     while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_DIRS):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, RuntimeWarning, stacklevel=level if frame is not None else 2)
