@@ -8,12 +8,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from samaudio_data import audio
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed")
@@ -321,50 +324,33 @@ def test_an_unbatched_map_warns_once_with_the_fix(client, endpoint):
     assert "batched=True" in str(hints[0].message) and "prefetch" in str(hints[0].message)
 
 
-def test_the_cli_columns_say_what_each_row_cost_in_this_run_with_num_proc(
-    tmp_path, capsys, monkeypatch
-):
+def test_the_cli_columns_say_what_each_row_cost_in_this_run_with_num_proc(tmp_path):
+    # in a child process: datasets' num_proc map leaves a test's environment variables set
     d = folder(tmp_path, n=4)
     with LocalEndpoint(keys={KEY: None}) as ep:
-        monkeypatch.setenv("SEGMIND_API_KEY", KEY)
-        monkeypatch.setenv("SAMAUDIO_ENDPOINT", ep.url)
-        assert (
-            main(
-                [
-                    "map",
-                    str(d),
-                    "--description",
-                    "speech",
-                    "--out",
-                    str(tmp_path / "o"),
-                    "--num-proc",
-                    "2",
-                    "--quiet",
-                    "--cache-dir",
-                    str(tmp_path / "c"),
-                ]
-            )
-            == 0
+        env = dict(os.environ, SEGMIND_API_KEY=KEY, SAMAUDIO_ENDPOINT=ep.url)
+        env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
+        args = ["map", str(d), "--description", "speech", "--out", str(tmp_path / "o")]
+        args += ["--num-proc", "2", "--quiet", "--cache-dir", str(tmp_path / "c")]
+        run = subprocess.run(
+            [sys.executable, "-m", "samaudio_data.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
-        out = capsys.readouterr().out
+        assert run.returncode == 0, run.stderr[-3000:]
         assert ep.stats["billed"] == 4
-    assert (
-        "4 rows: 4 paid in this run (4 calls, $0.25), 0 from the cache of an earlier run, "
-        "0 failed" in out
-    )
+    summary = "4 rows: 4 paid in this run (4 calls, $0.25), 0 from the cache of an earlier run"
+    assert summary + ", 0 failed" in run.stdout
     import datasets
 
     saved = datasets.load_from_disk(str(tmp_path / "o"))
     assert list(saved["isolated_cost"]) == [0.062] * 4
     assert list(saved["isolated_cached"]) == [False] * 4
     assert all(s > 0 for s in saved["isolated_seconds"])
-    assert sorted(os.listdir(tmp_path / "o" / "audio")) == [
-        "c0.wav",
-        "c1.wav",
-        "c2.wav",
-        "c3.wav",
-        "isolated.csv",
-    ]
+    written = sorted(os.listdir(tmp_path / "o" / "audio"))
+    assert written == ["c0.wav", "c1.wav", "c2.wav", "c3.wav", "isolated.csv"]
 
 
 def test_the_progress_bar_counts_successes_with_a_total(client, endpoint, capsys):

@@ -35,9 +35,10 @@ def with_prefetch_costs(out, output_column: str, done: dict[int, tuple[float, fl
     """``out`` with each prefetched row's cost, seconds and cached state added to the map's.
 
     >>> from datasets import Dataset
-    >>> ds = Dataset.from_dict({"x_cost": [0.0], "x_seconds": [0.0], "x_cached": [True]})
+    >>> ds = Dataset.from_dict({"x": ["a"], "x_cost": [0.0], "x_seconds": [0.0],
+    ...                         "x_cached": [True]})
     >>> with_prefetch_costs(ds, "x", {0: (0.062, 1.5, False)})[0]
-    {'x_cost': 0.062, 'x_seconds': 1.5, 'x_cached': False}
+    {'x': 'a', 'x_cost': 0.062, 'x_seconds': 1.5, 'x_cached': False}
     """
     if not done:
         return out
