@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Each installs what it needs, then runs.
-#   make demo   clean a small dataset end to end (offline unless SEGMIND_API_KEY is set)
+#   make demo   clean a small folder of clips end to end (offline unless SEGMIND_API_KEY is set)
 #   make test   install the test stack (FFmpeg libraries, Chromium, CPU torch, ruff, mypy), run
 #               the checks (lint), then the tests at the latest versions, then again at the
 #               oldest supported ones (test-oldest)

@@ -59,7 +59,7 @@ def venv(tmp_path_factory):
         timeout=900,
     )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-3000:]
-    assert "kept" in demo.stdout and "clips in samaudio-demo" in demo.stdout
+    assert "kept" in demo.stdout and "clips in samaudio-demo/cleaned" in demo.stdout
     check = subprocess.run(
         [
             str(python),
