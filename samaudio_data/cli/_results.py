@@ -50,10 +50,9 @@ def with_prefetch_costs(out, output_column: str, done: dict[int, tuple[float, fl
         seconds[row] += s
         cached[row] = cached[row] and hit
     order = out.column_names
-    features = out.features
     out = out.remove_columns(names)
-    for name, values in zip(names, (cost, seconds, cached), strict=False):
-        out = out.add_column(name, values, feature=features[name])
+    for name, values in zip(names, (cost, seconds, cached), strict=True):
+        out = out.add_column(name, values)   # floats and bools: float64 and bool, as before
     return out.select_columns(order)
 
 
