@@ -58,6 +58,12 @@ def one_line(capsys) -> str:
     return ours[0]
 
 
+def cli_map(source, out, *extra) -> int:
+    """``samaudio-data map SOURCE --description speech --out OUT ...``; the exit status."""
+    args = ["map", str(source), "--description", "speech", "--out", str(out)]
+    return main(args + [str(e) for e in extra])
+
+
 def folder(tmp_path, n=3, sr=16000):
     d = tmp_path / "clips"
     d.mkdir(parents=True)
@@ -78,51 +84,12 @@ def test_bad_paths_are_one_line_each_and_send_nothing(tmp_path, capsys, monkeypa
         (tmp_path / "clips" / "readme.txt").write_text("no audio here")
         (tmp_path / "empty.wav").write_bytes(b"")
         started = time.monotonic()
-        assert (
-            main(
-                [
-                    "map",
-                    str(tmp_path / "clipz"),
-                    "--description",
-                    "speech",
-                    "--out",
-                    str(tmp_path / "o"),
-                    *cache,
-                ]
-            )
-            == 2
-        )
+        assert cli_map(tmp_path / "clipz", tmp_path / "o", *cache) == 2
         assert "no folder at" in one_line(capsys)
-        assert (
-            main(
-                [
-                    "map",
-                    "clipz",
-                    "--description",
-                    "speech",
-                    "--out",  # no Hub retries
-                    str(tmp_path / "o"),
-                    *cache,
-                ]
-            )
-            == 2
-        )
+        assert cli_map("clipz", tmp_path / "o", *cache) == 2  # no Hub retries
         assert "no folder at 'clipz'" in one_line(capsys)
         assert time.monotonic() - started < 10
-        assert (
-            main(
-                [
-                    "map",
-                    str(tmp_path / "clips"),
-                    "--description",
-                    "speech",
-                    "--out",
-                    str(tmp_path / "o"),
-                    *cache,
-                ]
-            )
-            == 2
-        )
+        assert cli_map(tmp_path / "clips", tmp_path / "o", *cache) == 2
         assert "no audio files in" in one_line(capsys)
         assert main(["isolate", str(tmp_path / "missing.wav"), "speech", *cache]) == 2
         assert "no file at" in one_line(capsys)
@@ -140,30 +107,11 @@ def test_an_endpoint_without_a_key_is_refused_with_a_message(tmp_path, capsys, m
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     monkeypatch.setenv("SAMAUDIO_ENDPOINT", "http://127.0.0.1:9/v1/sam-audio-large")
     d = folder(tmp_path)
-    assert (
-        main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"), "--dry-run"])
-        == 2
-    )
+    assert cli_map(d, tmp_path / "o", "--dry-run") == 2
     line = one_line(capsys)
     assert "SAMAUDIO_ENDPOINT is set" in line and "SEGMIND_API_KEY is not" in line
     assert "--local" in line
-    assert (
-        main(
-            [
-                "map",
-                str(d),
-                "--description",
-                "speech",
-                "--out",
-                str(tmp_path / "o"),
-                "--dry-run",
-                "--local",
-                "--cache-dir",
-                str(tmp_path / "c"),
-            ]
-        )
-        == 0
-    )
+    assert cli_map(d, tmp_path / "o", "--dry-run", "--local", "--cache-dir", tmp_path / "c") == 0
 
 
 def test_no_key_points_at_the_local_endpoint(monkeypatch):
@@ -237,24 +185,8 @@ def test_the_cli_stops_at_once_when_the_endpoint_cannot_be_reached(tmp_path, cap
     monkeypatch.setenv("SAMAUDIO_ENDPOINT", "https://samaudio-first-hour.invalid/v1/m")
     d = folder(tmp_path, n=6)
     started = time.monotonic()
-    assert (
-        main(
-            [
-                "map",
-                str(d),
-                "--description",
-                "speech",
-                "--out",
-                str(tmp_path / "o"),
-                "--on-error",
-                "skip",
-                "--quiet",
-                "--cache-dir",
-                str(tmp_path / "c"),
-            ]
-        )
-        == 2
-    )
+    extra = ["--on-error", "skip", "--quiet", "--cache-dir", str(tmp_path / "c")]
+    assert cli_map(d, tmp_path / "o", *extra) == 2
     line = one_line(capsys)
     assert "EndpointUnreachableError" in line and "samaudio-data check" in line
     assert time.monotonic() - started < 60
