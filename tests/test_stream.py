@@ -144,7 +144,8 @@ def test_a_text_file_is_not_audio(tmp_path):
     ("/data/talk.wav", "speech", {}, "/data/talk.isolated-speech.wav"),
     ("/data/talk.FLAC", "Dog barking!", {}, "/data/talk.isolated-dog-barking-afb83faf.FLAC"),
     ("show.final.mp3", "drums", {"kind": "residual"}, "show.final.residual-drums.wav"),
-    ("a.wav", "Café ambiance / rain", {"ext": "flac"}, "a.isolated-cafe-ambiance-rain-eacdbb91.flac"),
+    ("a.wav", "Café ambiance / rain", {"ext": "flac"},
+     "a.isolated-cafe-ambiance-rain-eacdbb91.flac"),
     ("a.wav", "../../etc/passwd", {}, "a.isolated-etc-passwd-3754d6cb.wav"),
     ("a.wav", "音声", {}, "a.isolated-e83d3ddc.wav"),
     ("a.wav", "声", {}, "a.isolated-693e132f.wav"),  # non-ASCII: distinct by their hash

@@ -117,8 +117,8 @@ def _samples(raw: Any, dtype: Optional[str]) -> np.ndarray:
         held = "int64" if isinstance(raw, np.ndarray) else "Python ints"
         raise InvalidAudioError(
             f"this row's 'array' holds integers as {held}: their sample width (int16? "
-            "int32?) is unknown, and read as 64-bit PCM they would be silence. Declare it: isolate(..., sample_dtype='int16'), or give the "
-            "column float samples.")
+            "int32?) is unknown, and read as 64-bit PCM they would be silence. Declare it: "
+            "isolate(..., sample_dtype='int16'), or give the column float samples.")
     target = np.dtype(dtype)
     info = np.iinfo(target)
     if y.size and (y.min() < info.min or y.max() > info.max):
