@@ -32,12 +32,12 @@ from urllib.parse import urljoin
 import requests
 from urllib3.util import Url, parse_url
 
-from . import errors
-from ._retry import parse_retry_after
-from ._urls import check_url, origin, same_origin, unredact_url
-from ._version import __version__
-from ._wire import GatedAdapter
-from .audio import excerpt
+from .. import errors
+from .retry import parse_retry_after
+from .urls import check_url, origin, same_origin, unredact_url
+from .._version import __version__
+from .wire import GatedAdapter
+from ..audio import excerpt
 
 Timeout = Union[float, Tuple[float, float]]
 _CHUNK = 64 * 1024
@@ -131,7 +131,7 @@ class Transport:
 
         Error statuses raise their typed error (with the response); ``with_key`` requests
         are refused unless ``url`` is on the endpoint's origin, judged as urllib3 connects
-        (:func:`samaudio_data._urls.check_url`).
+        (:func:`samaudio_data._net.urls.check_url`).
         """
         check_url(url, redact=self.redact)
         if with_key and origin(url) != origin(self.endpoint):

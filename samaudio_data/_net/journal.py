@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ._files import atomic_write
-from ._urls import url_problem
+from .._state.files import atomic_write
+from .urls import url_problem
 
 log = logging.getLogger("samaudio_data")
 

@@ -1,6 +1,6 @@
 """The limits' shared state record, checked and bounded each time it is read.
 
-The record (pace, back-off, halt, ledgers: see :mod:`samaudio_data._limits`) is shared by
+The record (pace, back-off, halt, ledgers: see :mod:`samaudio_data._state.limits`) is shared by
 every process on the machine, through a file another process, an older version, a crash or
 a hand edit may have damaged, and it holds wall-clock times that a clock step (NTP, a
 suspended laptop, a VM restored) turns into deadlines far ahead. :func:`sanitize` is the one

@@ -8,7 +8,7 @@ since this one last read or wrote it (every writer holds the lock, so the file c
 between that check and the read). A document that cannot be saved (a full disk) is still
 used by this process, with one warning. A document that cannot be parsed (damaged, not an
 object, far too large) is logged once and replaced by an empty one; what its values may hold
-is checked by its user (:func:`samaudio_data._limitstate.sanitize`). Writes go to a new
+is checked by its user (:func:`samaudio_data._state.limitstate.sanitize`). Writes go to a new
 temporary file (created exclusively: a planted symlink is never followed) renamed over the
 document.
 
@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from ._files import atomic_write, file_lock
+from .files import atomic_write, file_lock
 
 log = logging.getLogger("samaudio_data")
 

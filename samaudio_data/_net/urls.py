@@ -31,7 +31,7 @@ from typing import Optional, Tuple, Type
 
 from urllib3.util import parse_url
 
-from . import errors
+from .. import errors
 
 REDACTED = "***"
 _DEFAULT_PORTS = {"http": 80, "https": 443}

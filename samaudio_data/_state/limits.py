@@ -24,7 +24,7 @@ server.
 - ledgers: named running sums of money spent, for a ``max_cost`` shared by processes.
 
 The state lives in one :class:`~._statefile.StateFile` per endpoint; every read of it is
-checked and bounded by :func:`~._limitstate.sanitize` (types, ranges, deadlines clamped so
+checked and bounded by :func:`~.limitstate.sanitize` (types, ranges, deadlines clamped so
 that a clock step or a damaged file never stalls a run), and what was repaired is logged
 once. With no rate stated, a 429 never teaches a rate below the slowest plan's (5 requests
 per minute) unless 429s keep coming at that rate.
@@ -52,9 +52,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from ._files import file_lock
-from ._limitstate import Bounds, sanitize
-from ._statefile import StateFile
+from .files import file_lock
+from .limitstate import Bounds, sanitize
+from .statefile import StateFile
 
 log = logging.getLogger("samaudio_data")
 
@@ -118,7 +118,7 @@ class SharedLimits:
 
     @contextlib.contextmanager
     def _state(self) -> Iterator[dict]:
-        """The shared record, locked, checked and bounded (see :mod:`._limitstate`)."""
+        """The shared record, locked, checked and bounded (see :mod:`.limitstate`)."""
         with self._doc.open() as st:
             fixed = sanitize(st, self._clock(), self._bounds, self._interval)
             if fixed and not self._reported.issuperset(fixed):
