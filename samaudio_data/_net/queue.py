@@ -55,7 +55,6 @@ import json
 import logging
 import threading
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -64,6 +63,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .. import errors
 from .._state.files import atomic_write
 from .journal import Journal, Ticket
+from .tickets import Tickets
 from .transport import Transport, is_local
 from .urls import same_origin
 from ..audio import excerpt, sniff_format
@@ -136,73 +136,11 @@ class QueueExchange:
         self._served: Optional[Tuple[bool, float]] = None
         self._sleep = sleep
         self._clock = clock
-        self._tickets: Dict[str, Ticket] = {}
-        self._since: Dict[str, float] = {}  # request id -> when this process submitted it
+        # accepted requests, this run's and the journal's (read back checked)
+        self.tickets = Tickets(transport, journal, clock=clock)
+        self.pending, self.inherited, self.done = (self.tickets.pending, self.tickets.inherited,
+                                                   self.tickets.done)
         self._lock = threading.Lock()
-
-    # --- what is pending -------------------------------------------------------------------
-
-    def pending(self, cache_key: Optional[str]) -> Optional[Ticket]:
-        """The paid, uncollected request answering ``cache_key`` (this run's, or journalled)."""
-        if cache_key is None:
-            return None
-        with self._lock:
-            ticket = self._tickets.get(cache_key)
-        if ticket is None and self.journal is not None:
-            ticket = self.journal.get(cache_key)
-            if ticket is not None and not ticket.unfollowable:
-                ticket = self._read_back(ticket)
-        return ticket
-
-    def _read_back(self, ticket: Ticket) -> Optional[Ticket]:
-        """A journalled ticket with its URLs restored and checked again: on the endpoint's
-        own origin, else its entry is removed (logged) and None returned."""
-        urls = [self.transport.restore(u) for u in (ticket.status_url, ticket.response_url)]
-        if all(same_origin(u, self.transport.endpoint) for u in urls):
-            return replace(ticket, status_url=urls[0], response_url=urls[1])
-        log.warning("the journal entry of request %s points off the endpoint's origin (%s); "
-                    "it cannot be collected from here and is removed", ticket.request_id,
-                    self.transport.endpoint)
-        self.done(ticket.cache_key)
-        return None
-
-    def inherited(self, cache_key: Optional[str]) -> bool:
-        """Whether ``cache_key``'s pending request was paid for by an earlier run (journal)."""
-        if cache_key is None or self.journal is None:
-            return False
-        with self._lock:
-            if cache_key in self._tickets:
-                return False
-        return self.pending(cache_key) is not None
-
-    def done(self, cache_key: Optional[str]) -> None:
-        """The answer for ``cache_key`` is safe (cached): forget its request."""
-        if cache_key is None:
-            return
-        with self._lock:
-            ticket = self._tickets.pop(cache_key, None)
-            if ticket is not None:
-                self._since.pop(ticket.request_id, None)
-        if self.journal is not None:
-            try:
-                self.journal.remove(cache_key)
-            except OSError as exc:
-                log.warning("could not remove the journal entry %s: %s", cache_key[:12], exc)
-
-    def _keep(self, ticket: Ticket) -> None:
-        if ticket.cache_key is None:
-            return
-        with self._lock:
-            self._tickets[ticket.cache_key] = ticket
-        if self.journal is not None:
-            try:  # the URLs as written anywhere: without the key
-                self.journal.put(replace(ticket, status_url=self.transport.redact(
-                    ticket.status_url), response_url=self.transport.redact(ticket.response_url)))
-            except OSError as exc:  # a full or read-only disk never stops paid work
-                warnings.warn(f"could not write the journal entry of request "
-                              f"{ticket.request_id} ({exc}); it is kept in memory only, so a "
-                              "crash before it is collected would pay for it again.",
-                              RuntimeWarning, stacklevel=2)
 
     # --- is the model on the queue? ----------------------------------------------------------
 
@@ -267,7 +205,7 @@ class QueueExchange:
                 self._remember(False)
                 return self._sync(body, max_bytes)
         elif ticket.unfollowable:
-            raise self._uncollectable(ticket)
+            raise self.tickets.uncollectable(ticket)
         else:
             log.info("collecting request %s, paid for earlier, instead of sending it again",
                      ticket.request_id)
@@ -308,41 +246,16 @@ class QueueExchange:
             shown = ", ".join(self.transport.redact(repr(u))[:200] for u in urls)
             why = (f"its status and result URLs ({shown}) are not both plain URLs on the "
                    f"endpoint's origin ({self.transport.endpoint})")
-        elif self._owner(request_id, cache_key):
+        elif self.tickets.owned_elsewhere(request_id, cache_key):
             why = f"its id {request_id!r} is that of a request already kept for another piece"
         ticket = Ticket(request_id, *(urls if not why else ("", "")), cache_key=cache_key,
                         created=time.time(), unfollowable=why)
         if not why:
-            with self._lock:
-                self._since[request_id] = self._clock()
-        self._keep(ticket)  # on disk before any waiting: a crash now loses nothing paid
+            self.tickets.submitted(request_id)
+        self.tickets.keep(ticket)  # on disk before any waiting: a crash now loses nothing paid
         if why:
-            raise self._uncollectable(ticket)
+            raise self.tickets.uncollectable(ticket)
         return ticket, headers
-
-    def _owner(self, request_id: str, cache_key: Optional[str]) -> bool:
-        """Whether ``request_id`` is already kept for another piece (this run or journalled)."""
-        with self._lock:
-            if any(t.request_id == request_id and k != cache_key
-                   for k, t in self._tickets.items()):
-                return True
-        owner = self.journal.owner(request_id) if self.journal is not None else None
-        return owner is not None and owner != cache_key
-
-    def _uncollectable(self, ticket: Ticket) -> errors.UncollectableRequestError:
-        where = (f"its journal entry ({self.journal.directory / (ticket.cache_key or '')}"
-                 ".json)" if self.journal is not None and ticket.cache_key else
-                 "this client (no cache directory: no journal)")
-        retention = self.journal.retention if self.journal is not None else None
-        return errors.UncollectableRequestError(
-            f"the queue accepted request {ticket.request_id or '(no id)'} for this piece, so "
-            f"it is billed, but {ticket.unfollowable}; nothing was sent there, the API key "
-            f"included. It is kept in {where}"
-            + (f" for {retention:g} s" if retention else "")
-            + ", so this piece is not submitted (and paid for) again meanwhile.",
-            hint="Report the answer to the provider, or use transport='sync' with this "
-                 "endpoint; deleting the journal entry makes the next run pay for the piece "
-                 "again.")
 
     def collect(self, ticket: Ticket, *, max_bytes: int) -> bytes:
         """Poll ``ticket`` until it is done, within the read timeout; its answer's content."""
@@ -380,8 +293,7 @@ class QueueExchange:
         """A 404 on a status or result: lag right after the submit (returns: poll again),
         a request this process submitted that stays unknown (uncollectable, kept), or an
         earlier run's request whose result is gone (expired: it has to be sent again)."""
-        with self._lock:
-            since = self._since.get(ticket.request_id)
+        since = self.tickets.since(ticket.request_id)
         age = (self._clock() - since) if since is not None else time.time() - ticket.created
         if 0 <= age < LAG_GRACE:
             log.info("request %s is not known to the status store yet (%.1f s after its "
@@ -390,8 +302,8 @@ class QueueExchange:
         if since is not None:
             ticket = replace(ticket, status_url="", response_url="", unfollowable=(
                 f"the queue still answers 404 for it {age:.0f} s after its submit"))
-            self._keep(ticket)
-            raise self._uncollectable(ticket) from exc
+            self.tickets.keep(ticket)
+            raise self.tickets.uncollectable(ticket) from exc
         self.done(ticket.cache_key)
         raise QueueResultExpiredError(
             f"queued request {ticket.request_id} is gone ({exc.message}); results are "
