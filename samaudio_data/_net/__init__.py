@@ -5,5 +5,6 @@
 failures into typed errors; ``wire`` is the gate each request passes as its headers are
 written; ``queue`` submits, polls and fetches (or makes the synchronous call);
 ``tickets`` and ``journal`` keep queued requests already paid for until their answer is
-cached; ``responses`` finds the audio in an answer whatever its shape; ``retry`` says what is retried after how long.
+cached; ``responses`` finds the audio in an answer whatever its shape; ``retry`` says what
+is retried after how long.
 """

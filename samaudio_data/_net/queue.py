@@ -58,7 +58,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
-from urllib.parse import urlsplit, urlunsplit
+
+from urllib3.util import parse_url
 
 from .. import errors
 from .._state.files import atomic_write
@@ -95,12 +96,12 @@ def queue_url(endpoint: str) -> Optional[str]:
     >>> queue_url("http://127.0.0.1:8000/models/x") is None
     True
     """
-    parts = urlsplit(endpoint)
-    segments = parts.path.split("/")
+    parts = parse_url(endpoint)  # rebuilt from the parts urllib3 connects to
+    segments = (parts.path or "").split("/")
     if "v1" not in segments:
         return None
     segments[len(segments) - 1 - segments[::-1].index("v1")] = "v2"
-    return urlunsplit(parts._replace(path="/".join(segments)))
+    return parts._replace(path="/".join(segments)).url
 
 
 def check_transport(value) -> str:
