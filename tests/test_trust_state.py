@@ -292,3 +292,15 @@ def test_cli_map_out_inside_its_input_folder_is_refused(tmp_path):
             env=dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", "")))
         assert proc.returncode == 2 and "input folder" in proc.stderr
         assert sorted(p.name for p in folder.iterdir()) == ["a.wav"]
+
+
+def test_cli_local_endpoint_keeps_its_port_across_runs(tmp_path, capsys):
+    from samaudio_data.cli._main import _local_endpoint
+
+    with _local_endpoint(str(tmp_path)) as a:
+        first = a.url
+        with _local_endpoint(str(tmp_path)) as b:  # taken: another port, said once
+            assert b.url != first
+        assert "is taken" in capsys.readouterr().err
+    with _local_endpoint(str(tmp_path)) as c:  # the next run: the same origin again
+        assert c.url == first
