@@ -178,7 +178,7 @@ class QueueJobFailedError(APIStatusError):
     """The asynchronous queue reported the job as FAILED (the message says why)."""
 
 
-class UncollectableRequestError(APIError):
+class UncollectableRequestError(ResponseDecodeError):
     """The queue accepted (and billed) a request whose answer cannot be followed safely.
 
     Its answer lacked a usable ``request_id`` or URL, pointed to another origin, reused an id

@@ -196,6 +196,7 @@ class Caller:
                 faults += 1
                 delay = self.policy.fault_delay(exc, faults)
                 queued = isinstance(exc, errors.ResponseDecodeError) \
+                    and not isinstance(exc, errors.UncollectableRequestError) \
                     and self.exchange.pending(key) is not None
                 if delay is None and queued and faults <= self.policy.max_retries:
                     # a queued answer is fetched again for free: retried like a fault
