@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-
 from conftest import KEY
 from hostile import HostileServer, accepted, json_doc, queued_result, redirect, status
 from signals import tone
+
 from samaudio_data import Budget, Client, errors
 
 SUBMIT = "/v2/sam-audio-large"
@@ -50,10 +50,13 @@ def urls(server, rid="req-1"):
 
 def serve_job(server, rid="req-1", y=None, *, named=None):
     """Status COMPLETED and the result for ``rid``, for ever."""
-    server.add("GET", f"/v2/requests/{rid}/status", json_doc({"status": "COMPLETED"}),
-               times=None)
-    server.add("GET", f"/v2/requests/{rid}", queued_result(clip() if y is None else y,
-                                                           request_id=named), times=None)
+    server.add("GET", f"/v2/requests/{rid}/status", json_doc({"status": "COMPLETED"}), times=None)
+    server.add(
+        "GET",
+        f"/v2/requests/{rid}",
+        queued_result(clip() if y is None else y, request_id=named),
+        times=None,
+    )
 
 
 def keyless(*servers):
@@ -61,6 +64,7 @@ def keyless(*servers):
 
 
 # --- one notion of where a request goes -----------------------------------------------------
+
 
 @pytest.mark.parametrize("trick", ["backslash", "userinfo", "other-origin", "control"])
 def test_status_urls_that_lead_elsewhere_get_nothing_and_are_paid_once(tmp_path, trick):
@@ -105,8 +109,11 @@ def test_a_307_location_with_a_backslash_is_not_followed(tmp_path):
 def test_a_status_url_carrying_the_key_is_journalled_redacted_and_still_followed(tmp_path):
     with HostileServer() as bad:
         u = urls(bad)
-        bad.add("POST", SUBMIT, accepted("req-1", u["status_url"] + f"?api_key={KEY}",
-                                         u["response_url"]))
+        bad.add(
+            "POST",
+            SUBMIT,
+            accepted("req-1", u["status_url"] + f"?api_key={KEY}", u["response_url"]),
+        )
         bad.add("GET", "/v2/requests/req-1/status", status(503), times=None)  # not yet
         c = queue_client(bad, tmp_path, max_retries=0)
         with pytest.raises(errors.ServerError):
@@ -124,6 +131,7 @@ def test_a_status_url_carrying_the_key_is_journalled_redacted_and_still_followed
 
 # --- billing counted when a submit is accepted ------------------------------------------------
 
+
 def test_accepted_submits_count_against_max_cost_even_when_they_cannot_be_followed(tmp_path):
     """3 clips, answers without a request_id, a 2-call budget: 2 paid, the 3rd never sent."""
     with HostileServer() as bad:
@@ -132,8 +140,9 @@ def test_accepted_submits_count_against_max_cost_even_when_they_cannot_be_follow
         budget = Budget(2 * c.price_per_call)
         seen = []
         for i in range(3):
-            with pytest.raises((errors.UncollectableRequestError,
-                                errors.BudgetExceededError)) as info:
+            with pytest.raises(
+                (errors.UncollectableRequestError, errors.BudgetExceededError)
+            ) as info:
                 c.separate(clip(i), SR, "speech", budget=budget)
             seen.append(type(info.value).__name__)
         assert seen == ["UncollectableRequestError"] * 2 + ["BudgetExceededError"]
@@ -155,8 +164,7 @@ def test_a_lagging_status_store_is_polled_again_and_paid_once(tmp_path):
         assert journal(tmp_path) == []
 
 
-def test_a_status_store_that_never_knows_the_request_is_paid_once_and_kept(tmp_path,
-                                                                            monkeypatch):
+def test_a_status_store_that_never_knows_the_request_is_paid_once_and_kept(tmp_path, monkeypatch):
     from samaudio_data._net import queue as _queue
 
     monkeypatch.setattr(_queue, "LAG_GRACE", 0.3)  # the store lags past the grace period
@@ -173,8 +181,11 @@ def test_a_status_store_that_never_knows_the_request_is_paid_once_and_kept(tmp_p
 def test_a_failed_job_is_refunded(tmp_path):
     with HostileServer() as bad:
         bad.add("POST", SUBMIT, accepted("req-1", **urls(bad)))
-        bad.add("GET", "/v2/requests/req-1/status",
-                json_doc({"status": "FAILED", "error": "model crashed"}, code=422))
+        bad.add(
+            "GET",
+            "/v2/requests/req-1/status",
+            json_doc({"status": "FAILED", "error": "model crashed"}, code=422),
+        )
         c = queue_client(bad, tmp_path)
         budget = Budget(1.0)
         with pytest.raises(errors.QueueJobFailedError, match="model crashed"):
@@ -184,6 +195,7 @@ def test_a_failed_job_is_refunded(tmp_path):
 
 
 # --- answers tied to their requests -------------------------------------------------------
+
 
 def test_a_result_naming_another_request_is_never_used_then_dropped(tmp_path):
     with HostileServer() as bad:
@@ -222,10 +234,10 @@ def test_an_id_already_kept_for_another_clip_is_an_error(tmp_path):
 def test_an_invalid_queued_result_is_dropped_after_its_retries(tmp_path):
     with HostileServer() as bad:
         bad.add("POST", SUBMIT, accepted("req-1", **urls(bad)), times=None)
-        bad.add("GET", "/v2/requests/req-1/status", json_doc({"status": "COMPLETED"}),
-                times=None)
-        bad.add("GET", "/v2/requests/req-1", queued_result(clip(), output={"nothing": 1}),
-                times=None)
+        bad.add("GET", "/v2/requests/req-1/status", json_doc({"status": "COMPLETED"}), times=None)
+        bad.add(
+            "GET", "/v2/requests/req-1", queued_result(clip(), output={"nothing": 1}), times=None
+        )
         c = queue_client(bad, tmp_path, max_retries=2)
         with pytest.raises(errors.ResponseDecodeError, match="pays again"):
             c.isolate(clip(), SR, "speech")
@@ -243,8 +255,11 @@ def test_the_key_never_reaches_the_journal_or_the_limits_state(tmp_path, caplog)
     caplog.set_level(logging.DEBUG)
     with HostileServer() as bad:
         u = urls(bad)
-        bad.add("POST", SUBMIT, accepted("req-1", u["status_url"] + f"?k={KEY}",
-                                         u["response_url"] + f"?k={KEY}"))
+        bad.add(
+            "POST",
+            SUBMIT,
+            accepted("req-1", u["status_url"] + f"?k={KEY}", u["response_url"] + f"?k={KEY}"),
+        )
         bad.add("GET", "/v2/requests/req-1/status", status(429, retry_after=0), times=1)
         bad.add("GET", "/v2/requests/req-1/status", status(503, f"bad key {KEY}"), times=None)
         c = queue_client(bad, tmp_path, max_retries=0)
@@ -252,8 +267,9 @@ def test_the_key_never_reaches_the_journal_or_the_limits_state(tmp_path, caplog)
             c.isolate(clip(), SR, "speech")
         assert KEY not in str(info.value)
         # (urllib3's own DEBUG lines show the URLs the provider gave, as they were sent)
-        assert not any(KEY in r.getMessage() for r in caplog.records
-                       if r.name.startswith("samaudio_data"))
+        assert not any(
+            KEY in r.getMessage() for r in caplog.records if r.name.startswith("samaudio_data")
+        )
     written = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert any(p.parent.name == "journal" for p in written)
     assert any(p.name == "state.json" for p in written)

@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import KEY
 from signals import bandlimited
+
 from samaudio_data import Client, errors, isolate
 from samaudio_data.testing import LocalEndpoint
 
@@ -36,22 +36,39 @@ def warned(caplog, text):
 
 # --- the shared limits state: damaged, wrong types, deadlines ahead, clock steps ----------
 
+
 def _ahead(now):
     return now + 7200.0
 
 
 DAMAGE = {
     "backoff far ahead": lambda now: {"backoff_until": _ahead(now)},
-    "clock stepped back": lambda now: {"last_sent": _ahead(now), "next_send": _ahead(now),
-                                       "first_send": _ahead(now), "sent": [_ahead(now)],
-                                       "leaving": {"since": _ahead(now), "id": "x"}},
-    "401 halt stamped ahead": lambda now: {"halt": {"time": _ahead(now), "status": 401,
-                                                    "kind": "AuthenticationError",
-                                                    "message": "an old bad key"}},
+    "clock stepped back": lambda now: {
+        "last_sent": _ahead(now),
+        "next_send": _ahead(now),
+        "first_send": _ahead(now),
+        "sent": [_ahead(now)],
+        "leaving": {"since": _ahead(now), "id": "x"},
+    },
+    "401 halt stamped ahead": lambda now: {
+        "halt": {
+            "time": _ahead(now),
+            "status": 401,
+            "kind": "AuthenticationError",
+            "message": "an old bad key",
+        }
+    },
     "rate factor -1": lambda now: {"rate_factor": -1},
-    "wrong types": lambda now: {"backoff_until": "soon", "rate_factor": "fast",
-                                "latency": [1], "sent": "x", "halt": "401", "ledgers": [1],
-                                "window_limit": True, "next_send": None},
+    "wrong types": lambda now: {
+        "backoff_until": "soon",
+        "rate_factor": "fast",
+        "latency": [1],
+        "sent": "x",
+        "halt": "401",
+        "ledgers": [1],
+        "window_limit": True,
+        "next_send": None,
+    },
     "not json": lambda now: b"\x00{garbage",
     "not an object": lambda now: [1, 2, 3],
 }
@@ -62,10 +79,18 @@ def test_a_damaged_limits_state_never_stalls_stops_or_breaks_a_run(tmp_path, dam
     caplog.set_level(logging.WARNING, logger="samaudio_data")
     # the account allows 8 requests per second, one at a time: 3 ms apart would be 429s;
     # the client paces at 4 (headroom for a loaded machine's jitter)
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=8, rate_window=1.0,
-                       rate_limit_burst=1) as ep:
-        c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=4,
-                   rate_window=1.0, retry_after_max=2.0, progress=False)
+    with LocalEndpoint(
+        keys={KEY: None}, rate_limit_per_minute=8, rate_window=1.0, rate_limit_burst=1
+    ) as ep:
+        c = Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=tmp_path,
+            requests_per_minute=4,
+            rate_window=1.0,
+            retry_after_max=2.0,
+            progress=False,
+        )
         state = c.limits.directory / "state.json"
         doc = DAMAGE[damage](time.time())
         state.write_bytes(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
@@ -87,8 +112,10 @@ def test_a_damaged_limits_state_never_stalls_stops_or_breaks_a_run(tmp_path, dam
 def test_a_symlink_planted_as_the_state_file_is_replaced_not_followed(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    with LocalEndpoint(keys={KEY: None}) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "c", progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: None}) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "c", progress=False) as c,
+    ):
         state = c.limits.directory / "state.json"
         state.symlink_to(victim)
         c.isolate(clips(1)[0], SR, "speech")
@@ -96,13 +123,14 @@ def test_a_symlink_planted_as_the_state_file_is_replaced_not_followed(tmp_path):
         assert not state.is_symlink() and json.loads(state.read_text())["last_sent"] > 0
 
 
-def test_without_a_cache_dir_the_limits_live_in_a_private_per_user_directory(tmp_path,
-                                                                             monkeypatch):
+def test_without_a_cache_dir_the_limits_live_in_a_private_per_user_directory(tmp_path, monkeypatch):
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
-    with LocalEndpoint(keys={KEY: None}) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=False, progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: None}) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=False, progress=False) as c,
+    ):
         c.isolate(clips(1)[0], SR, "speech")
         root = run / "samaudio_data-limits"
         assert c.limits.directory.is_relative_to(root)
@@ -133,10 +161,18 @@ def test_a_planted_limits_directory_is_not_used(tmp_path, monkeypatch, plant):
 
 # --- the journal: damaged, foreign, ahead of the clock ------------------------------------
 
+
 def _journalled(tmp_path, ep, y):
     """Leave one paid request in the journal (the client gives up while it runs)."""
-    with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                timeout=(5, 0.2), max_retries=0, progress=False) as c:
+    with Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        transport="queue",
+        timeout=(5, 0.2),
+        max_retries=0,
+        progress=False,
+    ) as c:
         with pytest.raises(errors.APITimeoutError):
             c.isolate(y, SR, "half")
     [entry] = sorted((tmp_path / "journal").glob("*.json"))
@@ -144,10 +180,11 @@ def _journalled(tmp_path, ep, y):
 
 
 JOURNAL_DAMAGE = {
-    "foreign origin": (lambda d: dict(d, status_url="http://127.0.0.1:1/v2/requests/x/status"),
-                       2),
-    "backslash": (lambda d: dict(d, status_url=d["status_url"].replace(
-        "http://", "http://127.0.0.1:1\\@")), 2),
+    "foreign origin": (lambda d: dict(d, status_url="http://127.0.0.1:1/v2/requests/x/status"), 2),
+    "backslash": (
+        lambda d: dict(d, status_url=d["status_url"].replace("http://", "http://127.0.0.1:1\\@")),
+        2,
+    ),
     "non-string URLs": (lambda d: dict(d, status_url=5, response_url=None), 2),
     "created a day ahead": (lambda d: dict(d, created=time.time() + 86400), 1),
     "not json": (lambda d: "{", 2),
@@ -164,8 +201,9 @@ def test_a_damaged_journal_entry_is_removed_once_and_never_fatal(tmp_path, damag
         entry = _journalled(tmp_path, ep, y)
         doc = change(json.loads(entry.read_text()))
         entry.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-        with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                    progress=False) as c:
+        with Client(
+            KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
+        ) as c:
             out = c.isolate(y, SR, "half")
         assert out.shape == y.shape
         # an unusable entry cannot be collected: the piece is sent (and paid) again, once
@@ -177,12 +215,17 @@ def test_a_damaged_journal_entry_is_removed_once_and_never_fatal(tmp_path, damag
 
 # --- learned rates are bounded below -------------------------------------------------------
 
+
 def test_one_429_on_a_quiet_account_teaches_no_less_than_the_slowest_plan(tmp_path):
     from samaudio_data._state.limits import SharedLimits
 
     now = [1_000_000.0]
-    lim = SharedLimits(tmp_path, rate_window=60.0, clock=lambda: now[0],
-                       sleep=lambda s: now.__setitem__(0, now[0] + s))
+    lim = SharedLimits(
+        tmp_path,
+        rate_window=60.0,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
     lim.wait_turn()
     with lim.gate():
         pass
@@ -194,6 +237,7 @@ def test_one_429_on_a_quiet_account_teaches_no_less_than_the_slowest_plan(tmp_pa
 
 
 # --- the session file ---------------------------------------------------------------------
+
 
 def test_a_session_saved_on_another_dataset_of_the_same_size_is_refused(tmp_path):
     from samaudio_data import Explorer, ExplorerError
@@ -207,14 +251,17 @@ def test_a_session_saved_on_another_dataset_of_the_same_size_is_refused(tmp_path
         Explorer(other, session=session)
 
 
-@pytest.mark.parametrize("edit", [
-    {"decisions": {"first": "keep"}},
-    {"decisions": {"0": 1}},
-    {"row": "3"},
-    {"sort": ["a"]},
-    {"reisolated": {"0": {"cost": "free", "description": "x"}}},
-    {"filter": {"column": "x", "min": "low", "max": None}},
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"decisions": {"first": "keep"}},
+        {"decisions": {"0": 1}},
+        {"row": "3"},
+        {"sort": ["a"]},
+        {"reisolated": {"0": {"cost": "free", "description": "x"}}},
+        {"filter": {"column": "x", "min": "low", "max": None}},
+    ],
+)
 def test_a_hand_edited_session_with_wrong_types_is_a_clear_error(tmp_path, edit):
     from samaudio_data import Explorer, ExplorerError
     from samaudio_data.explorer import example_dataset
@@ -229,16 +276,26 @@ def test_a_hand_edited_session_with_wrong_types_is_a_clear_error(tmp_path, edit)
 
 # --- inputs and outputs of a run ------------------------------------------------------------
 
+
 def test_an_int16_list_column_is_read_as_int16_or_refused(tmp_path):
     import datasets
 
-    features = datasets.Features({"audio": {"array": datasets.Sequence(datasets.Value("int16")),
-                                            "sampling_rate": datasets.Value("int32")}})
+    features = datasets.Features(
+        {
+            "audio": {
+                "array": datasets.Sequence(datasets.Value("int16")),
+                "sampling_rate": datasets.Value("int32"),
+            }
+        }
+    )
     y = (bandlimited(SR // 4, SR) * 20000).astype(np.int16)
-    ds = datasets.Dataset.from_dict({"audio": [{"array": y.tolist(), "sampling_rate": SR}]},
-                                    features=features)
-    with LocalEndpoint(keys={KEY: None}) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c:
+    ds = datasets.Dataset.from_dict(
+        {"audio": [{"array": y.tolist(), "sampling_rate": SR}]}, features=features
+    )
+    with (
+        LocalEndpoint(keys={KEY: None}) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c,
+    ):
         with pytest.raises(errors.InvalidAudioError, match="sample_dtype='int16'"):
             ds.map(isolate("speech", client=c), batched=True, load_from_cache_file=False)
         assert ep.stats["billed"] == 0
@@ -253,8 +310,7 @@ def test_an_int16_list_column_is_read_as_int16_or_refused(tmp_path):
         back, _ = read_value(got)
         ref = y / 32768.0  # not silence: scaled as int16 (as int64 it would be ~1e-15)
         assert np.corrcoef(back[0], ref)[0, 1] > 0.99
-        assert np.sqrt(np.mean(back[0] ** 2)) == pytest.approx(np.sqrt(np.mean(ref ** 2)),
-                                                                rel=0.05)
+        assert np.sqrt(np.mean(back[0] ** 2)) == pytest.approx(np.sqrt(np.mean(ref**2)), rel=0.05)
         assert ep.stats["billed"] == 1
 
 
@@ -266,8 +322,10 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_anything_is_sen
         w.write(np.tile(bandlimited(SR, SR), 45))
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    with LocalEndpoint(keys={KEY: None}) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "c", progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: None}) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "c", progress=False) as c,
+    ):
         with pytest.raises(errors.InvalidRequestError, match="is a directory"):
             c.isolate_file(src, "speech", tmp_path)
         if os.geteuid() != 0:  # root writes anywhere
@@ -286,10 +344,25 @@ def test_cli_map_out_inside_its_input_folder_is_refused(tmp_path):
     sf.write(folder / "a.wav", bandlimited(SR // 4, SR), SR)
     for out in (folder, folder / "cleaned"):
         proc = subprocess.run(
-            [sys.executable, "-m", "samaudio_data.cli", "map", str(folder), "--description",
-             "speech", "--out", str(out), "--local", "--cache-dir", str(tmp_path / "c")],
-            capture_output=True, text=True, timeout=120,
-            env=dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", "")))
+            [
+                sys.executable,
+                "-m",
+                "samaudio_data.cli",
+                "map",
+                str(folder),
+                "--description",
+                "speech",
+                "--out",
+                str(out),
+                "--local",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", "")),
+        )
         assert proc.returncode == 2 and "input folder" in proc.stderr
         assert sorted(p.name for p in folder.iterdir()) == ["a.wav"]
 

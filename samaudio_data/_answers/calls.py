@@ -259,7 +259,6 @@ class Caller:
                 if held.pop("submitted", False):
                     self.usage.record(billed=-1, cost=-self.price_per_call)
                 self._refund(budget, 0.0, key, held)
-                exc._took, exc._billed = time.monotonic() - t0, 0.0
                 raise
             except Halted as stop:  # stopped at the gate: nothing was sent
                 billed = box[0]

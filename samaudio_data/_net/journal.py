@@ -172,7 +172,7 @@ def check_ticket(doc, cache_key: str, now: float) -> Ticket:
             problem = url_problem(doc.get(name))
             if problem is not None:
                 raise ValueError(f"{name}: {problem}")
-    urls = [doc.get(n) if isinstance(doc.get(n), str) else "" for n in ("status_url",
-                                                                      "response_url")]
+    urls = [str(doc[n]) if isinstance(doc.get(n), str) else "" for n in ("status_url",
+                                                                        "response_url")]
     return Ticket(rid, urls[0], urls[1], cache_key=cache_key, created=min(float(created), now),
                   unfollowable=why)

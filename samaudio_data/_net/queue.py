@@ -157,9 +157,8 @@ class QueueExchange:
                     known = (doc["served"], doc["checked"])
             except (OSError, ValueError, KeyError, TypeError):
                 known = None
-        age = None if known is None else time.time() - known[1]
-        if age is None or not 0 <= age <= REMEMBER:  # (a time ahead: a clock stepped back)
-            return None
+        if known is None or not 0 <= time.time() - known[1] <= REMEMBER:
+            return None  # unknown, stale, or from ahead of the clock (it stepped back)
         return known[0]
 
     def _remember(self, served: bool) -> None:
@@ -249,7 +248,8 @@ class QueueExchange:
                    f"endpoint's origin ({self.transport.endpoint})")
         elif self.tickets.owned_elsewhere(request_id, cache_key):
             why = f"its id {request_id!r} is that of a request already kept for another piece"
-        ticket = Ticket(request_id, *(urls if not why else ("", "")), cache_key=cache_key,
+        status_url, response_url = (str(urls[0]), str(urls[1])) if not why else ("", "")
+        ticket = Ticket(request_id, status_url, response_url, cache_key=cache_key,
                         created=time.time(), unfollowable=why)
         if not why:
             self.tickets.submitted(request_id)

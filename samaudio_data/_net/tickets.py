@@ -27,8 +27,8 @@ import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable, Dict, Optional
 
 from .. import errors
 from .journal import Journal, Ticket
@@ -41,13 +41,18 @@ log = logging.getLogger("samaudio_data")
 class Tickets:
     """Accepted requests by cache key, in memory and in ``journal``; see the module docstring."""
 
-    def __init__(self, transport: Transport, journal: Optional[Journal], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        journal: Journal | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.transport = transport
         self.journal = journal
         self._clock = clock
-        self._tickets: Dict[str, Ticket] = {}
-        self._since: Dict[str, float] = {}  # request id -> when this process submitted it
+        self._tickets: dict[str, Ticket] = {}
+        self._since: dict[str, float] = {}  # request id -> when this process submitted it
         self._lock = threading.Lock()
 
     def submitted(self, request_id: str) -> None:
@@ -55,12 +60,12 @@ class Tickets:
         with self._lock:
             self._since[request_id] = self._clock()
 
-    def since(self, request_id: str) -> Optional[float]:
+    def since(self, request_id: str) -> float | None:
         """When this process submitted ``request_id`` (its clock), or None."""
         with self._lock:
             return self._since.get(request_id)
 
-    def pending(self, cache_key: Optional[str]) -> Optional[Ticket]:
+    def pending(self, cache_key: str | None) -> Ticket | None:
         """The paid, uncollected request answering ``cache_key`` (this run's, or journalled)."""
         if cache_key is None:
             return None
@@ -72,19 +77,22 @@ class Tickets:
                 ticket = self._read_back(ticket)
         return ticket
 
-    def _read_back(self, ticket: Ticket) -> Optional[Ticket]:
+    def _read_back(self, ticket: Ticket) -> Ticket | None:
         """A journalled ticket with its URLs restored and checked again: on the endpoint's
         own origin, else its entry is removed (logged) and None returned."""
         urls = [self.transport.restore(u) for u in (ticket.status_url, ticket.response_url)]
         if all(same_origin(u, self.transport.endpoint) for u in urls):
             return replace(ticket, status_url=urls[0], response_url=urls[1])
-        log.warning("the journal entry of request %s points off the endpoint's origin (%s); "
-                    "it cannot be collected from here and is removed", ticket.request_id,
-                    self.transport.endpoint)
+        log.warning(
+            "the journal entry of request %s points off the endpoint's origin (%s); "
+            "it cannot be collected from here and is removed",
+            ticket.request_id,
+            self.transport.endpoint,
+        )
         self.done(ticket.cache_key)
         return None
 
-    def inherited(self, cache_key: Optional[str]) -> bool:
+    def inherited(self, cache_key: str | None) -> bool:
         """Whether ``cache_key``'s pending request was paid for by an earlier run (journal)."""
         if cache_key is None or self.journal is None:
             return False
@@ -93,7 +101,7 @@ class Tickets:
                 return False
         return self.pending(cache_key) is not None
 
-    def done(self, cache_key: Optional[str]) -> None:
+    def done(self, cache_key: str | None) -> None:
         """The answer for ``cache_key`` is safe (cached): forget its request."""
         if cache_key is None:
             return
@@ -115,28 +123,37 @@ class Tickets:
             self._tickets[ticket.cache_key] = ticket
         if self.journal is not None:
             try:  # the URLs as written anywhere: without the key
-                self.journal.put(replace(ticket, status_url=self.transport.redact(
-                    ticket.status_url), response_url=self.transport.redact(ticket.response_url)))
+                self.journal.put(
+                    replace(
+                        ticket,
+                        status_url=self.transport.redact(ticket.status_url),
+                        response_url=self.transport.redact(ticket.response_url),
+                    )
+                )
             except OSError as exc:  # a full or read-only disk never stops paid work
-                warnings.warn(f"could not write the journal entry of request "
-                              f"{ticket.request_id} ({exc}); it is kept in memory only, so a "
-                              "crash before it is collected would pay for it again.",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"could not write the journal entry of request "
+                    f"{ticket.request_id} ({exc}); it is kept in memory only, so a "
+                    "crash before it is collected would pay for it again.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
-    def owned_elsewhere(self, request_id: str, cache_key: Optional[str]) -> bool:
+    def owned_elsewhere(self, request_id: str, cache_key: str | None) -> bool:
         """Whether ``request_id`` is already kept for another piece (this run or journalled)."""
         with self._lock:
-            if any(t.request_id == request_id and k != cache_key
-                   for k, t in self._tickets.items()):
+            if any(t.request_id == request_id and k != cache_key for k, t in self._tickets.items()):
                 return True
         owner = self.journal.owner(request_id) if self.journal is not None else None
         return owner is not None and owner != cache_key
 
     def uncollectable(self, ticket: Ticket) -> errors.UncollectableRequestError:
         """The error saying ``ticket`` was paid for but cannot be followed, and where it is kept."""
-        where = (f"its journal entry ({self.journal.directory / (ticket.cache_key or '')}"
-                 ".json)" if self.journal is not None and ticket.cache_key else
-                 "this client (no cache directory: no journal)")
+        where = (
+            f"its journal entry ({self.journal.directory / (ticket.cache_key or '')}.json)"
+            if self.journal is not None and ticket.cache_key
+            else "this client (no cache directory: no journal)"
+        )
         retention = self.journal.retention if self.journal is not None else None
         return errors.UncollectableRequestError(
             f"the queue accepted request {ticket.request_id or '(no id)'} for this piece, so "
@@ -145,5 +162,6 @@ class Tickets:
             + (f" for {retention:g} s" if retention else "")
             + ", so this piece is not submitted (and paid for) again meanwhile.",
             hint="Report the answer to the provider, or use transport='sync' with this "
-                 "endpoint; deleting the journal entry makes the next run pay for the piece "
-                 "again.")
+            "endpoint; deleting the journal entry makes the next run pay for the piece "
+            "again.",
+        )

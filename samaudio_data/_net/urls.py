@@ -27,8 +27,6 @@ it holds a backslash, which HTTP libraries read differently; nothing was sent th
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Type
-
 from urllib3.util import parse_url
 
 from .. import errors
@@ -37,7 +35,7 @@ REDACTED = "***"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def url_problem(url: object) -> Optional[str]:
+def url_problem(url: object) -> str | None:
     """Why ``url`` is not a URL to send to, or None."""
     if not isinstance(url, str) or not url:
         return "it is not a non-empty string"
@@ -60,8 +58,9 @@ def url_problem(url: object) -> Optional[str]:
     return None
 
 
-def check_url(url: object, *, error: Type[errors.SamAudioError] = errors.RedirectError,
-              redact=str) -> str:
+def check_url(
+    url: object, *, error: type[errors.SamAudioError] = errors.RedirectError, redact=str
+) -> str:
     """``url`` if a request may be sent to it (see the module docstring), else ``error``.
 
     >>> check_url("https://api.segmind.com/v1/sam-audio-large")
@@ -69,13 +68,14 @@ def check_url(url: object, *, error: Type[errors.SamAudioError] = errors.Redirec
     """
     why = url_problem(url)
     if why is not None:
-        raise error(f"refusing the URL {redact(repr(url))[:300]}: {why}; nothing was sent "
-                    "there.", hint="Only plain http(s) URLs on the endpoint's own origin "
-                                   "receive the key.")
+        raise error(
+            f"refusing the URL {redact(repr(url))[:300]}: {why}; nothing was sent there.",
+            hint="Only plain http(s) URLs on the endpoint's own origin receive the key.",
+        )
     return url  # type: ignore[return-value]
 
 
-def origin(url: str) -> Tuple[str, str, int]:
+def origin(url: str) -> tuple[str, str, int]:
     """``(scheme, host, port)`` as urllib3 will connect (call :func:`check_url` first).
 
     >>> origin("http://127.0.0.1:8000/v1/m") == origin("HTTP://127.0.0.1:8000/v2/x")
@@ -96,7 +96,7 @@ def same_origin(url: object, reference: str) -> bool:
     return url_problem(url) is None and origin(url) == origin(reference)  # type: ignore[arg-type]
 
 
-def redact_url(url: str, key: Optional[str]) -> str:
+def redact_url(url: str, key: str | None) -> str:
     """``url`` with ``key`` replaced by ``***`` (before it is written anywhere).
 
     >>> redact_url("https://h/s?api_key=sk-1", "sk-1")
@@ -105,7 +105,7 @@ def redact_url(url: str, key: Optional[str]) -> str:
     return url.replace(key, REDACTED) if key else url
 
 
-def unredact_url(url: str, key: Optional[str]) -> str:
+def unredact_url(url: str, key: str | None) -> str:
     """A journalled ``url`` with the key put back where it was redacted.
 
     >>> unredact_url("https://h/s?api_key=***", "sk-1")

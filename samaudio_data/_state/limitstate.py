@@ -34,12 +34,12 @@ Example
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, List, Optional
 
-HALT_MAX = 3600.0      # seconds a recorded fatal halt is honoured
-_SKEW = 1.0            # seconds a time written by another process may lie ahead of ours
-_HISTORY = 256         # send times kept
+HALT_MAX = 3600.0  # seconds a recorded fatal halt is honoured
+_SKEW = 1.0  # seconds a time written by another process may lie ahead of ours
+_HISTORY = 256  # send times kept
 _RATE_FACTOR = (0.2, 1.0)
 _LATENCY_MAX = 3600.0
 _LEARNED_RANGE = (1.0, 1e6)  # requests per window
@@ -54,20 +54,21 @@ class Bounds:
     halt_max: float = HALT_MAX
 
 
-def _number(value) -> Optional[float]:
+def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def sanitize(st: dict, now: float, bounds: Bounds,
-             interval: Callable[[dict], Optional[float]] = lambda st: None) -> List[str]:
+def sanitize(
+    st: dict, now: float, bounds: Bounds, interval: Callable[[dict], float | None] = lambda st: None
+) -> list[str]:
     """Check and bound the record ``st`` in place; the names of the values repaired.
 
     ``interval(st)`` is the seconds between sends the (already checked) record allows, or
     None when unpaced; it bounds the reserved next send.
     """
-    fixed: List[str] = []
+    fixed: list[str] = []
 
     def put(name: str, value) -> None:
         if value is None:
@@ -94,9 +95,11 @@ def sanitize(st: dict, now: float, bounds: Bounds,
     if "last_sent" in fixed and "last_sent" in st:
         st["last_sent"] = min(st["last_sent"], now)
     number("first_send", -math.inf, now + _SKEW)
-    if "rate_limited" in st and not (isinstance(st["rate_limited"], int)
-                                     and not isinstance(st["rate_limited"], bool)
-                                     and st["rate_limited"] >= 0):
+    if "rate_limited" in st and not (
+        isinstance(st["rate_limited"], int)
+        and not isinstance(st["rate_limited"], bool)
+        and st["rate_limited"] >= 0
+    ):
         put("rate_limited", None)
     _sent(st, now, put)
     _leaving(st, now, put)
@@ -119,8 +122,9 @@ def _sent(st: dict, now: float, put) -> None:
         put("sent", None)
         return
     try:  # the common case, checked at C speed: finite numbers, none ahead, not too many
-        if len(sent) <= _HISTORY and (not sent or (math.isfinite(sum(sent))
-                                                  and max(sent) <= now + _SKEW)):
+        if len(sent) <= _HISTORY and (
+            not sent or (math.isfinite(sum(sent)) and max(sent) <= now + _SKEW)
+        ):
             return
     except TypeError:
         pass
@@ -145,10 +149,16 @@ def _halt(st: dict, now: float, bounds: Bounds, put) -> None:
         put("halt", None)
         return
     when, status = _number(halt.get("time")), halt.get("status")
-    if when is None or not now - bounds.halt_max <= when <= now + _SKEW \
-            or not (status is None or (isinstance(status, int) and not isinstance(status, bool)
-                                       and 100 <= status < 600)) \
-            or not isinstance(halt.get("kind"), str) or not isinstance(halt.get("message"), str):
+    if (
+        when is None
+        or not now - bounds.halt_max <= when <= now + _SKEW
+        or not (
+            status is None
+            or (isinstance(status, int) and not isinstance(status, bool) and 100 <= status < 600)
+        )
+        or not isinstance(halt.get("kind"), str)
+        or not isinstance(halt.get("message"), str)
+    ):
         put("halt", None)
     elif len(halt["message"]) > 500 or len(halt["kind"]) > 100:
         put("halt", dict(halt, message=halt["message"][:500], kind=halt["kind"][:100]))
@@ -161,7 +171,10 @@ def _ledgers(st: dict, put) -> None:
     if not isinstance(ledgers, dict):
         put("ledgers", None)
         return
-    good = {k: float(v) for k, v in ledgers.items()
-            if isinstance(k, str) and _number(v) is not None and v >= 0}
+    good = {
+        k: float(v)
+        for k, v in ledgers.items()
+        if isinstance(k, str) and _number(v) is not None and v >= 0
+    }
     if len(good) != len(ledgers):
         put("ledgers", good)

@@ -20,7 +20,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from .. import errors
 
@@ -181,7 +181,7 @@ def local_port(cache_dir: Optional[str]) -> int:
 
 
 @contextlib.contextmanager
-def _local_endpoint(cache_dir: Optional[str]) -> Iterator["object"]:
+def _local_endpoint(cache_dir: Optional[str]) -> Iterator[Any]:
     from ..testing import LocalEndpoint
 
     port = local_port(cache_dir)
