@@ -91,7 +91,7 @@ def test_status_urls_that_lead_elsewhere_get_nothing_and_are_paid_once(tmp_path,
         assert [r.method for r in bad.requests] == ["POST"]
         assert KEY not in str(info.value)
         [entry] = journal(tmp_path)
-        assert "127.0.0.1:%d" % other.port not in json.loads(entry.read_text())["status_url"]
+        assert f"127.0.0.1:{other.port}" not in json.loads(entry.read_text())["status_url"]
 
 
 def test_a_307_location_with_a_backslash_is_not_followed(tmp_path):
@@ -262,7 +262,7 @@ def test_the_key_never_reaches_the_journal_or_the_limits_state(tmp_path, caplog)
         )
         bad.add("GET", "/v2/requests/req-1/status", status(429, retry_after=0), times=1)
         bad.add("GET", "/v2/requests/req-1/status", status(503, f"bad key {KEY}"), times=None)
-        c = queue_client(bad, tmp_path, max_retries=0)
+        c = queue_client(bad, tmp_path, max_retries=0, rate_window=1.0)
         with pytest.raises(errors.ServerError) as info:
             c.isolate(clip(), SR, "speech")
         assert KEY not in str(info.value)

@@ -9,9 +9,10 @@ another store tomorrow) calls it on every read:
 
 - every value has its type (finite numbers, never booleans or strings), else it is dropped
   and its default used;
-- deadlines are clamped: a 429 back-off to ``retry_after_max`` from now; the next reserved
-  send to one interval per request that may be waiting (``max_concurrency``) after the
-  back-off; the last send to now (a time ahead means the clock stepped back);
+- deadlines are clamped: a 429 back-off to ``retry_after_max`` from now; a reserved next
+  send further ahead than one interval per request that may be waiting (``max_concurrency``)
+  to one interval after the back-off; the last send to now (a time ahead means the clock
+  stepped back);
 - a fatal halt counts only within ``HALT_MAX`` seconds (one hour) of now: one stamped in the
   future (a clock stepped back, or a damaged record) would refuse every run, and is dropped;
 - ranges: the rate factor in [0.2, 1], concurrency in [1, max_concurrency], latency in
@@ -105,12 +106,14 @@ def sanitize(
     _leaving(st, now, put)
     _halt(st, now, bounds, put)
     _ledgers(st, put)
-    step = interval(st)
-    if step is not None:
-        horizon = max(now, st.get("backoff_until", now)) + step * max(1, bounds.max_concurrency)
-        number("next_send", -math.inf, horizon)
-    else:
-        number("next_send", -math.inf, max(now, st.get("backoff_until", now)))
+    # senders reserve their turns one interval apart: at most one per request that may be
+    # waiting (max_concurrency) lie ahead; a reservation beyond that (a clock stepped back,
+    # a damaged record) is brought back to one interval after the back-off
+    start = max(now, st.get("backoff_until", now))
+    step = interval(st) or 0.0
+    number("next_send", -math.inf, start + step * max(1, bounds.max_concurrency))
+    if "next_send" in fixed and "next_send" in st:
+        st["next_send"] = min(st["next_send"], start + step)
     return fixed
 
 
