@@ -300,7 +300,8 @@ class QueueExchange:
             log.info("request %s is not known to the status store yet (%.1f s after its "
                      "submit); polling again", ticket.request_id, age)
             return
-        if since is not None:
+        kept = self.journal.retention if self.journal is not None else 3600.0
+        if since is not None and age < kept:  # ours, young: never known, not "expired"
             ticket = replace(ticket, status_url="", response_url="", unfollowable=(
                 f"the queue still answers 404 for it {age:.0f} s after its submit"))
             self.tickets.keep(ticket)
