@@ -116,7 +116,14 @@ class Journal:
         return ticket
 
     def owner(self, request_id: str) -> Optional[str]:
-        """The cache key whose entry records ``request_id`` (None if no entry does)."""
+        """The cache key whose entry records ``request_id`` (None if no entry does).
+
+        >>> import tempfile
+        >>> j = Journal(tempfile.mkdtemp())
+        >>> j.put(Ticket("r9", "https://h/s", "https://h/r", cache_key="cd", created=1.0))
+        >>> j.owner("r9"), j.owner("r0")
+        ('cd', None)
+        """
         for key in self.keys():
             try:
                 doc = json.loads((self.directory / f"{key}.json").read_bytes()[:_MAX_ENTRY])

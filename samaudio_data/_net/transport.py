@@ -98,7 +98,12 @@ class Transport:
         return text.replace(self._key, "***") if self._key else text
 
     def restore(self, url: str) -> str:
-        """A URL redacted by :meth:`redact` (as journalled) with the key put back."""
+        """A URL redacted by :meth:`redact` (as journalled) with the key put back.
+
+        >>> t = Transport("https://h/v1/m", "sk-1")
+        >>> t.redact("https://h/s?k=sk-1"), t.restore(t.redact("https://h/s?k=sk-1"))
+        ('https://h/s?k=***', 'https://h/s?k=sk-1')
+        """
         return unredact_url(url, self._key)
 
     @property

@@ -36,7 +36,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def url_problem(url: object) -> str | None:
-    """Why ``url`` is not a URL to send to, or None."""
+    """Why ``url`` is not a URL to send to, or None.
+
+    >>> url_problem("http://u:p@h/x"), url_problem("https://h/x") is None
+    ('it holds user information (user@host), which can hide where it goes', True)
+    """
     if not isinstance(url, str) or not url:
         return "it is not a non-empty string"
     if "\\" in url:

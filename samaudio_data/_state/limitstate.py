@@ -68,6 +68,12 @@ def sanitize(
 
     ``interval(st)`` is the seconds between sends the (already checked) record allows, or
     None when unpaced; it bounds the reserved next send.
+
+    >>> st = {"next_send": 5000.0, "last_sent": 9e9, "sent": [1.0, "x"]}
+    >>> sanitize(st, 100.0, Bounds(max_concurrency=2), interval=lambda st: 1.0)
+    ['last_sent', 'sent', 'next_send']
+    >>> st
+    {'next_send': 101.0, 'last_sent': 100.0, 'sent': [1.0]}
     """
     fixed: list[str] = []
 
