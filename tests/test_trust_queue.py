@@ -275,3 +275,22 @@ def test_the_key_never_reaches_the_journal_or_the_limits_state(tmp_path, caplog)
     assert any(p.name == "state.json" for p in written)
     for p in written:
         assert KEY.encode() not in p.read_bytes(), p
+
+
+@pytest.mark.parametrize("credits", ["nan", "inf", "-5", "lots"])
+def test_an_unusable_credits_header_is_ignored_not_trusted(tmp_path, credits):
+    from hostile import respond, wav_bytes
+
+    with HostileServer() as bad:
+        body = wav_bytes(clip())
+        bad.add(
+            "POST",
+            "/v1/sam-audio-large",
+            respond(200, body, "audio/wav", {"x-remaining-credits": credits}),
+            times=None,
+        )
+        c = queue_client(bad, tmp_path, transport="sync")
+        budget = Budget(1.0)
+        c.separate(clip(0), SR, "speech", budget=budget)
+        c.separate(clip(1), SR, "speech", budget=budget)  # not stopped by a figure it ignored
+        assert c.usage.remaining_credits is None and bad.billed == 2 and c.usage.billed == 2

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import math
 import random
 import time
 from typing import Callable, Optional
@@ -336,9 +337,11 @@ class Caller:
         if value is None:
             return
         try:
-            self.usage.remaining_credits = float(value)
+            credits = float(value)
         except ValueError:
-            pass
+            return
+        if math.isfinite(credits) and credits >= 0:  # "nan", "inf", "-5" are not figures
+            self.usage.remaining_credits = credits
 
     def _download(self, url: str, max_bytes: int) -> bytes:
         # the key goes only to the endpoint's origin, never to a result URL
