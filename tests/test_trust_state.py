@@ -369,3 +369,34 @@ def test_cli_local_endpoint_keeps_its_port_across_runs(tmp_path, capsys):
         assert "is taken" in capsys.readouterr().err
     with _local_endpoint(str(tmp_path)) as c:  # the next run: the same origin again
         assert c.url == first
+
+
+@pytest.mark.parametrize("step", [-3600.0, -5.0, 3600.0])
+def test_a_clock_step_during_a_run_costs_at_most_one_interval(tmp_path, step, caplog):
+    from samaudio_data._state.limits import SharedLimits
+
+    now = [1_000_000.0]
+    lim = SharedLimits(
+        tmp_path,
+        requests_per_minute=60,
+        rate_window=60.0,
+        retry_after_max=30.0,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    interval = 60.0 * 1.04 / 60  # one request per second, plus the spacing slack
+    for _ in range(3):
+        lim.wait_turn()
+        with lim.gate():
+            pass
+    lim.record_rate_limited(10.0)  # a back-off ahead when the clock steps
+    now[0] += step
+    t0 = now[0]
+    lim.wait_turn()
+    with lim.gate():
+        pass
+    waited = now[0] - t0
+    # back: the stored times are clamped (a back-off at most retry_after_max); forward: they
+    # are simply past
+    assert waited <= (30.0 + interval if step < 0 else interval) + 0.5
+    assert lim.snapshot()["rate_per_minute"] > 0
