@@ -272,7 +272,7 @@ class LocalEndpoint:
         >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False) as c:
         ...     ep.add_scene(t + n, 8000, target=t, behaviour="wrong_source")
         ...     out = c.isolate(t + n, 8000, "a sine")
-        >>> bool(np.abs(out - n).max() < 0.01)
+        >>> bool(np.abs(out - n)[100:-100].max() < 0.001)      # the other sound, not the sine
         True
         """
         from ._scenes import Scene
