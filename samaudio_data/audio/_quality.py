@@ -13,11 +13,13 @@ flag                meaning (the first rule that applies)
                     or not speech: the sound is not in the clip
 ``empty``           the answer is (near) silence (below -30 dB of the mix) although the mix is
                     not silent; without speech detection this also covers ``absent``
-``unchanged``       the answer is the mix (what was removed is below -35 dB of the mix)
-``invented``        the answer holds sound the mix does not: over 20 % of its energy lies in
+``unchanged``       the answer is the mix at some level (what it lacks of the mix, at its best
+                    gain, is below -35 dB of the mix)
+``invented``        the answer holds sound the mix does not: over 10 % of its energy lies in
                     spectrogram cells where it exceeds the mix by 6 dB or more, or (speech
                     descriptions) the answer is speech and the mix has none
-``wrong_source``    (speech descriptions) the mix has speech, the answer hardly any
+``wrong_source``    (speech descriptions) the mix has speech, the answer hardly any, or less
+                    than what it left out
 ==================  ===========================================================================
 
 A detail may follow a colon: ``absent:silent_input``; ``:no_vad`` when a speech description
@@ -26,9 +28,10 @@ was judged without the speech detector (the extra ``samaudio-data[quality]`` is 
 (``invented:20.0-38.0s``).
 
 Signals (``Verdict.signals``): ``target_db`` / ``residual_db`` (answer / what was removed
-against the mix, dB), ``excess`` (share of the answer's energy the mix does not contain),
-``speech_answer`` / ``speech_mix`` (share of 32 ms frames that are speech; NaN when not
-measured). All run on a 16 kHz mono copy; the spectrogram ones cost a few ms per 10 s clip,
+against the mix, dB), ``difference_db`` (what the answer lacks of the mix at its best gain),
+``excess`` (share of the answer's energy the mix does not contain), ``speech_mix`` /
+``speech_answer`` / ``speech_residual`` (share of 32 ms frames that are speech, of the mix,
+the answer's audible frames and what it left out; NaN when not measured). All run on a 16 kHz mono copy; the spectrogram ones cost a few ms per 10 s clip,
 speech detection about 4 ms per second of audio (``benchmarks/quality.py``).
 
 What cannot be told without a model of meaning: a wrong source for a description other than
@@ -74,10 +77,13 @@ UNCHANGED_DB = -35.0
 """What was removed below this (energy against the mix, dB): nothing was separated."""
 EXCESS_CELL_DB = 6.0
 """A spectrogram cell where the answer exceeds the mix by this much holds invented sound."""
-EXCESS_MAX = 0.2
+EXCESS_MAX = 0.1
 """Share of the answer's energy in such cells above which the answer is ``invented``."""
 SPEECH_MIX_MIN = 0.2
 """A mix with fewer speech frames than this share holds no speech."""
+SIGNALS = ("target_db", "residual_db", "difference_db", "excess", "speech_mix",
+           "speech_answer", "speech_residual")
+"""The names of :attr:`Verdict.signals`."""
 SPEECH_ANSWER_MIN = 0.2
 """An answer with fewer speech frames than this share (of its own audible frames) is not
 speech."""
@@ -154,8 +160,9 @@ def silent_verdict() -> Verdict:
     'absent:silent_input'
     """
     return Verdict("absent:silent_input", 0.0,
-                   {"target_db": -120.0, "residual_db": -120.0, "excess": 0.0,
-                    "speech_answer": math.nan, "speech_mix": math.nan})
+                   {"target_db": -120.0, "residual_db": -120.0, "difference_db": -120.0,
+                    "excess": 0.0, "speech_answer": math.nan, "speech_mix": math.nan,
+                    "speech_residual": math.nan})
 
 
 def _mono16(y: np.ndarray, sr: int) -> Tuple[np.ndarray, int]:
@@ -220,27 +227,37 @@ def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> D
     """The signals of one clip (or window); see the module docstring.
 
     >>> s = measure(np.ones(1600) * 0.1, np.ones(1600) * 0.05, 16000, "hum")
-    >>> round(s["target_db"], 1), s["excess"], math.isnan(s["speech_mix"])
-    (-6.0, 0.0, True)
+    >>> round(s["target_db"], 1), s["difference_db"], s["excess"], math.isnan(s["speech_mix"])
+    (-6.0, -120.0, 0.0, True)
     """
     m, rate = _mono16(mix, sr)
     a, _ = _mono16(answer, sr)
-    e_mix = float(np.sum(m ** 2))
-    sig = {"target_db": _db(float(np.sum(a ** 2)), e_mix),
-           "residual_db": _db(float(np.sum((m - a) ** 2)), e_mix),
-           "excess": excess_share(m, a), "speech_answer": math.nan, "speech_mix": math.nan}
-    if is_speech_description(description) and _vad.speech_detector() is not None:
-        sig["speech_mix"] = _speech_share(_vad.speech_probabilities(m, rate), m, False)
-        if sig["target_db"] > EMPTY_DB:
-            a16 = a if rate == _vad.VAD_SR else resample(a, rate, _vad.VAD_SR)
-            sig["speech_answer"] = _speech_share(_vad.speech_probabilities(a, rate), a16, True)
+    e_mix, e_ans = float(np.sum(m ** 2)), float(np.sum(a ** 2))
+    gain = float(np.dot(m, a)) / e_ans if e_ans > 0 else 0.0
+    rest = m - gain * a  # what the answer lacks of the mix, at the answer's best level
+    sig = {"target_db": _db(e_ans, e_mix), "residual_db": _db(float(np.sum((m - a) ** 2)), e_mix),
+           "difference_db": _db(float(np.sum(rest ** 2)), e_mix),
+           "excess": excess_share(m, a), "speech_answer": math.nan, "speech_mix": math.nan,
+           "speech_residual": math.nan}
+    if not (is_speech_description(description) and _vad.speech_detector() is not None):
+        return sig
+    to16 = (lambda y: y) if rate == _vad.VAD_SR else (lambda y: resample(y, rate, _vad.VAD_SR))
+    sig["speech_mix"] = _speech_share(_vad.speech_probabilities(m, rate), m, False)
+    if sig["target_db"] <= EMPTY_DB or sig["difference_db"] <= UNCHANGED_DB:
+        return sig
+    sig["speech_answer"] = _speech_share(_vad.speech_probabilities(a, rate), to16(a), True)
+    if sig["speech_mix"] >= SPEECH_MIX_MIN and sig["speech_answer"] >= SPEECH_ANSWER_MIN \
+            and sig["speech_answer"] < sig["speech_mix"] + 0.05:
+        # less speech in the answer than in the mix: is the speech in what was left out?
+        sig["speech_residual"] = _speech_share(_vad.speech_probabilities(rest, rate),
+                                               to16(rest), True)
     return sig
 
 
 def decide(sig: Dict[str, float], description: str) -> Tuple[str, float]:
     """The flag and quality of measured signals (see the module docstring).
 
-    >>> decide({"target_db": -3.0, "residual_db": -6.0, "excess": 0.01,
+    >>> decide({"target_db": -3.0, "difference_db": -6.0, "excess": 0.01,
     ...         "speech_answer": math.nan, "speech_mix": math.nan}, "drums")
     ('', 0.975)
     """
@@ -249,7 +266,7 @@ def decide(sig: Dict[str, float], description: str) -> Tuple[str, float]:
     # badness of each rule: 1.0 at its threshold, 0 far on the good side
     bad: Dict[str, float] = {
         "empty": _ramp(-sig["target_db"], 10.0, -EMPTY_DB),
-        "unchanged": _ramp(-sig["residual_db"], 15.0, -UNCHANGED_DB),
+        "unchanged": _ramp(-sig["difference_db"], 15.0, -UNCHANGED_DB),
         "invented": sig["excess"] / EXCESS_MAX,
     }
     absent = wrong = False
@@ -266,8 +283,10 @@ def decide(sig: Dict[str, float], description: str) -> Tuple[str, float]:
             absent = True
             bad["absent"] = 1.0 + mix_ok
         elif not math.isnan(s_ans):
-            bad["wrong_source"] = ans_bad
-            wrong = ans_bad >= 1.0
+            s_res = sig.get("speech_residual", math.nan)
+            res_bad = 0.0 if math.isnan(s_res) else _ramp(s_res - s_ans, -0.5, 0.0)
+            bad["wrong_source"] = max(ans_bad, res_bad)
+            wrong = ans_bad >= 1.0 or (not math.isnan(s_res) and s_res > s_ans)
     flag = ""
     if bad["empty"] >= 1.0:
         flag = "absent" if absent else "empty"

@@ -10,8 +10,8 @@ description:
 ==================  ========================================================================
 behaviour           answer
 ==================  ========================================================================
-``good``            ``target`` plus ``other`` at -25 dB (a realistic leak); an absent target
-                    gives that leak alone at -40 dB
+``good``            ``target`` plus ``other`` at ``leak_db`` (-25 dB: a realistic leak); an
+                    absent target gives ``other`` alone at -40 dB
 ``empty``           ``target`` at -50 dB: (near) silence although the sound is there
 ``invented``        ``invented``: sound of that kind that is not in the mix
 ``wrong_source``    ``other``: another sound of the mix
@@ -19,6 +19,8 @@ behaviour           answer
 ``absent``          (a scene without ``target``) the leak of ``other`` at -40 dB: rightly empty
 ==================  ========================================================================
 
+``gain`` scales the answers and ``artifacts_db`` adds noise following the answer's
+envelope at that level below it (a generative model's imprecision), both deterministic.
 With ``fixed_by_rerank=True`` a request with ``reranking_candidates >= 2`` gets the
 ``good`` answer instead (as more candidates help the real model).
 
@@ -68,10 +70,14 @@ class Scene:
     invented: Optional[np.ndarray]
     behaviour: str
     fixed_by_rerank: bool
+    gain: float = 1.0
+    leak_db: float = LEAK_DB
+    artifacts_db: Optional[float] = None
 
     @classmethod
     def build(cls, mix, sr: int, *, target=None, other=None, invented=None,
-              behaviour: str = "good", fixed_by_rerank: bool = False) -> "Scene":
+              behaviour: str = "good", fixed_by_rerank: bool = False, gain: float = 1.0,
+              leak_db: float = LEAK_DB, artifacts_db: Optional[float] = None) -> "Scene":
         """Validate and build a scene (mono float arrays, all as long as the mix)."""
         if behaviour not in BEHAVIOURS:
             raise InvalidRequestError(f"behaviour must be one of {BEHAVIOURS}, got "
@@ -86,7 +92,8 @@ class Scene:
                                       "makes up).")
         if behaviour == "empty" and t is None:
             raise InvalidRequestError("behaviour='empty' needs a target in the mix.")
-        return cls(m, int(sr), t, o, inv, behaviour, bool(fixed_by_rerank))
+        return cls(m, int(sr), t, o, inv, behaviour, bool(fixed_by_rerank), float(gain),
+                   float(leak_db), None if artifacts_db is None else float(artifacts_db))
 
     def matches(self, y: np.ndarray, sr: int) -> bool:
         """Whether an upload (mono at ``sr``) is this scene's mix, within 16-bit precision
@@ -104,10 +111,22 @@ class Scene:
 
     def answer(self, reranking_candidates: int) -> np.ndarray:
         """The answer at the scene's rate and length (mono)."""
+        out = self._answer(reranking_candidates) * self.gain
+        if self.artifacts_db is not None and self.behaviour != "unchanged":
+            frame = max(1, self.sr // 50)
+            n = -(-out.shape[0] // frame) * frame
+            env = np.sqrt(np.mean(np.pad(out, (0, n - out.shape[0])).reshape(-1, frame) ** 2,
+                                  axis=1))
+            env = np.repeat(env, frame)[:out.shape[0]]
+            noise = np.random.default_rng(out.shape[0]).standard_normal(out.shape[0])
+            out = out + noise * env * 10 ** (self.artifacts_db / 20)
+        return out
+
+    def _answer(self, reranking_candidates: int) -> np.ndarray:
         kind = self.behaviour
         if self.fixed_by_rerank and reranking_candidates >= 2:
             kind = "good"
-        leak = self.other * 10 ** (LEAK_DB / 20)
+        leak = self.other * 10 ** (self.leak_db / 20)
         if kind == "good":
             return leak + self.target if self.target is not None else \
                 self.other * 10 ** (RESIDUE_DB / 20)
@@ -116,7 +135,8 @@ class Scene:
         if kind == "invented":
             return self.invented
         if kind == "wrong_source":
-            return self.other
+            return self.other + (0.0 if self.target is None else
+                                 self.target * 10 ** (self.leak_db / 20))
         if kind == "unchanged":
             residue = np.roll(self.mix, 7) * 10 ** (RESIDUE_DB / 20)
             return self.mix + residue
