@@ -46,3 +46,6 @@ from ._quality import (FLAGS, SILENT_INPUT_DBFS, Verdict, WindowVerdict, is_sile
 
 __all__ += ["FLAGS", "SILENT_INPUT_DBFS", "Verdict", "WindowVerdict", "is_silent",
             "is_speech_description", "judge", "silent_verdict"]
+from ._quality_file import judge_file
+
+__all__ += ["judge_file"]
