@@ -88,7 +88,7 @@ SPEECH_ANSWER_MIN = 0.2
 """An answer with fewer speech frames than this share (of its own audible frames) is not
 speech."""
 ANALYSIS_SR = 16000
-N_FFT, HOP = 512, 256
+N_FFT = HOP = 512  # 32 ms frames at 16 kHz, side by side
 SPEECH_WORDS = frozenset(
     "speech speak speaks speaking speaker speakers spoken talk talks talking voice voices "
     "vocal vocals singing sing sings singer singers sung narration narrator narrating "
@@ -174,18 +174,30 @@ def _mono16(y: np.ndarray, sr: int) -> Tuple[np.ndarray, int]:
     return x, int(sr)
 
 
-def _power_spectrogram(x: np.ndarray) -> np.ndarray:
-    n = max(0, (x.shape[-1] - N_FFT) // HOP + 1)
-    if n == 0:
-        x = np.pad(x, (0, N_FFT - x.shape[-1]))
-        n = 1
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
-    spec = np.fft.rfft(x[idx] * np.hanning(N_FFT), axis=1)
-    p = spec.real ** 2 + spec.imag ** 2
-    # a 3 x 3 box over time and frequency: a cell where the answer's and the rest's phases
-    # happen to cancel in the mix is not mistaken for sound the mix lacks
-    q = np.pad(p, 1, mode="edge")
-    return sum(q[i:i + p.shape[0], j:j + p.shape[1]] for i in range(3) for j in range(3)) / 9
+def _power_spectrograms(*signals: np.ndarray) -> List[np.ndarray]:
+    """Power spectrograms (frames x bins, float32) of equally long signals, each smoothed by
+    a 3 x 3 box over time and frequency: a cell where the answer's and the rest's phases
+    happen to cancel in the mix is not mistaken for sound the mix lacks."""
+    x = np.stack([np.asarray(s, np.float32) for s in signals])
+    n = max(1, x.shape[-1] // HOP)
+    if x.shape[-1] < n * N_FFT:
+        x = np.pad(x, ((0, 0), (0, n * N_FFT - x.shape[-1])))
+    frames = x[:, :n * N_FFT].reshape(len(signals), n, N_FFT) * _window()
+    spec = np.fft.rfft(frames, axis=-1)
+    p = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    q = np.pad(p, ((0, 0), (1, 1), (0, 0)), mode="edge")
+    p = q[:, :-2] + q[:, 1:-1] + q[:, 2:]
+    q = np.pad(p, ((0, 0), (0, 0), (1, 1)), mode="edge")
+    return list(q[:, :, :-2] + q[:, :, 1:-1] + q[:, :, 2:])
+
+
+_WINDOW: List[np.ndarray] = []
+
+
+def _window() -> np.ndarray:
+    if not _WINDOW:
+        _WINDOW.append(np.hanning(N_FFT).astype(np.float32))
+    return _WINDOW[0]
 
 
 def excess_share(mix: np.ndarray, answer: np.ndarray) -> float:
@@ -196,12 +208,11 @@ def excess_share(mix: np.ndarray, answer: np.ndarray) -> float:
     >>> excess_share(t, 0.5 * t), round(excess_share(0 * t + 1e-3, t), 2)
     (0.0, 1.0)
     """
-    pm = _power_spectrogram(np.asarray(mix, float))
-    pa = _power_spectrogram(np.asarray(answer, float))
-    total = float(pa.sum())
+    pm, pa = _power_spectrograms(mix, answer)
+    total = float(pa.sum(dtype=np.float64))
     if total <= 0.0:
         return 0.0
-    return float(pa[pa > pm * 10 ** (EXCESS_CELL_DB / 10)].sum() / total)
+    return float(pa[pa > pm * 10 ** (EXCESS_CELL_DB / 10)].sum(dtype=np.float64) / total)
 
 
 def _db(num: float, den: float) -> float:

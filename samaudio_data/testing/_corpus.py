@@ -151,14 +151,15 @@ def _rms(y: np.ndarray) -> float:
     return float(np.sqrt(np.mean(y ** 2))) or 1e-12
 
 
-def build_corpus(directory, *, per_class: int = 10, good: int = 24, seed: int = 0
-                 ) -> List[Example]:
+def build_corpus(directory, *, per_class: int = 10, good: int = 24, seed: int = 0,
+                 other_wrong_source: bool = True) -> List[Example]:
     """Build the labelled corpus (WAVs generated once into ``directory``).
 
     For speech descriptions: ``good`` right answers and ``per_class`` of each failure
     class; for the other description (``"music"``): ``good // 2`` and ``per_class``.
     Backgrounds cycle through noises, hum, rain and music (speech for ``"music"``); SNRs
-    through :data:`SNRS_DB`; levels around -23 dBFS.
+    through :data:`SNRS_DB`; levels around -23 dBFS, over a -60 dBFS noise floor.
+    ``other_wrong_source=False`` leaves out the class no check can see for ``"music"``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -195,16 +196,22 @@ def build_corpus(directory, *, per_class: int = 10, good: int = 24, seed: int = 
         bg = level(bg, -23.0 - snr)
         absent = behaviour in ("absent", "invented")
         target = None if absent else sound
+        # every mix its own: a room's noise floor at -60 dBFS in the background
+        bg = bg + level(rng.standard_normal(n), -60.0)
         mix = bg if absent else sound + bg
         if behaviour == "invented":  # a plausible level for what it makes up: near the mix's
             invented = level(invented, 20 * np.log10(_rms(mix)) - float(rng.uniform(0, 10)))
         # a model's imprecision: level off by up to +-2 dB, a leak of the rest at -15 to
-        # -30 dB, noise-like artefacts 20 to 35 dB below the answer
+        # -30 dB, noise-like artefacts 20 to 35 dB below the answer. A wrong source is
+        # another sound with the described one leaking in at least 10 dB below it.
+        leak = float(rng.uniform(-30, -15))
+        if behaviour == "wrong_source":
+            leak = min(leak, -snr - 10.0)
         rows.append(Example(f"{kind}-{behaviour}-{k}-{bg_kind}-{snr:g}dB", mix, SR,
                             description, behaviour, target, bg, invented if behaviour
                             == "invented" else None, snr,
                             gain=float(10 ** (rng.uniform(-2, 2) / 20)),
-                            leak_db=float(rng.uniform(-30, -15)),
+                            leak_db=leak,
                             artifacts_db=float(rng.uniform(-35, -20))))
 
     speech_bg = ("pink", "hum", "rain", "music", "brown")
@@ -216,5 +223,6 @@ def build_corpus(directory, *, per_class: int = 10, good: int = 24, seed: int = 
     for behaviour in BEHAVIOURS[1:]:
         for k in range(per_class):
             add("speech", behaviour, k, SPEECH_DESCRIPTIONS[k % 3], speech_bg)
-            add("music", behaviour, k, OTHER_DESCRIPTION, other_bg)
+            if behaviour != "wrong_source" or other_wrong_source:
+                add("music", behaviour, k, OTHER_DESCRIPTION, other_bg)
     return rows

@@ -256,7 +256,8 @@ class LocalEndpoint:
     # --- scripted behaviours ------------------------------------------------------------
 
     def add_scene(self, mix, sr: int, *, target=None, other=None, invented=None,
-                  behaviour: str = "good", fixed_by_rerank: bool = False) -> None:
+                  behaviour: str = "good", fixed_by_rerank: bool = False, gain: float = 1.0,
+                  leak_db: float = -25.0, artifacts_db: Optional[float] = None) -> None:
         """Script the answer to one mix (see :mod:`samaudio_data.testing._scenes`).
 
         ``target`` is the described sound as it is in the mix (None: absent), ``other``
@@ -264,7 +265,8 @@ class LocalEndpoint:
         ``behaviour`` one of ``good``, ``empty``, ``invented``, ``wrong_source``,
         ``unchanged``, ``absent``. Every request whose upload is this mix is answered so,
         whatever its description; with ``fixed_by_rerank``, ``reranking_candidates >= 2``
-        gets the good answer.
+        gets the good answer. ``gain``, ``leak_db`` and ``artifacts_db`` make the answers
+        imprecise as a real model's are.
 
         >>> import numpy as np
         >>> from samaudio_data import Client
@@ -279,7 +281,8 @@ class LocalEndpoint:
 
         self._service.scenes.add(Scene.build(mix, sr, target=target, other=other,
                                              invented=invented, behaviour=behaviour,
-                                             fixed_by_rerank=fixed_by_rerank))
+                                             fixed_by_rerank=fixed_by_rerank, gain=gain,
+                                             leak_db=leak_db, artifacts_db=artifacts_db))
 
     def clear_scenes(self) -> None:
         """Forget every scripted scene: the fake model answers as usual again."""
