@@ -14,7 +14,7 @@ flag                meaning (the first rule that applies)
 ``empty``           the answer is (near) silence (below -30 dB of the mix) although the mix is
                     not silent; without speech detection this also covers ``absent``
 ``unchanged``       the answer is the mix at some level (what it lacks of the mix, at its best
-                    gain, is below -35 dB of the mix)
+                    gain and below 90 % of the band, is below -35 dB of the mix)
 ``invented``        the answer holds sound the mix does not: over 10 % of its energy lies in
                     spectrogram cells where it exceeds the mix by 6 dB or more, or (speech
                     descriptions) the answer is speech and the mix has none
@@ -174,21 +174,40 @@ def _mono16(y: np.ndarray, sr: int) -> Tuple[np.ndarray, int]:
     return x, int(sr)
 
 
-def _power_spectrograms(*signals: np.ndarray) -> List[np.ndarray]:
-    """Power spectrograms (frames x bins, float32) of equally long signals, each smoothed by
-    a 3 x 3 box over time and frequency: a cell where the answer's and the rest's phases
-    happen to cancel in the mix is not mistaken for sound the mix lacks."""
+def _spectra(*signals: np.ndarray) -> np.ndarray:
+    """Short-time spectra (signals x frames x bins, complex64) of equally long signals."""
     x = np.stack([np.asarray(s, np.float32) for s in signals])
     n = max(1, x.shape[-1] // HOP)
     if x.shape[-1] < n * N_FFT:
         x = np.pad(x, ((0, 0), (0, n * N_FFT - x.shape[-1])))
     frames = x[:, :n * N_FFT].reshape(len(signals), n, N_FFT) * _window()
-    spec = np.fft.rfft(frames, axis=-1)
-    p = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    return np.fft.rfft(frames, axis=-1).astype(np.complex64)
+
+
+def _smoothed_power(spec: np.ndarray) -> np.ndarray:
+    """Power of each cell, smoothed by a 3 x 3 box over time and frequency: a cell where the
+    answer's and the rest's phases happen to cancel in the mix is not mistaken for sound the
+    mix lacks."""
+    p = spec.real ** 2 + spec.imag ** 2
     q = np.pad(p, ((0, 0), (1, 1), (0, 0)), mode="edge")
     p = q[:, :-2] + q[:, 1:-1] + q[:, 2:]
     q = np.pad(p, ((0, 0), (0, 0), (1, 1)), mode="edge")
-    return list(q[:, :, :-2] + q[:, :, 1:-1] + q[:, :, 2:])
+    return q[:, :, :-2] + q[:, :, 1:-1] + q[:, :, 2:]
+
+
+def _difference_db(spec: np.ndarray) -> float:
+    """What the answer (``spec[1]``) lacks of the mix (``spec[0]``) at its best gain, in dB
+    of the mix, below 90 % of the band: the top of the band is where resamplers (the round
+    trip to the model's 48 kHz and back) lose a little of any signal."""
+    keep = int(spec.shape[-1] * 0.9)
+    m, a = spec[0, :, :keep], spec[1, :, :keep]
+    e_m = float(np.sum(m.real ** 2 + m.imag ** 2, dtype=np.float64))
+    e_a = float(np.sum(a.real ** 2 + a.imag ** 2, dtype=np.float64))
+    if e_a <= 0.0:
+        return 0.0
+    g = float(np.sum(m.real * a.real + m.imag * a.imag, dtype=np.float64)) / e_a
+    rest = m - np.float32(g) * a
+    return _db(float(np.sum(rest.real ** 2 + rest.imag ** 2, dtype=np.float64)), e_m)
 
 
 _WINDOW: List[np.ndarray] = []
@@ -208,7 +227,11 @@ def excess_share(mix: np.ndarray, answer: np.ndarray) -> float:
     >>> excess_share(t, 0.5 * t), round(excess_share(0 * t + 1e-3, t), 2)
     (0.0, 1.0)
     """
-    pm, pa = _power_spectrograms(mix, answer)
+    return _excess(_smoothed_power(_spectra(mix, answer)))
+
+
+def _excess(power: np.ndarray) -> float:
+    pm, pa = power
     total = float(pa.sum(dtype=np.float64))
     if total <= 0.0:
         return 0.0
@@ -244,12 +267,10 @@ def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> D
     m, rate = _mono16(mix, sr)
     a, _ = _mono16(answer, sr)
     e_mix, e_ans = float(np.sum(m ** 2)), float(np.sum(a ** 2))
-    gain = float(np.dot(m, a)) / e_ans if e_ans > 0 else 0.0
-    rest = m - gain * a  # what the answer lacks of the mix, at the answer's best level
+    spec = _spectra(m, a)
     sig = {"target_db": _db(e_ans, e_mix), "residual_db": _db(float(np.sum((m - a) ** 2)), e_mix),
-           "difference_db": _db(float(np.sum(rest ** 2)), e_mix),
-           "excess": excess_share(m, a), "speech_answer": math.nan, "speech_mix": math.nan,
-           "speech_residual": math.nan}
+           "difference_db": _difference_db(spec), "excess": _excess(_smoothed_power(spec)),
+           "speech_answer": math.nan, "speech_mix": math.nan, "speech_residual": math.nan}
     if not (is_speech_description(description) and _vad.speech_detector() is not None):
         return sig
     to16 = (lambda y: y) if rate == _vad.VAD_SR else (lambda y: resample(y, rate, _vad.VAD_SR))
@@ -260,6 +281,8 @@ def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> D
     if sig["speech_mix"] >= SPEECH_MIX_MIN and sig["speech_answer"] >= SPEECH_ANSWER_MIN \
             and sig["speech_answer"] < sig["speech_mix"] + 0.05:
         # less speech in the answer than in the mix: is the speech in what was left out?
+        gain = float(np.dot(m, a)) / e_ans
+        rest = m - gain * a  # what the answer lacks of the mix, at the answer's best level
         sig["speech_residual"] = _speech_share(_vad.speech_probabilities(rest, rate),
                                                to16(rest), True)
     return sig
@@ -329,8 +352,9 @@ def judge(mix: np.ndarray, answer: np.ndarray, sr: int, description: str, *,
           windows: Optional[Sequence[Tuple[int, int]]] = None) -> Verdict:
     """Judge one isolation: ``mix`` (the input) and ``answer`` (the isolated sound, same
     rate and length), mono ``(n,)`` or ``(channels, n)``. ``windows`` (``(start, stop)``
-    samples, e.g. a long clip's request windows) gives each its own verdict; the clip's
-    flag then names the failed windows' seconds.
+    samples, e.g. a long clip's request windows) gives each its own verdict, judged on the
+    part only it answers (:func:`cores`: a crossfade mixes two windows' answers); the
+    clip's flag then names the failed windows' seconds.
 
     >>> t = 0.1 * np.sin(np.arange(48000) * 0.2)
     >>> mix = t + 0.05 * np.random.default_rng(0).standard_normal(48000)
@@ -347,10 +371,31 @@ def judge(mix: np.ndarray, answer: np.ndarray, sr: int, description: str, *,
         flag, quality = decide(sig, description)
         return Verdict(flag, quality, sig)
     parts: List[WindowVerdict] = []
-    for a, b in windows:
-        v = judge(mix[..., a:b], answer[..., a:b], sr, description)
+    for (a, b), (lo, hi) in zip(windows, cores(windows)):
+        v = judge(mix[..., lo:hi], answer[..., lo:hi], sr, description)
         parts.append(WindowVerdict(a / sr, b / sr, v.flag, v.quality))
     return combine(parts, measure(mix, answer, sr, description))
+
+
+def cores(windows: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """Each window's own part: the samples no other window covers (where a crossfade
+    mixes two answers, neither is judged), or, when overlaps leave less than a quarter of
+    the window, the samples nearer to it than to its neighbours.
+
+    >>> cores([(0, 20), (16, 36), (32, 50)])
+    [(0, 16), (20, 32), (36, 50)]
+    """
+    windows = list(windows)
+    out = []
+    for i, (a, b) in enumerate(windows):
+        prev_b = windows[i - 1][1] if i else a
+        next_a = windows[i + 1][0] if i < len(windows) - 1 else b
+        lo, hi = max(a, prev_b), min(b, next_a)
+        if hi - lo < (b - a) / 4:
+            lo = a if i == 0 else (a + prev_b) // 2
+            hi = b if i == len(windows) - 1 else (next_a + b) // 2
+        out.append((lo, hi))
+    return out
 
 
 def combine(parts: Sequence[WindowVerdict], signals: Optional[Dict[str, float]] = None

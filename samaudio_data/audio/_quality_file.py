@@ -2,7 +2,8 @@
 
 :func:`judge_file` reads the input and the isolated file one window of the chunk plan at a
 time (the same windows :meth:`~samaudio_data.Client.isolate_file` sent as requests), judges
-each with :func:`~samaudio_data.audio.judge`, and combines them: the file's flag names the
+each window on the part only it answers (a crossfade mixes two windows' answers) with
+:func:`~samaudio_data.audio.judge`, and combines them: the file's flag names the
 seconds of the windows that failed (``"invented:36.0-74.0s"``), windows without the sound
 (``absent``) count only when every window is absent. Memory holds one window.
 
@@ -29,7 +30,7 @@ from typing import List, Union
 
 from ..errors import InvalidRequestError
 from ._chunks import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, plan_chunks
-from ._quality import Verdict, WindowVerdict, combine, judge
+from ._quality import Verdict, WindowVerdict, combine, cores, judge
 from ._stream import audio_file_info, read_window
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -48,8 +49,8 @@ def judge_file(path: PathLike, isolated_path: PathLike, description: str, *,
             "file isolate_file wrote for it.")
     plan = plan_chunks(info.frames, info.sr, chunk_seconds, overlap_seconds)
     parts: List[WindowVerdict] = []
-    for a, b in plan.windows:
-        v = judge(read_window(path, a, b), read_window(isolated_path, a, b), info.sr,
+    for (a, b), (lo, hi) in zip(plan.windows, cores(plan.windows)):
+        v = judge(read_window(path, lo, hi), read_window(isolated_path, lo, hi), info.sr,
                   description)
         parts.append(WindowVerdict(a / info.sr, b / info.sr, v.flag, v.quality))
     if len(parts) == 1:
