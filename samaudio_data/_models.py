@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
 
-from ._limits import SharedLimits
+from ._state.limits import SharedLimits
 
 if TYPE_CHECKING:  # pragma: no cover
     from .audio import Verdict
