@@ -39,9 +39,7 @@ import time
 
 import numpy as np
 import soundfile as sf
-
 from _common import KEY, load_line, verdict
-
 from datasets import Dataset, disable_progress_bars
 
 from samaudio_data import Client, audio, isolate
@@ -58,11 +56,16 @@ def flags(rows, ep, cache_dir):
     with Client(KEY, endpoint=ep.url, cache_dir=cache_dir, progress=False) as client:
         for description in sorted({r.description for r in rows}):
             part = [r for r in rows if r.description == description]
-            ds = Dataset.from_dict({"audio": [{"array": r.mix, "sampling_rate": r.sr}
-                                              for r in part]})
-            mapped = ds.map(isolate(description, client=client), batched=True,
-                            batch_size=64, load_from_cache_file=False)
-            for r, f in zip(part, mapped["isolated_flag"]):
+            ds = Dataset.from_dict(
+                {"audio": [{"array": r.mix, "sampling_rate": r.sr} for r in part]}
+            )
+            mapped = ds.map(
+                isolate(description, client=client),
+                batched=True,
+                batch_size=64,
+                load_from_cache_file=False,
+            )
+            for r, f in zip(part, mapped["isolated_flag"], strict=True):
                 out[(r.speech, r.behaviour)].append(f)
     return out
 
@@ -79,11 +82,14 @@ def table(title, got, kinds):
                 cells.append(f"{'-':>22}")
                 continue
             flagged = sum(bool(f) for f in fl) / len(fl)
-            right = sum(f.split(":")[0] == cls for f in fl) / len(fl) if cls != "good" \
-                else 1 - flagged
+            right = (
+                sum(f.split(":")[0] == cls for f in fl) / len(fl) if cls != "good" else 1 - flagged
+            )
             cells.append(f"{100 * flagged:>8.0f} %{100 * right:>9.0f} %  ")
-        print(f"  {cls:<14}" + "".join(cells) + f"  (n={len(got.get((True, cls), []))}/"
-              f"{len(got.get((False, cls), []))})")
+        print(
+            f"  {cls:<14}" + "".join(cells) + f"  (n={len(got.get((True, cls), []))}/"
+            f"{len(got.get((False, cls), []))})"
+        )
 
 
 def cost(seconds=10.0, sr=44100, repeats=5):
@@ -108,8 +114,11 @@ def cost(seconds=10.0, sr=44100, repeats=5):
 
     base = best(lambda: sf.read(io.BytesIO(data)))
     plain = best(lambda: audio.judge(mix, answer, sr, "music"))
-    speech = best(lambda: audio.judge(mix, answer, sr, "a man speaking")) \
-        if speech_detector() else float("nan")
+    speech = (
+        best(lambda: audio.judge(mix, answer, sr, "a man speaking"))
+        if speech_detector()
+        else float("nan")
+    )
     return seconds, base, plain, speech
 
 
@@ -124,8 +133,10 @@ def main():
     work = tempfile.mkdtemp(prefix="quality-bench-")
     per_class, good = (5, 12) if args.quick else (10, 24)
     rows = build_corpus(os.path.join(work, "corpus"), per_class=per_class, good=good)
-    print(f"corpus: {len(rows)} mixes of 3 s at 16 kHz ({per_class} per failure class, {good} "
-          f"good for speech descriptions, {good // 2} for 'music')")
+    print(
+        f"corpus: {len(rows)} mixes of 3 s at 16 kHz ({per_class} per failure class, {good} "
+        f"good for speech descriptions, {good // 2} for 'music')"
+    )
     with LocalEndpoint(keys={KEY: None}) as ep:
         for r in rows:
             ep.add_scene(r.mix, r.sr, **r.scene())
@@ -134,23 +145,29 @@ def main():
         got = flags(rows, ep, cache) if vad else {}
         os.environ["SAMAUDIO_VAD"] = "off"
         try:
-            off = flags(rows, ep, cache)     # the answers come from the cache
+            off = flags(rows, ep, cache)  # the answers come from the cache
         finally:
             del os.environ["SAMAUDIO_VAD"]
     if vad:
-        table("rows flagged, with speech detection (silero-vad, the [quality] extra):", got,
-              (True, False))
-    table("rows flagged, speech detection off (SAMAUDIO_VAD=off, or no extra):", off,
-          (True, False))
+        table(
+            "rows flagged, with speech detection (silero-vad, the [quality] extra):",
+            got,
+            (True, False),
+        )
+    table("rows flagged, speech detection off (SAMAUDIO_VAD=off, or no extra):", off, (True, False))
 
     seconds, base, plain, speech = cost()
     print(f"\nsignals' CPU time on {seconds:.0f} s of 44.1 kHz audio (one thread, best of 5):")
     print(f"  read the clip's 16-bit WAV (baseline)   {1000 * base:8.2f} ms  1.00x")
-    print(f"  judge, 'music' (weight-free)            {1000 * plain:8.2f} ms  "
-          f"{plain / base:5.2f}x  {1000 * plain / seconds:6.2f} ms per clip-second")
+    print(
+        f"  judge, 'music' (weight-free)            {1000 * plain:8.2f} ms  "
+        f"{plain / base:5.2f}x  {1000 * plain / seconds:6.2f} ms per clip-second"
+    )
     if vad:
-        print(f"  judge, 'a man speaking' (+ silero-vad)  {1000 * speech:8.2f} ms  "
-              f"{speech / base:5.2f}x  {1000 * speech / seconds:6.2f} ms per clip-second")
+        print(
+            f"  judge, 'a man speaking' (+ silero-vad)  {1000 * speech:8.2f} ms  "
+            f"{speech / base:5.2f}x  {1000 * speech / seconds:6.2f} ms per clip-second"
+        )
 
     def rate(table_, speech, cls):
         fl = table_.get((speech, cls), [])
@@ -158,23 +175,32 @@ def main():
 
     print("\ntargets")
     if vad:
-        ok = rate(got, True, "good") <= 0.05 and all(rate(got, True, c) >= 0.9
-                                                    for c in CLASSES[1:])
-        print(f"  {verdict(ok)} speech descriptions: good rows flagged "
-              f"{100 * rate(got, True, 'good'):.0f} % (<= 5 %), every failure class >= 90 %")
+        ok = rate(got, True, "good") <= 0.05 and all(rate(got, True, c) >= 0.9 for c in CLASSES[1:])
+        print(
+            f"  {verdict(ok)} speech descriptions: good rows flagged "
+            f"{100 * rate(got, True, 'good'):.0f} % (<= 5 %), every failure class >= 90 %"
+        )
     else:
         print("  INFO speech detection unavailable: install samaudio-data[quality]")
     src = got if vad else off
     ok = rate(src, False, "good") <= 0.05 and all(rate(src, False, c) >= 0.9 for c in NO_VAD)
-    print(f"  {verdict(ok)} 'music': good rows flagged {100 * rate(src, False, 'good'):.0f} %, "
-          f"empty/invented/unchanged/absent >= 90 %")
-    print(f"  INFO 'music' wrong_source flagged {100 * rate(src, False, 'wrong_source'):.0f} % "
-          "(no check sees another sound of the mix without a model of meaning)")
+    print(
+        f"  {verdict(ok)} 'music': good rows flagged {100 * rate(src, False, 'good'):.0f} %, "
+        f"empty/invented/unchanged/absent >= 90 %"
+    )
+    print(
+        f"  INFO 'music' wrong_source flagged {100 * rate(src, False, 'wrong_source'):.0f} % "
+        "(no check sees another sound of the mix without a model of meaning)"
+    )
     worst = speech if vad else plain
-    print(f"  {verdict(worst / seconds < 0.01)} all signals {100 * worst / seconds:.2f} % of the "
-          f"audio's duration (< 1 %)")
-    print(f"  {verdict(plain < 0.01)} weight-free signals {1000 * plain:.1f} ms per "
-          f"{seconds:.0f} s clip (a few ms)")
+    print(
+        f"  {verdict(worst / seconds < 0.01)} all signals {100 * worst / seconds:.2f} % of the "
+        f"audio's duration (< 1 %)"
+    )
+    print(
+        f"  {verdict(plain < 0.01)} weight-free signals {1000 * plain:.1f} ms per "
+        f"{seconds:.0f} s clip (a few ms)"
+    )
     print(f"\n{load_line()}")
 
 

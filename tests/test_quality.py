@@ -8,6 +8,7 @@ import collections
 
 import numpy as np
 import pytest
+from conftest import KEY
 from datasets import Dataset
 
 from samaudio_data import Client, errors, estimate_cost, isolate
@@ -18,11 +19,10 @@ from samaudio_data.hf import read_value
 from samaudio_data.testing import LocalEndpoint
 from samaudio_data.testing._corpus import build_corpus, tools_missing
 
-from conftest import KEY
-
 NEEDS_VAD = pytest.mark.skipif(
     speech_detector() is None,
-    reason=f"{unavailable_reason()} (the oldest-versions env runs without the extra)")
+    reason=f"{unavailable_reason()} (the oldest-versions env runs without the extra)",
+)
 FAILURES = ("empty", "invented", "wrong_source", "unchanged", "absent")
 NO_VAD_CLASSES = ("empty", "invented", "unchanged", "absent")
 
@@ -55,11 +55,14 @@ def flags_by_class(rows, ep, cache_dir, **isolate_kw):
     with Client(KEY, endpoint=ep.url, cache_dir=cache_dir, progress=False) as client:
         for description in sorted({r.description for r in rows}):
             part = [r for r in rows if r.description == description]
-            ds = Dataset.from_dict({"audio": [{"array": r.mix, "sampling_rate": r.sr}
-                                              for r in part]})
-            mapped = ds.map(isolate(description, client=client, **isolate_kw), batched=True,
-                            batch_size=64)
-            for r, flag, q in zip(part, mapped["isolated_flag"], mapped["isolated_quality"]):
+            ds = Dataset.from_dict(
+                {"audio": [{"array": r.mix, "sampling_rate": r.sr} for r in part]}
+            )
+            mapped = ds.map(
+                isolate(description, client=client, **isolate_kw), batched=True, batch_size=64
+            )
+            flags, quality = mapped["isolated_flag"], mapped["isolated_quality"]
+            for r, flag, q in zip(part, flags, quality, strict=True):
                 assert 0.0 <= q <= 1.0 and (q <= 0.5) == bool(flag), (r.name, flag, q)
                 out[r.behaviour].append(flag)
     return out
@@ -70,8 +73,7 @@ def rates(flags):
 
 
 @NEEDS_VAD
-def test_speech_descriptions_flag_every_failure_class_and_few_good_rows(corpus, scripted,
-                                                                        answers):
+def test_speech_descriptions_flag_every_failure_class_and_few_good_rows(corpus, scripted, answers):
     flags = flags_by_class([r for r in corpus if r.speech], scripted, answers)
     got = rates(flags)
     assert got["good"] <= 0.05, flags["good"]
@@ -93,7 +95,7 @@ def test_other_descriptions_flag_what_needs_no_speech_detector(corpus, scripted,
 
 
 def test_without_the_speech_detector_flags_say_so(corpus, scripted, answers, monkeypatch):
-    monkeypatch.setenv("SAMAUDIO_VAD", "off")   # the documented way to run without it
+    monkeypatch.setenv("SAMAUDIO_VAD", "off")  # the documented way to run without it
     rows = [r for r in corpus if r.speech and r.behaviour in ("good",) + NO_VAD_CLASSES]
     flags = flags_by_class(rows, scripted, answers)
     got = rates(flags)
@@ -103,12 +105,18 @@ def test_without_the_speech_detector_flags_say_so(corpus, scripted, answers, mon
         assert all(f.endswith(":no_vad") for f in flags[cls] if f), flags[cls]
 
 
-def test_silent_rows_are_answered_locally_and_counted_apart(endpoint, make_client, tmp_path,
-                                                           capsys, monkeypatch):
+def test_silent_rows_are_answered_locally_and_counted_apart(
+    endpoint, make_client, tmp_path, capsys, monkeypatch
+):
     client = make_client()
     tone = 0.2 * np.sin(np.arange(16000) * 0.05)
-    ds = Dataset.from_dict({"audio": [{"array": a, "sampling_rate": 16000}
-                                      for a in (tone, np.zeros(16000), tone * 1e-4)]})
+    ds = Dataset.from_dict(
+        {
+            "audio": [
+                {"array": a, "sampling_rate": 16000} for a in (tone, np.zeros(16000), tone * 1e-4)
+            ]
+        }
+    )
     est = estimate_cost(ds, isolate("hum", client=client))
     assert (est.calls, est.silent) == (1, 2) and "2 silent rows answered locally" in str(est)
     out = ds.map(isolate("hum", client=client), batched=True)
@@ -118,9 +126,24 @@ def test_silent_rows_are_answered_locally_and_counted_apart(endpoint, make_clien
     # the CLI's dry run says the same
     ds.save_to_disk(str(tmp_path / "d"))
     monkeypatch.setenv("SEGMIND_API_KEY", KEY)
-    assert main(["map", str(tmp_path / "d"), "--description", "hum", "--out",
-                 str(tmp_path / "o"), "--dry-run", "--endpoint", endpoint.url,
-                 "--cache-dir", str(tmp_path / "c2")]) == 0
+    assert (
+        main(
+            [
+                "map",
+                str(tmp_path / "d"),
+                "--description",
+                "hum",
+                "--out",
+                str(tmp_path / "o"),
+                "--dry-run",
+                "--endpoint",
+                endpoint.url,
+                "--cache-dir",
+                str(tmp_path / "c2"),
+            ]
+        )
+        == 0
+    )
     assert "2 silent rows answered locally for free" in capsys.readouterr().out
 
 
@@ -144,14 +167,17 @@ def test_rerank_is_priced_first_paid_once_and_keeps_the_better_answer(endpoint, 
     est = estimate_cost(ds, fn)
     assert (est.calls, est.rerank_calls) == (4, 4) and "may add at most 4 calls" in str(est)
     out = ds.map(fn, batched=True)
-    assert out["isolated_flag"] == ["", "", "", ""]                 # the reranks were good
-    assert endpoint.stats["billed"] == 6                             # 4 + 2 doubtful rows
+    assert out["isolated_flag"] == ["", "", "", ""]  # the reranks were good
+    assert endpoint.stats["billed"] == 6  # 4 + 2 doubtful rows
     assert [round(c / client.price_per_call) for c in out["isolated_cost"]] == [2, 1, 2, 1]
     # a rerun pays nothing: both answers of a reranked row are cached
-    again = ds.map(isolate("hum", client=client, on_doubt="rerank", rerank_candidates=3),
-                   batched=True, load_from_cache_file=False)
+    again = ds.map(
+        isolate("hum", client=client, on_doubt="rerank", rerank_candidates=3),
+        batched=True,
+        load_from_cache_file=False,
+    )
     assert endpoint.stats["billed"] == 6 and again["isolated_flag"] == out["isolated_flag"]
-    assert estimate_cost(ds, fn).rerank_calls == 2                   # the 2 others not yet asked
+    assert estimate_cost(ds, fn).rerank_calls == 2  # the 2 others not yet asked
 
 
 def test_rerank_stays_inside_max_cost(endpoint, make_client):
@@ -160,7 +186,7 @@ def test_rerank_stays_inside_max_cost(endpoint, make_client):
     fn = isolate("hum", client=client, on_doubt="rerank", max_cost=2.5 * client.price_per_call)
     with pytest.raises(errors.BudgetExceededError):
         ds.map(fn, batched=True, batch_size=1)
-    assert endpoint.stats["billed"] == 2                             # never past the cap
+    assert endpoint.stats["billed"] == 2  # never past the cap
 
 
 def test_skip_silences_doubtful_rows_and_keep_only_flags(endpoint, make_client):
@@ -176,8 +202,7 @@ def test_skip_silences_doubtful_rows_and_keep_only_flags(endpoint, make_client):
 
 
 @NEEDS_VAD
-def test_a_long_file_says_which_seconds_invented_speech(corpus, endpoint, make_client,
-                                                        tmp_path):
+def test_a_long_file_says_which_seconds_invented_speech(corpus, endpoint, make_client, tmp_path):
     """Windows 2 of 3 of a 50 s recording invent speech; the file's verdict names them."""
     noise_only = [r for r in corpus if r.speech and r.behaviour == "invented"][0]
     sr = noise_only.sr
@@ -212,8 +237,23 @@ def test_cli_map_reports_flags(endpoint, tmp_path, capsys, monkeypatch):
     ds = rerank_scenes(endpoint, fixed=False)
     ds.save_to_disk(str(tmp_path / "d"))
     monkeypatch.setenv("SEGMIND_API_KEY", KEY)
-    assert main(["map", str(tmp_path / "d"), "--description", "hum", "--out",
-                 str(tmp_path / "o"), "--endpoint", endpoint.url, "--quiet",
-                 "--cache-dir", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                "map",
+                str(tmp_path / "d"),
+                "--description",
+                "hum",
+                "--out",
+                str(tmp_path / "o"),
+                "--endpoint",
+                endpoint.url,
+                "--quiet",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 of 4 rows look right; 2 flagged (2 unchanged)" in out

@@ -31,8 +31,9 @@ Signals (``Verdict.signals``): ``target_db`` / ``residual_db`` (answer / what wa
 against the mix, dB), ``difference_db`` (what the answer lacks of the mix at its best gain),
 ``excess`` (share of the answer's energy the mix does not contain), ``speech_mix`` /
 ``speech_answer`` / ``speech_residual`` (share of 32 ms frames that are speech, of the mix,
-the answer's audible frames and what it left out; NaN when not measured). All run on a 16 kHz mono copy; the spectrogram ones cost a few ms per 10 s clip,
-speech detection about 4 ms per second of audio (``benchmarks/quality.py``).
+the answer's audible frames and what it left out; NaN when not measured). All run on a
+16 kHz mono copy; the spectrogram ones cost a few ms per 10 s clip, speech detection about
+4 ms per second of audio per signal it listens to (``benchmarks/quality.py``).
 
 What cannot be told without a model of meaning: a wrong source for a description other than
 speech (the music instead of the dog: both are sounds of the mix), or an answer of the right
@@ -58,13 +59,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._align import resample
 from . import _vad
+from ._align import resample
 
 FLAGS = ("absent", "empty", "unchanged", "invented", "wrong_source")
 """The reason codes, worst first where a choice is needed."""
@@ -81,8 +82,15 @@ EXCESS_MAX = 0.1
 """Share of the answer's energy in such cells above which the answer is ``invented``."""
 SPEECH_MIX_MIN = 0.2
 """A mix with fewer speech frames than this share holds no speech."""
-SIGNALS = ("target_db", "residual_db", "difference_db", "excess", "speech_mix",
-           "speech_answer", "speech_residual")
+SIGNALS = (
+    "target_db",
+    "residual_db",
+    "difference_db",
+    "excess",
+    "speech_mix",
+    "speech_answer",
+    "speech_residual",
+)
 """The names of :attr:`Verdict.signals`."""
 SPEECH_ANSWER_MIN = 0.2
 """An answer with fewer speech frames than this share (of its own audible frames) is not
@@ -93,7 +101,8 @@ SPEECH_WORDS = frozenset(
     "speech speak speaks speaking speaker speakers spoken talk talks talking voice voices "
     "vocal vocals singing sing sings singer singers sung narration narrator narrating "
     "conversation dialogue dialog words said saying says announcer podcast lecture "
-    "whisper whispering shouting".split())
+    "whisper whispering shouting".split()
+)
 
 
 def is_speech_description(description: str) -> bool:
@@ -139,8 +148,8 @@ class Verdict:
 
     flag: str
     quality: float
-    signals: Dict[str, float] = field(default_factory=dict)
-    windows: Tuple[WindowVerdict, ...] = ()
+    signals: dict[str, float] = field(default_factory=dict)
+    windows: tuple[WindowVerdict, ...] = ()
 
     @property
     def doubtful(self) -> bool:
@@ -159,13 +168,22 @@ def silent_verdict() -> Verdict:
     >>> silent_verdict().flag
     'absent:silent_input'
     """
-    return Verdict("absent:silent_input", 0.0,
-                   {"target_db": -120.0, "residual_db": -120.0, "difference_db": -120.0,
-                    "excess": 0.0, "speech_answer": math.nan, "speech_mix": math.nan,
-                    "speech_residual": math.nan})
+    return Verdict(
+        "absent:silent_input",
+        0.0,
+        {
+            "target_db": -120.0,
+            "residual_db": -120.0,
+            "difference_db": -120.0,
+            "excess": 0.0,
+            "speech_answer": math.nan,
+            "speech_mix": math.nan,
+            "speech_residual": math.nan,
+        },
+    )
 
 
-def _mono16(y: np.ndarray, sr: int) -> Tuple[np.ndarray, int]:
+def _mono16(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
     x = np.asarray(y, dtype=np.float64)
     if x.ndim == 2:
         x = x.mean(axis=0)
@@ -180,7 +198,7 @@ def _spectra(*signals: np.ndarray) -> np.ndarray:
     n = max(1, x.shape[-1] // HOP)
     if x.shape[-1] < n * N_FFT:
         x = np.pad(x, ((0, 0), (0, n * N_FFT - x.shape[-1])))
-    frames = x[:, :n * N_FFT].reshape(len(signals), n, N_FFT) * _window()
+    frames = x[:, : n * N_FFT].reshape(len(signals), n, N_FFT) * _window()
     return np.fft.rfft(frames, axis=-1).astype(np.complex64)
 
 
@@ -188,7 +206,7 @@ def _smoothed_power(spec: np.ndarray) -> np.ndarray:
     """Power of each cell, smoothed by a 3 x 3 box over time and frequency: a cell where the
     answer's and the rest's phases happen to cancel in the mix is not mistaken for sound the
     mix lacks."""
-    p = spec.real ** 2 + spec.imag ** 2
+    p = spec.real**2 + spec.imag**2
     q = np.pad(p, ((0, 0), (1, 1), (0, 0)), mode="edge")
     p = q[:, :-2] + q[:, 1:-1] + q[:, 2:]
     q = np.pad(p, ((0, 0), (0, 0), (1, 1)), mode="edge")
@@ -201,16 +219,16 @@ def _difference_db(spec: np.ndarray) -> float:
     trip to the model's 48 kHz and back) lose a little of any signal."""
     keep = int(spec.shape[-1] * 0.9)
     m, a = spec[0, :, :keep], spec[1, :, :keep]
-    e_m = float(np.sum(m.real ** 2 + m.imag ** 2, dtype=np.float64))
-    e_a = float(np.sum(a.real ** 2 + a.imag ** 2, dtype=np.float64))
+    e_m = float(np.sum(m.real**2 + m.imag**2, dtype=np.float64))
+    e_a = float(np.sum(a.real**2 + a.imag**2, dtype=np.float64))
     if e_a <= 0.0:
         return 0.0
     g = float(np.sum(m.real * a.real + m.imag * a.imag, dtype=np.float64)) / e_a
     rest = m - np.float32(g) * a
-    return _db(float(np.sum(rest.real ** 2 + rest.imag ** 2, dtype=np.float64)), e_m)
+    return _db(float(np.sum(rest.real**2 + rest.imag**2, dtype=np.float64)), e_m)
 
 
-_WINDOW: List[np.ndarray] = []
+_WINDOW: list[np.ndarray] = []
 
 
 def _window() -> np.ndarray:
@@ -252,12 +270,12 @@ def _speech_share(p: np.ndarray, y: np.ndarray, audible_only: bool) -> float:
         return float(speech.mean())
     n = p.size * _vad.VAD_FRAME
     frames = np.asarray(y[:n], float).reshape(p.size, -1)
-    power = np.mean(frames ** 2, axis=1)
+    power = np.mean(frames**2, axis=1)
     audible = power > max(power.max() * 1e-4, 1e-10)  # within 40 dB of its loudest frame
     return float(speech[audible].mean()) if audible.any() else 0.0
 
 
-def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> Dict[str, float]:
+def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> dict[str, float]:
     """The signals of one clip (or window); see the module docstring.
 
     >>> s = measure(np.ones(1600) * 0.1, np.ones(1600) * 0.05, 16000, "hum")
@@ -266,11 +284,17 @@ def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> D
     """
     m, rate = _mono16(mix, sr)
     a, _ = _mono16(answer, sr)
-    e_mix, e_ans = float(np.sum(m ** 2)), float(np.sum(a ** 2))
+    e_mix, e_ans = float(np.sum(m**2)), float(np.sum(a**2))
     spec = _spectra(m, a)
-    sig = {"target_db": _db(e_ans, e_mix), "residual_db": _db(float(np.sum((m - a) ** 2)), e_mix),
-           "difference_db": _difference_db(spec), "excess": _excess(_smoothed_power(spec)),
-           "speech_answer": math.nan, "speech_mix": math.nan, "speech_residual": math.nan}
+    sig = {
+        "target_db": _db(e_ans, e_mix),
+        "residual_db": _db(float(np.sum((m - a) ** 2)), e_mix),
+        "difference_db": _difference_db(spec),
+        "excess": _excess(_smoothed_power(spec)),
+        "speech_answer": math.nan,
+        "speech_mix": math.nan,
+        "speech_residual": math.nan,
+    }
     if not (is_speech_description(description) and _vad.speech_detector() is not None):
         return sig
     to16 = (lambda y: y) if rate == _vad.VAD_SR else (lambda y: resample(y, rate, _vad.VAD_SR))
@@ -278,17 +302,21 @@ def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> D
     if sig["target_db"] <= EMPTY_DB or sig["difference_db"] <= UNCHANGED_DB:
         return sig
     sig["speech_answer"] = _speech_share(_vad.speech_probabilities(a, rate), to16(a), True)
-    if sig["speech_mix"] >= SPEECH_MIX_MIN and sig["speech_answer"] >= SPEECH_ANSWER_MIN \
-            and sig["speech_answer"] < sig["speech_mix"] + 0.05:
+    if (
+        sig["speech_mix"] >= SPEECH_MIX_MIN
+        and sig["speech_answer"] >= SPEECH_ANSWER_MIN
+        and sig["speech_answer"] < sig["speech_mix"] + 0.05
+    ):
         # less speech in the answer than in the mix: is the speech in what was left out?
         gain = float(np.dot(m, a)) / e_ans
         rest = m - gain * a  # what the answer lacks of the mix, at the answer's best level
-        sig["speech_residual"] = _speech_share(_vad.speech_probabilities(rest, rate),
-                                               to16(rest), True)
+        sig["speech_residual"] = _speech_share(
+            _vad.speech_probabilities(rest, rate), to16(rest), True
+        )
     return sig
 
 
-def decide(sig: Dict[str, float], description: str) -> Tuple[str, float]:
+def decide(sig: dict[str, float], description: str) -> tuple[str, float]:
     """The flag and quality of measured signals (see the module docstring).
 
     >>> decide({"target_db": -3.0, "difference_db": -6.0, "excess": 0.01,
@@ -298,7 +326,7 @@ def decide(sig: Dict[str, float], description: str) -> Tuple[str, float]:
     speech = is_speech_description(description)
     vad = not math.isnan(sig.get("speech_mix", math.nan))
     # badness of each rule: 1.0 at its threshold, 0 far on the good side
-    bad: Dict[str, float] = {
+    bad: dict[str, float] = {
         "empty": _ramp(-sig["target_db"], 10.0, -EMPTY_DB),
         "unchanged": _ramp(-sig["difference_db"], 15.0, -UNCHANGED_DB),
         "invented": sig["excess"] / EXCESS_MAX,
@@ -309,8 +337,11 @@ def decide(sig: Dict[str, float], description: str) -> Tuple[str, float]:
         no_speech_mix = s_mix < SPEECH_MIX_MIN
         answer_speech = (not math.isnan(s_ans)) and s_ans >= SPEECH_ANSWER_MIN
         mix_ok = _ramp(SPEECH_MIX_MIN * 2 - s_mix, SPEECH_MIX_MIN * 0.5, SPEECH_MIX_MIN)
-        ans_bad = 0.0 if math.isnan(s_ans) else _ramp(SPEECH_ANSWER_MIN * 2 - s_ans,
-                                                      SPEECH_ANSWER_MIN * 0.5, SPEECH_ANSWER_MIN)
+        ans_bad = (
+            0.0
+            if math.isnan(s_ans)
+            else _ramp(SPEECH_ANSWER_MIN * 2 - s_ans, SPEECH_ANSWER_MIN * 0.5, SPEECH_ANSWER_MIN)
+        )
         if no_speech_mix and answer_speech:
             bad["invented"] = max(bad["invented"], 1.0 + mix_ok)
         elif no_speech_mix:
@@ -348,8 +379,14 @@ def _ramp(x: float, good: float, threshold: float) -> float:
     return max(0.0, (x - good) / (threshold - good))
 
 
-def judge(mix: np.ndarray, answer: np.ndarray, sr: int, description: str, *,
-          windows: Optional[Sequence[Tuple[int, int]]] = None) -> Verdict:
+def judge(
+    mix: np.ndarray,
+    answer: np.ndarray,
+    sr: int,
+    description: str,
+    *,
+    windows: Sequence[tuple[int, int]] | None = None,
+) -> Verdict:
     """Judge one isolation: ``mix`` (the input) and ``answer`` (the isolated sound, same
     rate and length), mono ``(n,)`` or ``(channels, n)``. ``windows`` (``(start, stop)``
     samples, e.g. a long clip's request windows) gives each its own verdict, judged on the
@@ -370,14 +407,14 @@ def judge(mix: np.ndarray, answer: np.ndarray, sr: int, description: str, *,
         sig = measure(mix, answer, sr, description)
         flag, quality = decide(sig, description)
         return Verdict(flag, quality, sig)
-    parts: List[WindowVerdict] = []
-    for (a, b), (lo, hi) in zip(windows, cores(windows)):
+    parts: list[WindowVerdict] = []
+    for (a, b), (lo, hi) in zip(windows, cores(windows), strict=True):
         v = judge(mix[..., lo:hi], answer[..., lo:hi], sr, description)
         parts.append(WindowVerdict(a / sr, b / sr, v.flag, v.quality))
     return combine(parts, measure(mix, answer, sr, description))
 
 
-def cores(windows: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
+def cores(windows: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Each window's own part: the samples no other window covers (where a crossfade
     mixes two answers, neither is judged), or, when overlaps leave less than a quarter of
     the window, the samples nearer to it than to its neighbours.
@@ -398,8 +435,7 @@ def cores(windows: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
     return out
 
 
-def combine(parts: Sequence[WindowVerdict], signals: Optional[Dict[str, float]] = None
-            ) -> Verdict:
+def combine(parts: Sequence[WindowVerdict], signals: dict[str, float] | None = None) -> Verdict:
     """A long clip's verdict from its windows': the worst window's code and the seconds of
     every window with that code; windows without the sound (``absent``) count only when
     every window is absent. Quality: the lowest of the counted windows.
@@ -423,8 +459,8 @@ def _code(flag: str) -> str:
     return flag.split(":", 1)[0]
 
 
-def _merge(spans: List[Tuple[float, float]]) -> List[Tuple[float, float]]:
-    out: List[Tuple[float, float]] = []
+def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
     for a, b in sorted(spans):
         if out and a <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], b))

@@ -26,7 +26,7 @@ Example
 from __future__ import annotations
 
 import os
-from typing import List, Union
+from typing import Union
 
 from ..errors import InvalidRequestError
 from ._chunks import DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, plan_chunks
@@ -36,9 +36,14 @@ from ._stream import audio_file_info, read_window
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def judge_file(path: PathLike, isolated_path: PathLike, description: str, *,
-               chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-               overlap_seconds: float = DEFAULT_OVERLAP_SECONDS) -> Verdict:
+def judge_file(
+    path: PathLike,
+    isolated_path: PathLike,
+    description: str,
+    *,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+) -> Verdict:
     """Judge the isolation ``isolated_path`` of the file ``path`` (same rate and length),
     per window of ``chunk_seconds`` (as sent) and for the whole file. Reads, never sends."""
     info, out = audio_file_info(path), audio_file_info(isolated_path)
@@ -46,15 +51,21 @@ def judge_file(path: PathLike, isolated_path: PathLike, description: str, *,
         raise InvalidRequestError(
             f"{str(isolated_path)!r} ({out.frames} samples at {out.sr} Hz) is not an "
             f"isolation of {str(path)!r} ({info.frames} samples at {info.sr} Hz): pass the "
-            "file isolate_file wrote for it.")
+            "file isolate_file wrote for it."
+        )
     plan = plan_chunks(info.frames, info.sr, chunk_seconds, overlap_seconds)
-    parts: List[WindowVerdict] = []
-    for (a, b), (lo, hi) in zip(plan.windows, cores(plan.windows)):
-        v = judge(read_window(path, lo, hi), read_window(isolated_path, lo, hi), info.sr,
-                  description)
+    parts: list[WindowVerdict] = []
+    for (a, b), (lo, hi) in zip(plan.windows, cores(plan.windows), strict=True):
+        v = judge(
+            read_window(path, lo, hi), read_window(isolated_path, lo, hi), info.sr, description
+        )
         parts.append(WindowVerdict(a / info.sr, b / info.sr, v.flag, v.quality))
     if len(parts) == 1:
-        v = judge(read_window(path, 0, info.frames), read_window(isolated_path, 0, info.frames),
-                  info.sr, description)
+        v = judge(
+            read_window(path, 0, info.frames),
+            read_window(isolated_path, 0, info.frames),
+            info.sr,
+            description,
+        )
         return Verdict(v.flag, v.quality, v.signals, tuple(parts))
     return combine(parts)

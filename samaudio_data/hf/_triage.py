@@ -21,7 +21,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -35,28 +35,33 @@ RERANK_CANDIDATES = 4
 sound and more helps little; 4 leaves room above a map's own setting."""
 
 
-def check_policy(on_doubt: str, rerank_candidates: Any,
-                 own: Optional[int] = None) -> Tuple[str, int]:
+def check_policy(on_doubt: str, rerank_candidates: Any, own: int | None = None) -> tuple[str, int]:
     """Validate ``on_doubt`` and ``rerank_candidates`` (more than the map's own ``own``).
 
     >>> check_policy("rerank", 4)
     ('rerank', 4)
-    >>> check_policy("rerank", 2, own=3)
-    Traceback (most recent call last):
-    ...
-    samaudio_data.errors.InvalidRequestError: rerank_candidates (2) must be more than the map's own reranking_candidates (3) for a rerank to ask anything new; pass rerank_candidates= up to 8.
+    >>> try:
+    ...     check_policy("rerank", 2, own=3)
+    ... except errors.InvalidRequestError as exc:
+    ...     print(exc.message[:60])
+    rerank_candidates (2) must be more than the map's own rerank
     """
     if on_doubt not in ON_DOUBT:
         raise errors.InvalidRequestError(f"on_doubt must be one of {ON_DOUBT}, got {on_doubt!r}.")
-    if isinstance(rerank_candidates, bool) or not isinstance(rerank_candidates, int) \
-            or not 2 <= rerank_candidates <= 8:
+    if (
+        isinstance(rerank_candidates, bool)
+        or not isinstance(rerank_candidates, int)
+        or not 2 <= rerank_candidates <= 8
+    ):
         raise errors.InvalidRequestError(
-            f"rerank_candidates must be an integer from 2 to 8, got {rerank_candidates!r}.")
+            f"rerank_candidates must be an integer from 2 to 8, got {rerank_candidates!r}."
+        )
     if on_doubt == "rerank" and own is not None and rerank_candidates <= own:
         raise errors.InvalidRequestError(
             f"rerank_candidates ({rerank_candidates}) must be more than the map's own "
             f"reranking_candidates ({own}) for a rerank to ask anything new; pass "
-            "rerank_candidates= up to 8.")
+            "rerank_candidates= up to 8."
+        )
     return on_doubt, rerank_candidates
 
 
@@ -73,18 +78,29 @@ def silent_input(y: Any, sr: Any) -> bool:
     return audio.is_silent(y2d)
 
 
-def _silence(client, y: Any, sr: Any, description: str, params: Dict[str, Any]) -> Separation:
+def _silence(client, y: Any, sr: Any, description: str, params: dict[str, Any]) -> Separation:
     y2d = audio.check_audio(y, sr)
-    each = check_channels(params.get("channels", client.channels)) == "each" and \
-        y2d.shape[0] > 1
+    each = check_channels(params.get("channels", client.channels)) == "each" and y2d.shape[0] > 1
     mix = y2d if each else audio.mix_to_mono(y2d)
-    return Separation(target=np.zeros(mix.shape, np.float32), residual=mix.astype(np.float32),
-                      sr=int(sr), description=description, _verdict=audio.silent_verdict())
+    return Separation(
+        target=np.zeros(mix.shape, np.float32),
+        residual=mix.astype(np.float32),
+        sr=int(sr),
+        description=description,
+        _verdict=audio.silent_verdict(),
+    )
 
 
-def separate(client, orig: Tuple[Any, Any], description: str, params: Dict[str, Any], *,
-             budget: Optional[Budget] = None, on_doubt: str = "keep",
-             rerank_candidates: int = RERANK_CANDIDATES) -> Separation:
+def separate(
+    client,
+    orig: tuple[Any, Any],
+    description: str,
+    params: dict[str, Any],
+    *,
+    budget: Budget | None = None,
+    on_doubt: str = "keep",
+    rerank_candidates: int = RERANK_CANDIDATES,
+) -> Separation:
     """One row: silence for a silent input, else the call (and a rerank if asked for)."""
     y, sr = orig
     if silent_input(y, sr):
@@ -92,19 +108,26 @@ def separate(client, orig: Tuple[Any, Any], description: str, params: Dict[str, 
     res = client.separate(y, sr, description, budget=budget, **params)
     if on_doubt != "rerank" or not res.flag:
         return res
-    again = client.separate(y, sr, description, budget=budget,
-                            **{**params, "reranking_candidates": rerank_candidates})
+    again = client.separate(
+        y, sr, description, budget=budget, **{**params, "reranking_candidates": rerank_candidates}
+    )
     best = again if again.quality > res.quality else res
-    return dataclasses.replace(best, cost=res.cost + again.cost,
-                               seconds=res.seconds + again.seconds,
-                               cached=res.cached and again.cached,
-                               attempts=res.attempts + again.attempts, _verdict=best.verdict)
+    return dataclasses.replace(
+        best,
+        cost=res.cost + again.cost,
+        seconds=res.seconds + again.seconds,
+        cached=res.cached and again.cached,
+        attempts=res.attempts + again.attempts,
+        _verdict=best.verdict,
+    )
 
 
-def rerank_calls(client, y: Any, sr: Any, description: str, params: Dict[str, Any],
-                 rerank_candidates: int) -> int:
+def rerank_calls(
+    client, y: Any, sr: Any, description: str, params: dict[str, Any], rerank_candidates: int
+) -> int:
     """The most calls a rerank of this row may add: its calls with ``rerank_candidates``
     that are not cached (every row may turn out doubtful)."""
-    est = client.estimate([y], sr, description,
-                          **{**params, "reranking_candidates": rerank_candidates})
+    est = client.estimate(
+        [y], sr, description, **{**params, "reranking_candidates": rerank_candidates}
+    )
     return est.calls

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import numpy as np
 import soundfile as sf
@@ -50,8 +49,14 @@ NOISES = {
     "hum": ["synth", "3.2", "square", "50", "lowpass", "400"],
     "rain": ["synth", "3.2", "whitenoise", "highpass", "1500", "tremolo", "23", "60"],
 }
-CHORDS = (("C4", "E4", "G4"), ("F3", "A4", "C5"), ("G3", "B4", "D5"), ("A3", "C4", "E5"),
-          ("D4", "F4", "A4"), ("E3", "G4", "B4"))
+CHORDS = (
+    ("C4", "E4", "G4"),
+    ("F3", "A4", "C5"),
+    ("G3", "B4", "D5"),
+    ("A3", "C4", "E5"),
+    ("D4", "F4", "A4"),
+    ("E3", "G4", "B4"),
+)
 SPEECH_DESCRIPTIONS = ("speech", "a man speaking", "a woman talking")
 OTHER_DESCRIPTION = "music"
 
@@ -65,27 +70,33 @@ class Example:
     sr: int
     description: str
     behaviour: str
-    target: Optional[np.ndarray]
+    target: np.ndarray | None
     other: np.ndarray
-    invented: Optional[np.ndarray]
-    snr_db: Optional[float]
+    invented: np.ndarray | None
+    snr_db: float | None
     gain: float = 1.0
     leak_db: float = -25.0
-    artifacts_db: Optional[float] = None
+    artifacts_db: float | None = None
 
     @property
     def speech(self) -> bool:
         """Whether the description asks for speech."""
         return self.description != OTHER_DESCRIPTION
 
-    def scene(self) -> Dict:
+    def scene(self) -> dict:
         """Keyword arguments of :meth:`LocalEndpoint.add_scene` (besides mix and sr)."""
-        return {"target": self.target, "other": self.other, "invented": self.invented,
-                "behaviour": self.behaviour, "gain": self.gain, "leak_db": self.leak_db,
-                "artifacts_db": self.artifacts_db}
+        return {
+            "target": self.target,
+            "other": self.other,
+            "invented": self.invented,
+            "behaviour": self.behaviour,
+            "gain": self.gain,
+            "leak_db": self.leak_db,
+            "artifacts_db": self.artifacts_db,
+        }
 
 
-def tools_missing() -> List[str]:
+def tools_missing() -> list[str]:
     """The command-line tools the corpus needs that are not installed.
 
     >>> isinstance(tools_missing(), list)
@@ -94,7 +105,7 @@ def tools_missing() -> List[str]:
     return [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
 
 
-def _run(cmd: List[str]) -> None:
+def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -119,14 +130,25 @@ def _cached(directory: Path, name: str, make) -> np.ndarray:
 
 def _speech(directory: Path, i: int) -> np.ndarray:
     sentence, voice = SENTENCES[i % len(SENTENCES)], VOICES[i % len(VOICES)]
-    return _cached(directory, f"speech{i}", lambda p: _run(
-        ["espeak-ng", "-v", voice, "-s", str(150 + 10 * (i % 3)), "-w", str(p), sentence]))
+    return _cached(
+        directory,
+        f"speech{i}",
+        lambda p: _run(
+            ["espeak-ng", "-v", voice, "-s", str(150 + 10 * (i % 3)), "-w", str(p), sentence]
+        ),
+    )
 
 
 def _noise(directory: Path, kind: str) -> np.ndarray:
-    return _cached(directory, f"noise-{kind}", lambda p: _run(
-        ["sox", "-n", "-r", str(SR), "-c", "1", "-b", "32", "-e", "float", str(p)]
-        + NOISES[kind] + ["vol", "0.3"]))
+    return _cached(
+        directory,
+        f"noise-{kind}",
+        lambda p: _run(
+            ["sox", "-n", "-r", str(SR), "-c", "1", "-b", "32", "-e", "float", str(p)]
+            + NOISES[kind]
+            + ["vol", "0.3"]
+        ),
+    )
 
 
 def _music(directory: Path, i: int) -> np.ndarray:
@@ -137,22 +159,29 @@ def _music(directory: Path, i: int) -> np.ndarray:
             cmd += ["synth", "0.46"] + [w for n in chord for w in ("pluck", n)] + ["remix", "-"]
             cmd += [":"]
         _run(cmd[:-1])
+
     return _cached(directory, f"music{i}", make)
 
 
 def _fit(y: np.ndarray, n: int, offset: int) -> np.ndarray:
     out = np.zeros(n)
-    seg = y[:max(0, n - offset)]
-    out[offset:offset + seg.shape[0]] = seg
+    seg = y[: max(0, n - offset)]
+    out[offset : offset + seg.shape[0]] = seg
     return out
 
 
 def _rms(y: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(y ** 2))) or 1e-12
+    return float(np.sqrt(np.mean(y**2))) or 1e-12
 
 
-def build_corpus(directory, *, per_class: int = 10, good: int = 24, seed: int = 0,
-                 other_wrong_source: bool = True) -> List[Example]:
+def build_corpus(
+    directory,
+    *,
+    per_class: int = 10,
+    good: int = 24,
+    seed: int = 0,
+    other_wrong_source: bool = True,
+) -> list[Example]:
     """Build the labelled corpus (WAVs generated once into ``directory``).
 
     For speech descriptions: ``good`` right answers and ``per_class`` of each failure
@@ -168,7 +197,7 @@ def build_corpus(directory, *, per_class: int = 10, good: int = 24, seed: int = 
     speech = [_speech(directory, i) for i in range(len(SENTENCES))]
     music = [_music(directory, i) for i in range(4)]
     noises = {k: _noise(directory, k) for k in NOISES}
-    rows: List[Example] = []
+    rows: list[Example] = []
 
     def level(y: np.ndarray, dbfs: float) -> np.ndarray:
         return y * (10 ** (dbfs / 20) / _rms(y))
@@ -207,12 +236,22 @@ def build_corpus(directory, *, per_class: int = 10, good: int = 24, seed: int = 
         leak = float(rng.uniform(-30, -15))
         if behaviour == "wrong_source":
             leak = min(leak, -snr - 10.0)
-        rows.append(Example(f"{kind}-{behaviour}-{k}-{bg_kind}-{snr:g}dB", mix, SR,
-                            description, behaviour, target, bg, invented if behaviour
-                            == "invented" else None, snr,
-                            gain=float(10 ** (rng.uniform(-2, 2) / 20)),
-                            leak_db=leak,
-                            artifacts_db=float(rng.uniform(-35, -20))))
+        rows.append(
+            Example(
+                f"{kind}-{behaviour}-{k}-{bg_kind}-{snr:g}dB",
+                mix,
+                SR,
+                description,
+                behaviour,
+                target,
+                bg,
+                invented if behaviour == "invented" else None,
+                snr,
+                gain=float(10 ** (rng.uniform(-2, 2) / 20)),
+                leak_db=leak,
+                artifacts_db=float(rng.uniform(-35, -20)),
+            )
+        )
 
     speech_bg = ("pink", "hum", "rain", "music", "brown")
     other_bg = ("speech", "pink", "rain", "hum")

@@ -294,7 +294,7 @@ class LocalEndpoint:
         >>> from samaudio_data import Client
         >>> t = 0.3 * np.sin(np.arange(8000) * 0.3); n = 0.1 * np.cos(np.arange(8000) * 0.05)
         >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False) as c:
-        ...     ep.add_scene(t + n, 8000, target=t, behaviour="wrong_source")
+        ...     ep.add_scene(t + n, 8000, target=t, behaviour="wrong_source", leak_db=-120)
         ...     out = c.isolate(t + n, 8000, "a sine")
         >>> bool(np.abs(out - n)[100:-100].max() < 0.001)      # the other sound, not the sine
         True

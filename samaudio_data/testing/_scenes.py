@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
 
 import numpy as np
 
@@ -49,13 +48,15 @@ RESIDUE_DB = -40.0
 EMPTY_GAIN_DB = -50.0
 
 
-def _mono(y, sr, name: str, n: Optional[int] = None) -> np.ndarray:
+def _mono(y, sr, name: str, n: int | None = None) -> np.ndarray:
     x = np.asarray(y, dtype=np.float64)
     if x.ndim == 2:
         x = x.mean(axis=0)
     if x.ndim != 1 or (n is not None and x.shape[0] != n):
-        raise InvalidRequestError(f"scene {name} must be mono audio as long as the mix"
-                                  f"{f' ({n} samples)' if n else ''}, got shape {np.shape(y)}.")
+        raise InvalidRequestError(
+            f"scene {name} must be mono audio as long as the mix"
+            f"{f' ({n} samples)' if n else ''}, got shape {np.shape(y)}."
+        )
     return x
 
 
@@ -65,35 +66,59 @@ class Scene:
 
     mix: np.ndarray
     sr: int
-    target: Optional[np.ndarray]
+    target: np.ndarray | None
     other: np.ndarray
-    invented: Optional[np.ndarray]
+    invented: np.ndarray | None
     behaviour: str
     fixed_by_rerank: bool
     gain: float = 1.0
     leak_db: float = LEAK_DB
-    artifacts_db: Optional[float] = None
+    artifacts_db: float | None = None
 
     @classmethod
-    def build(cls, mix, sr: int, *, target=None, other=None, invented=None,
-              behaviour: str = "good", fixed_by_rerank: bool = False, gain: float = 1.0,
-              leak_db: float = LEAK_DB, artifacts_db: Optional[float] = None) -> "Scene":
+    def build(
+        cls,
+        mix,
+        sr: int,
+        *,
+        target=None,
+        other=None,
+        invented=None,
+        behaviour: str = "good",
+        fixed_by_rerank: bool = False,
+        gain: float = 1.0,
+        leak_db: float = LEAK_DB,
+        artifacts_db: float | None = None,
+    ) -> Scene:
         """Validate and build a scene (mono float arrays, all as long as the mix)."""
         if behaviour not in BEHAVIOURS:
-            raise InvalidRequestError(f"behaviour must be one of {BEHAVIOURS}, got "
-                                      f"{behaviour!r}.")
+            raise InvalidRequestError(f"behaviour must be one of {BEHAVIOURS}, got {behaviour!r}.")
         m = _mono(mix, sr, "mix")
         t = None if target is None else _mono(target, sr, "target", m.shape[0])
-        o = m - (t if t is not None else 0.0) if other is None else _mono(other, sr, "other",
-                                                                          m.shape[0])
+        o = (
+            m - (t if t is not None else 0.0)
+            if other is None
+            else _mono(other, sr, "other", m.shape[0])
+        )
         inv = None if invented is None else _mono(invented, sr, "invented", m.shape[0])
         if behaviour == "invented" and inv is None:
-            raise InvalidRequestError("behaviour='invented' needs invented= (what the model "
-                                      "makes up).")
+            raise InvalidRequestError(
+                "behaviour='invented' needs invented= (what the model makes up)."
+            )
         if behaviour == "empty" and t is None:
             raise InvalidRequestError("behaviour='empty' needs a target in the mix.")
-        return cls(m, int(sr), t, o, inv, behaviour, bool(fixed_by_rerank), float(gain),
-                   float(leak_db), None if artifacts_db is None else float(artifacts_db))
+        return cls(
+            m,
+            int(sr),
+            t,
+            o,
+            inv,
+            behaviour,
+            bool(fixed_by_rerank),
+            float(gain),
+            float(leak_db),
+            None if artifacts_db is None else float(artifacts_db),
+        )
 
     def matches(self, y: np.ndarray, sr: int) -> bool:
         """Whether an upload (mono at ``sr``) is this scene's mix, within 16-bit precision
@@ -121,9 +146,10 @@ class Scene:
         if self.artifacts_db is not None and self.behaviour != "unchanged":
             frame = max(1, self.sr // 50)
             n = -(-out.shape[0] // frame) * frame
-            env = np.sqrt(np.mean(np.pad(out, (0, n - out.shape[0])).reshape(-1, frame) ** 2,
-                                  axis=1))
-            env = np.repeat(env, frame)[:out.shape[0]]
+            env = np.sqrt(
+                np.mean(np.pad(out, (0, n - out.shape[0])).reshape(-1, frame) ** 2, axis=1)
+            )
+            env = np.repeat(env, frame)[: out.shape[0]]
             noise = np.random.default_rng(out.shape[0]).standard_normal(out.shape[0])
             out = out + noise * env * 10 ** (self.artifacts_db / 20)
         return out
@@ -134,15 +160,21 @@ class Scene:
             kind = "good"
         leak = self.other * 10 ** (self.leak_db / 20)
         if kind == "good":
-            return leak + self.target if self.target is not None else \
-                self.other * 10 ** (RESIDUE_DB / 20)
+            return (
+                leak + self.target
+                if self.target is not None
+                else self.other * 10 ** (RESIDUE_DB / 20)
+            )
         if kind == "empty":
+            assert self.target is not None  # build() checks it
             return self.target * 10 ** (EMPTY_GAIN_DB / 20)
         if kind == "invented":
+            assert self.invented is not None  # build() checks it
             return self.invented
         if kind == "wrong_source":
-            return self.other + (0.0 if self.target is None else
-                                 self.target * 10 ** (self.leak_db / 20))
+            if self.target is None:
+                return self.other
+            return self.other + self.target * 10 ** (self.leak_db / 20)
         if kind == "unchanged":
             residue = np.roll(self.mix, 7) * 10 ** (RESIDUE_DB / 20)
             return self.mix + residue
@@ -157,7 +189,7 @@ class Scenes:
     """The registered scenes of one endpoint (thread-safe)."""
 
     def __init__(self) -> None:
-        self._scenes: List[Scene] = []
+        self._scenes: list[Scene] = []
         self._lock = threading.Lock()
 
     def add(self, scene: Scene) -> None:
@@ -168,7 +200,7 @@ class Scenes:
         with self._lock:
             self._scenes.clear()
 
-    def find(self, y: np.ndarray, sr: int) -> Optional[Scene]:
+    def find(self, y: np.ndarray, sr: int) -> Scene | None:
         """The scene whose mix this upload is, or None."""
         with self._lock:
             scenes = list(self._scenes)
