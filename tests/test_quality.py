@@ -257,3 +257,23 @@ def test_cli_map_reports_flags(endpoint, tmp_path, capsys, monkeypatch):
     )
     out = capsys.readouterr().out
     assert "2 of 4 rows look right; 2 flagged (2 unchanged)" in out
+
+
+def test_the_explorer_shows_the_verdict_and_acts_on_doubtful_rows():
+    from samaudio_data.explorer import Explorer, example_dataset
+    from samaudio_data.explorer._actions import dispatch
+
+    ds = example_dataset(8, quality=True)
+    ex = Explorer(ds)
+    assert ex.columns[:3] == ["audio.path", "isolated_flag", "path"]  # the flag column
+    ex.goto(3)
+    reason = [s for s in ex.current["signals"] if s["column"] == "isolated_flag"][0]
+    assert reason["value"] == "empty (the answer is (near) silence)"
+    dispatch(ex, "doubtful", {})  # the widget's "doubtful first" button
+    assert ex.queue == [3, 7] and "2 flagged rows" in ex.message
+    assert ex.current["can_doubt"] is True
+    assert ex.bulk("discard") == 2  # a bulk decision on the doubtful rows
+    assert len(ex.apply(ds)) == 6
+    ex.sort_by("isolated_quality")  # most doubtful first, over every row
+    ex.set_filter()
+    assert ex.queue[:2] in ([3, 7], [7, 3])
