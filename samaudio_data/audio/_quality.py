@@ -262,16 +262,17 @@ def _db(num: float, den: float) -> float:
     return max(-120.0, 10.0 * math.log10(num / den))
 
 
-def _speech_share(p: np.ndarray, y: np.ndarray, audible_only: bool) -> float:
+def _speech_share(p: np.ndarray, y: np.ndarray | None = None) -> float:
+    """Share of frames that are speech; with ``y`` (at the detector's rate), of its audible
+    frames only (within 40 dB of its loudest)."""
     if p.size == 0:
         return 0.0
     speech = p >= _vad.SPEECH_PROBABILITY
-    if not audible_only:
+    if y is None:
         return float(speech.mean())
-    n = p.size * _vad.VAD_FRAME
-    frames = np.asarray(y[:n], float).reshape(p.size, -1)
+    frames = np.asarray(y[: p.size * _vad.VAD_FRAME], float).reshape(p.size, -1)
     power = np.mean(frames**2, axis=1)
-    audible = power > max(power.max() * 1e-4, 1e-10)  # within 40 dB of its loudest frame
+    audible = power > max(power.max() * 1e-4, 1e-10)
     return float(speech[audible].mean()) if audible.any() else 0.0
 
 
@@ -297,22 +298,25 @@ def measure(mix: np.ndarray, answer: np.ndarray, sr: int, description: str) -> d
     }
     if not (is_speech_description(description) and _vad.speech_detector() is not None):
         return sig
-    to16 = (lambda y: y) if rate == _vad.VAD_SR else (lambda y: resample(y, rate, _vad.VAD_SR))
-    sig["speech_mix"] = _speech_share(_vad.speech_probabilities(m, rate), m, False)
     if sig["target_db"] <= EMPTY_DB or sig["difference_db"] <= UNCHANGED_DB:
+        sig["speech_mix"] = _speech_share(_vad.speech_probabilities(m, rate)[0])
         return sig
-    sig["speech_answer"] = _speech_share(_vad.speech_probabilities(a, rate), to16(a), True)
+    # the mix, the answer and what it lacks of the mix (at its best level) share each
+    # inference of the detector
+    gain = float(np.dot(m, a)) / e_ans
+    three = np.stack([m, a, m - gain * a])
+    if rate != _vad.VAD_SR:
+        three = resample(three, rate, _vad.VAD_SR)
+    p = _vad.speech_probabilities(three, _vad.VAD_SR)
+    sig["speech_mix"] = _speech_share(p[0])
+    sig["speech_answer"] = _speech_share(p[1], three[1])
     if (
         sig["speech_mix"] >= SPEECH_MIX_MIN
         and sig["speech_answer"] >= SPEECH_ANSWER_MIN
         and sig["speech_answer"] < sig["speech_mix"] + 0.05
     ):
         # less speech in the answer than in the mix: is the speech in what was left out?
-        gain = float(np.dot(m, a)) / e_ans
-        rest = m - gain * a  # what the answer lacks of the mix, at the answer's best level
-        sig["speech_residual"] = _speech_share(
-            _vad.speech_probabilities(rest, rate), to16(rest), True
-        )
+        sig["speech_residual"] = _speech_share(p[2], three[2])
     return sig
 
 
