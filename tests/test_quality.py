@@ -277,3 +277,16 @@ def test_the_explorer_shows_the_verdict_and_acts_on_doubtful_rows():
     ex.sort_by("isolated_quality")  # most doubtful first, over every row
     ex.set_filter()
     assert ex.queue[:2] in ([3, 7], [7, 3])
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_nothing_separated_is_seen_at_any_rate_through_the_round_trip(endpoint, make_client, sr):
+    """The endpoint's identity answer (resampled to 48 kHz and back) is 'unchanged'; a good
+    separation of the same mix is not, whatever the input's rate."""
+    client = make_client(cache_dir=False)
+    n = 2 * sr
+    tone = 0.2 * np.sin(2 * np.pi * 200 * np.arange(n) / sr)
+    mix = tone + 0.05 * np.random.default_rng(1).standard_normal(n)
+    assert client.separate(mix, sr, "hum").flag == "unchanged"
+    endpoint.add_scene(mix, sr, target=tone, behaviour="good")
+    assert client.separate(mix, sr, "hum").flag == ""
