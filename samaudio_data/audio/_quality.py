@@ -65,7 +65,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _vad
-from ._align import resample
 
 FLAGS = ("absent", "empty", "unchanged", "invented", "wrong_source")
 """The reason codes, worst first where a choice is needed."""
