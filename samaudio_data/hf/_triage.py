@@ -4,8 +4,8 @@ kept, asked again with more reranking candidates, or skipped.
 :func:`separate` is one row's call: a silent input (peak below
 :data:`~samaudio_data.audio.SILENT_INPUT_DBFS`) is answered here with silence and the flag
 ``absent:silent_input``, without a request; any other row is sent, and with
-``on_doubt="rerank"`` a flagged answer is asked for once more with ``rerank_candidates``
-reranking candidates (paid within the budget, cached like any call) and the answer with the
+``on_doubt="rerank"`` a flagged answer (but ``absent``: the sound is not in the clip) is
+asked for once more with ``rerank_candidates`` reranking candidates (paid within the budget, cached like any call) and the answer with the
 better verdict is kept, its cost the sum of both.
 
 Example
@@ -106,8 +106,8 @@ def separate(
     if silent_input(y, sr):
         return _silence(client, y, sr, description, params)
     res = client.separate(y, sr, description, budget=budget, **params)
-    if on_doubt != "rerank" or not res.flag:
-        return res
+    if on_doubt != "rerank" or not res.flag or res.verdict.code == "absent":
+        return res  # a sound that is not in the clip is not found by asking again
     again = client.separate(
         y, sr, description, budget=budget, **{**params, "reranking_candidates": rerank_candidates}
     )
