@@ -290,3 +290,13 @@ def test_nothing_separated_is_seen_at_any_rate_through_the_round_trip(endpoint, 
     assert client.separate(mix, sr, "hum").flag == "unchanged"
     endpoint.add_scene(mix, sr, target=tone, behaviour="good")
     assert client.separate(mix, sr, "hum").flag == ""
+
+
+@NEEDS_VAD
+def test_rerank_leaves_rows_without_the_sound_alone(endpoint, make_client):
+    client = make_client()
+    noise = 0.05 * np.random.default_rng(5).standard_normal(16000)
+    endpoint.add_scene(noise, 16000, behaviour="absent", fixed_by_rerank=True)
+    ds = Dataset.from_dict({"audio": [{"array": noise, "sampling_rate": 16000}]})
+    out = ds.map(isolate("speech", client=client, on_doubt="rerank"), batched=True)
+    assert out["isolated_flag"] == ["absent"] and endpoint.stats["billed"] == 1
