@@ -34,7 +34,7 @@ from typing import Any, List, Tuple
 from .. import errors
 from . import _triage
 from ._map import Isolate, _column_values
-from ._values import read_value
+from ._values import declared_dtype, read_value
 
 
 @dataclass
@@ -67,6 +67,8 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     """
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("prefetch needs the result of isolate(...).")
+    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
+                                                        fn.column)
     client, budget = fn.client, fn.budget()
     report = PrefetchReport()
 
@@ -75,9 +77,9 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         if isinstance(value, BaseException):
             raise value
         # as the map will: silent rows are not sent, doubtful ones reranked if asked
-        return _triage.separate(client, read_value(value), fn.description, fn.params,
-                                budget=budget, on_doubt=fn.on_doubt,
-                                rerank_candidates=fn.rerank_candidates)
+        return _triage.separate(client, read_value(value, dtype=fn.sample_dtype),
+                                fn.description, fn.params, budget=budget,
+                                on_doubt=fn.on_doubt, rerank_candidates=fn.rerank_candidates)
 
     def rows():
         for item in _column_values(dataset, fn.column):
