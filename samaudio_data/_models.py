@@ -12,11 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, fields
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
 
 from ._state.limits import SharedLimits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .audio import Verdict
 
 
 @dataclass
@@ -25,6 +28,16 @@ class Separation:
 
     ``target`` and ``residual`` have the input's sample rate and length: ``(n,)`` with the
     default channel policy, ``(channels, n)`` with ``channels="each"``.
+
+    ``flag``, ``quality`` and ``verdict`` judge the isolation from the mix (target plus
+    residual) and the target, computed on first use (see :mod:`samaudio_data.audio._quality`):
+    ``flag`` is ``""`` when it looks right, else a reason code such as ``"invented"``; a clip
+    sent in several windows (``windows``, in samples) gets a verdict per window too.
+
+    >>> t = np.sin(np.arange(8000) * 0.3) * 0.1
+    >>> res = Separation(target=t, residual=t * 0.0, sr=8000, description="hum")
+    >>> res.flag, res.quality
+    ('unchanged', 0.0)
     """
 
     target: np.ndarray
@@ -35,6 +48,29 @@ class Separation:
     seconds: float = 0.0
     cached: bool = False
     attempts: int = 0
+    windows: Tuple[Tuple[int, int], ...] = ()
+    _verdict: Optional["Verdict"] = field(default=None, repr=False, compare=False)
+
+    @property
+    def verdict(self) -> "Verdict":
+        """The quality verdict (computed once, on first use)."""
+        if self._verdict is None:
+            from .audio import judge
+
+            self._verdict = judge(self.target + self.residual, self.target, self.sr,
+                                  self.description, windows=self.windows or None)
+        return self._verdict
+
+    @property
+    def flag(self) -> str:
+        """``""`` when the isolation looks right, else why not (``"empty"``, ``"invented"``,
+        ``"wrong_source"``, ``"unchanged"``, ``"absent"``, with details after a colon)."""
+        return self.verdict.flag
+
+    @property
+    def quality(self) -> float:
+        """In [0, 1]: 0.5 at a threshold, lower is more doubtful."""
+        return self.verdict.quality
 
     def __repr__(self) -> str:
         return (f"Separation(description={self.description!r}, shape={self.target.shape}, "
@@ -150,7 +186,12 @@ class CostEstimate:
     """What a run would cost: calls to pay for, cache hits, dollars. Nothing is sent.
 
     ``calls`` and ``cached`` count requests (a long clip split into chunks counts each
-    chunk); ``invalid`` lists ``(row, reason)`` for clips that cannot be sent.
+    chunk); ``invalid`` lists ``(row, reason)`` for clips that cannot be sent; ``silent``
+    counts rows with silent input, answered locally for free; ``rerank_calls`` is the most
+    a rerank policy (``on_doubt="rerank"``) may add, if every row turned out doubtful.
+
+    >>> print(CostEstimate(calls=10, cached=0, price_per_call=0.062, silent=2, rerank_calls=10))
+    10 calls to pay for, 0 already cached, 2 silent rows answered locally for free: about $0.62 at $0.062 per call; reranking doubtful rows may add at most 10 calls ($0.62)
     """
 
     calls: int
@@ -158,6 +199,13 @@ class CostEstimate:
     price_per_call: float
     invalid: List[Tuple[int, str]] = field(default_factory=list)
     clips: int = 0
+    silent: int = 0
+    rerank_calls: int = 0
+
+    @property
+    def rerank_cost(self) -> float:
+        """Dollars the rerank policy may add at most."""
+        return self.rerank_calls * self.price_per_call
 
     @property
     def cost(self) -> float:
@@ -171,8 +219,14 @@ class CostEstimate:
             more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
             bad = (f", {plural(len(self.invalid), 'row')} with missing or invalid audio "
                    f"({shown}{more})")
-        return (f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
+        if self.silent:
+            bad += f", {plural(self.silent, 'silent row')} answered locally for free"
+        text = (f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
                 f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
+        if self.rerank_calls:
+            text += (f"; reranking doubtful rows may add at most {self.rerank_calls} calls "
+                     f"(${self.rerank_cost:.2f})")
+        return text
 
 
 class Budget:

@@ -33,26 +33,32 @@ from typing import Any, Dict, List, Tuple
 
 from .. import errors
 from .._models import plural
+from . import _triage
 from ._map import Isolate, _column_values
 from ._values import declared_dtype, read_value
 
 
 @dataclass
 class PrefetchReport:
-    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason), and
-    per row what it cost in this prefetch: ``done[row] = (dollars, seconds, cached)`` (the
-    ``map`` that follows reads these rows from the cache: its own columns then say
-    ``cost == 0.0, cached == True``; ``samaudio-data map`` writes these figures instead)."""
+    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason), silent
+    (answered locally, free), and per row what it cost in this prefetch:
+    ``done[row] = (dollars, seconds, cached)`` (the ``map`` that follows reads these rows from
+    the cache: its own columns then say ``cost == 0.0, cached == True``; ``samaudio-data map``
+    writes these figures instead)."""
 
     rows: int = 0
     paid: int = 0
     cached: int = 0
     failed: List[Tuple[int, str]] = field(default_factory=list)
+    silent: int = 0
     done: Dict[int, Tuple[float, float, bool]] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
-        return (f"{plural(self.rows, 'row')}: {self.paid} paid, {self.cached} already cached, "
+        text = (f"{plural(self.rows, 'row')}: {self.paid} paid, {self.cached} already cached, "
                 f"{len(self.failed)} failed")
+        if self.silent:
+            text += f", {self.silent} silent (free)"
+        return text
 
 
 def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
@@ -75,8 +81,10 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         row, value = item
         if isinstance(value, BaseException):
             raise value
-        y, sr = read_value(value, dtype=fn.sample_dtype)
-        return client.separate(y, sr, fn.description, budget=budget, **fn.params)
+        # as the map will: silent rows are not sent, doubtful ones reranked if asked
+        return _triage.separate(client, read_value(value, dtype=fn.sample_dtype),
+                                fn.description, fn.params, budget=budget,
+                                on_doubt=fn.on_doubt, rerank_candidates=fn.rerank_candidates)
 
     def rows():
         for item in _column_values(dataset, fn.column):
@@ -93,7 +101,10 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
             report.failed.append((row, result.message))
             continue
         report.done[row] = (result.cost, result.seconds, result.cached)
-        if result.cached:
+        if result.cost == 0.0 and not result.cached and result.attempts == 0 \
+                and result.flag == "absent:silent_input":
+            report.silent += 1
+        elif result.cached:
             report.cached += 1
         else:
             report.paid += 1
