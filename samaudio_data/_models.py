@@ -213,19 +213,28 @@ class CostEstimate:
         return self.calls * self.price_per_call
 
     def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, *, reasons: bool = True) -> str:
+        """The estimate in one line; ``reasons=False`` counts the invalid rows without saying
+        why (for a caller that lists them itself, so that no reason is printed twice).
+
+        >>> print(CostEstimate(2, 0, 0.062, invalid=[(1, "empty")]).describe(reasons=False))
+        2 calls to pay for, 0 already cached, 1 row with missing or invalid audio: about $0.12 at $0.062 per call
+        """
         bad = ""
         if self.invalid:
             shown = "; ".join(f"row {i}: {why}" for i, why in self.invalid[:5])
             more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
-            bad = (f", {plural(len(self.invalid), 'row')} with missing or invalid audio "
-                   f"({shown}{more})")
+            bad = f", {plural(len(self.invalid), 'row')} with missing or invalid audio"
+            bad += f" ({shown}{more})" if reasons else ""
         if self.silent:
             bad += f", {plural(self.silent, 'silent row')} answered locally for free"
         text = (f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
                 f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
         if self.rerank_calls:
-            text += (f"; reranking doubtful rows may add at most {self.rerank_calls} calls "
-                     f"(${self.rerank_cost:.2f})")
+            text += (f"; reranking doubtful rows may add at most "
+                     f"{plural(self.rerank_calls, 'call')} (${self.rerank_cost:.2f})")
         return text
 
 

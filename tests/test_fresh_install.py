@@ -156,7 +156,7 @@ def test_the_readme_from_a_fresh_venv_cleans_a_folder_and_every_number_adds_up(v
         lines = out.splitlines()
         assert lines[0] == (
             f"{rows} rows: {billed} calls to pay for, 0 already cached, "
-            f"{len(bad)} unreadable (listed below): about {dollars} at "
+            f"{len(bad)} rows with missing or invalid audio: about {dollars} at "
             f"${PRICE:.3f} per call"
         )
         for name in bad:  # each named once, with its cause
@@ -200,7 +200,8 @@ def test_the_readme_from_a_fresh_venv_cleans_a_folder_and_every_number_adds_up(v
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert ep.stats["billed"] == billed and ep.stats["requests"] == requests
         assert (
-            f"{rows} rows: 0 calls to pay for, {billed} already cached, {len(bad)} unreadable"
+            f"{rows} rows: 0 calls to pay for, {billed} already cached, {len(bad)} rows with "
+            "missing or invalid audio"
         ) in proc.stdout
         assert (
             f"{rows} rows: 0 paid in this run (0 calls, $0.00), {billed} from the cache of "

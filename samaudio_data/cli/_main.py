@@ -366,10 +366,7 @@ def _map(args) -> int:
                      client=client, on_doubt=args.on_doubt,
                      rerank_candidates=args.rerank_candidates)
         est = estimate_cost(ds, fn)
-        unreadable = f", {len(est.invalid)} unreadable (listed below)" if est.invalid else ""
-        print(f"{plural(len(ds), 'row')}: {plural(est.calls, 'call')} to pay for, "
-              f"{est.cached} already cached{unreadable}: about ${est.cost:.2f} at "
-              f"${est.price_per_call:.3f} per call")
+        print(f"{plural(len(ds), 'row')}: {est.describe(reasons=False)}")   # listed below
         for row, why in est.invalid[:50]:
             print(f"  row {row}{_results._named(names, row)}: {why}")
         if len(est.invalid) > 50:
