@@ -61,14 +61,15 @@ log = logging.getLogger("samaudio_data")
 
 
 class SharedLimits:
-    """Pace, concurrency, 429 back-off, halt and ledgers of one account, shared through
-    ``state`` (default: a :class:`~._statefile.FileState` in ``directory``)."""
+    """Pace, concurrency, 429 back-off, halt and ledgers of one account, shared through a
+    :class:`~._statefile.FileState` in ``directory``, or the state ``coordinator`` gives
+    for ``account`` (an identity of endpoint and key, never the key)."""
 
     def __init__(self, directory, *, max_concurrency: int = 16,
                  requests_per_minute: Optional[float] = None, rate_window: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.time,
-                 state: Optional[State] = None) -> None:
+                 coordinator=None, account: str = "") -> None:
         self.directory = Path(directory)
         self.rules = Rules(max_concurrency=max_concurrency,
                            requests_per_minute=requests_per_minute, rate_window=rate_window)
@@ -78,8 +79,11 @@ class SharedLimits:
         self._sleep = sleep
         self._clock = clock
         self._local = threading.BoundedSemaphore(self.max_concurrency)
-        self.state: State = state if state is not None else FileState(
-            self.directory, self.rules, clock=clock, sleep=sleep)
+        # one machine: a file in ``directory``; a cluster: ``coordinator.state(account,
+        # rules)``, e.g. a Ray actor (samaudio_data.ray.Coordinator)
+        self.state: State = (coordinator.state(account, self.rules) if coordinator is not None
+                             else FileState(self.directory, self.rules, clock=clock,
+                                            sleep=sleep))
 
     def _apply(self, rule: str, *args):
         return self.state.apply(rule, *args)

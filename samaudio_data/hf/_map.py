@@ -73,7 +73,8 @@ class Isolate:
     def __init__(self, description: str, *, column: str = "audio",
                  output_column: str = "isolated", keep: str = "target",
                  on_error: str = "raise", max_cost: Optional[float] = None,
-                 client: Optional[Client] = None, **endpoint_params) -> None:
+                 client: Optional[Client] = None, budget_ledger: Optional[str] = None,
+                 **endpoint_params) -> None:
         self.description = _check_description(description)
         if keep not in KEEP:
             raise errors.InvalidRequestError(f"keep must be one of {KEEP}, got {keep!r}.")
@@ -92,6 +93,9 @@ class Isolate:
         self.keep = keep
         self.on_error = on_error
         self.max_cost = max_cost
+        # the name max_cost is shared under (default: these settings, this Python session;
+        # samaudio_data.ray names one per run, the same on every node)
+        self.budget_ledger = budget_ledger
         self._client = client
         # what the answers depend on: part of the datasets fingerprint, so a map run against
         # one endpoint (a local stand-in, say) is never reused for another
@@ -107,12 +111,14 @@ class Isolate:
         return {"description": self.description, "column": self.column,
                 "output_column": self.output_column, "keep": self.keep,
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
-                "client": self._client, "endpoint": self.endpoint, "version": __version__}
+                "client": self._client, "endpoint": self.endpoint, "version": __version__,
+                **({"budget_ledger": self.budget_ledger} if self.budget_ledger else {})}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("version", None)
         self._client = state.pop("client")
+        state.setdefault("budget_ledger", None)
         self.__dict__.update(state)
         self._budget = None
         self._hinted = False
@@ -144,7 +150,7 @@ class Isolate:
         if self._budget is None:
             from datasets.fingerprint import Hasher
 
-            ledger = f"max_cost:{Hasher.hash(self)}:{_session_id()}"
+            ledger = self.budget_ledger or f"max_cost:{Hasher.hash(self)}:{_session_id()}"
             self._budget = Budget(self.max_cost, limits=self.client.limits, ledger=ledger)
         return self._budget
 
