@@ -36,8 +36,8 @@ from typing import List, Optional, Protocol, Tuple
 SLACK_START = 0.04         # of the window: the spacing's first safety margin
 SLACK_MIN = 0.01           # it never goes below this (99 % of the stated limit) ...
 SLACK_MAX = 0.16           # ... nor above this
-_TIGHTEN = 1.0 / 200       # the margin shrinks by this share per success ...
-_FLOOR_DECAY = 1.0 / 2000  # ... down to a floor learned from the last 429, itself decaying
+_TIGHTEN = 1.0 / 1000      # the margin shrinks by this share per success ...
+_FLOOR_DECAY = 1.0 / 5000  # ... down to a floor learned from the last 429, itself decaying
 _WIDEN = 2.0               # a 429 doubles the margin
 _HEADROOM = 1.25           # in flight = rate x latency x headroom + 1
 _START_CONCURRENCY = 2     # with no rate known
