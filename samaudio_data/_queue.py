@@ -6,8 +6,10 @@
   for the whole model run; a timeout or dropped connection after the provider started may
   be paid again on retry).
 - ``"queue"``: ``POST /v2/<model>`` (billed when accepted), then ``GET status_url`` until
-  ``COMPLETED`` (first after 0.1 s, then 1.5 times longer each time, at most every second,
-  within the read timeout), then ``GET response_url``. The request is kept as a
+  ``COMPLETED`` (:class:`PollSchedule`: once the time a job takes is known, sparse polls
+  until shortly before it, dense ones around it; before that, first after 0.1 s, then 1.5
+  times longer each time, at most every second; always within the read timeout), then
+  ``GET response_url``. The request is kept as a
   :class:`~samaudio_data._journal.Ticket` (in memory and in the journal) until its answer
   is cached, so a poll or fetch that fails (5xx, dropped connection, timeout), a retry,
   or a new run after a crash collects the same paid result instead of submitting again.
@@ -62,9 +64,51 @@ TRANSPORTS = ("auto", "sync", "queue")
 POLL_FIRST = 0.1     # seconds before the first status poll
 POLL_FACTOR = 1.5    # back-off between polls
 POLL_MAX = 1.0       # at most this long between polls (the provider's SDK polls every 1 s)
+POLL_DENSE = 0.03    # around the expected completion, poll every 3 % of it ...
+POLL_MIN = 0.01      # ... but not more often than this
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
 _PENDING = ("QUEUED", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "STARTING", "RUNNING")
 _FAILED = ("FAILED", "ERROR", "CANCELLED", "CANCELED")
+
+
+class PollSchedule:
+    """When to poll a queued request: dense around the completion time learned so far.
+
+    A job's answer should be collected within a small fraction of the time it takes, without
+    polling all along: polls are sparse until 90 % of the expected time (at most every
+    second or quarter of it), every 3 % of it from there until 120 %, then back off by 1.5x
+    to one a second. The expected time is learned from the jobs polled since submission
+    (when each was first seen done, less half the last interval). Until one is known, the
+    SDK's schedule: 0.1 s, 1.5x longer each time, at most 1 s.
+
+    >>> ps = PollSchedule()
+    >>> ps.delay(0.0, None), round(ps.delay(0.1, 0.1), 3)
+    (0.1, 0.15)
+    >>> ps.learn(10.0, 0.5); ps.expected
+    9.75
+    >>> round(ps.delay(0.0, None), 3), round(ps.delay(9.0, 1.0), 3)
+    (2.438, 0.292)
+    """
+
+    def __init__(self) -> None:
+        self.expected: Optional[float] = None
+        self._lock = threading.Lock()
+
+    def delay(self, elapsed: float, previous: Optional[float]) -> float:
+        """Seconds until the next poll, ``elapsed`` s after the submit."""
+        expected = self.expected
+        if expected is None or elapsed > 1.2 * expected:
+            return POLL_FIRST if previous is None else min(POLL_MAX, previous * POLL_FACTOR)
+        near = 0.9 * expected
+        if elapsed < near:
+            return min(near - elapsed, max(POLL_MAX, 0.25 * expected))
+        return max(POLL_MIN, POLL_DENSE * expected)
+
+    def learn(self, elapsed: float, last_delay: float) -> None:
+        """A job polled since its submit was first seen done ``elapsed`` s after it."""
+        done = max(0.0, elapsed - last_delay / 2)
+        with self._lock:
+            self.expected = done if self.expected is None else 0.7 * self.expected + 0.3 * done
 
 
 class QueueResultExpiredError(errors.NotFoundError):
@@ -124,6 +168,7 @@ class QueueExchange:
         self._clock = clock
         self._tickets: Dict[str, Ticket] = {}
         self._lock = threading.Lock()
+        self.polls = PollSchedule()
 
     # --- what is pending -------------------------------------------------------------------
 
@@ -235,9 +280,9 @@ class QueueExchange:
             self._remember(True)
             if on_submit is not None:
                 on_submit(headers)
-        else:
-            log.info("collecting request %s, paid for earlier, instead of sending it again",
-                     ticket.request_id)
+            return self.collect(ticket, max_bytes=max_bytes, fresh=True), headers, "queue"
+        log.info("collecting request %s, paid for earlier, instead of sending it again",
+                 ticket.request_id)
         return self.collect(ticket, max_bytes=max_bytes), headers, "queue"
 
     def _sync(self, body: dict, max_bytes: int):
@@ -272,16 +317,22 @@ class QueueExchange:
         self._keep(ticket)  # on disk before any waiting: a crash now loses nothing paid
         return ticket, headers
 
-    def collect(self, ticket: Ticket, *, max_bytes: int) -> bytes:
-        """Poll ``ticket`` until it is done, within the read timeout; its answer's content."""
-        deadline = self._clock() + self.transport.total_timeout
-        delay = POLL_FIRST
+    def collect(self, ticket: Ticket, *, max_bytes: int, fresh: bool = False) -> bytes:
+        """Poll ``ticket`` until it is done, within the read timeout; its answer's content.
+        ``fresh``: just submitted (its completion time teaches the poll schedule)."""
+        start = self._clock()
+        deadline = start + self.transport.total_timeout
+        delay: Optional[float] = None
         while True:
             state = self._status(ticket)
             if state == "COMPLETED":
+                if fresh:
+                    self.polls.learn(self._clock() - start, delay or 0.0)
+                    fresh = False
                 content = self._result(ticket, max_bytes)
                 if content is not None:
                     return content
+            delay = self.polls.delay(self._clock() - start, delay)
             if self._clock() + delay > deadline:
                 raise errors.APITimeoutError(
                     f"queued request {ticket.request_id} is still {state} after "
@@ -289,7 +340,6 @@ class QueueExchange:
                     "attempt (or run) collects it without paying again.",
                     hint="Raise timeout= for long clips or cold starts.")
             self._sleep(delay)
-            delay = min(POLL_MAX, delay * POLL_FACTOR)
 
     def _get(self, ticket: Ticket, url: str, max_bytes: int) -> Tuple[int, bytes]:
         try:
