@@ -123,8 +123,10 @@ def isolate(ds, description: str, *, client: Optional[Client] = None,
     ``output_column``, ``keep``, ``on_error``, ``max_cost``, ``output_format``,
     ``reranking_candidates``, ``channels``); ``client`` gives the endpoint, the rate and
     the cache (an fsspec URL such as ``s3://bucket/prefix`` shares answers between nodes).
-    ``concurrency`` actors, each reserving ``num_cpus`` (almost none: the work is waiting
-    on the network), process ``batch_size`` rows at a time; every actor shares the
+    ``concurrency`` actors (spread over the nodes, Ray Data's default), each reserving
+    ``num_cpus`` (almost none: the work is waiting on the network), process ``batch_size``
+    rows at a time (an actor works on one block at a time: a dataset of one block keeps
+    one actor busy, so ``repartition`` a small one); every actor shares the
     ``coordinator`` (one per account, created here on this node if needed), so the
     whole cluster keeps the account's pace. ``max_cost`` bounds this call's spend across
     every node. The key is read by each worker from its environment (``SEGMIND_API_KEY``),
@@ -155,7 +157,7 @@ def isolate(ds, description: str, *, client: Optional[Client] = None,
         IsolateBatches, batch_format="numpy", batch_size=batch_size,
         fn_constructor_kwargs=dict(options, description=description, client=worker_client,
                                    run=uuid.uuid4().hex),
-        concurrency=concurrency, num_cpus=num_cpus, scheduling_strategy="SPREAD")
+        compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=num_cpus)
 
 
 def _with_coordinator(client: Client, coordinator: Coordinator) -> Client:
