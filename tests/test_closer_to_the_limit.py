@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from samaudio_data import Client
-from samaudio_data._limits import SharedLimits
-from samaudio_data._queue import PollSchedule
+from samaudio_data._state.limits import SharedLimits
+from samaudio_data._net.queue import PollSchedule
 
 from conftest import KEY
 

@@ -28,7 +28,7 @@ from datasets import Audio, Dataset  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from samaudio_data import Client  # noqa: E402
-from samaudio_data._rules import Rules  # noqa: E402
+from samaudio_data._state.rules import Rules  # noqa: E402
 from samaudio_data.audio import encode_wav  # noqa: E402
 from samaudio_data.ray import Coordinator, IsolateBatches, isolate  # noqa: E402
 from samaudio_data.testing import EndpointProcess  # noqa: E402

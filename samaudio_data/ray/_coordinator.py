@@ -1,6 +1,6 @@
 """One coordinator per account across a Ray cluster: a named actor holding the shared limits.
 
-The rules are those of one machine (:class:`samaudio_data._rules.Rules`); only where their
+The rules are those of one machine (:class:`samaudio_data._state.rules.Rules`); only where their
 document lives changes. :class:`Coordinator` names a detached Ray actor (in the
 ``samaudio_data`` namespace) that keeps one document per account (an identity of endpoint
 and key, never the key) and applies each rule on *its own* clock, so nodes whose clocks
@@ -12,7 +12,7 @@ disagree keep one pace. A sender:
    died (its node lost, its process killed) expires after ``lease_ttl`` and its slot goes
    to another: nothing waits for a dead holder;
 2. reserves its **turn** (``turn``) and **confirms** at the wire (``claim_gate`` / ``left``,
-   passed as the request's headers are written, see ``samaudio_data._wire``);
+   passed as the request's headers are written, see ``samaudio_data._net.wire``);
 3. **reports** the outcome (``success``, ``rate_limited``, ``halt``, ``spend``).
 
 Every answer the actor gives a sender is a delay, never a date. The actor reserves no CPU
@@ -35,7 +35,7 @@ import uuid
 import weakref
 from typing import Dict, Iterator, List, Set, Tuple
 
-from .._rules import Halted, Requeue, Rules
+from .._state.rules import Halted, Requeue, Rules
 
 NAMESPACE = "samaudio_data"
 _LEASE_WAIT = 1.0          # seconds one lease request waits at the actor before asking again
@@ -119,7 +119,7 @@ class Coordinator:
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
 
     def state(self, account: str, rules: Rules) -> "ActorState":
-        """The shared limits' state of ``account`` (see ``samaudio_data._rules.State``)."""
+        """The shared limits' state of ``account`` (see ``samaudio_data._state.rules.State``)."""
         return ActorState(self, account, rules)
 
     def snapshot(self, account: str, rules: Rules) -> dict:

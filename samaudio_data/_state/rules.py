@@ -3,7 +3,7 @@
 Every sender of an account (threads, processes, the nodes of a cluster) must keep one pace,
 one in-flight cap, one 429 back-off, one halt and one budget. The *rules* live here, once;
 *where* the document lives is a swappable state (a :class:`State`): a JSON file under a lock
-for the processes of one machine (:class:`~._statefile.FileState`), a Ray actor for a
+for the processes of one machine (:class:`~.statefile.FileState`), a Ray actor for a
 cluster (``samaudio_data.ray``). A state applies a rule to its document atomically, with
 *its own* clock, so senders on hosts whose clocks disagree still keep one pace: every time
 a rule returns to a sender is a delay ("wait 0.3 s"), never a date, and a sender tells a

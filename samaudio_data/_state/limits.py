@@ -24,8 +24,8 @@ server.
 - halt: after a fatal error, requests of operations that began before it are refused;
 - ledgers: named running sums of money spent, for a ``max_cost`` shared by processes.
 
-The rules are :class:`~._rules.Rules`, applied to a swappable state: by default a
-:class:`~._statefile.FileState` (a JSON file per endpoint, for the processes of one
+The rules are :class:`~.rules.Rules`, applied to a swappable state: by default a
+:class:`~.statefile.FileState` (a JSON file per endpoint, for the processes of one
 machine), or a Ray actor shared by the nodes of a cluster (``samaudio_data.ray``). This
 module is the sender's side: it sleeps the delays the rules give, holds a slot, and passes
 the gate at the wire.
@@ -52,8 +52,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from ._rules import Halted, Requeue, Rules, State
-from ._statefile import FileState
+from .rules import Halted, Requeue, Rules, State
+from .statefile import FileState
 
 __all__ = ["Halted", "Requeue", "SharedLimits"]
 
@@ -62,7 +62,7 @@ log = logging.getLogger("samaudio_data")
 
 class SharedLimits:
     """Pace, concurrency, 429 back-off, halt and ledgers of one account, shared through a
-    :class:`~._statefile.FileState` in ``directory``, or the state ``coordinator`` gives
+    :class:`~.statefile.FileState` in ``directory``, or the state ``coordinator`` gives
     for ``account`` (an identity of endpoint and key, never the key)."""
 
     def __init__(self, directory, *, max_concurrency: int = 16,
@@ -131,7 +131,7 @@ class SharedLimits:
         moments are slept without any lock, so that nothing stands between the exact time
         and the request. A fatal error recorded since ``started`` raises :class:`Halted`,
         and a 429 back-off that began after the turn was granted raises :class:`Requeue`
-        (nothing is sent either way). Leaving records the send. See :mod:`._wire`.
+        (nothing is sent either way). Leaving records the send. See :mod:`.._net.wire`.
         """
         token = f"{id(self)}-{threading.get_ident()}-{random.random()}"
         while True:
@@ -157,7 +157,7 @@ class SharedLimits:
 
     def record_announced(self, limit: Optional[float], remaining: Optional[float],
                          reset: Optional[float]) -> None:
-        """The provider's ``x-ratelimit-*`` figures (see :func:`._retry.rate_limit_headers`)."""
+        """The provider's ``x-ratelimit-*`` figures (see :func:`samaudio_data._net.retry.rate_limit_headers`)."""
         if limit is not None or remaining is not None:
             self._apply("announced", limit, remaining, reset)
 

@@ -1,6 +1,6 @@
 """A small JSON document shared by the threads and processes of one machine.
 
-:class:`FileState` is the shared limits' state for one machine (see :mod:`._rules`): it
+:class:`FileState` is the shared limits' state for one machine (see :mod:`.rules`): it
 applies a rule to the document of ``state.json`` under its lock, with this machine's clock,
 and hands out in-flight slots as file locks (``slot-<i>.lock``), which the operating system
 frees when a process dies.
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional
 
-from ._files import file_lock
+from .files import file_lock
 
 log = logging.getLogger("samaudio_data")
 
@@ -115,7 +115,7 @@ class FileState:
     """The shared limits' document in ``directory/state.json``, for one machine.
 
     >>> import tempfile
-    >>> from samaudio_data._rules import Rules
+    >>> from samaudio_data._state.rules import Rules
     >>> rules = Rules(requests_per_minute=60)
     >>> st = FileState(tempfile.mkdtemp(), rules)
     >>> st.apply("spend", "run", 0.5, 1.0), st.apply("ledger", "run")
