@@ -271,7 +271,8 @@ class LocalEndpoint:
         ``request_bytes`` (body sizes of model POSTs), ``last_request`` (the last JSON body
         with ``audio`` replaced by its length; None if not JSON), ``last_upload``
         (``UploadInfo`` of the last decoded upload), ``last_upload_format`` ("WAV", "FLAC",
-        ...) and ``clipped_samples``.
+        ...), ``clipped_samples``, and ``first_request_at`` / ``last_request_at`` (when the
+        first and last model POSTs arrived, ``time.monotonic()`` of the server; None before).
 
         >>> LocalEndpoint().stats["requests"]
         0
