@@ -40,7 +40,6 @@ import time
 import uuid
 
 import numpy as np
-
 from _common import KEY, load_line, verdict
 
 SR = 16000
@@ -56,20 +55,36 @@ def clips(n: int, seed: int):
 def figures(stats: dict, rows: int, rate: float) -> dict:
     span = (stats["last_request_at"] or 0) - (stats["first_request_at"] or 0)
     achieved = (stats["requests"] - 1) / span if span > 0 else float("nan")
-    return {"share": achieved / rate, "429": stats["by_status"].get(429, 0),
-            "paid_per_row": stats["billed"] / rows, "requests": stats["requests"]}
+    return {
+        "share": achieved / rate,
+        "429": stats["by_status"].get(429, 0),
+        "paid_per_row": stats["billed"] / rows,
+        "requests": stats["requests"],
+    }
 
 
 def one_process(per_window: int, rows: int) -> dict:
     from samaudio_data import Client
     from samaudio_data.testing import EndpointProcess
 
-    with EndpointProcess(keys={KEY: None}, rate_limit_per_minute=per_window,
-                         rate_window=WINDOW, rate_limit_burst=1, latency=LATENCY,
-                         send_retry_after="fraction") as ep, \
-            Client(KEY, endpoint=ep.url, requests_per_minute=per_window, rate_window=WINDOW,
-                   cache_dir=tempfile.mkdtemp(prefix="samaudio-scale-"),
-                   progress=False) as client:
+    with (
+        EndpointProcess(
+            keys={KEY: None},
+            rate_limit_per_minute=per_window,
+            rate_window=WINDOW,
+            rate_limit_burst=1,
+            latency=LATENCY,
+            send_retry_after="fraction",
+        ) as ep,
+        Client(
+            KEY,
+            endpoint=ep.url,
+            requests_per_minute=per_window,
+            rate_window=WINDOW,
+            cache_dir=tempfile.mkdtemp(prefix="samaudio-scale-"),
+            progress=False,
+        ) as client,
+    ):
         client.isolate_many(clips(rows, 1), SR, "a man speaking")
         return figures(ep.stats, rows, per_window / WINDOW)
 
@@ -84,24 +99,40 @@ def two_nodes(per_window: int, rows: int) -> dict:
     from samaudio_data.ray import Coordinator, isolate
     from samaudio_data.testing import EndpointProcess
 
-    os.environ["SEGMIND_API_KEY"] = KEY   # the nodes' environment: how workers get the key
+    os.environ["SEGMIND_API_KEY"] = KEY  # the nodes' environment: how workers get the key
     node = {"num_cpus": 2, "object_store_memory": 100 * 2**20}
     cluster = Cluster(initialize_head=True, head_node_args=dict(node, include_dashboard=False))
     cluster.add_node(**node)
     ray.init(address=cluster.address, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
-        with EndpointProcess(keys={KEY: None}, rate_limit_per_minute=per_window,
-                             rate_window=WINDOW, rate_limit_burst=1, latency=LATENCY,
-                             send_retry_after="fraction") as ep:
-            hf = Dataset.from_dict({"audio": [{"bytes": encode_wav(y, SR), "path": None}
-                                              for y in clips(rows, 1)]})
+        with EndpointProcess(
+            keys={KEY: None},
+            rate_limit_per_minute=per_window,
+            rate_window=WINDOW,
+            rate_limit_burst=1,
+            latency=LATENCY,
+            send_retry_after="fraction",
+        ) as ep:
+            hf = Dataset.from_dict(
+                {"audio": [{"bytes": encode_wav(y, SR), "path": None} for y in clips(rows, 1)]}
+            )
             ds = ray.data.from_huggingface(hf.cast_column("audio", Audio(decode=False)))
-            client = Client(endpoint=ep.url, requests_per_minute=per_window,
-                            rate_window=WINDOW, progress=False,
-                            cache_dir=tempfile.mkdtemp(prefix="samaudio-scale-"))
-            out = isolate(ds.repartition(8), "a man speaking", client=client, batch_size=8,
-                          concurrency=2, coordinator=Coordinator(f"bench-{uuid.uuid4().hex}"))
+            client = Client(
+                endpoint=ep.url,
+                requests_per_minute=per_window,
+                rate_window=WINDOW,
+                progress=False,
+                cache_dir=tempfile.mkdtemp(prefix="samaudio-scale-"),
+            )
+            out = isolate(
+                ds.repartition(8),
+                "a man speaking",
+                client=client,
+                batch_size=8,
+                concurrency=2,
+                coordinator=Coordinator(f"bench-{uuid.uuid4().hex}"),
+            )
             n = out.count()
             assert n == rows, n
             return figures(ep.stats, rows, per_window / WINDOW)
@@ -113,13 +144,19 @@ def two_nodes(per_window: int, rows: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="40 rows instead of 120")
-    ap.add_argument("--per-window", type=int, default=10,
-                    help="requests per 2.5 s window (default 10: 4 requests/s)")
+    ap.add_argument(
+        "--per-window",
+        type=int,
+        default=10,
+        help="requests per 2.5 s window (default 10: 4 requests/s)",
+    )
     args = ap.parse_args()
     rows = 40 if args.quick else 120
-    print(f"{rows} rows, limit {args.per_window} per {WINDOW} s "
-          f"({args.per_window / WINDOW:g} requests/s, token bucket of burst 1), "
-          f"{LATENCY} s per call")
+    print(
+        f"{rows} rows, limit {args.per_window} per {WINDOW} s "
+        f"({args.per_window / WINDOW:g} requests/s, token bucket of burst 1), "
+        f"{LATENCY} s per call"
+    )
     t0 = time.perf_counter()
     base = one_process(args.per_window, rows)
     t1 = time.perf_counter()
@@ -127,13 +164,20 @@ def main() -> None:
     t2 = time.perf_counter()
     print(f"{'':14} {'share of limit':>15} {'429s':>6} {'paid/row':>9} {'wall s':>8}")
     for name, f, wall in (("one process", base, t1 - t0), ("two nodes", cluster, t2 - t1)):
-        print(f"{name:14} {f['share']:>15.3f} {f['429']:>6d} {f['paid_per_row']:>9.2f} "
-              f"{wall:>8.1f}")
+        print(
+            f"{name:14} {f['share']:>15.3f} {f['429']:>6d} {f['paid_per_row']:>9.2f} {wall:>8.1f}"
+        )
     ratio = cluster["share"] / base["share"]
-    ok = (cluster["429"] == base["429"] == 0 and cluster["paid_per_row"] == 1.0
-          and base["paid_per_row"] == 1.0 and ratio >= 0.95)
-    print(f"two nodes / one process (share of the limit): {ratio:.3f}x  "
-          f"[{verdict(ok)}: 0 429s, 1.00 paid per row, >= 0.95x]")
+    ok = (
+        cluster["429"] == base["429"] == 0
+        and cluster["paid_per_row"] == 1.0
+        and base["paid_per_row"] == 1.0
+        and ratio >= 0.95
+    )
+    print(
+        f"two nodes / one process (share of the limit): {ratio:.3f}x  "
+        f"[{verdict(ok)}: 0 429s, 1.00 paid per row, >= 0.95x]"
+    )
     print("(wall time of the cluster run includes starting it and its actors)")
     print(load_line())
 

@@ -2,9 +2,9 @@
 process of its own (a token bucket of burst 1: any two requests closer than the stated
 interval get a 429) and a real S3 server (moto's, on 127.0.0.1).
 
-One cluster for the module (~5 s to start, ~1.2 GB; two logical CPUs per node, so that
-a reading task of one CPU still fits beside an actor reserving 0.01): the key and the S3 settings reach its
-workers only through their environment, as on a real cluster.
+One cluster for the module (~5 s to start, ~1.2 GB; two logical CPUs per node, so that a
+reading task of one CPU still fits beside an actor reserving 0.01): the key and the S3
+settings reach its workers only through their environment, as on a real cluster.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 ray = pytest.importorskip(
-    "ray", reason="the Ray extra (pip install samaudio-data[ray]) is not installed here")
+    "ray", reason="the Ray extra (pip install samaudio-data[ray]) is not installed here"
+)
 pytest.importorskip("ray.data", reason="ray[data] is not installed here")
 pytest.importorskip("s3fs", reason="the Ray extra's s3fs is not installed here")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed here")
@@ -33,9 +34,9 @@ from samaudio_data.audio import encode_wav  # noqa: E402
 from samaudio_data.ray import Coordinator, IsolateBatches, isolate  # noqa: E402
 from samaudio_data.testing import EndpointProcess  # noqa: E402
 
-KEY = f"sk-raytest-{uuid.uuid4().hex}"     # found nowhere Ray writes, or the test fails
+KEY = f"sk-raytest-{uuid.uuid4().hex}"  # found nowhere Ray writes, or the test fails
 WINDOW = 2.0
-PER_WINDOW = 8                             # 4 requests/s, burst 1
+PER_WINDOW = 8  # 4 requests/s, burst 1
 LATENCY = 0.3
 PRICE = 0.062
 SR = 16000
@@ -49,8 +50,12 @@ def s3():
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
-    yield {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
+    yield {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }
     server.stop()
 
 
@@ -58,14 +63,23 @@ def s3():
 def cluster(s3, tmp_path_factory):
     """A head and a worker node; their processes inherit this environment (the key)."""
     saved = dict(os.environ)
-    os.environ.update(s3, SEGMIND_API_KEY=KEY, RAY_DATA_DISABLE_PROGRESS_BARS="1",
-                      SAMAUDIO_CACHE_DIR=str(tmp_path_factory.mktemp("local-cache")))
+    os.environ.update(
+        s3,
+        SEGMIND_API_KEY=KEY,
+        RAY_DATA_DISABLE_PROGRESS_BARS="1",
+        SAMAUDIO_CACHE_DIR=str(tmp_path_factory.mktemp("local-cache")),
+    )
     node = {"num_cpus": 2, "object_store_memory": 100 * 2**20}
     # a lost node is noticed within ~1.5 s (not the default ~15 s)
-    fast = {"health_check_period_ms": 500, "health_check_failure_threshold": 3,
-            "health_check_initial_delay_ms": 500}
-    c = Cluster(initialize_head=True, head_node_args=dict(node, include_dashboard=False,
-                                                          _system_config=fast))
+    fast = {
+        "health_check_period_ms": 500,
+        "health_check_failure_threshold": 3,
+        "health_check_initial_delay_ms": 500,
+    }
+    c = Cluster(
+        initialize_head=True,
+        head_node_args=dict(node, include_dashboard=False, _system_config=fast),
+    )
     c.add_node(**node)
     ray.init(address=c.address, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -78,9 +92,14 @@ def cluster(s3, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(cluster):
-    with EndpointProcess(keys={KEY: None}, rate_limit_per_minute=PER_WINDOW,
-                         rate_window=WINDOW, rate_limit_burst=1, latency=LATENCY,
-                         send_retry_after="fraction") as ep:
+    with EndpointProcess(
+        keys={KEY: None},
+        rate_limit_per_minute=PER_WINDOW,
+        rate_window=WINDOW,
+        rate_limit_burst=1,
+        latency=LATENCY,
+        send_retry_after="fraction",
+    ) as ep:
         yield ep
 
 
@@ -91,22 +110,37 @@ def clips(n: int, seed: int):
 
 def hf_rows(n: int, seed: int):
     """A Ray Dataset as ray.data.from_huggingface gives it: {"bytes", "path"} structs."""
-    hf = Dataset.from_dict({"audio": [{"bytes": encode_wav(y, SR), "path": f"{i}.wav"}
-                                      for i, y in enumerate(clips(n, seed))],
-                            "row": list(range(n))}).cast_column("audio", Audio(decode=False))
+    hf = Dataset.from_dict(
+        {
+            "audio": [
+                {"bytes": encode_wav(y, SR), "path": f"{i}.wav"}
+                for i, y in enumerate(clips(n, seed))
+            ],
+            "row": list(range(n)),
+        }
+    ).cast_column("audio", Audio(decode=False))
     return ray.data.from_huggingface(hf, override_num_blocks=4)
 
 
 def client(server, cache, **kw):
-    return Client(endpoint=server.url, requests_per_minute=PER_WINDOW, rate_window=WINDOW,
-                  cache_dir=cache, progress=False, backoff_base=0.05, **kw)
+    return Client(
+        endpoint=server.url,
+        requests_per_minute=PER_WINDOW,
+        rate_window=WINDOW,
+        cache_dir=cache,
+        progress=False,
+        backoff_base=0.05,
+        **kw,
+    )
 
 
 def delta(server, before):
     after = server.stats
-    return {"billed": after["billed"] - before["billed"],
-            "429": after["by_status"].get(429, 0) - before["by_status"].get(429, 0),
-            "406": after["by_status"].get(406, 0) - before["by_status"].get(406, 0)}
+    return {
+        "billed": after["billed"] - before["billed"],
+        "429": after["by_status"].get(429, 0) - before["by_status"].get(429, 0),
+        "406": after["by_status"].get(406, 0) - before["by_status"].get(406, 0),
+    }
 
 
 def test_the_stated_rate_holds_across_nodes_and_every_row_is_paid_once(server, tmp_path):
@@ -114,12 +148,14 @@ def test_the_stated_rate_holds_across_nodes_and_every_row_is_paid_once(server, t
     c = client(server, tmp_path / "shared-cache")
     coord = Coordinator(f"t-{uuid.uuid4().hex[:8]}", lease_ttl=5)
     t0 = time.monotonic()
-    rows = isolate(hf_rows(16, 1), "half", client=c, coordinator=coord, batch_size=4,
-                   concurrency=2).take_all()
+    rows = isolate(
+        hf_rows(16, 1), "half", client=c, coordinator=coord, batch_size=4, concurrency=2
+    ).take_all()
     took = time.monotonic() - t0
     assert len(rows) == 16 and all(r["isolated_error"] == "" for r in rows)
-    assert all(abs(r["isolated_target_db"] + 6.02) < 0.5 for r in rows), \
-        [r["isolated_target_db"] for r in rows]                             # "half": -6 dB
+    assert all(abs(r["isolated_target_db"] + 6.02) < 0.5 for r in rows), [
+        r["isolated_target_db"] for r in rows
+    ]  # "half": -6 dB
     assert sorted(r["row"] for r in rows) == list(range(16))
     d = delta(server, before)
     assert d == {"billed": 16, "429": 0, "406": 0}
@@ -147,23 +183,27 @@ def test_read_audio_rows_and_an_s3_cache_shared_by_the_nodes(server, tmp_path):
 
         def __call__(self, batch):
             out = super().__call__(batch)
-            out["node"] = np.array([ray.get_runtime_context().get_node_id()]
-                                   * len(out["isolated_error"]))
+            out["node"] = np.array(
+                [ray.get_runtime_context().get_node_id()] * len(out["isolated_error"])
+            )
             return out
 
     def run():
         ds = ray.data.read_audio(str(folder), override_num_blocks=6)
-        return ds.map_batches(WhereIsolated, batch_format="numpy", batch_size=1,
-                              fn_constructor_kwargs={"description": "speech", "client": c,
-                                                     "keep": "both"},
-                              compute=ray.data.ActorPoolStrategy(size=2),
-                              num_cpus=0.01).take_all()
+        return ds.map_batches(
+            WhereIsolated,
+            batch_format="numpy",
+            batch_size=1,
+            fn_constructor_kwargs={"description": "speech", "client": c, "keep": "both"},
+            compute=ray.data.ActorPoolStrategy(size=2),
+            num_cpus=0.01,
+        ).take_all()
 
     before = server.stats
     rows = run()
     assert len(rows) == 6 and all(r["isolated_error"] == "" for r in rows)
     assert {"isolated", "isolated_residual", "amplitude", "sample_rate"} <= set(rows[0])
-    assert len({r["node"] for r in rows}) == 2          # both nodes sent requests
+    assert len({r["node"] for r in rows}) == 2  # both nodes sent requests
     d = delta(server, before)
     assert d["billed"] == 6 and d["429"] == 0
     assert len(fs.glob(f"{bucket}/samaudio/results/*/*.bin")) == 6
@@ -177,16 +217,29 @@ def test_the_budget_and_the_halt_hold_across_nodes(server, tmp_path):
     c = client(server, tmp_path / "cache")
     before = server.stats
     with pytest.raises(Exception, match="max_cost"):
-        isolate(hf_rows(16, 3), "speech", client=c, max_cost=5 * PRICE, batch_size=2,
-                concurrency=2, coordinator=Coordinator(f"t-{uuid.uuid4().hex[:8]}")).take_all()
+        isolate(
+            hf_rows(16, 3),
+            "speech",
+            client=c,
+            max_cost=5 * PRICE,
+            batch_size=2,
+            concurrency=2,
+            coordinator=Coordinator(f"t-{uuid.uuid4().hex[:8]}"),
+        ).take_all()
     assert delta(server, before)["billed"] == 5
     # out of credits after 3 paid calls: a 406 on one node stops the other too
     server.set_credits(KEY, 3 * PRICE + 0.001)
     try:
         before = server.stats
         with pytest.raises(Exception, match="InsufficientCredits|406"):
-            isolate(hf_rows(16, 4), "speech", client=c, batch_size=2, concurrency=2,
-                    coordinator=Coordinator(f"t-{uuid.uuid4().hex[:8]}")).take_all()
+            isolate(
+                hf_rows(16, 4),
+                "speech",
+                client=c,
+                batch_size=2,
+                concurrency=2,
+                coordinator=Coordinator(f"t-{uuid.uuid4().hex[:8]}"),
+            ).take_all()
         d = delta(server, before)
         assert d["billed"] == 3 and 1 <= d["406"] <= 3
     finally:
@@ -223,9 +276,16 @@ def test_a_node_killed_mid_run_loses_nothing(cluster, server, tmp_path):
 
     def run():
         try:
-            out.extend(isolate(hf_rows(18, 5), "speech", client=c, batch_size=3,
-                               concurrency=3, coordinator=Coordinator(
-                                   f"t-{uuid.uuid4().hex[:8]}", lease_ttl=3)).take_all())
+            out.extend(
+                isolate(
+                    hf_rows(18, 5),
+                    "speech",
+                    client=c,
+                    batch_size=3,
+                    concurrency=3,
+                    coordinator=Coordinator(f"t-{uuid.uuid4().hex[:8]}", lease_ttl=3),
+                ).take_all()
+            )
         except Exception as exc:  # noqa: BLE001 - reported below
             failure.append(exc)
 
@@ -251,7 +311,7 @@ def test_the_key_is_nowhere_ray_writes(cluster, server, tmp_path):
     import cloudpickle
 
     c = client(server, tmp_path / "cache", coordinator=Coordinator("t-key"))
-    assert c.has_key                                  # (from this process's environment)
+    assert c.has_key  # (from this process's environment)
     assert KEY.encode() not in cloudpickle.dumps(IsolateBatches("speech", client=c).isolate)
     # everything Ray wrote for this cluster so far: logs, spilled objects, job and actor data
     session = pathlib.Path(cluster.head_node.get_session_dir_path())

@@ -46,7 +46,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Set
+from typing import Any, Iterator, Optional, Set, Union
 
 import numpy as np
 
@@ -107,14 +107,17 @@ class ResultCache:
     """Answers under ``root/results`` (a directory, or an fsspec URL); see the module
     docstring."""
 
-    def __init__(self, root) -> None:
-        self._fs = None
+    def __init__(self, root: Union[str, Path]) -> None:
+        self._fs: Any = None
+        self.root: Union[str, Path]
+        self._url = ""  # where the results live on shared storage (with _fs)
+        self._results = Path()  # where they live on this machine's disk (without)
         if isinstance(root, str) and "://" in root:
             import fsspec  # (a dependency of datasets)
 
             self.root = root.rstrip("/")
             self._fs, base = fsspec.core.url_to_fs(self.root)
-            self._results = f"{base.rstrip('/')}/results"
+            self._url = f"{base.rstrip('/')}/results"
             tag = hashlib.sha256(self.root.encode()).hexdigest()[:16]
             self._locks = Path(tempfile.gettempdir()) / f"samaudio_data-{_uid()}" / tag
         else:
@@ -126,10 +129,11 @@ class ResultCache:
         self._reported: Set[str] = set()
         self._report_lock = threading.Lock()
 
-    def _path(self, key: str):
-        if self._fs is not None:
-            return f"{self._results}/{key[:2]}/{key}.bin"
+    def _path(self, key: str) -> Path:
         return self._results / key[:2] / f"{key}.bin"
+
+    def _url_of(self, key: str) -> str:
+        return f"{self._url}/{key[:2]}/{key}.bin"
 
     def _damaged(self, key: str, why: str) -> None:
         with self._report_lock:
@@ -137,13 +141,13 @@ class ResultCache:
                 return
             self._reported.add(key)
         log.warning("cache entry %s is unusable (%s); it counts as a miss and the next answer "
-                    "replaces it", self._path(key), why)
+                    "replaces it", self._url_of(key) if self._fs else self._path(key), why)
 
     def _read(self, key: str) -> Optional[bytes]:
         path = self._path(key)
         if self._fs is not None:
             try:
-                return self._fs.cat_file(path)
+                return self._fs.cat_file(self._url_of(key))
             except FileNotFoundError:
                 return None
             except OSError as exc:
@@ -213,7 +217,7 @@ class ResultCache:
             if self._fs is None:
                 atomic_write(self._path(key), blob)
             elif self.get(key) is None:  # shared storage: written once, by whoever first
-                self._fs.pipe_file(self._path(key), blob)
+                self._fs.pipe_file(self._url_of(key), blob)
         except OSError as exc:
             warnings.warn(f"could not write the answer to the cache ({exc}); it is returned, "
                           "but a rerun pays for it again (unless it came through the queue "
@@ -237,7 +241,7 @@ class ResultCache:
 
     def __len__(self) -> int:
         if self._fs is not None:
-            return len(self._fs.glob(f"{self._results}/*/*.bin"))
+            return len(self._fs.glob(f"{self._url}/*/*.bin"))
         return sum(1 for _ in self._results.glob("*/*.bin"))
 
 

@@ -31,25 +31,25 @@ True
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Protocol, Tuple
+from typing import Protocol
 
-SLACK_START = 0.04         # of the window: the spacing's first safety margin
-SLACK_MIN = 0.01           # it never goes below this (99 % of the stated limit) ...
-SLACK_MAX = 0.16           # ... nor above this
-_TIGHTEN = 1.0 / 1000      # the margin shrinks by this share per success ...
+SLACK_START = 0.04  # of the window: the spacing's first safety margin
+SLACK_MIN = 0.01  # it never goes below this (99 % of the stated limit) ...
+SLACK_MAX = 0.16  # ... nor above this
+_TIGHTEN = 1.0 / 1000  # the margin shrinks by this share per success ...
 _FLOOR_DECAY = 1.0 / 5000  # ... down to a floor learned from the last 429, itself decaying
-_WIDEN = 2.0               # a 429 doubles the margin
-_HEADROOM = 1.25           # in flight = rate x latency x headroom + 1
-_START_CONCURRENCY = 2     # with no rate known
-_DECREASE = 0.8            # rate factor kept after a 429
-_RECOVER = 0.02            # rate factor regained per success
+_WIDEN = 2.0  # a 429 doubles the margin
+_HEADROOM = 1.25  # in flight = rate x latency x headroom + 1
+_START_CONCURRENCY = 2  # with no rate known
+_DECREASE = 0.8  # rate factor kept after a 429
+_RECOVER = 0.02  # rate factor regained per success
 _LATENCY_ALPHA = 0.2
-_HISTORY = 256             # send times kept (of the last window)
-LEAD = 0.25                # a turn is granted this share of an interval early ...
-LEAD_MAX = 0.05            # ... at most this many seconds; the gate keeps the exact moment
-LEAVING_MAX = 2.0          # seconds a request may take to leave before the next goes anyway
+_HISTORY = 256  # send times kept (of the last window)
+LEAD = 0.25  # a turn is granted this share of an interval early ...
+LEAD_MAX = 0.05  # ... at most this many seconds; the gate keeps the exact moment
+LEAVING_MAX = 2.0  # seconds a request may take to leave before the next goes anyway
 LEAVING_POLL = 0.001
-CLAIM_AHEAD = 0.003        # the gate is claimed this long before its time
+CLAIM_AHEAD = 0.003  # the gate is claimed this long before its time
 
 
 class Halted(Exception):
@@ -78,22 +78,28 @@ class State(Protocol):
 
     def apply(self, rule: str, *args): ...
 
-    def slot(self, rules: "Rules"): ...
+    def slot(self, rules: Rules): ...
 
 
 class Rules:
     """The rules, for one account's stated settings (small and picklable)."""
 
-    def __init__(self, *, max_concurrency: int = 16,
-                 requests_per_minute: Optional[float] = None,
-                 rate_window: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_concurrency: int = 16,
+        requests_per_minute: float | None = None,
+        rate_window: float = 60.0,
+    ) -> None:
         self.max_concurrency = int(max_concurrency)
         self.requests_per_minute = float(requests_per_minute) if requests_per_minute else None
         self.rate_window = float(rate_window)
 
     def __repr__(self) -> str:
-        return (f"Rules(max_concurrency={self.max_concurrency}, requests_per_minute="
-                f"{self.requests_per_minute}, rate_window={self.rate_window})")
+        return (
+            f"Rules(max_concurrency={self.max_concurrency}, requests_per_minute="
+            f"{self.requests_per_minute}, rate_window={self.rate_window})"
+        )
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Rules) and vars(self) == vars(other)
@@ -103,7 +109,7 @@ class Rules:
 
     # --- derived figures ----------------------------------------------------------------
 
-    def base(self, st: dict) -> Optional[float]:
+    def base(self, st: dict) -> float | None:
         """Requests per window: stated (or a stricter announced one), else learned."""
         announced = st.get("announced_per_window")
         if self.requests_per_minute:
@@ -114,7 +120,7 @@ class Rules:
         """Whether the limit is known (stated, or announced by the provider), not learned."""
         return bool(self.requests_per_minute or st.get("announced_per_window"))
 
-    def rate(self, st: dict) -> Optional[float]:
+    def rate(self, st: dict) -> float | None:
         """Requests per second allowed now (None: no rate known, no pacing)."""
         base = self.base(st)
         if not base:
@@ -137,15 +143,15 @@ class Rules:
         return max(1, min(self.max_concurrency, limit))
 
     @staticmethod
-    def check_halt(st: dict, now: float, since: Optional[float]) -> None:
+    def check_halt(st: dict, now: float, since: float | None) -> None:
         """Raise :class:`Halted` if a fatal error came after the operation began."""
         h = st.get("halt")
         if since is not None and h and h["time"] >= now - since:
             raise Halted(h)
 
-    def _recent(self, times: List[float], now: float) -> List[float]:
+    def _recent(self, times: list[float], now: float) -> list[float]:
         cutoff = now - self.rate_window
-        return [t for t in times[-_HISTORY + 1:] if t > cutoff] + [now]
+        return [t for t in times[-_HISTORY + 1 :] if t > cutoff] + [now]
 
     # --- the pace -------------------------------------------------------------------------
 
@@ -153,8 +159,9 @@ class Rules:
         """The in-flight limit now."""
         return self.concurrency(st)
 
-    def turn(self, st: dict, now: float, since: Optional[float],
-             mine: Optional[float]) -> Tuple[float, Optional[float]]:
+    def turn(
+        self, st: dict, now: float, since: float | None, mine: float | None
+    ) -> tuple[float, float | None]:
         """A sender's turn: ``(seconds to wait, its reserved time)``; pass the reserved time
         back on the next call. Each sender reserves one interval after the previous
         reservation, so waiters leave one at a time, and is let go a little early (a
@@ -174,8 +181,9 @@ class Rules:
             at = max(now, earliest)
         return max(0.0, at - lead - now), mine
 
-    def claim_gate(self, st: dict, now: float, since: Optional[float],
-                   token: str) -> Tuple[bool, float]:
+    def claim_gate(
+        self, st: dict, now: float, since: float | None, token: str
+    ) -> tuple[bool, float]:
         """``(claimed, seconds)``: the gate is this sender's and it leaves in ``seconds``,
         or it asks again after ``seconds``. Raises :class:`Halted` or :class:`Requeue`."""
         self.check_halt(st, now, since)
@@ -194,7 +202,7 @@ class Rules:
             return True, max(0.0, at - now)
         return False, at - CLAIM_AHEAD - now
 
-    def left(self, st: dict, now: float, token: Optional[str]) -> None:
+    def left(self, st: dict, now: float, token: str | None) -> None:
         """A request's first bytes are out: the gate is free, the send recorded."""
         if token is not None and (st.get("leaving") or {}).get("id") == token:
             del st["leaving"]
@@ -208,8 +216,9 @@ class Rules:
         """A request succeeded after ``latency`` s: learn it, recover the rate, and tighten
         the spacing's margin (not below the last one that met a 429)."""
         old = st.get("latency")
-        st["latency"] = latency if old is None else \
-            (1 - _LATENCY_ALPHA) * old + _LATENCY_ALPHA * latency
+        st["latency"] = (
+            latency if old is None else (1 - _LATENCY_ALPHA) * old + _LATENCY_ALPHA * latency
+        )
         st["rate_factor"] = min(1.0, st.get("rate_factor", 1.0) + _RECOVER)
         floor = st.get("slack_floor", SLACK_MIN)
         st["slack"] = max(floor, st.get("slack", SLACK_START) * (1 - _TIGHTEN))
@@ -217,9 +226,9 @@ class Rules:
         if not self.stated(st):
             limit = float(st.get("window_limit", _START_CONCURRENCY))
             if "learned_per_window" in st:  # after a 429: one more per round, and
-                limit += 1.0 / limit         # the learned rate probed slowly upwards
+                limit += 1.0 / limit  # the learned rate probed slowly upwards
                 st["learned_per_window"] *= 1.0 + _RECOVER / 4
-            else:                            # before any: slow start, doubling per round
+            else:  # before any: slow start, doubling per round
                 limit += 1.0
             st["window_limit"] = min(float(self.max_concurrency), limit)
 
@@ -239,8 +248,9 @@ class Rules:
             # what the account accepted over the last window: the requests that left in it
             # but this one, scaled to a window when the run is younger than one
             sent = [t for t in st.get("sent", []) if t > now - self.rate_window]
-            span = min(self.rate_window, max(now - st.get("first_send", now),
-                                             self.rate_window / 10))
+            span = min(
+                self.rate_window, max(now - st.get("first_send", now), self.rate_window / 10)
+            )
             accepted = max(1.0, (len(sent) - 1) * self.rate_window / span * _DECREASE)
             known = st.get("learned_per_window")
             st["learned_per_window"] = accepted if known is None else min(known, accepted)
@@ -248,26 +258,31 @@ class Rules:
         else:
             st["rate_factor"] = max(0.2, st.get("rate_factor", 1.0) * _DECREASE)
 
-    def announced(self, st: dict, now: float, limit: Optional[float],
-                  remaining: Optional[float], reset: Optional[float]) -> None:
+    def announced(
+        self,
+        st: dict,
+        now: float,
+        limit: float | None,
+        remaining: float | None,
+        reset: float | None,
+    ) -> None:
         """The provider's ``x-ratelimit-*`` headers: its limit per window, what is left of
         it and when it resets. Nothing left means nobody sends before the reset."""
         if limit is not None and limit >= 1:
             st["announced_per_window"] = float(limit)
         if remaining is not None and remaining < 1 and reset is not None and reset > 0:
-            st["backoff_until"] = max(st.get("backoff_until", 0.0),
-                                      now + min(reset, self.rate_window))
+            st["backoff_until"] = max(
+                st.get("backoff_until", 0.0), now + min(reset, self.rate_window)
+            )
             st["next_send"] = max(st.get("next_send", 0.0), st["backoff_until"])
 
-    def halt(self, st: dict, now: float, status: Optional[int], kind: str,
-             message: str) -> None:
+    def halt(self, st: dict, now: float, status: int | None, kind: str, message: str) -> None:
         """A fatal error: operations that began before now must stop."""
         st["halt"] = {"time": now, "status": status, "kind": kind, "message": message}
 
     # --- money ----------------------------------------------------------------------------
 
-    def spend(self, st: dict, now: float, ledger: str, amount: float,
-              cap: Optional[float]) -> bool:
+    def spend(self, st: dict, now: float, ledger: str, amount: float, cap: float | None) -> bool:
         """Add ``amount`` to ``ledger`` unless that would pass ``cap``; True if added."""
         ledgers = st.setdefault("ledgers", {})
         total = ledgers.get(ledger, 0.0) + amount
@@ -292,7 +307,7 @@ class Rules:
         st["leases"] = leases
         return taken
 
-    def renew(self, st: dict, now: float, leases: List[str], ttl: float) -> None:
+    def renew(self, st: dict, now: float, leases: list[str], ttl: float) -> None:
         """Extend the leases still held (an expired one is gone: its slot was given away)."""
         held = st.get("leases", {})
         for k in leases:

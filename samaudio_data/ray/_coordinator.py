@@ -33,25 +33,25 @@ import threading
 import time
 import uuid
 import weakref
-from typing import Dict, Iterator, List, Set, Tuple
+from collections.abc import Iterator
 
 from .._state.rules import Halted, Requeue, Rules
 
 NAMESPACE = "samaudio_data"
-_LEASE_WAIT = 1.0          # seconds one lease request waits at the actor before asking again
+_LEASE_WAIT = 1.0  # seconds one lease request waits at the actor before asking again
 
 
 class CoordinatorActor:
     """The actor's body: one document per account, the rules applied on the actor's clock."""
 
     def __init__(self) -> None:
-        self._docs: Dict[str, dict] = {}
-        self._freed = None  # an asyncio.Event, created in the actor's loop
+        self._docs: dict[str, dict] = {}
+        self._freed: asyncio.Event | None = None  # created in the actor's loop
 
     def _doc(self, account: str) -> dict:
         return self._docs.setdefault(account, {})
 
-    async def apply(self, account: str, rules: Rules, rule: str, args: tuple) -> Tuple[str, object]:
+    async def apply(self, account: str, rules: Rules, rule: str, args: tuple) -> tuple[str, object]:
         """``("ok", result)`` or ``("raise", exc)`` for :class:`Halted` / :class:`Requeue`."""
         try:
             result = getattr(rules, rule)(self._doc(account), time.time(), *args)
@@ -61,11 +61,11 @@ class CoordinatorActor:
             self._freed.set()
         return "ok", result
 
-    async def lease(self, account: str, rules: Rules, lease: str, ttl: float,
-                    wait: float) -> bool:
+    async def lease(self, account: str, rules: Rules, lease: str, ttl: float, wait: float) -> bool:
         """Take a slot for ``lease``, waiting up to ``wait`` s for one to be free."""
         if self._freed is None:
             self._freed = asyncio.Event()
+        freed = self._freed
         end = time.monotonic() + wait
         while True:
             if rules.lease(self._doc(account), time.time(), lease, ttl):
@@ -73,9 +73,9 @@ class CoordinatorActor:
             left = end - time.monotonic()
             if left <= 0:
                 return False
-            self._freed.clear()
+            freed.clear()
             with contextlib.suppress(asyncio.TimeoutError):  # expiries free slots too
-                await asyncio.wait_for(self._freed.wait(), timeout=min(left, 0.25))
+                await asyncio.wait_for(freed.wait(), timeout=min(left, 0.25))
 
     async def ping(self) -> str:
         return "ok"
@@ -97,8 +97,10 @@ class Coordinator:
         return f"Coordinator(name={self.name!r}, lease_ttl={self.lease_ttl})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Coordinator) and (self.name, self.lease_ttl) == \
-            (other.name, other.lease_ttl)
+        return isinstance(other, Coordinator) and (self.name, self.lease_ttl) == (
+            other.name,
+            other.lease_ttl,
+        )
 
     def __hash__(self) -> int:
         return hash((self.name, self.lease_ttl))
@@ -113,12 +115,22 @@ class Coordinator:
         except ValueError:
             pass
         here = ray.get_runtime_context().get_node_id()
-        return ray.remote(CoordinatorActor).options(
-            name=self.name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
-            num_cpus=0, max_concurrency=1000, max_restarts=-1,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
+        return (
+            ray.remote(CoordinatorActor)
+            .options(
+                name=self.name,
+                namespace=NAMESPACE,
+                get_if_exists=True,
+                lifetime="detached",
+                num_cpus=0,
+                max_concurrency=1000,
+                max_restarts=-1,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
+            )
+            .remote()
+        )
 
-    def state(self, account: str, rules: Rules) -> "ActorState":
+    def state(self, account: str, rules: Rules) -> ActorState:
         """The shared limits' state of ``account`` (see ``samaudio_data._state.rules.State``)."""
         return ActorState(self, account, rules)
 
@@ -159,8 +171,9 @@ class ActorState:
 
         lease = uuid.uuid4().hex
         ttl = self.coordinator.lease_ttl
-        while not ray.get(self._handle().lease.remote(self.account, rules, lease, ttl,
-                                                      _LEASE_WAIT)):
+        while not ray.get(
+            self._handle().lease.remote(self.account, rules, lease, ttl, _LEASE_WAIT)
+        ):
             pass
         _Renewer.get().add(self, lease)
         try:
@@ -177,15 +190,15 @@ class _Renewer:
     _guard = threading.Lock()
 
     def __init__(self) -> None:
-        self._held: "weakref.WeakKeyDictionary[ActorState, Set[str]]" = \
-            weakref.WeakKeyDictionary()
+        self._held: weakref.WeakKeyDictionary[ActorState, set[str]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="samaudio-lease-renewer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="samaudio-lease-renewer", daemon=True
+        )
         self._thread.start()
 
     @classmethod
-    def get(cls) -> "_Renewer":
+    def get(cls) -> _Renewer:
         with cls._guard:
             if cls._instance is None:
                 cls._instance = cls()
@@ -202,8 +215,9 @@ class _Renewer:
     def _run(self) -> None:
         while True:
             with self._lock:
-                work: List[Tuple[ActorState, List[str]]] = [
-                    (st, sorted(ls)) for st, ls in self._held.items() if ls]
+                work: list[tuple[ActorState, list[str]]] = [
+                    (st, sorted(ls)) for st, ls in self._held.items() if ls
+                ]
             ttl = min([st.coordinator.lease_ttl for st, _ in work] or [30.0])
             for st, leases in work:
                 with contextlib.suppress(Exception):  # the actor restarting: next round

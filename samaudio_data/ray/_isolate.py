@@ -16,7 +16,7 @@ Values read: the column's ``{"bytes", "path"}`` structs (``ray.data.from_hugging
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..hf import Isolate
 from ._coordinator import Coordinator
 
 DEFAULT_CONCURRENCY = 4
-ACTOR_CPUS = 0.01          # network-bound: never starve the readers and decoders
+ACTOR_CPUS = 0.01  # network-bound: never starve the readers and decoders
 
 
 class IsolateBatches:
@@ -58,8 +58,9 @@ class IsolateBatches:
     (-6.0, '')
     """
 
-    def __init__(self, description: str, *, client: Optional[Client] = None,
-                 run: Optional[str] = None, **options) -> None:
+    def __init__(
+        self, description: str, *, client: Client | None = None, run: str | None = None, **options
+    ) -> None:
         if client is None:
             client = Client(progress=False)
         if not client.has_key:
@@ -67,11 +68,12 @@ class IsolateBatches:
                 "no API key in this Ray worker: the key reaches workers through their "
                 "environment. Export SEGMIND_API_KEY on every node before `ray start` (or in "
                 "the cluster's secret store); it is never sent inside a task or a Ray object. "
-                "Nothing was sent.")
+                "Nothing was sent."
+            )
         ledger = f"max_cost:ray:{run}" if run else None
         self.isolate = Isolate(description, client=client, budget_ledger=ledger, **options)
 
-    def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         fn = self.isolate
         values = _values(batch, fn.column)
         out = fn({fn.column: values})
@@ -81,17 +83,20 @@ class IsolateBatches:
         return result
 
 
-def _values(batch: Dict[str, Any], column: str) -> List[Any]:
+def _values(batch: dict[str, Any], column: str) -> list[Any]:
     """The audio values of a batch: the column's, else read_audio's amplitude and rate."""
     if column in batch:
         return [_plain(v) for v in batch[column]]
     if "amplitude" in batch and "sample_rate" in batch:
-        return [{"array": np.asarray(a), "sampling_rate": int(sr)}
-                for a, sr in zip(batch["amplitude"], batch["sample_rate"])]
+        return [
+            {"array": np.asarray(a), "sampling_rate": int(sr)}
+            for a, sr in zip(batch["amplitude"], batch["sample_rate"], strict=True)
+        ]
     raise errors.InvalidRequestError(
         f"the dataset has no column {column!r} (it has {list(batch)}) and no "
         "'amplitude'/'sample_rate' columns (ray.data.read_audio); pass column= naming the "
-        "audio column.")
+        "audio column."
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -105,7 +110,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _array(column: List[Any]) -> np.ndarray:
+def _array(column: list[Any]) -> np.ndarray:
     if column and isinstance(column[0], dict):
         arr = np.empty(len(column), dtype=object)
         arr[:] = column
@@ -113,10 +118,17 @@ def _array(column: List[Any]) -> np.ndarray:
     return np.asarray(column)
 
 
-def isolate(ds, description: str, *, client: Optional[Client] = None,
-            coordinator: Optional[Coordinator] = None, batch_size: int = 64,
-            concurrency: int = DEFAULT_CONCURRENCY, num_cpus: float = ACTOR_CPUS,
-            **options):
+def isolate(
+    ds,
+    description: str,
+    *,
+    client: Client | None = None,
+    coordinator: Coordinator | None = None,
+    batch_size: int = 64,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    num_cpus: float = ACTOR_CPUS,
+    **options,
+):
     """Isolate ``description`` in every row of the Ray Dataset ``ds``; a new Dataset.
 
     The same columns and options as :func:`samaudio_data.isolate` (``column``,
@@ -154,10 +166,15 @@ def isolate(ds, description: str, *, client: Optional[Client] = None,
     worker_client = _with_coordinator(client, coordinator)
     Isolate(description, client=worker_client, **options)  # bad options fail here, now
     return ds.map_batches(
-        IsolateBatches, batch_format="numpy", batch_size=batch_size,
-        fn_constructor_kwargs=dict(options, description=description, client=worker_client,
-                                   run=uuid.uuid4().hex),
-        compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=num_cpus)
+        IsolateBatches,
+        batch_format="numpy",
+        batch_size=batch_size,
+        fn_constructor_kwargs=dict(
+            options, description=description, client=worker_client, run=uuid.uuid4().hex
+        ),
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        num_cpus=num_cpus,
+    )
 
 
 def _with_coordinator(client: Client, coordinator: Coordinator) -> Client:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-from typing import Any, Optional
+from typing import Any
 
 
 def _serve(conn, settings: dict) -> None:
@@ -73,11 +73,11 @@ class EndpointProcess:
         """The server's counters (see :attr:`LocalEndpoint.stats`)."""
         return self._call("stats")
 
-    def credits(self, key: str) -> Optional[float]:
+    def credits(self, key: str) -> float | None:
         """Dollars left on ``key`` (None: unlimited)."""
         return self._call("credits", key)
 
-    def set_credits(self, key: str, credits: Optional[float]) -> None:
+    def set_credits(self, key: str, credits: float | None) -> None:
         """Set ``key``'s credits (0 makes the next paid call a 406)."""
         self._call("set_credits", key, credits)
 
@@ -102,7 +102,7 @@ class EndpointProcess:
             if self._proc.is_alive():
                 self._proc.kill()
 
-    def __enter__(self) -> "EndpointProcess":
+    def __enter__(self) -> EndpointProcess:
         return self
 
     def __exit__(self, *exc) -> None:
