@@ -36,6 +36,7 @@ from typing import Protocol
 SLACK_START = 0.04  # of the window: the spacing's first safety margin
 SLACK_MIN = 0.01  # it never goes below this (99 % of the stated limit) ...
 SLACK_MAX = 0.16  # ... nor above this
+MARGIN_MIN = 0.002  # seconds: network jitter is absolute (at 20 requests/s, 4 % is 2 ms)
 _TIGHTEN = 1.0 / 1000  # the margin shrinks by this share per success ...
 _FLOOR_DECAY = 1.0 / 5000  # ... down to a floor learned from the last 429, itself decaying
 _WIDEN = 2.0  # a 429 doubles the margin
@@ -125,8 +126,8 @@ class Rules:
         base = self.base(st)
         if not base:
             return None
-        window = self.rate_window * (1.0 + st.get("slack", SLACK_START))
-        return base / window * st.get("rate_factor", 1.0)
+        ideal = self.rate_window / (base * st.get("rate_factor", 1.0))  # seconds apart
+        return 1.0 / max(ideal * (1.0 + st.get("slack", SLACK_START)), ideal + MARGIN_MIN)
 
     def concurrency(self, st: dict) -> int:
         """In flight allowed now: Little's law from rate and latency, else the AIMD window."""
