@@ -125,6 +125,7 @@ class Coordinator:
                 num_cpus=0,
                 max_concurrency=1000,
                 max_restarts=-1,
+                max_task_retries=-1,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True),
             )
             .remote()
