@@ -10,17 +10,7 @@ from conftest import KEY
 from samaudio_data import Client
 from samaudio_data._net.queue import PollSchedule
 from samaudio_data._state.limits import SharedLimits
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
+from samaudio_data.testing import FakeClock
 
 
 def gap(lim, t) -> float:
@@ -29,13 +19,13 @@ def gap(lim, t) -> float:
     for _ in range(2):
         lim.wait_turn()
         with lim.gate():
-            times.append(t.now)
+            times.append(t())
     return times[1] - times[0]
 
 
 def test_the_margin_tightens_without_429s_and_widens_on_one(tmp_path):
-    t = FakeTime()
-    lim = SharedLimits(tmp_path, requests_per_minute=60, sleep=t.sleep, clock=t.clock)
+    t = FakeClock(start=1e6)  # moves only when the limits sleep
+    lim = SharedLimits(tmp_path, requests_per_minute=60, sleep=t.advance, clock=t)
     assert gap(lim, t) == pytest.approx(1.04)  # today's 4 % to start with
     for _ in range(3000):  # a long run without a 429
         lim.record_success(1.0)
@@ -51,15 +41,15 @@ def test_the_margin_tightens_without_429s_and_widens_on_one(tmp_path):
 
 
 def test_limits_the_provider_announces_are_kept(tmp_path):
-    t = FakeTime()
-    lim = SharedLimits(tmp_path, rate_window=60.0, sleep=t.sleep, clock=t.clock)
+    t = FakeClock(start=1e6)
+    lim = SharedLimits(tmp_path, rate_window=60.0, sleep=t.advance, clock=t)
     assert lim.snapshot()["rate_per_minute"] is None  # nothing stated, nothing known
     lim.record_announced(50.0, 10.0, 30.0)  # x-ratelimit-limit: 50 ...
     assert lim.snapshot()["rate_per_minute"] == pytest.approx(50)
     lim.record_announced(None, 0.0, 12.5)  # ... none left for 12.5 s
-    start = t.now
+    start = t()
     lim.wait_turn()
-    assert t.now - start >= 12.4  # (a turn is let go 50 ms early)
+    assert t() - start >= 12.4  # (a turn is let go 50 ms early)
 
 
 def test_a_client_keeps_to_the_announced_limit_without_a_429(make_endpoint, tmp_path):
