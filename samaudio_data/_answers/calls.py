@@ -221,7 +221,7 @@ class Caller:
                 with departing(self._leaving(started, count=not resuming)):
                     content, headers, _ = self.exchange.send(body, cache_key=key,
                                                              max_bytes=max_bytes,
-                                                             on_submit=self._note_headers)
+                                                             on_submit=self.note_headers)
                 # a sync 200 is billed, whatever it holds; so is a queued request that
                 # completed (counted once, when its result arrives)
                 if inherited:  # collected, paid by the run that was interrupted
@@ -229,7 +229,7 @@ class Caller:
                 else:
                     billed = self.price_per_call
                     self.usage.record(billed=1, cost=billed)
-                self._note_headers(headers)
+                self.note_headers(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = _validate(data, fmt, piece)
             except Halted as stop:  # stopped at the gate: nothing was sent
@@ -243,7 +243,7 @@ class Caller:
                 wait = self.policy.rate_limit_wait(exc)
                 self.limits.record_rate_limited(wait + random.uniform(0, 0.05 * max(wait, 1.0)))
                 if exc.response is not None:  # (after: a fresh 429 must count as one)
-                    self._note_headers(exc.response.headers)
+                    self.note_headers(exc.response.headers)
                 self.usage.record(rate_limited=1)
                 log.info("rate limited (429); every sender waits %.1f s", wait)
                 raise
@@ -302,7 +302,7 @@ class Caller:
             budget.refund(self.price_per_call)
             held["reserved"] = False
 
-    def _note_headers(self, headers: dict) -> None:
+    def note_headers(self, headers: dict) -> None:
         """What a paid answer's (or a 429's) headers announce: the provider's own credits
         figure, and its rate limit (``x-ratelimit-*``), which every sender then keeps to."""
         self.limits.record_announced(*rate_limit_headers(headers))
