@@ -26,9 +26,11 @@ server.
 
 The rules are :class:`~.rules.Rules`, applied to a swappable state: by default a
 :class:`~.statefile.FileState` (a JSON file per endpoint, for the processes of one
-machine), or a Ray actor shared by the nodes of a cluster (``samaudio_data.ray``). This
-module is the sender's side: it sleeps the delays the rules give, holds a slot, and passes
-the gate at the wire.
+machine), or a Ray actor shared by the nodes of a cluster (``samaudio_data.ray``). Every
+read of the state is checked and bounded by :func:`~.limitstate.sanitize` (types, ranges,
+deadlines clamped so that a clock step or a damaged file never stalls a run). This module
+is the sender's side: it sleeps the delays the rules give, holds a slot, and passes the
+gate at the wire.
 
 Example
 -------
@@ -67,12 +69,14 @@ class SharedLimits:
 
     def __init__(self, directory, *, max_concurrency: int = 16,
                  requests_per_minute: Optional[float] = None, rate_window: float = 60.0,
+                 retry_after_max: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.time,
                  coordinator=None, account: str = "") -> None:
         self.directory = Path(directory)
         self.rules = Rules(max_concurrency=max_concurrency,
-                           requests_per_minute=requests_per_minute, rate_window=rate_window)
+                           requests_per_minute=requests_per_minute, rate_window=rate_window,
+                           retry_after_max=retry_after_max)
         self.max_concurrency = self.rules.max_concurrency
         self.requests_per_minute = self.rules.requests_per_minute
         self.rate_window = self.rules.rate_window
@@ -157,7 +161,8 @@ class SharedLimits:
 
     def record_announced(self, limit: Optional[float], remaining: Optional[float],
                          reset: Optional[float]) -> None:
-        """The provider's ``x-ratelimit-*`` figures (see :func:`samaudio_data._net.retry.rate_limit_headers`)."""
+        """The provider's ``x-ratelimit-*`` figures (see
+        :func:`samaudio_data._net.retry.rate_limit_headers`)."""
         if limit is not None or remaining is not None:
             self._apply("announced", limit, remaining, reset)
 

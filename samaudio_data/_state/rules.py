@@ -33,15 +33,17 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+from .limitstate import SLACK_RANGE, Bounds, sanitize
+
 SLACK_START = 0.04  # of the window: the spacing's first safety margin
-SLACK_MIN = 0.01  # it never goes below this (99 % of the stated limit) ...
-SLACK_MAX = 0.16  # ... nor above this
+SLACK_MIN, SLACK_MAX = SLACK_RANGE  # never below 1 % (99 % of the stated limit), nor above 16 %
 MARGIN_MIN = 0.002  # seconds: network jitter is absolute (at 20 requests/s, 4 % is 2 ms)
 _TIGHTEN = 1.0 / 1000  # the margin shrinks by this share per success ...
 _FLOOR_DECAY = 1.0 / 5000  # ... down to a floor learned from the last 429, itself decaying
 _WIDEN = 2.0  # a 429 doubles the margin
 _HEADROOM = 1.25  # in flight = rate x latency x headroom + 1
 _START_CONCURRENCY = 2  # with no rate known
+_FLOOR_PER_MINUTE = 5.0  # the slowest plan's rate: a 429 teaches no less, unless they go on
 _DECREASE = 0.8  # rate factor kept after a 429
 _RECOVER = 0.02  # rate factor regained per success
 _LATENCY_ALPHA = 0.2
@@ -72,9 +74,10 @@ class Requeue(Exception):
 class State(Protocol):
     """Where an account's document lives; see the module docstring.
 
-    ``apply(rule, *args)`` runs ``Rules.<rule>(document, now, *args)`` atomically with the
-    state's own clock and returns its result (or raises its :class:`Halted` /
-    :class:`Requeue`); ``slot(rules)`` holds one of the in-flight slots the rules allow.
+    ``apply(rule, *args)`` runs ``Rules.run(rule, document, now, *args)`` atomically with
+    the state's own clock (the document checked and bounded first) and returns the rule's
+    result (or raises its :class:`Halted` / :class:`Requeue`); ``slot(rules)`` holds one of
+    the in-flight slots the rules allow.
     """
 
     def apply(self, rule: str, *args): ...
@@ -91,16 +94,32 @@ class Rules:
         max_concurrency: int = 16,
         requests_per_minute: float | None = None,
         rate_window: float = 60.0,
+        retry_after_max: float = 60.0,
     ) -> None:
         self.max_concurrency = int(max_concurrency)
         self.requests_per_minute = float(requests_per_minute) if requests_per_minute else None
         self.rate_window = float(rate_window)
+        self.retry_after_max = float(retry_after_max)
 
     def __repr__(self) -> str:
         return (
             f"Rules(max_concurrency={self.max_concurrency}, requests_per_minute="
-            f"{self.requests_per_minute}, rate_window={self.rate_window})"
+            f"{self.requests_per_minute}, rate_window={self.rate_window}, "
+            f"retry_after_max={self.retry_after_max})"
         )
+
+    def run(self, rule: str, st: dict, now: float, *args) -> tuple:
+        """Check and bound ``st`` (:func:`~.limitstate.sanitize`: a damaged record or a
+        clock step never stalls a run), then apply ``rule``: ``(its result, the names of
+        the values repaired)``."""
+        bounds = Bounds(retry_after_max=self.retry_after_max, max_concurrency=self.max_concurrency)
+        fixed = sanitize(st, now, bounds, self.interval)
+        return getattr(self, rule)(st, now, *args), fixed
+
+    def interval(self, st: dict) -> float | None:
+        """Seconds between sends allowed now (None: unpaced)."""
+        rate = self.rate(st)
+        return 1.0 / rate if rate else None
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Rules) and vars(self) == vars(other)
@@ -254,7 +273,13 @@ class Rules:
             )
             accepted = max(1.0, (len(sent) - 1) * self.rate_window / span * _DECREASE)
             known = st.get("learned_per_window")
-            st["learned_per_window"] = accepted if known is None else min(known, accepted)
+            floor = _FLOOR_PER_MINUTE * self.rate_window / 60.0
+            if known is not None and known <= floor * (1 + 1e-6):
+                # paced at the slowest plan's rate and still refused: lower, slowly
+                learned = max(1.0, known * _DECREASE)
+            else:
+                learned = max(floor, accepted if known is None else min(known, accepted))
+            st["learned_per_window"] = learned
             st["window_limit"] = max(1.0, float(st.get("window_limit", _START_CONCURRENCY)) / 2)
         else:
             st["rate_factor"] = max(0.2, st.get("rate_factor", 1.0) * _DECREASE)

@@ -54,7 +54,7 @@ class CoordinatorActor:
     async def apply(self, account: str, rules: Rules, rule: str, args: tuple) -> tuple[str, object]:
         """``("ok", result)`` or ``("raise", exc)`` for :class:`Halted` / :class:`Requeue`."""
         try:
-            result = getattr(rules, rule)(self._doc(account), time.time(), *args)
+            result, _ = rules.run(rule, self._doc(account), time.time(), *args)
         except (Halted, Requeue) as exc:
             return "raise", exc
         if rule in ("release", "success", "rate_limited") and self._freed is not None:
@@ -68,7 +68,7 @@ class CoordinatorActor:
         freed = self._freed
         end = time.monotonic() + wait
         while True:
-            if rules.lease(self._doc(account), time.time(), lease, ttl):
+            if rules.run("lease", self._doc(account), time.time(), lease, ttl)[0]:
                 return True
             left = end - time.monotonic()
             if left <= 0:
