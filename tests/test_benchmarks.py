@@ -196,3 +196,16 @@ def test_ray_scale():
         # passed cannot arrive faster than the limit (a 429'd one may)
         assert 0 < share <= 1.0 + 1e-6 or r429 > 0
         assert wall > 0
+
+
+def test_quality():
+    out = run("quality.py")
+    rows = re.findall(r"^\s+(good|empty|invented|wrong_source|unchanged|absent)\s+(\d+) %\s+"
+                      r"(\d+) %\s+(\d+) %\s+(\d+) %", out, re.M)
+    assert len(rows) in (6, 12), out           # one table, or two with speech detection
+    for _, *pcts in rows:
+        assert all(0 <= int(p) <= 100 for p in pcts)
+    per_second = nums(NUM + r" ms per clip-second", out)
+    assert all(0 < ms < 1000 for ms in per_second)       # CPU per second of audio
+    base = num(r"baseline\)\s+" + NUM + " ms", out)
+    assert base > 0
