@@ -36,7 +36,7 @@ from samaudio_data.testing import EndpointProcess  # noqa: E402
 
 KEY = f"sk-raytest-{uuid.uuid4().hex}"  # found nowhere Ray writes, or the test fails
 WINDOW = 2.0
-PER_WINDOW = 8  # 4 requests/s, burst 1
+PER_WINDOW = 4  # 2 requests/s, burst 1: a 20 ms margin (a loaded 2-core CI box jitters)
 LATENCY = 0.3
 PRICE = 0.062
 SR = 16000
@@ -149,18 +149,18 @@ def test_the_stated_rate_holds_across_nodes_and_every_row_is_paid_once(server, t
     coord = Coordinator(f"t-{uuid.uuid4().hex[:8]}", lease_ttl=5)
     t0 = time.monotonic()
     rows = isolate(
-        hf_rows(16, 1), "half", client=c, coordinator=coord, batch_size=4, concurrency=2
+        hf_rows(12, 1), "half", client=c, coordinator=coord, batch_size=4, concurrency=2
     ).take_all()
     took = time.monotonic() - t0
-    assert len(rows) == 16 and all(r["isolated_error"] == "" for r in rows)
+    assert len(rows) == 12 and all(r["isolated_error"] == "" for r in rows)
     assert all(abs(r["isolated_target_db"] + 6.02) < 0.5 for r in rows), [
         r["isolated_target_db"] for r in rows
     ]  # "half": -6 dB
-    assert sorted(r["row"] for r in rows) == list(range(16))
+    assert sorted(r["row"] for r in rows) == list(range(12))
     d = delta(server, before)
-    assert d == {"billed": 16, "429": 0, "406": 0}
+    assert d == {"billed": 12, "429": 0, "406": 0}
     # the pace was the account's, not each node's
-    assert took > (16 - 1) / (PER_WINDOW / WINDOW)
+    assert took > (12 - 1) / (PER_WINDOW / WINDOW)
 
 
 def test_read_audio_rows_and_an_s3_cache_shared_by_the_nodes(server, tmp_path):
@@ -218,7 +218,7 @@ def test_the_budget_and_the_halt_hold_across_nodes(server, tmp_path):
     before = server.stats
     with pytest.raises(Exception, match="max_cost"):
         isolate(
-            hf_rows(16, 3),
+            hf_rows(10, 3),
             "speech",
             client=c,
             max_cost=5 * PRICE,
@@ -233,7 +233,7 @@ def test_the_budget_and_the_halt_hold_across_nodes(server, tmp_path):
         before = server.stats
         with pytest.raises(Exception, match="InsufficientCredits|406"):
             isolate(
-                hf_rows(16, 4),
+                hf_rows(10, 4),
                 "speech",
                 client=c,
                 batch_size=2,
@@ -278,7 +278,7 @@ def test_a_node_killed_mid_run_loses_nothing(cluster, server, tmp_path):
         try:
             out.extend(
                 isolate(
-                    hf_rows(18, 5),
+                    hf_rows(14, 5),
                     "speech",
                     client=c,
                     batch_size=3,
@@ -292,19 +292,19 @@ def test_a_node_killed_mid_run_loses_nothing(cluster, server, tmp_path):
     t = threading.Thread(target=run)
     t.start()
     deadline = time.monotonic() + 60
-    while delta(server, before)["billed"] < 6 and time.monotonic() < deadline:
+    while delta(server, before)["billed"] < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     cluster.remove_node(extra, allow_graceful=False)
     t.join(150)
     assert not t.is_alive(), "the run hung after a node died"
     assert not failure, failure
-    assert len(out) == 18 and all(r["isolated_error"] == "" for r in out)
-    assert sorted(r["row"] for r in out) == list(range(18))
+    assert len(out) == 14 and all(r["isolated_error"] == "" for r in out)
+    assert sorted(r["row"] for r in out) == list(range(14))
     d = delta(server, before)
     # at most the calls in flight on the lost node are paid again (in flight <= 3 there);
     # the pace held through the loss (a node dying spikes this 2-core machine's load, which
     # can delay one arrival at the server by more than the 10 ms margin: one 429 at most)
-    assert 18 <= d["billed"] <= 18 + 3 and d["429"] <= 1
+    assert 14 <= d["billed"] <= 14 + 3 and d["429"] <= 1
 
 
 def test_the_key_is_nowhere_ray_writes(cluster, server, tmp_path):
