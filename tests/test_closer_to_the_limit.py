@@ -8,7 +8,7 @@ import pytest
 from conftest import KEY
 
 from samaudio_data import Client
-from samaudio_data._net.queue import PollSchedule
+from samaudio_data._net.polls import PollSchedule
 from samaudio_data._state.limits import SharedLimits
 from samaudio_data.testing import FakeClock
 

@@ -6,7 +6,7 @@
   for the whole model run; a timeout or dropped connection after the provider started may
   be paid again on retry).
 - ``"queue"``: ``POST /v2/<model>`` (billed when accepted), then ``GET status_url`` until
-  ``COMPLETED`` (:class:`PollSchedule`: once the time a job takes is known, sparse polls
+  ``COMPLETED`` (:class:`~.polls.PollSchedule`: once the time a job takes is known, sparse polls
   until shortly before it, dense ones around it; before that, first after 0.1 s, then 1.5
   times longer each time, at most every second; always within the read timeout), then
   ``GET response_url``. The request is kept as a
@@ -66,6 +66,7 @@ from urllib3.util import parse_url
 from .. import errors
 from .._state.files import atomic_write
 from .journal import Journal, Ticket
+from .polls import PollSchedule
 from .tickets import Tickets
 from .transport import Transport, is_local
 from .urls import same_origin
@@ -74,56 +75,11 @@ from ..audio import excerpt, sniff_format
 log = logging.getLogger("samaudio_data")
 
 TRANSPORTS = ("auto", "sync", "queue")
-POLL_FIRST = 0.1     # seconds before the first status poll
-POLL_FACTOR = 1.5    # back-off between polls
-POLL_MAX = 1.0       # at most this long between polls (the provider's SDK polls every 1 s)
-POLL_DENSE = 0.03    # around the expected completion, poll every 3 % of it ...
-POLL_MIN = 0.01      # ... but not more often than this
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
 LAG_GRACE = 30.0     # seconds after a submit during which a status 404 is polled again
 _MAX_ID = 200        # characters of a request id
 _PENDING = ("QUEUED", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "STARTING", "RUNNING")
 _FAILED = ("FAILED", "ERROR", "CANCELLED", "CANCELED")
-
-
-class PollSchedule:
-    """When to poll a queued request: dense around the completion time learned so far.
-
-    A job's answer should be collected within a small fraction of the time it takes, without
-    polling all along: polls are sparse until 90 % of the expected time (at most every
-    second or quarter of it), every 3 % of it from there until 120 %, then back off by 1.5x
-    to one a second. The expected time is learned from the jobs polled since submission
-    (when each was first seen done, less half the last interval). Until one is known, the
-    SDK's schedule: 0.1 s, 1.5x longer each time, at most 1 s.
-
-    >>> ps = PollSchedule()
-    >>> ps.delay(0.0, None), round(ps.delay(0.1, 0.1), 3)
-    (0.1, 0.15)
-    >>> ps.learn(10.0, 0.5); ps.expected
-    9.75
-    >>> round(ps.delay(0.0, None), 3), round(ps.delay(9.0, 1.0), 3)
-    (2.438, 0.292)
-    """
-
-    def __init__(self) -> None:
-        self.expected: Optional[float] = None
-        self._lock = threading.Lock()
-
-    def delay(self, elapsed: float, previous: Optional[float]) -> float:
-        """Seconds until the next poll, ``elapsed`` s after the submit."""
-        expected = self.expected
-        if expected is None or elapsed > 1.2 * expected:
-            return POLL_FIRST if previous is None else min(POLL_MAX, previous * POLL_FACTOR)
-        near = 0.9 * expected
-        if elapsed < near:
-            return min(near - elapsed, max(POLL_MAX, 0.25 * expected))
-        return max(POLL_MIN, POLL_DENSE * expected)
-
-    def learn(self, elapsed: float, last_delay: float) -> None:
-        """A job polled since its submit was first seen done ``elapsed`` s after it."""
-        done = max(0.0, elapsed - last_delay / 2)
-        with self._lock:
-            self.expected = done if self.expected is None else 0.7 * self.expected + 0.3 * done
 
 
 class QueueResultExpiredError(errors.NotFoundError):
