@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -58,41 +59,44 @@ from .._version import __version__
 from .._client import Client
 from .._models import Budget, CostEstimate, Separation
 from .. import _settings
-from .._settings import check_description as _check_description, check_params as _check_params
+from ._prompts import BatchRow, Prompts, Stem
 from ._values import (audio_decoding, decoding_unavailable, encode_value, read_column,
                       read_value)
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 
-KEEP = ("target", "residual", "both")
 ON_ERROR = ("raise", "skip", "keep_original")
 
 
 class Isolate:
     """The callable returned by :func:`isolate`; see there."""
 
-    def __init__(self, description: str, *, column: str = "audio",
-                 output_column: str = "isolated", keep: str = "target",
+    def __init__(self, description: Any, *, column: str = "audio",
+                 output_column: str = "isolated", keep: Any = "target",
                  on_error: str = "raise", max_cost: Optional[float] = None,
                  client: Optional[Client] = None, **endpoint_params) -> None:
-        self.description = _check_description(description)
-        if keep not in KEEP:
-            raise errors.InvalidRequestError(f"keep must be one of {KEEP}, got {keep!r}.")
         if on_error not in ON_ERROR:
             raise errors.InvalidRequestError(
                 f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
         if max_cost is not None and not (isinstance(max_cost, (int, float)) and max_cost >= 0):
             raise errors.InvalidRequestError(
                 f"max_cost must be a number of dollars >= 0, got {max_cost!r}.")
-        channels = endpoint_params.pop("channels", None)
-        self.params = _check_params(**endpoint_params)
-        if channels is not None:
-            self.params["channels"] = channels
+        prompts = Prompts(description, output_column=output_column, keep=keep,
+                          params=endpoint_params)
+        # what the fingerprint sees: a constant as checked (as before templates existed),
+        # a template, callable or dict of stems as given
+        only = prompts.stems[0].description
+        self.description = only.value if len(prompts.stems) == 1 and only.constant \
+            else description
+        self.params = {n: (v.value if v.constant else v.spec) for n, v in
+                       prompts.options.items()}
+        self.params.update(prompts.fixed)
         self.column = column
         self.output_column = output_column
         self.keep = keep
         self.on_error = on_error
         self.max_cost = max_cost
         self._client = client
+        self.prompts = prompts
         # what the answers depend on: part of the datasets fingerprint, so a map run against
         # one endpoint (a local stand-in, say) is never reused for another
         self.endpoint = client.identity if client is not None else _settings.endpoint(None)
@@ -114,6 +118,8 @@ class Isolate:
         state.pop("version", None)
         self._client = state.pop("client")
         self.__dict__.update(state)
+        self.prompts = Prompts(self.description, output_column=self.output_column,
+                               keep=self.keep, params=self.params)
         self._budget = None
         self._hinted = False
 
@@ -131,11 +137,13 @@ class Isolate:
 
     @property
     def output_columns(self) -> List[str]:
-        """Names of the columns this map adds."""
-        out = self.output_column
-        cols = [out] + ([f"{out}_residual"] if self.keep == "both" else [])
-        cols += [f"{out}_{k}" for k in ("cost", "seconds", "cached", "error")]
-        return cols + [f"{out}_{s}" for s in SIGNAL_NAMES]
+        """Names of the columns this map adds (one set per stem)."""
+        return [c for stem in self.prompts.stems for c in _stem_columns(stem)]
+
+    @property
+    def audio_columns(self) -> List[str]:
+        """The audio columns this map adds: cast them with ``Audio()``."""
+        return [c for stem in self.prompts.stems for c in stem.audio_columns]
 
     def budget(self) -> Optional[Budget]:
         """The shared ``max_cost`` budget: one per (this map's settings, Python session)."""
@@ -150,23 +158,26 @@ class Isolate:
 
     # --- the map function ---------------------------------------------------------------
 
-    def __call__(self, examples: Dict[str, Any]) -> Dict[str, Any]:
+    def __call__(self, examples: Dict[str, Any], indices: Any = None) -> Dict[str, Any]:
         if self.column not in examples:
             raise errors.InvalidRequestError(
                 f"the dataset has no column {self.column!r} (it has {list(examples)}); pass "
                 "column= naming the audio column.")
+        self.prompts.check_columns(list(examples.keys()))  # before anything is sent
         values = read_column(examples, self.column)  # datasets decodes it here, lazily
         batched = isinstance(values, list)
+        values = values if batched else [values]
+        rows = [BatchRow(examples, i if batched else None) for i in range(len(values))]
         before = self.client.usage.billed
-        out = self._process(values if batched else [values])
+        out = self._process(values, rows, _row_names(len(values), batched, indices))
         if batched and self.client.usage.billed > before:
-            self._hint_batch_size(len(values))
+            self._hint_batch_size(len(values) * len(self.prompts.stems))
         return out if batched else {k: v[0] for k, v in out.items()}
 
     def _hint_batch_size(self, rows: int) -> None:
         """Once: say so when batches this small leave the account idle > 10 % of the time.
 
-        A batch of ``B`` rows at ``r`` requests/s takes ``B / r`` to send, then waits one
+        A batch of ``B`` calls at ``r`` requests/s takes ``B / r`` to send, then waits one
         latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``.
         """
         if self._hinted:
@@ -181,48 +192,64 @@ class Isolate:
             self._hinted = True
             best = int(math.ceil(9 * latency * per_second))
             warnings.warn(
-                f"batches of {rows} rows leave the account idle about {idle:.0%} of the time "
+                f"batches of {rows} calls leave the account idle about {idle:.0%} of the time "
                 f"(each waits ~{latency:.1f} s for its slowest answer at {rate:.0f} requests/"
                 f"min). Use batch_size >= {best}, or run samaudio_data.prefetch(ds, fn) before "
                 "the map: it sends every row at the limit whatever the batch size.",
                 RuntimeWarning, stacklevel=3)
 
-    def _process(self, values: List[Any]) -> Dict[str, List[Any]]:
+    def _process(self, values: List[Any], rows: List[Any],
+                 names: List[str]) -> Dict[str, List[Any]]:
+        stems = self.prompts.stems
+        # every row's requests (description and options from the row) before any is sent
+        asks = [self.prompts.resolve(row, name) for row, name in zip(rows, names)]
         if self.on_error == "raise":
             for i, v in enumerate(values):  # a missing clip stops the batch before any request
                 if v is None:
                     raise errors.InvalidAudioError(
-                        f"row {i} of this batch has no audio (None); use on_error='skip' to "
-                        "keep going.")
+                        f"{names[i]} has no audio (None); use on_error='skip' to keep going.")
+                bad = next((a for a in asks[i] if isinstance(a, BaseException)), None)
+                if bad is not None:
+                    raise bad
         client = self.client
         budget = self.budget()
+        clips = [SharedClip(v, uses=len(stems)) for v in values]
 
-        def work(value) -> Dict[str, Any]:
-            # one row start to finish in a worker thread: decoding, encoding and the output
-            # row overlap with other rows' requests instead of waiting for the whole batch
-            orig = None
+        def work(task) -> Dict[str, Any]:
+            # one call start to finish in a worker thread: decoding, encoding and the output
+            # row overlap with other calls instead of waiting for the whole batch; a row's
+            # stems are separate tasks of the same pool, sent together at the limit
+            i, s = task
+            ask, orig = asks[i][s], None
+            description = "" if isinstance(ask, BaseException) else ask[0]
             try:
-                orig = read_value(value)
-                res = client.separate(orig[0], orig[1], self.description, budget=budget,
-                                      **self.params)
-                return self._row(res, orig)
+                orig = clips[i].read()
+                if isinstance(ask, BaseException):
+                    raise ask
+                res = client.separate(orig[0], orig[1], description, budget=budget, **ask[1])
+                return self._row(stems[s], description, res, orig)
             except (errors.FatalAPIError, errors.BudgetExceededError):
                 raise
             except errors.SamAudioError as exc:
                 if self.on_error == "raise":
                     raise
-                return self._row(exc, orig)
+                return self._row(stems[s], description, exc, orig)
 
-        rows = client.map(work, values, progress=False)
-        return {c: [r[c] for r in rows] for c in self.output_columns}
+        tasks = [(i, s) for i in range(len(values)) for s in range(len(stems))]
+        results = client.map(work, tasks, progress=False)
+        out: Dict[str, List[Any]] = {}
+        for s, stem in enumerate(stems):
+            mine = results[s::len(stems)]
+            out.update({c: [r[c] for r in mine] for c in _stem_columns(stem)})
+        return out
 
-    def _row(self, res: Any, orig) -> Dict[str, Any]:
-        out = self.output_column
+    def _row(self, stem: Stem, description: str, res: Any, orig) -> Dict[str, Any]:
+        out = stem.output_column
         row: Dict[str, Any] = {}
         if isinstance(res, Separation):
-            kept = res.residual if self.keep == "residual" else res.target
+            kept = res.residual if stem.keep == "residual" else res.target
             row[out] = encode_value(kept, res.sr)
-            if self.keep == "both":
+            if stem.keep == "both":
                 row[f"{out}_residual"] = encode_value(res.residual, res.sr)
             sig = cleaning_signals(res.target + res.residual, res.target, res.residual, res.sr)
             row.update({f"{out}_cost": res.cost, f"{out}_seconds": res.seconds,
@@ -236,13 +263,57 @@ class Isolate:
                                    sr)
             keep_original = self.on_error == "keep_original" and orig is not None
             row[out] = encode_value(*orig) if keep_original else silence
-            if self.keep == "both":
+            if stem.keep == "both":
                 row[f"{out}_residual"] = silence
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
             row.update({f"{out}_cost": 0.0, f"{out}_seconds": 0.0, f"{out}_cached": False,
                         f"{out}_error": f"{type(res).__name__}: {res}"})
+        row[f"{out}_description"] = description
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
         return row
+
+
+def _stem_columns(stem: Stem) -> List[str]:
+    out = stem.output_column
+    return stem.audio_columns + [f"{out}_{k}" for k in (
+        "cost", "seconds", "cached", "error", "description")] + \
+        [f"{out}_{s}" for s in SIGNAL_NAMES]
+
+
+def _row_names(n: int, batched: bool, indices: Any) -> List[str]:
+    """How messages name the rows of a batch: dataset indices with ``with_indices=True``."""
+    if indices is not None:
+        idx = list(indices) if batched else [indices]
+        return [f"row {j}" for j in idx]
+    if not batched:
+        return ["this row"]
+    return [f"row {i} of this batch (map with with_indices=True for dataset row numbers)"
+            for i in range(n)]
+
+
+class SharedClip:
+    """One row's audio, decoded once by whichever of its ``uses`` (stems) comes first, and
+    let go after the last one took it."""
+
+    def __init__(self, value: Any, uses: int) -> None:
+        self._value, self._uses = value, uses
+        self._lock = threading.Lock()
+        self._read: Any = None
+
+    def read(self) -> Tuple[np.ndarray, int]:
+        with self._lock:
+            if self._read is None:
+                try:
+                    self._read = read_value(self._value)
+                except Exception as exc:  # noqa: BLE001 - every stem of the row gets it
+                    self._read = exc
+            read = self._read
+            self._uses -= 1
+            if self._uses <= 0:
+                self._value = self._read = None
+        if isinstance(read, BaseException):
+            raise read
+        return read
 
 
 def _session_id() -> str:
@@ -262,31 +333,53 @@ def _session_id() -> str:
     return f"{pid}-{start}"
 
 
-def isolate(description: str, *, column: str = "audio", output_column: str = "isolated",
-            keep: str = "target", on_error: str = "raise", max_cost: Optional[float] = None,
+def isolate(description: Any, *, column: str = "audio", output_column: str = "isolated",
+            keep: Any = "target", on_error: str = "raise", max_cost: Optional[float] = None,
             client: Optional[Client] = None, **endpoint_params) -> Isolate:
     """A ``.map`` function that isolates ``description`` in an audio column.
 
     Parameters
     ----------
-    description : what to isolate, e.g. ``"speech"``, ``"dog barking"``.
+    description : what to isolate, for every row or from each row:
+
+        - a string, e.g. ``"speech"``, ``"dog barking"``;
+        - a template filled from the row's columns: ``"{label}"``, ``"a {instrument}
+          playing"`` (``{{`` and ``}}`` for literal braces);
+        - a callable ``fn(row) -> str`` (``row`` maps column names to the row's values);
+        - a dict of stems, ``{"voice": "speech", "bgm": "background music"}``: one paid call
+          per stem and row (each cached on its own, all sent together at the account's
+          limit), and one set of columns per stem named by its key (``voice``,
+          ``voice_cost``, ... ``bgm``, ...); each value a string, template or callable.
+
+        A row whose description comes out empty, missing (``None``) or without a word
+        follows ``on_error``; a template naming a column the dataset lacks fails before
+        anything is sent. The description each row was sent with is kept in
+        ``<output_column>_description``.
     column : the audio column to read (decoded, ``{"array", "sampling_rate"}`` or
         ``Audio(decode=False)`` values).
-    output_column : name of the new audio column, also the prefix of the per-row columns.
-    keep : ``"target"`` (the sound), ``"residual"`` (everything else) or ``"both"``.
+    output_column : name of the new audio column, also the prefix of the per-row columns
+        (with stems, the dict's keys instead).
+    keep : ``"target"`` (the sound), ``"residual"`` (everything else) or ``"both"``; with
+        stems, one for all or a dict per stem (``{"bgm": "residual"}``; default target).
     on_error : ``"raise"`` stops the map; ``"skip"`` leaves silence and fills
         ``<output_column>_error``; ``"keep_original"`` copies the input audio instead.
         A 401, 403, 406 or ``max_cost`` always stops the map (and every num_proc worker).
+        Map with ``with_indices=True`` for errors that name dataset rows.
     max_cost : dollars this map may spend in this Python session (all workers together);
         the row that would pass it is not sent and the map stops, saying so.
     client : a :class:`~samaudio_data.Client`; by default one from the environment.
-    endpoint_params : ``output_format``, ``reranking_candidates``, ``channels``.
+    endpoint_params : ``output_format``, ``reranking_candidates`` (each a constant, a
+        template such as ``"{cands}"`` or a callable, checked per row before sending),
+        ``channels``.
 
     Example
     -------
     >>> fn = isolate("music", output_column="no_music", keep="residual")
     >>> fn.output_columns[:3]
     ['no_music', 'no_music_cost', 'no_music_seconds']
+    >>> stems = isolate({"voice": "speech", "bgm": "{genre} music"}, keep={"bgm": "both"})
+    >>> stems.audio_columns
+    ['voice', 'bgm', 'bgm_residual']
     """
     return Isolate(description, column=column, output_column=output_column, keep=keep,
                    on_error=on_error, max_cost=max_cost, client=client, **endpoint_params)
@@ -295,8 +388,9 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
 def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     """Count the calls ``dataset.map(fn)`` would pay for, and the cache hits. Sends nothing.
 
-    Works on ``Dataset`` and ``IterableDataset`` (which it iterates). Rows whose audio is
-    missing or invalid are counted in ``invalid``.
+    Every row's own description and every stem is counted. Works on ``Dataset`` and
+    ``IterableDataset`` (which it iterates). Rows whose audio is missing or invalid, or
+    whose description or options come out unusable, are counted in ``invalid``.
 
     >>> from datasets import Dataset
     >>> ds = Dataset.from_dict({"audio": [{"array": [0.1] * 800, "sampling_rate": 8000},
@@ -310,40 +404,56 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     client = fn.client
     calls = cached = clips = 0
     invalid: List[Tuple[int, str]] = []
-    for i, value in _column_values(dataset, fn.column):
+    for i, value, row in _column_values(dataset, fn.column, fn.prompts):
         clips += 1
         try:
             if isinstance(value, BaseException):
                 raise value
             y, sr = read_value(value)
-            est = client.estimate([y], sr, fn.description, **fn.params)
         except errors.SamAudioError as exc:
             invalid.append((i, exc.message))
             continue
         except Exception as exc:  # a decoder's own error on a broken file
             invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
             continue
-        if est.invalid:
-            invalid.append((i, est.invalid[0][1]))
-        calls += est.calls
-        cached += est.cached
+        for ask in fn.prompts.resolve(row, "this row"):
+            if isinstance(ask, BaseException):
+                invalid.append((i, ask.message))
+                continue
+            est = client.estimate([y], sr, ask[0], **ask[1])
+            if est.invalid:
+                invalid.append((i, est.invalid[0][1]))
+            calls += est.calls
+            cached += est.cached
     return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
                         invalid=invalid, clips=clips)
 
 
-def _column_values(dataset, column: str):
-    """``(row, value)`` of one column; a row whose value cannot even be read gives the error
-    instead, so one broken file never stops the count."""
-    if column not in (getattr(dataset, "column_names", None) or [column]):
+def _column_values(dataset, column: str, prompts: Optional[Prompts] = None):
+    """``(row, value, columns)``: one column's value and the columns ``prompts`` read (all
+    of them for a callable). A row whose value cannot even be read gives the error instead,
+    so one broken file never stops the count. A template naming a missing column fails
+    before the first row."""
+    names = getattr(dataset, "column_names", None)
+    if column not in (names or [column]):
         raise errors.InvalidRequestError(
             f"the dataset has no column {column!r} (it has {dataset.column_names}); pass "
             "column= naming the audio column.")
+    if prompts is not None and names:
+        prompts.check_columns(names)
+    if prompts is None or not names:
+        needed = [column]
+    elif prompts.needs_whole_row:
+        needed = list(names)
+    else:
+        needed = list(dict.fromkeys([column] + prompts.columns))
     if hasattr(dataset, "select_columns") and hasattr(dataset, "__getitem__") \
             and hasattr(dataset, "__len__"):
-        only = dataset.select_columns([column])
+        only = dataset.select_columns(needed)
         for i in range(len(only)):
             try:
-                value = only[i][column]
+                row = only[i]
+                value = row[column]
             except Exception as exc:  # noqa: BLE001 - reported per row
                 unavailable = decoding_unavailable(column, exc)
                 if unavailable is not None:  # no decoder at all: every row would fail
@@ -351,8 +461,12 @@ def _column_values(dataset, column: str):
                 value = errors.InvalidAudioError(
                     f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
                 value.__cause__ = exc
-            yield i, value
+                row = {}  # the row is unusable: its audio is its error
+            yield i, value, row
     else:
         with audio_decoding(column):
             for i, row in enumerate(dataset):
-                yield i, row[column]
+                if i == 0 and prompts is not None and not names:
+                    prompts.check_columns(list(row))
+                yield i, row[column], row
+
