@@ -416,7 +416,7 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
         except Exception as exc:  # a decoder's own error on a broken file
             invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
             continue
-        for ask in fn.prompts.resolve(row, "this row"):
+        for ask in fn.prompts.resolve(row, ""):
             if isinstance(ask, BaseException):
                 invalid.append((i, ask.message))
                 continue

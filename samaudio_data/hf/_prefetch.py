@@ -82,7 +82,7 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
             if isinstance(value, BaseException):
                 asks: List[Any] = [value]
             else:
-                asks = fn.prompts.resolve(columns, "this row")
+                asks = fn.prompts.resolve(columns, "")
                 value = SharedClip(value, uses=len(asks))
             for ask in asks:
                 report.calls += 1

@@ -109,18 +109,19 @@ class RowValue:
             self.spec, "__name__", "<callable>")
 
     def get(self, row: Mapping, where: str) -> Any:
-        """The checked value for ``row``; an InvalidRequestError naming ``where`` (the row)
-        and the column otherwise."""
+        """The checked value for ``row``; an InvalidRequestError naming ``where`` (the row,
+        or "" when the caller names it) and the column otherwise."""
+        where = f"{where}: " if where else ""
         if self.kind == "constant":
             return self.value
         if self.kind == "callable":
             try:
                 raw = self.spec(row)
             except errors.SamAudioError as exc:
-                raise errors.InvalidRequestError(f"{where}: {exc.message}") from exc
+                raise errors.InvalidRequestError(f"{where}{exc.message}") from exc
             except Exception as exc:  # noqa: BLE001 - the user's function, reported per row
                 raise errors.InvalidRequestError(
-                    f"{where}: the {self.name} function {self!r} raised "
+                    f"{where}the {self.name} function {self!r} raised "
                     f"{type(exc).__name__}: {exc}") from exc
             return self._checked(raw, where, "its function's result")
         values = {}
@@ -129,17 +130,17 @@ class RowValue:
                 values[col] = row[col]
             except KeyError:
                 raise errors.InvalidRequestError(
-                    f"{where}: the {self.name} {self.spec!r} names the column {col!r}, which "
+                    f"{where}the {self.name} {self.spec!r} names the column {col!r}, which "
                     "this row does not have.") from None
             if values[col] is None:
                 raise errors.InvalidRequestError(
-                    f"{where}: {self.name} {self.spec!r} has no value: column {col!r} is "
+                    f"{where}{self.name} {self.spec!r} has no value: column {col!r} is "
                     "missing (None).")
         try:
             text = self.spec.format(**values)
         except Exception as exc:  # noqa: BLE001 - a field the row's value does not have
             raise errors.InvalidRequestError(
-                f"{where}: cannot fill {self.name} {self.spec!r} from columns "
+                f"{where}cannot fill {self.name} {self.spec!r} from columns "
                 f"{self.columns}: {type(exc).__name__}: {exc}") from exc
         cols = ", ".join(f"column {c!r} is {values[c]!r}" for c in self.columns)
         return self._checked(text, where, cols)
@@ -148,10 +149,10 @@ class RowValue:
         if self.name == "description":
             if isinstance(value, str) and not value.strip():
                 raise errors.InvalidRequestError(
-                    f"{where}: description {self!r} is empty ({source}).")
+                    f"{where}description {self!r} is empty ({source}).")
             if isinstance(value, str) and not re.search(r"[^\W\d_]", value):
                 raise errors.InvalidRequestError(
-                    f"{where}: description {self!r} gives {value!r}, which names no sound "
+                    f"{where}description {self!r} gives {value!r}, which names no sound "
                     f"({source}). A ClassLabel column holds numbers: take the names with "
                     "isolate(lambda row: names[row['label']]), names = "
                     "ds.features['label'].names.")
@@ -160,7 +161,7 @@ class RowValue:
         try:
             return self._check(value)
         except errors.InvalidRequestError as exc:
-            raise errors.InvalidRequestError(f"{where}: {exc.message} ({source})") from exc
+            raise errors.InvalidRequestError(f"{where}{exc.message} ({source})") from exc
 
 
 @dataclass(frozen=True)
@@ -278,8 +279,12 @@ class Prompts:
             return [exc] * len(self.stems)
         out: List[Union[Request, errors.InvalidRequestError]] = []
         for s in self.stems:
+            here = where
+            if len(self.stems) > 1:
+                here = f"{where}, stem {s.output_column!r}" if where else \
+                    f"stem {s.output_column!r}"
             try:
-                out.append((s.description.get(row, where), params))
+                out.append((s.description.get(row, here), params))
             except errors.InvalidRequestError as exc:
                 out.append(exc)
         return out
