@@ -27,7 +27,7 @@ Example
 >>> p.resolve({"label": "dog barking", "cands": 2}, "row 0")
 [('dog barking', {'reranking_candidates': 2}), ('background music', {'reranking_candidates': 2})]
 >>> p.resolve({"label": "", "cands": 2}, "row 7")[0].message
-"row 7: description '{label}' is empty (column 'label' is '')."
+"row 7, stem 'voice': description '{label}' is empty (column 'label' is '')."
 """
 
 from __future__ import annotations
