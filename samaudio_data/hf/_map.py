@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -60,8 +59,7 @@ from .._client import Client
 from .._models import Budget, CostEstimate, Separation
 from .. import _settings
 from ._prompts import BatchRow, Prompts, Stem
-from ._values import (audio_decoding, decoding_unavailable, encode_value, read_column,
-                      read_value)
+from ._values import SharedClip, dataset_rows, encode_value, read_column, read_value
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 
 ON_ERROR = ("raise", "skip", "keep_original")
@@ -291,31 +289,6 @@ def _row_names(n: int, batched: bool, indices: Any) -> List[str]:
             for i in range(n)]
 
 
-class SharedClip:
-    """One row's audio, decoded once by whichever of its ``uses`` (stems) comes first, and
-    let go after the last one took it."""
-
-    def __init__(self, value: Any, uses: int) -> None:
-        self._value, self._uses = value, uses
-        self._lock = threading.Lock()
-        self._read: Any = None
-
-    def read(self) -> Tuple[np.ndarray, int]:
-        with self._lock:
-            if self._read is None:
-                try:
-                    self._read = read_value(self._value)
-                except Exception as exc:  # noqa: BLE001 - every stem of the row gets it
-                    self._read = exc
-            read = self._read
-            self._uses -= 1
-            if self._uses <= 0:
-                self._value = self._read = None
-        if isinstance(read, BaseException):
-            raise read
-        return read
-
-
 def _session_id() -> str:
     """Identify this Python session (the main process), also from a num_proc worker."""
     try:
@@ -404,7 +377,7 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     client = fn.client
     calls = cached = clips = 0
     invalid: List[Tuple[int, str]] = []
-    for i, value, row in _column_values(dataset, fn.column, fn.prompts):
+    for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
         clips += 1
         try:
             if isinstance(value, BaseException):
@@ -427,46 +400,3 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
             cached += est.cached
     return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
                         invalid=invalid, clips=clips)
-
-
-def _column_values(dataset, column: str, prompts: Optional[Prompts] = None):
-    """``(row, value, columns)``: one column's value and the columns ``prompts`` read (all
-    of them for a callable). A row whose value cannot even be read gives the error instead,
-    so one broken file never stops the count. A template naming a missing column fails
-    before the first row."""
-    names = getattr(dataset, "column_names", None)
-    if column not in (names or [column]):
-        raise errors.InvalidRequestError(
-            f"the dataset has no column {column!r} (it has {dataset.column_names}); pass "
-            "column= naming the audio column.")
-    if prompts is not None and names:
-        prompts.check_columns(names)
-    if prompts is None or not names:
-        needed = [column]
-    elif prompts.needs_whole_row:
-        needed = list(names)
-    else:
-        needed = list(dict.fromkeys([column] + prompts.columns))
-    if hasattr(dataset, "select_columns") and hasattr(dataset, "__getitem__") \
-            and hasattr(dataset, "__len__"):
-        only = dataset.select_columns(needed)
-        for i in range(len(only)):
-            try:
-                row = only[i]
-                value = row[column]
-            except Exception as exc:  # noqa: BLE001 - reported per row
-                unavailable = decoding_unavailable(column, exc)
-                if unavailable is not None:  # no decoder at all: every row would fail
-                    raise unavailable from exc
-                value = errors.InvalidAudioError(
-                    f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
-                value.__cause__ = exc
-                row = {}  # the row is unusable: its audio is its error
-            yield i, value, row
-    else:
-        with audio_decoding(column):
-            for i, row in enumerate(dataset):
-                if i == 0 and prompts is not None and not names:
-                    prompts.check_columns(list(row))
-                yield i, row[column], row
-

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, List, Tuple
 
 from .. import errors
-from ._map import Isolate, SharedClip, _column_values
+from ._map import Isolate
+from ._values import SharedClip, dataset_rows
 
 
 @dataclass
@@ -77,7 +78,7 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         return client.separate(y, sr, ask[0], budget=budget, **ask[1])
 
     def calls():
-        for row, value, columns in _column_values(dataset, fn.column, fn.prompts):
+        for row, value, columns in dataset_rows(dataset, fn.column, fn.prompts):
             report.rows += 1
             if isinstance(value, BaseException):
                 asks: List[Any] = [value]
