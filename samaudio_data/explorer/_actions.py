@@ -105,9 +105,11 @@ def dispatch(ex, action: str, msg: Dict[str, Any]) -> None:
     elif action == "quote":
         # keep what was typed, even if it is refused, so the boxes do not jump back
         ex._quote = None
-        ex._description = str(msg.get("description", ""))
+        ex._description, ex._description_row = str(msg.get("description", "")), ex.row
         ex._candidates = str(msg.get("candidates", "")).strip()
         ex.quote(ex._description, ex._candidates)
+    elif action == "stem":
+        ex.show_stem(str(msg.get("stem", "")))
     elif action == "confirm":
         q = ex._quote
         if q is not None and (str(msg.get("description", q.description)).strip() != q.description

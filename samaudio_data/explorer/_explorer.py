@@ -16,14 +16,13 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from .. import errors
-from ..audio import SIGNAL_NAMES
 from . import _apply, _session, _view
-from ._columns import Columns, check_dataset, column_kinds, default_columns
+from ._columns import Columns, check_dataset, column_kinds
 from ._errors import ExplorerError
-from ._reisolate import Quote, Reisolator
+from ._reisolate import Quote, RowText
 from ._review import ReviewActions
-from ._rows import RowLoader
 from ._state import DECISIONS, ReviewState
+from ._stems import build_view, find_stems, restore_stems
 
 
 class Explorer(ReviewActions):
@@ -52,47 +51,39 @@ class Explorer(ReviewActions):
     1
     """
 
-    def __init__(self, ds, original: str = "audio", isolated: str = "isolated", *,
+    def __init__(self, ds, original: str = "audio", isolated: Any = "isolated", *,
                  residual: Optional[str] = None, metrics: Optional[Sequence[str]] = None,
                  columns: Optional[Sequence[str]] = None, client=None,
                  session: Union[str, os.PathLike, None] = None,
-                 description: Optional[str] = None, cost_column: Optional[str] = None,
+                 description: Any = None, cost_column: Optional[str] = None,
                  auto_advance: bool = True, image_width: int = 600, image_height: int = 64,
                  cache_rows: int = 6, page_size: int = 10) -> None:
-        residual = check_dataset(ds, original, isolated, residual)
+        stems = find_stems(ds, isolated)
+        check_dataset(ds, original, stems[0], residual)
+        if len(stems) > 1 and (residual is not None or cost_column is not None):
+            raise ExplorerError("with several stems each has its own residual and cost "
+                                "columns (<stem>_residual, <stem>_cost); drop residual= and "
+                                "cost_column=.")
         self._ds, self._n = ds, len(ds)
-        self.original, self.isolated, self.residual = original, isolated, residual
+        self.original = original
         self.auto_advance = bool(auto_advance)
         kinds = column_kinds(ds)
-        numeric = [c for c, k in kinds.items() if k != "text"]
-        if metrics is None:
-            own = [f"{isolated}_{s}" for s in SIGNAL_NAMES] + [
-                f"{isolated}_{k}" for k in ("cost", "seconds", "cached")]
-            metrics = [c for c in own if c in numeric] + [c for c in numeric if c not in own]
-        for m in metrics:
-            if m not in numeric:
-                raise ExplorerError(f"metric column {m!r} is not a numeric or boolean column "
-                                    f"of the dataset; those are {numeric}.")
-        self.metrics: List[str] = list(metrics)
-        if cost_column is None and f"{isolated}_cost" in numeric:
-            cost_column = f"{isolated}_cost"
-        if cost_column is not None and cost_column not in numeric:
-            raise ExplorerError(f"cost_column {cost_column!r} is not a numeric column.")
-        self.cost_column = cost_column
-        shown = list(columns) if columns is not None else \
-            default_columns(ds, original, isolated, kinds, self.metrics)
-        self.columns: List[str] = list(dict.fromkeys(shown))
-        extra = [f"{isolated}_{k}" for k in ("cost", "seconds", "cached") if
-                 f"{isolated}_{k}" in numeric]
-        names = self.columns + self.metrics + ([cost_column] if cost_column else []) + extra
+        options = dict(image_width=image_width, image_height=image_height,
+                       cache_rows=cache_rows)
+        self._views = {s: build_view(ds, original, s, residual, kinds=kinds, metrics=metrics,
+                                     columns=columns, cost_column=cost_column, client=client,
+                                     stems=stems, loader_options=options) for s in stems}
+        names = [c for v in self._views.values() for c in v.names]
         self._state = ReviewState(self._n, Columns(ds, names), page_size=page_size)
-        error_column = f"{isolated}_error" if kinds.get(f"{isolated}_error") == "text" else None
-        self._loader = RowLoader(ds, original, isolated, residual, error_column,
-                                 image_width=image_width, image_height=image_height,
-                                 cache_rows=cache_rows)
-        self._error_column = error_column
-        self._reiso = Reisolator(client)
-        self._description = description or ""
+        self._bind(stems[0])
+        self._row_text = RowText(ds, description)
+        # a row's own description (from description=, or the one the map sent) is the
+        # re-isolate box's default, row by row; otherwise what was typed stays
+        self._per_row = self._row_text.per_row or any(
+            v.description_column for v in self._views.values())
+        self._description: Optional[str] = None if self._per_row else \
+            (self._row_text.constant or "")
+        self._description_row = 0          # the row the typed description was typed for
         self._candidates = self._reiso.default_candidates()
         self._quote: Optional[Quote] = None
         self._bulk: Optional[dict] = None
@@ -102,10 +93,63 @@ class Explorer(ReviewActions):
         self._media_row: Optional[int] = None
         self.session = Path(session).expanduser() if session else None
         if self.session is not None and self.session.exists():
-            saved = _session.read(self.session, n_rows=self._n)
-            self._state.load_dict(saved, isolated)
+            self._load(_session.read(self.session, n_rows=self._n))
         elif self.session is not None:
             self.save()
+
+    # --- stems -------------------------------------------------------------------------
+
+    @property
+    def stems(self) -> List[str]:
+        """The isolated columns under review (several after ``isolate({...})``).
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> Explorer(example_dataset(2)).stems
+        ['isolated']
+        """
+        return list(self._views)
+
+    def show_stem(self, stem: str) -> None:
+        """Show another stem's audio, signals and columns (decisions are per row, shared).
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> Explorer(example_dataset(2)).show_stem("bgm")
+        Traceback (most recent call last):
+        ...
+        samaudio_data.explorer.ExplorerError: no stem 'bgm': the stems are ['isolated'].
+        """
+        if stem not in self._views:
+            raise ExplorerError(f"no stem {stem!r}: the stems are {self.stems}.")
+        self._bind(stem)
+        self._quote, self._media_row = None, None
+        if self._per_row:
+            self._description = None
+        self._changed()
+
+    def _bind(self, stem: str) -> None:
+        v = self._views[stem]
+        self._view = v
+        self.isolated, self.residual, self.metrics = v.isolated, v.residual, v.metrics
+        self.columns, self.cost_column = v.columns, v.cost_column
+        self._loader, self._reiso, self._error_column = v.loader, v.reisolator, v.error_column
+        self._state.reisolated = v.reisolated
+
+    def _load(self, saved: Dict[str, Any]) -> None:
+        """Resume a session: decisions, position, sort, filter, every stem's re-isolations."""
+        shown = self.isolated
+        if len(self._views) > 1:
+            saved = restore_stems(saved, self._views, self._state, self._bind)
+            self._bind(saved.get("stem") if saved.get("stem") in self._views else shown)
+        self._state.load_dict(saved, self.isolated)
+
+    def _row_description(self, row: int) -> str:
+        """The re-isolate box's default for ``row``: the explorer's ``description`` (filled
+        from the row when a template or function), else the description the row was sent
+        with (``<stem>_description``), else ""."""
+        text = self._row_text.get(row)
+        if text is None and self._view.description_column:
+            text = self._state.columns.original(self._view.description_column)[row]
+        return text or ""
 
     # --- read-only state ---------------------------------------------------------------
 
@@ -140,9 +184,10 @@ class Explorer(ReviewActions):
         >>> Explorer(example_dataset(2)).spend()
         {'dataset': 0.124, 'reisolations': 0.0, 'total': 0.124}
         """
-        c = self.cost_column
-        dataset = float(np.nansum(self._state.columns.original(c))) if c else 0.0
-        reiso = float(sum(m.get("cost", 0.0) for m in self._state.reisolated.values()))
+        views = self._views.values()
+        dataset = float(sum(np.nansum(self._state.columns.original(v.cost_column))
+                            for v in views if v.cost_column))
+        reiso = float(sum(m.get("cost", 0.0) for v in views for m in v.reisolated.values()))
         return {"dataset": dataset, "reisolations": reiso, "total": dataset + reiso}
 
     def __repr__(self) -> str:
@@ -199,9 +244,22 @@ class Explorer(ReviewActions):
         view = _view.view_model(
             self._state, media, names=self.metrics, isolated=self.isolated,
             message=self._message, error=self._message_error, quote=quote,
-            bulk=self._bulk, spend=self.spend(), description=self._description,
+            bulk=self._bulk, spend=self.spend(), description=self._shown_description(),
             candidates=self._candidates, can_reisolate=self._reiso.client is not None)
+        view["stems"], view["stem"] = self.stems, self.isolated
+        column = self._view.description_column
+        asked = self._state.columns.original(column)[self.row] if column else ""
+        view["row_description"] = asked
+        if asked:
+            view["info"] += f" · {self.isolated} isolated as {asked!r}"
         return _view.scrub(view, self._reiso.redact), media
+
+    def _shown_description(self) -> str:
+        """What the re-isolate box holds: what was typed, else the row's default."""
+        typed = self._description
+        if typed is not None and (not self._per_row or self._description_row == self.row):
+            return typed
+        return self._row_description(self.row)
 
     def _media(self, row: int):
         meta = self._state.reisolated.get(row)
@@ -268,12 +326,13 @@ class Explorer(ReviewActions):
         row 1: isolate 'half' with 2 candidate(s) costs $0.062 (1 billed call).
         0.062 row 1 re-isolated with 'half' for $0.062.
         """
-        description = self._description if description is None else description
+        description = self._shown_description() if description is None else description
         cand = self._candidates if reranking_candidates is None else reranking_candidates
         data = self._loader.read(self.row)
         q = self._reiso.quote(self.row, data.original, data.sr, description, cand)
         self._quote, self._description, self._candidates = \
             q, q.description, q.reranking_candidates
+        self._description_row = self.row
         self._refresh()
         return q
 
@@ -324,7 +383,12 @@ class Explorer(ReviewActions):
         if target is None:
             raise ExplorerError("no session file: pass session='review.json' to Explorer or "
                                 "a path to save().")
-        return _session.write(target, self._state.to_dict(), n_rows=self._n,
+        state = self._state.to_dict()
+        if len(self._views) > 1:
+            state["stem"] = self.isolated
+            state["stems"] = {s: {str(k): m for k, m in sorted(v.reisolated.items())}
+                              for s, v in self._views.items()}
+        return _session.write(target, state, n_rows=self._n,
                               fingerprint=getattr(self._ds, "_fingerprint", None),
                               original=self.original, isolated=self.isolated,
                               redact=self._reiso.redact)
@@ -344,10 +408,11 @@ class Explorer(ReviewActions):
         """
         ds = self._ds if ds is None else ds
         _apply.check_mode(mode, len(ds), self._n)
-        if self._state.reisolated:
-            ds = _apply.with_reisolations(
-                ds, self._state.reisolated, loader=self._loader, reisolator=self._reiso,
-                cost_column=self.cost_column)
+        for v in self._views.values():
+            if v.reisolated:
+                ds = _apply.with_reisolations(
+                    ds, v.reisolated, loader=v.loader, reisolator=v.reisolator,
+                    cost_column=v.cost_column)
         if mode == "column":
             return _apply.decision_column(ds, self._state.decisions, column)
         return ds.select(_apply.keep_rows(self._n, self._state.decisions,

@@ -1,0 +1,132 @@
+"""Several sounds per row: which isolated columns (stems) a dataset has, and each one's parts.
+
+A map with ``isolate({"voice": "speech", "bgm": "background music"})`` gives every row one
+set of columns per stem (``voice``, ``voice_target_db``, ..., ``bgm``, ...). The explorer
+shows one stem at a time; a :class:`StemView` holds what differs between stems: the audio
+columns, the signals and table columns shown, the cost and error columns, the row reader,
+the re-isolations and the row's own description (``<stem>_description``). Decisions are
+about rows and shared by every stem.
+
+Example
+-------
+>>> from datasets import Dataset
+>>> ds = Dataset.from_dict({"audio": [1], "voice": [2], "voice_error": [""],
+...                         "voice_description": ["speech"], "bgm": [3], "bgm_error": [""],
+...                         "bgm_description": ["music"]})
+>>> find_stems(ds, "isolated"), find_stems(ds, "bgm"), find_stems(ds, ["bgm", "voice"])
+(['voice', 'bgm'], ['bgm'], ['bgm', 'voice'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ..audio import SIGNAL_NAMES
+from ._columns import check_dataset, default_columns
+from ._errors import ExplorerError
+from ._reisolate import Reisolator
+from ._rows import RowLoader
+
+
+def find_stems(ds, isolated: Union[str, Sequence[str]]) -> List[str]:
+    """The isolated columns to review: those named, else (when the default ``"isolated"``
+    is not a column) every column a map added one set of columns for (see the example)."""
+    if not isinstance(isolated, str):
+        stems = list(isolated)
+        if not stems or not all(isinstance(s, str) for s in stems):
+            raise ExplorerError(f"isolated must be a column name or a list of them, got "
+                                f"{isolated!r}.")
+        return list(dict.fromkeys(stems))
+    cols = list(getattr(ds, "column_names", None) or [])
+    if isolated in cols or isolated != "isolated":
+        return [isolated]
+    found = [c for c in cols if f"{c}_description" in cols and f"{c}_error" in cols]
+    return found or [isolated]
+
+
+@dataclasses.dataclass
+class StemView:
+    """What the explorer shows and keeps for one stem (see the module docstring)."""
+
+    isolated: str
+    residual: Optional[str]
+    metrics: List[str]
+    columns: List[str]
+    cost_column: Optional[str]
+    error_column: Optional[str]
+    description_column: Optional[str]
+    loader: RowLoader
+    reisolator: Reisolator
+    reisolated: Dict[int, dict] = dataclasses.field(default_factory=dict)
+
+    @property
+    def names(self) -> List[str]:
+        """Every column this stem reads into the review's columns."""
+        extra = [f"{self.isolated}_{k}" for k in ("cost", "seconds", "cached")]
+        own = [self.description_column] if self.description_column else []
+        return self.columns + self.metrics + ([self.cost_column] if self.cost_column else []) \
+            + [c for c in extra if c in self._numeric] + own
+
+    _numeric: List[str] = dataclasses.field(default_factory=list, repr=False)
+
+
+def build_view(ds, original: str, isolated: str, residual: Optional[str], *,
+               kinds: Dict[str, str], metrics: Optional[Sequence[str]],
+               columns: Optional[Sequence[str]], cost_column: Optional[str], client: Any,
+               stems: Sequence[str], loader_options: Dict[str, Any]) -> StemView:
+    """Check one stem's columns and build its parts (``metrics``, ``columns`` and
+    ``cost_column`` as given to the explorer, None for this stem's defaults; the other
+    ``stems`` reviewed stay out of its defaults)."""
+    residual = check_dataset(ds, original, isolated, residual)
+    numeric = [c for c, k in kinds.items() if k != "text"]
+    if metrics is None:
+        own = [f"{isolated}_{s}" for s in SIGNAL_NAMES] + [
+            f"{isolated}_{k}" for k in ("cost", "seconds", "cached")]
+        metrics = [c for c in own if c in numeric] + [c for c in numeric if c not in own
+                                                      and not _other_stem(c, isolated, stems)]
+    for m in metrics:
+        if m not in numeric:
+            raise ExplorerError(f"metric column {m!r} is not a numeric or boolean column "
+                                f"of the dataset; those are {numeric}.")
+    if cost_column is None and f"{isolated}_cost" in numeric:
+        cost_column = f"{isolated}_cost"
+    if cost_column is not None and cost_column not in numeric:
+        raise ExplorerError(f"cost_column {cost_column!r} is not a numeric column.")
+    description_column = f"{isolated}_description" \
+        if kinds.get(f"{isolated}_description") == "text" else None
+    shown = list(columns) if columns is not None else [
+        c for c in default_columns(ds, original, isolated, kinds, list(metrics))
+        if c != description_column and not _other_stem(c, isolated, stems)]
+    error_column = f"{isolated}_error" if kinds.get(f"{isolated}_error") == "text" else None
+    loader = RowLoader(ds, original, isolated, residual, error_column, **loader_options)
+    return StemView(isolated, residual, list(metrics), list(dict.fromkeys(shown)), cost_column,
+                    error_column, description_column, loader, Reisolator(client),
+                    _numeric=numeric)
+
+
+def _other_stem(column: str, isolated: str, stems: Sequence[str]) -> bool:
+    """Whether ``column`` belongs to another of the stems reviewed (``bgm_target_db`` while
+    showing voice).
+
+    >>> _other_stem("bgm_target_db", "voice", ["voice", "bgm"]), _other_stem("snr", "voice", [])
+    (True, False)
+    """
+    return any(column == s or column.startswith(f"{s}_") for s in stems
+               if s != isolated and not column.startswith(f"{isolated}_"))
+
+
+def restore_stems(saved: Dict[str, Any], views: Dict[str, StemView], state,
+                  bind) -> Dict[str, Any]:
+    """Record a saved session's re-isolations of every stem (``saved["stems"]``, written
+    by ``Explorer.save`` when there are several); returns the rest of the session."""
+    per_stem = saved.get("stems")
+    if not isinstance(per_stem, dict):
+        return saved
+    for stem, rows in per_stem.items():
+        if stem in views and isinstance(rows, dict):
+            bind(stem)
+            for k, meta in rows.items():
+                if isinstance(meta, dict) and str(k).isdigit() and int(k) < state.n:
+                    state.record_reisolation(int(k), meta, stem)
+    return {k: v for k, v in saved.items() if k != "reisolated"}
