@@ -258,3 +258,56 @@ def test_cli_map_with_a_template_and_stems(tmp_path, capsys, monkeypatch):
     assert "'nope'" in capsys.readouterr().err
     assert main(base + ["--stem", "speech", "--out", str(tmp_path / "o4")]) == 2
     assert "COLUMN=DESCRIPTION" in capsys.readouterr().err
+
+
+def test_the_explorer_shows_each_rows_description_and_uses_it_to_re_isolate(client, endpoint):
+    from samaudio_data import Explorer
+
+    out = labelled(["half", "silence", "bass drum"]).map(isolate("{label}", client=client),
+                                                         batched=True)
+    ex = Explorer(out, client=client)
+    view = ex.current
+    assert view["description"] == "half" and "isolated as 'half'" in view["info"]
+    assert "isolated_description" not in ex.columns               # shown on the row instead
+    q = ex.quote()                              # the row's own description, already paid
+    assert (q.description, q.cached) == ("half", True)
+    ex.widget.receive({"action": "quote", "description": "treble", "candidates": "1"})
+    assert ex.current["description"] == "treble"                  # typed: kept on this row
+    ex.next()
+    assert ex.current["description"] == "silence" and ex.quote().cached
+    assert endpoint.stats["requests"] == 3
+    # description= may itself be a template (or a function) of the row
+    by_template = Explorer(out, client=client, description="the {label} part")
+    assert by_template.current["description"] == "the half part"
+    by_template.goto(2)
+    assert by_template.current["description"] == "the bass drum part"
+
+
+def test_the_explorer_reviews_several_stems_one_at_a_time(client, endpoint, tmp_path):
+    from samaudio_data import Explorer
+
+    out = labelled(["a", "b"]).map(isolate({"low": "bass", "quiet": "half"}, client=client),
+                                   batched=True)
+    session = tmp_path / "review.json"
+    ex = Explorer(out, client=client, session=session)
+    assert ex.stems == ["low", "quiet"] and ex.isolated == "low"
+    assert ex.current["stems"] == ["low", "quiet"] and ex.current["stem"] == "low"
+    assert all(not c.startswith("quiet") for c in ex.columns + ex.metrics)
+    ex.decide("keep")                                             # decisions are per row
+    ex.widget.receive({"action": "stem", "stem": "quiet"})
+    assert ex.isolated == "quiet" and ex.current["description"] == "half"
+    assert ex.decisions == {0: "keep"} and ex.cost_column == "quiet_cost"
+    target_db = {s["column"]: s["value"] for s in ex.current["signals"]}
+    assert target_db["quiet_target_db"].startswith("-6.0")
+    assert ex.spend()["dataset"] == pytest.approx(4 * 0.062)
+    ex.quote("silence")
+    ex.confirm()                                                  # re-isolates the quiet stem
+    assert ex.reisolated[0]["description"] == "silence"
+    resumed = Explorer(out, client=client, session=session)
+    assert resumed.isolated == "quiet" and resumed.reisolated[0]["description"] == "silence"
+    resumed.show_stem("low")
+    assert resumed.reisolated == {}
+    applied = resumed.apply(mode="column")
+    assert applied["quiet_target_db"][0] == -120.0 and applied["low_target_db"][0] < 0
+    with pytest.raises(errors.SamAudioError, match="no stem 'voice'"):
+        ex.show_stem("voice")
