@@ -17,12 +17,12 @@ import numpy as np
 
 from .. import errors
 from . import _apply, _session, _view
-from ._columns import Columns, check_dataset, column_kinds
+from ._columns import Columns
 from ._errors import ExplorerError
 from ._reisolate import Quote, RowText
 from ._review import ReviewActions
 from ._state import DECISIONS, ReviewState
-from ._stems import build_view, find_stems, restore_stems
+from ._stems import build_views, find_stems, restore_stems
 
 
 class Explorer(ReviewActions):
@@ -30,12 +30,16 @@ class Explorer(ReviewActions):
     spectrograms, keyboard decisions, bulk decisions with undo, re-isolation at a shown price.
 
     Parameters: ``ds`` (a map-style ``datasets.Dataset``; only the shown columns are read at
-    construction, audio when a row is shown), ``original`` / ``isolated`` (audio columns),
+    construction, audio when a row is shown), ``original`` / ``isolated`` (audio columns;
+    ``isolated`` may list several stems, found by themselves after ``isolate({...})``, shown
+    one at a time with a selector: :meth:`show_stem`),
     ``residual`` (default ``<isolated>_residual`` if present, else original minus isolated),
     ``columns`` (the queue table's columns: numbers, booleans, text, or a struct field such as
     ``"audio.path"``), ``metrics`` (numeric columns shown for the row; default all),
     ``client`` (to re-isolate; its key is never shown or saved), ``session`` (JSON file,
-    saved on every change and resumed), ``description`` (initial re-isolate text),
+    saved on every change and resumed), ``description`` (the re-isolate box's text: a
+    constant, a ``"{column}"`` template or a function of the row; by default the description
+    each row was isolated with, from ``<isolated>_description``),
     ``cost_column``, ``auto_advance`` (move on after a decision), ``page_size``.
 
     >>> from samaudio_data.explorer import example_dataset
@@ -58,24 +62,17 @@ class Explorer(ReviewActions):
                  description: Any = None, cost_column: Optional[str] = None,
                  auto_advance: bool = True, image_width: int = 600, image_height: int = 64,
                  cache_rows: int = 6, page_size: int = 10) -> None:
-        stems = find_stems(ds, isolated)
-        check_dataset(ds, original, stems[0], residual)
-        if len(stems) > 1 and (residual is not None or cost_column is not None):
-            raise ExplorerError("with several stems each has its own residual and cost "
-                                "columns (<stem>_residual, <stem>_cost); drop residual= and "
-                                "cost_column=.")
+        self._views = build_views(ds, original, find_stems(ds, isolated), residual,
+                                  metrics=metrics, columns=columns, cost_column=cost_column,
+                                  client=client, loader_options=dict(
+                                      image_width=image_width, image_height=image_height,
+                                      cache_rows=cache_rows))
         self._ds, self._n = ds, len(ds)
         self.original = original
         self.auto_advance = bool(auto_advance)
-        kinds = column_kinds(ds)
-        options = dict(image_width=image_width, image_height=image_height,
-                       cache_rows=cache_rows)
-        self._views = {s: build_view(ds, original, s, residual, kinds=kinds, metrics=metrics,
-                                     columns=columns, cost_column=cost_column, client=client,
-                                     stems=stems, loader_options=options) for s in stems}
         names = [c for v in self._views.values() for c in v.names]
         self._state = ReviewState(self._n, Columns(ds, names), page_size=page_size)
-        self._bind(stems[0])
+        self._bind(next(iter(self._views)))
         self._row_text = RowText(ds, description)
         # a row's own description (from description=, or the one the map sent) is the
         # re-isolate box's default, row by row; otherwise what was typed stays
@@ -144,12 +141,9 @@ class Explorer(ReviewActions):
 
     def _row_description(self, row: int) -> str:
         """The re-isolate box's default for ``row``: the explorer's ``description`` (filled
-        from the row when a template or function), else the description the row was sent
-        with (``<stem>_description``), else ""."""
+        from the row), else the description the row was sent with, else ""."""
         text = self._row_text.get(row)
-        if text is None and self._view.description_column:
-            text = self._state.columns.original(self._view.description_column)[row]
-        return text or ""
+        return (self._view.asked(self._state.columns, row) if text is None else text) or ""
 
     # --- read-only state ---------------------------------------------------------------
 
@@ -245,13 +239,8 @@ class Explorer(ReviewActions):
             self._state, media, names=self.metrics, isolated=self.isolated,
             message=self._message, error=self._message_error, quote=quote,
             bulk=self._bulk, spend=self.spend(), description=self._shown_description(),
-            candidates=self._candidates, can_reisolate=self._reiso.client is not None)
-        view["stems"], view["stem"] = self.stems, self.isolated
-        column = self._view.description_column
-        asked = self._state.columns.original(column)[self.row] if column else ""
-        view["row_description"] = asked
-        if asked:
-            view["info"] += f" · {self.isolated} isolated as {asked!r}"
+            candidates=self._candidates, can_reisolate=self._reiso.client is not None,
+            stems=self.stems, asked=self._view.asked(self._state.columns, self.row))
         return _view.scrub(view, self._reiso.redact), media
 
     def _shown_description(self) -> str:

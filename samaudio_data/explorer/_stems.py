@@ -23,7 +23,7 @@ import dataclasses
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from ..audio import SIGNAL_NAMES
-from ._columns import check_dataset, default_columns
+from ._columns import check_dataset, column_kinds, default_columns
 from ._errors import ExplorerError
 from ._reisolate import Reisolator
 from ._rows import RowLoader
@@ -69,6 +69,26 @@ class StemView:
             + [c for c in extra if c in self._numeric] + own
 
     _numeric: List[str] = dataclasses.field(default_factory=list, repr=False)
+
+    def asked(self, columns, row: int) -> str:
+        """The description ``row`` was isolated with ("" when the dataset does not say)."""
+        column = self.description_column
+        return str(columns.original(column)[row]) if column else ""
+
+
+def build_views(ds, original: str, stems: List[str], residual: Optional[str], *,
+                metrics: Optional[Sequence[str]], columns: Optional[Sequence[str]],
+                cost_column: Optional[str], client: Any,
+                loader_options: Dict[str, Any]) -> Dict[str, StemView]:
+    """One :class:`StemView` per stem, the explorer's arguments checked first."""
+    check_dataset(ds, original, stems[0], residual)
+    if len(stems) > 1 and (residual is not None or cost_column is not None):
+        raise ExplorerError("with several stems each has its own residual and cost columns "
+                            "(<stem>_residual, <stem>_cost); drop residual= and cost_column=.")
+    kinds = column_kinds(ds)
+    return {s: build_view(ds, original, s, residual, kinds=kinds, metrics=metrics,
+                          columns=columns, cost_column=cost_column, client=client, stems=stems,
+                          loader_options=loader_options) for s in stems}
 
 
 def build_view(ds, original: str, isolated: str, residual: Optional[str], *,

@@ -142,7 +142,7 @@ class RowValue:
             raise errors.InvalidRequestError(
                 f"{where}cannot fill {self.name} {self.spec!r} from columns "
                 f"{self.columns}: {type(exc).__name__}: {exc}") from exc
-        cols = ", ".join(f"column {c!r} is {values[c]!r}" for c in self.columns)
+        cols = ", ".join(f"column {c!r} is {_short(values[c])}" for c in self.columns)
         return self._checked(text, where, cols)
 
     def _checked(self, value: Any, where: str, source: str) -> Any:
@@ -152,7 +152,7 @@ class RowValue:
                     f"{where}description {self!r} is empty ({source}).")
             if isinstance(value, str) and not re.search(r"[^\W\d_]", value):
                 raise errors.InvalidRequestError(
-                    f"{where}description {self!r} gives {value!r}, which names no sound "
+                    f"{where}description {self!r} gives {_short(value)}, which names no sound "
                     f"({source}). A ClassLabel column holds numbers: take the names with "
                     "isolate(lambda row: names[row['label']]), names = "
                     "ds.features['label'].names.")
@@ -162,6 +162,12 @@ class RowValue:
             return self._check(value)
         except errors.InvalidRequestError as exc:
             raise errors.InvalidRequestError(f"{where}{exc.message} ({source})") from exc
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters for messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(frozen=True)
