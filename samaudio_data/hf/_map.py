@@ -156,7 +156,9 @@ class Isolate:
 
     # --- the map function ---------------------------------------------------------------
 
-    def __call__(self, examples: Dict[str, Any], indices: Any = None) -> Dict[str, Any]:
+    def __call__(self, examples: Dict[str, Any], indices: Any = None, *rank) -> Dict[str, Any]:
+        # map(..., with_indices=True) passes the rows' indices (named in errors); a rank
+        # (with_rank=True) comes after them and is not needed
         if self.column not in examples:
             raise errors.InvalidRequestError(
                 f"the dataset has no column {self.column!r} (it has {list(examples)}); pass "
@@ -169,14 +171,15 @@ class Isolate:
         before = self.client.usage.billed
         out = self._process(values, rows, _row_names(len(values), batched, indices))
         if batched and self.client.usage.billed > before:
-            self._hint_batch_size(len(values) * len(self.prompts.stems))
+            self._hint_batch_size(len(values), len(self.prompts.stems))
         return out if batched else {k: v[0] for k, v in out.items()}
 
-    def _hint_batch_size(self, rows: int) -> None:
+    def _hint_batch_size(self, rows: int, calls_per_row: int = 1) -> None:
         """Once: say so when batches this small leave the account idle > 10 % of the time.
 
-        A batch of ``B`` calls at ``r`` requests/s takes ``B / r`` to send, then waits one
-        latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``.
+        A batch of ``B`` rows at ``r`` requests/s takes ``B / r`` to send, then waits one
+        latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``
+        (``B`` times the stems with several).
         """
         if self._hinted:
             return
@@ -185,12 +188,12 @@ class Isolate:
         if not rate or not latency:
             return
         per_second = rate / 60.0
-        idle = latency / (rows / per_second + latency)
+        idle = latency / (rows * calls_per_row / per_second + latency)
         if idle > 0.10:
             self._hinted = True
-            best = int(math.ceil(9 * latency * per_second))
+            best = int(math.ceil(9 * latency * per_second / calls_per_row))
             warnings.warn(
-                f"batches of {rows} calls leave the account idle about {idle:.0%} of the time "
+                f"batches of {rows} rows leave the account idle about {idle:.0%} of the time "
                 f"(each waits ~{latency:.1f} s for its slowest answer at {rate:.0f} requests/"
                 f"min). Use batch_size >= {best}, or run samaudio_data.prefetch(ds, fn) before "
                 "the map: it sends every row at the limit whatever the batch size.",
@@ -280,8 +283,9 @@ def _stem_columns(stem: Stem) -> List[str]:
 
 def _row_names(n: int, batched: bool, indices: Any) -> List[str]:
     """How messages name the rows of a batch: dataset indices with ``with_indices=True``."""
-    if indices is not None:
-        idx = list(indices) if batched else [indices]
+    idx = list(indices) if batched and isinstance(indices, (list, tuple, range)) else \
+        [indices] if not batched and isinstance(indices, int) else None
+    if idx is not None and len(idx) == n:
         return [f"row {j}" for j in idx]
     if not batched:
         return ["this row"]
