@@ -1,8 +1,8 @@
 """The client: numpy audio in, the isolated sound out, paid for once.
 
-:class:`Client` owns the connection pool and key (:mod:`samaudio_data._transport`), the
-retry policy (:mod:`samaudio_data._retry`), the limits shared with other processes
-(:mod:`samaudio_data._limits`), the result cache (:mod:`samaudio_data._cache`) and one
+:class:`Client` owns the connection pool and key (:mod:`samaudio_data._net.transport`), the
+retry policy (:mod:`samaudio_data._net.retry`), the limits shared with other processes
+(:mod:`samaudio_data._state.limits`), the result cache (:mod:`samaudio_data._answers.cache`) and one
 thread pool. Its calls are :meth:`Client.isolate` (the target as an array),
 :meth:`Client.separate` (target, residual and what the call cost), the concurrent
 :meth:`Client.isolate_many` / :meth:`Client.separate_many` and :meth:`Client.map`, and
@@ -36,19 +36,19 @@ import numpy as np
 
 from . import _settings as settings
 from . import audio, errors
-from ._cache import ResultCache
-from ._calls import Caller
-from ._jobs import Job, assemble, prepare
-from ._journal import Journal
-from ._limits import SharedLimits
+from ._answers.cache import ResultCache
+from ._answers.calls import Caller
+from ._answers.jobs import Job, assemble, prepare
+from ._net.journal import Journal
+from ._state.limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
-from ._queue import QueueExchange, check_transport
-from ._retry import RetryPolicy
+from ._net.queue import QueueExchange, check_transport
+from ._net.retry import RetryPolicy
 from ._account import Account
 from ._longfile import LongFiles
 from ._many import ManyClips
 from ._runner import answer_all
-from ._transport import Transport
+from ._net.transport import Transport
 from ._version import __version__
 
 # api keys of clients that were pickled (to num_proc workers), by endpoint: pickles never

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import audio, errors
-from ._jobs import fit, window_job
+from ._answers.jobs import fit, window_job
 from ._models import Budget, CostEstimate
 from ._runner import summarise
 

@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ._limits import SharedLimits
+from ._state.limits import SharedLimits
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Example
 -------
 >>> import concurrent.futures as cf, tempfile
->>> from samaudio_data._limits import SharedLimits
+>>> from samaudio_data._state.limits import SharedLimits
 >>> from samaudio_data._models import Usage
 >>> with cf.ThreadPoolExecutor(2) as pool:
 ...     run_all(pool, lambda x: x * 2, [1, 2, 3], usage=Usage(),
@@ -18,7 +18,7 @@ import itertools
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import errors
-from ._limits import SharedLimits
+from ._state.limits import SharedLimits
 from ._models import Usage
 
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from samaudio_data._limits import Halted, SharedLimits
+from samaudio_data._state.limits import Halted, SharedLimits
 
 
 class FakeTime:
@@ -124,7 +124,7 @@ def test_with_no_rate_concurrency_grows_then_halves_and_the_limit_is_learned(tmp
 
 def test_retry_after_inf_never_reaches_the_shared_state(tmp_path):
     from samaudio_data import errors
-    from samaudio_data._retry import RetryPolicy, parse_retry_after
+    from samaudio_data._net.retry import RetryPolicy, parse_retry_after
 
     wait = RetryPolicy(retry_after_max=60).rate_limit_wait(
         errors.RateLimitError("x", retry_after=parse_retry_after("inf")))
@@ -183,7 +183,7 @@ def test_a_request_leaving_holds_the_gate_for_a_bounded_time(tmp_path):
 
 
 def test_the_gate_stops_on_a_halt_and_requeues_after_a_new_429(tmp_path):
-    from samaudio_data._limits import Halted, Requeue
+    from samaudio_data._state.limits import Halted, Requeue
 
     t = FakeTime()
     lim = limits(tmp_path, t, requests_per_minute=60)

@@ -48,8 +48,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from ._files import file_lock
-from ._statefile import StateFile
+from .files import file_lock
+from .statefile import StateFile
 
 log = logging.getLogger("samaudio_data")
 

@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from ._files import file_lock
+from .files import file_lock
 
 log = logging.getLogger("samaudio_data")
 
