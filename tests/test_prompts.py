@@ -311,3 +311,11 @@ def test_the_explorer_reviews_several_stems_one_at_a_time(client, endpoint, tmp_
     assert applied["quiet_target_db"][0] == -120.0 and applied["low_target_db"][0] < 0
     with pytest.raises(errors.SamAudioError, match="no stem 'voice'"):
         ex.show_stem("voice")
+
+
+def test_a_row_holding_the_key_is_refused_and_the_key_written_nowhere(client, endpoint):
+    ds = labelled(["half", f"dog {KEY}"])
+    out = ds.map(isolate("{label}", client=client, on_error="skip"), batched=True)
+    assert "API key" in out["isolated_error"][1] and endpoint.stats["requests"] == 1
+    added = out.remove_columns(["label"]).to_dict()     # the user's own column holds it
+    assert KEY not in str(added) and out["isolated_description"][1] == "dog ***"

@@ -269,7 +269,8 @@ class Isolate:
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
             row.update({f"{out}_cost": 0.0, f"{out}_seconds": 0.0, f"{out}_cached": False,
                         f"{out}_error": f"{type(res).__name__}: {res}"})
-        row[f"{out}_description"] = description
+        # as sent; a description the client refused for holding its key never gets written
+        row[f"{out}_description"] = self.client.redact(description)
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
         return row
 
