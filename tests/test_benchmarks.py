@@ -178,3 +178,19 @@ def test_kill_resume():
         billed, unique = int(billed), int(unique)
         assert int(kills) >= 1 and billed >= unique > 0  # nothing is paid less than once
         assert float(per_unique) == pytest.approx(billed / unique, abs=0.01)
+
+
+def test_stems():
+    out = run("stems.py")
+    runs = nums(r"(\d+)/(\d+)\s+calls billed\s+429s\s+(\d+)\s+" + NUM + r" s = " + NUM
+                + r" x ideal " + NUM + " s", out)
+    assert len(runs) == 2
+    for billed, calls, s429, seconds, ratio, ideal in runs:
+        assert billed <= calls == 16 and s429 >= 0
+        assert ideal == 16 / 8 + 0.4
+        # the bucket holds 8 and refills 8/s; the last answer takes the latency
+        assert seconds >= (billed - 8) / 8 + 0.4 - 0.05
+        assert abs(ratio - seconds / ideal) < 0.01
+    times = num(r"a map per stem takes " + NUM + " x the one map", out)
+    assert abs(times - runs[1][3] / runs[0][3]) < 0.01
+
