@@ -21,7 +21,7 @@ Targets (issue 18)
 Both complete with every call billed once and no 429; the one map is within 15 % of the
 ideal and faster than a map per stem.
 
-Run: ``python benchmarks/stems.py`` (24 rows, 3 stems, about 20 s) or ``--quick`` (8 rows,
+Run: ``python benchmarks/stems.py`` (16 rows, 3 stems, about 20 s) or ``--quick`` (8 rows,
 2 stems, about 8 s). Only 127.0.0.1 is contacted.
 """
 
@@ -39,7 +39,7 @@ from samaudio_data import Client, isolate
 from samaudio_data.testing import LocalEndpoint
 
 LIMIT = 8          # requests per second
-LATENCY = 0.4
+LATENCY = 1.0
 SR = 16000
 STEMS = {"low": "bass", "quiet": "half", "high": "treble"}
 TARGET_RATIO = 1.15
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     quiet_datasets()
     warnings.filterwarnings("ignore", "batches of")   # one batch per map, on purpose
-    rows = 8 if args.quick else 24
+    rows = 8 if args.quick else 16
     stems = dict(list(STEMS.items())[:2 if args.quick else 3])
     ds = wav_dataset(short_clips(rows, sr=SR), SR)
     print(f"stems: {rows} clips of 0.5 s, {len(stems)} stems, account limit {LIMIT}/s, "
