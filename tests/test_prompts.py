@@ -187,12 +187,18 @@ def test_prefetch_and_iterable_datasets_with_templates_and_stems(client, endpoin
     assert (est.calls, est.cached) == (3, 0)
 
 
-def test_num_proc_workers_send_each_row_its_own_description(client, endpoint, tmp_path):
+def test_num_proc_workers_send_each_row_its_own_description_and_stems(client, endpoint, tmp_path):
     labelled().save_to_disk(str(tmp_path / "d"))
     ds = datasets.load_from_disk(str(tmp_path / "d"))
-    out = ds.map(isolate("{label}", client=client), batched=True, batch_size=2, num_proc=2)
+    fn = isolate({"isolated": "{label}", "by_fn": lambda row: f"half of {row['label']}"},
+                 client=client)
+    out = ds.map(fn, batched=True, batch_size=2, num_proc=2, with_indices=True)
     assert_isolated_with(out, LABELS)
-    assert endpoint.stats["requests"] == 6
+    assert out["by_fn_description"] == [f"half of {lab}" for lab in LABELS]
+    # the local model's first rule wins: "silence" before "half"
+    assert out["by_fn_target_db"] == pytest.approx(
+        [-120.0 if lab == "silence" else -6.02 for lab in LABELS], abs=0.1)
+    assert endpoint.stats["requests"] == 12
 
 
 def test_the_fingerprint_changes_when_and_only_when_the_template_or_stems_change(
