@@ -136,7 +136,8 @@ class Explorer(ReviewActions):
         shown = self.isolated
         if len(self._views) > 1:
             saved = restore_stems(saved, self._views, self._state, self._bind)
-            self._bind(saved.get("stem") if saved.get("stem") in self._views else shown)
+            stem = saved.get("stem")
+            self._bind(stem if isinstance(stem, str) and stem in self._views else shown)
         self._state.load_dict(saved, self.isolated)
 
     def _row_description(self, row: int) -> str:

@@ -164,21 +164,20 @@ class RowText:
         from ..hf._prompts import RowValue
 
         self._ds = ds
-        self._value = None if description is None else \
-            RowValue("description", description, lambda text: text)
-        if self._value is not None and self._value.constant and \
-                not isinstance(self._value.value, str):
+        self._value = None
+        if description is None:
+            return
+        value = RowValue("description", description, lambda text: text)
+        if value.constant and not isinstance(value.value, str):
             raise ExplorerError(f"description must be a text, a '{{column}}' template or a "
                                 f"function of the row, got {description!r}.")
-        if self._value is not None:
-            self._value_check(list(getattr(ds, "column_names", []) or []))
-
-    def _value_check(self, columns) -> None:
-        missing = [c for c in self._value.columns if c not in columns]
+        columns = list(getattr(ds, "column_names", None) or [])
+        missing = [c for c in value.columns if c not in columns]
         if missing:
-            raise ExplorerError(f"the description {self._value.spec!r} names the column "
+            raise ExplorerError(f"the description {description!r} names the column "
                                 f"{missing[0]!r}, which the dataset does not have (it has "
                                 f"{columns}).")
+        self._value = value
 
     @property
     def per_row(self) -> bool:
