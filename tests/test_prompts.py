@@ -287,6 +287,11 @@ def test_the_explorer_shows_each_rows_description_and_uses_it_to_re_isolate(clie
     assert by_template.current["description"] == "the half part"
     by_template.goto(2)
     assert by_template.current["description"] == "the bass drum part"
+    by_fn = Explorer(out, client=client, description=lambda row: row["label"].split()[0])
+    by_fn.goto(2)
+    assert by_fn.current["description"] == "bass"
+    with pytest.raises(errors.SamAudioError, match="'lable'"):
+        Explorer(out, description="{lable}")
 
 
 def test_the_explorer_reviews_several_stems_one_at_a_time(client, endpoint, tmp_path):
