@@ -1,6 +1,7 @@
 """Hugging Face ``datasets`` integration: ``dataset.map(isolate("speech"))``.
 
-- :func:`isolate` returns a ``.map``-compatible callable (batched or not, ``num_proc``);
+- :func:`isolate` returns a ``.map``-compatible callable (batched or not, ``num_proc``), its
+  description fixed, filled from each row (``"{label}"``) or one per stem (a dict);
 - :func:`estimate_cost` counts what a map would pay for, sending nothing;
 - :func:`prefetch` fills the cache at the account's limit before a map;
 - :func:`read_value` / :func:`encode_value` read and write audio-column values.

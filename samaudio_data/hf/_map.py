@@ -16,6 +16,7 @@ Columns added (``output_column="isolated"``):
 ``isolated_seconds``           time spent on the endpoint for this row
 ``isolated_cached``            whether the answer came from the cache
 ``isolated_error``             ``""``, or why the row failed (with ``on_error`` other than raise)
+``isolated_description``       the description this row was sent with (see below)
 ``isolated_<signal>``          cleaning signals: see :mod:`samaudio_data.audio`
 =============================  ==================================================================
 
@@ -24,6 +25,10 @@ A failed row (``on_error="skip"``) gets silence of its own length and rate (one 
 so column types never depend on which rows fail first and every row stays decodable. With
 ``"keep_original"`` it gets the original audio. Filter failures out with
 ``ds.filter(lambda r: not r["isolated_error"])``.
+
+The description may come from each row (``isolate("{label}")``, a function of the row) and a
+map may ask for several sounds per row (``isolate({"voice": "speech", "bgm": "music"})``, one
+set of the columns above per stem): see :mod:`samaudio_data.hf._prompts` and :func:`isolate`.
 
 Example
 -------
