@@ -20,7 +20,8 @@ Example
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 from ..audio import SIGNAL_NAMES
 from ._columns import check_dataset, column_kinds, default_columns
@@ -29,14 +30,15 @@ from ._reisolate import Reisolator
 from ._rows import RowLoader
 
 
-def find_stems(ds, isolated: Union[str, Sequence[str]]) -> List[str]:
+def find_stems(ds, isolated: str | Sequence[str]) -> list[str]:
     """The isolated columns to review: those named, else (when the default ``"isolated"``
     is not a column) every column a map added one set of columns for (see the example)."""
     if not isinstance(isolated, str):
         stems = list(isolated)
         if not stems or not all(isinstance(s, str) for s in stems):
-            raise ExplorerError(f"isolated must be a column name or a list of them, got "
-                                f"{isolated!r}.")
+            raise ExplorerError(
+                f"isolated must be a column name or a list of them, got {isolated!r}."
+            )
         return list(dict.fromkeys(stems))
     cols = list(getattr(ds, "column_names", None) or [])
     if isolated in cols or isolated != "isolated":
@@ -50,25 +52,30 @@ class StemView:
     """What the explorer shows and keeps for one stem (see the module docstring)."""
 
     isolated: str
-    residual: Optional[str]
-    metrics: List[str]
-    columns: List[str]
-    cost_column: Optional[str]
-    error_column: Optional[str]
-    description_column: Optional[str]
+    residual: str | None
+    metrics: list[str]
+    columns: list[str]
+    cost_column: str | None
+    error_column: str | None
+    description_column: str | None
     loader: RowLoader
     reisolator: Reisolator
-    reisolated: Dict[int, dict] = dataclasses.field(default_factory=dict)
+    reisolated: dict[int, dict] = dataclasses.field(default_factory=dict)
 
     @property
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         """Every column this stem reads into the review's columns."""
         extra = [f"{self.isolated}_{k}" for k in ("cost", "seconds", "cached")]
         own = [self.description_column] if self.description_column else []
-        return self.columns + self.metrics + ([self.cost_column] if self.cost_column else []) \
-            + [c for c in extra if c in self._numeric] + own
+        return (
+            self.columns
+            + self.metrics
+            + ([self.cost_column] if self.cost_column else [])
+            + [c for c in extra if c in self._numeric]
+            + own
+        )
 
-    _numeric: List[str] = dataclasses.field(default_factory=list, repr=False)
+    _numeric: list[str] = dataclasses.field(default_factory=list, repr=False)
 
     def asked(self, columns, row: int) -> str:
         """The description ``row`` was isolated with ("" when the dataset does not say)."""
@@ -76,25 +83,58 @@ class StemView:
         return str(columns.original(column)[row]) if column else ""
 
 
-def build_views(ds, original: str, stems: List[str], residual: Optional[str], *,
-                metrics: Optional[Sequence[str]], columns: Optional[Sequence[str]],
-                cost_column: Optional[str], client: Any,
-                loader_options: Dict[str, Any]) -> Dict[str, StemView]:
+def build_views(
+    ds,
+    original: str,
+    stems: list[str],
+    residual: str | None,
+    *,
+    metrics: Sequence[str] | None,
+    columns: Sequence[str] | None,
+    cost_column: str | None,
+    client: Any,
+    loader_options: dict[str, Any],
+) -> dict[str, StemView]:
     """One :class:`StemView` per stem, the explorer's arguments checked first."""
     check_dataset(ds, original, stems[0], residual)
     if len(stems) > 1 and (residual is not None or cost_column is not None):
-        raise ExplorerError("with several stems each has its own residual and cost columns "
-                            "(<stem>_residual, <stem>_cost); drop residual= and cost_column=.")
+        raise ExplorerError(
+            "with several stems each has its own residual and cost columns "
+            "(<stem>_residual, <stem>_cost); drop residual= and cost_column=."
+        )
     kinds = column_kinds(ds)
-    return {s: build_view(ds, original, s, residual, kinds=kinds, metrics=metrics,
-                          columns=columns, cost_column=cost_column, client=client, stems=stems,
-                          loader_options=loader_options) for s in stems}
+    return {
+        s: build_view(
+            ds,
+            original,
+            s,
+            residual,
+            kinds=kinds,
+            metrics=metrics,
+            columns=columns,
+            cost_column=cost_column,
+            client=client,
+            stems=stems,
+            loader_options=loader_options,
+        )
+        for s in stems
+    }
 
 
-def build_view(ds, original: str, isolated: str, residual: Optional[str], *,
-               kinds: Dict[str, str], metrics: Optional[Sequence[str]],
-               columns: Optional[Sequence[str]], cost_column: Optional[str], client: Any,
-               stems: Sequence[str], loader_options: Dict[str, Any]) -> StemView:
+def build_view(
+    ds,
+    original: str,
+    isolated: str,
+    residual: str | None,
+    *,
+    kinds: dict[str, str],
+    metrics: Sequence[str] | None,
+    columns: Sequence[str] | None,
+    cost_column: str | None,
+    client: Any,
+    stems: Sequence[str],
+    loader_options: dict[str, Any],
+) -> StemView:
     """Check one stem's columns and build its parts (``metrics``, ``columns`` and
     ``cost_column`` as given to the explorer, None for this stem's defaults; the other
     ``stems`` reviewed stay out of its defaults)."""
@@ -102,27 +142,47 @@ def build_view(ds, original: str, isolated: str, residual: Optional[str], *,
     numeric = [c for c, k in kinds.items() if k != "text"]
     if metrics is None:
         own = [f"{isolated}_{s}" for s in SIGNAL_NAMES] + [
-            f"{isolated}_{k}" for k in ("cost", "seconds", "cached")]
-        metrics = [c for c in own if c in numeric] + [c for c in numeric if c not in own
-                                                      and not _other_stem(c, isolated, stems)]
+            f"{isolated}_{k}" for k in ("cost", "seconds", "cached")
+        ]
+        metrics = [c for c in own if c in numeric] + [
+            c for c in numeric if c not in own and not _other_stem(c, isolated, stems)
+        ]
     for m in metrics:
         if m not in numeric:
-            raise ExplorerError(f"metric column {m!r} is not a numeric or boolean column "
-                                f"of the dataset; those are {numeric}.")
+            raise ExplorerError(
+                f"metric column {m!r} is not a numeric or boolean column "
+                f"of the dataset; those are {numeric}."
+            )
     if cost_column is None and f"{isolated}_cost" in numeric:
         cost_column = f"{isolated}_cost"
     if cost_column is not None and cost_column not in numeric:
         raise ExplorerError(f"cost_column {cost_column!r} is not a numeric column.")
-    description_column = f"{isolated}_description" \
-        if kinds.get(f"{isolated}_description") == "text" else None
-    shown = list(columns) if columns is not None else [
-        c for c in default_columns(ds, original, isolated, kinds, list(metrics))
-        if c != description_column and not _other_stem(c, isolated, stems)]
+    description_column = (
+        f"{isolated}_description" if kinds.get(f"{isolated}_description") == "text" else None
+    )
+    shown = (
+        list(columns)
+        if columns is not None
+        else [
+            c
+            for c in default_columns(ds, original, isolated, kinds, list(metrics))
+            if c != description_column and not _other_stem(c, isolated, stems)
+        ]
+    )
     error_column = f"{isolated}_error" if kinds.get(f"{isolated}_error") == "text" else None
     loader = RowLoader(ds, original, isolated, residual, error_column, **loader_options)
-    return StemView(isolated, residual, list(metrics), list(dict.fromkeys(shown)), cost_column,
-                    error_column, description_column, loader, Reisolator(client),
-                    _numeric=numeric)
+    return StemView(
+        isolated,
+        residual,
+        list(metrics),
+        list(dict.fromkeys(shown)),
+        cost_column,
+        error_column,
+        description_column,
+        loader,
+        Reisolator(client),
+        _numeric=numeric,
+    )
 
 
 def _other_stem(column: str, isolated: str, stems: Sequence[str]) -> bool:
@@ -132,12 +192,14 @@ def _other_stem(column: str, isolated: str, stems: Sequence[str]) -> bool:
     >>> _other_stem("bgm_target_db", "voice", ["voice", "bgm"]), _other_stem("snr", "voice", [])
     (True, False)
     """
-    return any(column == s or column.startswith(f"{s}_") for s in stems
-               if s != isolated and not column.startswith(f"{isolated}_"))
+    return any(
+        column == s or column.startswith(f"{s}_")
+        for s in stems
+        if s != isolated and not column.startswith(f"{isolated}_")
+    )
 
 
-def restore_stems(saved: Dict[str, Any], views: Dict[str, StemView], state,
-                  bind) -> Dict[str, Any]:
+def restore_stems(saved: dict[str, Any], views: dict[str, StemView], state, bind) -> dict[str, Any]:
     """Record a saved session's re-isolations of every stem (``saved["stems"]``, written
     by ``Explorer.save`` when there are several); returns the rest of the session."""
     per_stem = saved.get("stems")

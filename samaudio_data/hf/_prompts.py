@@ -34,19 +34,19 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 from .. import errors
 from .._settings import check_description, check_params
 
 KEEP = ("target", "residual", "both")
 ROW_OPTIONS = ("output_format", "reranking_candidates")
-Request = Tuple[str, Dict[str, Any]]
+Request = tuple[str, dict[str, Any]]
 
 
-def template_columns(text: str) -> Optional[List[str]]:
+def template_columns(text: str) -> list[str] | None:
     """The columns a template's fields name, in order; None when ``text`` has no field.
 
     >>> template_columns("a {instrument} playing"), template_columns("speech")
@@ -61,8 +61,9 @@ def template_columns(text: str) -> Optional[List[str]]:
     except ValueError as exc:
         raise errors.InvalidRequestError(
             f"cannot read the template {text!r}: {exc}. Name a column in braces, "
-            "e.g. '{label}', and write {{ and }} for a literal brace.") from None
-    columns: List[str] = []
+            "e.g. '{label}', and write {{ and }} for a literal brace."
+        ) from None
+    columns: list[str] = []
     for _, field, _, _ in parts:
         if field is None:
             continue
@@ -70,7 +71,8 @@ def template_columns(text: str) -> Optional[List[str]]:
         if not name or name.isdigit():
             raise errors.InvalidRequestError(
                 f"the template {text!r} has a field without a column name ({{{field}}}); "
-                "name a column, e.g. '{label}' (write {{ and }} for literal braces).")
+                "name a column, e.g. '{label}' (write {{ and }} for literal braces)."
+            )
         if name not in columns:
             columns.append(name)
     return columns or None
@@ -89,15 +91,14 @@ class RowValue:
 
     def __init__(self, name: str, spec: Any, check: Callable[[Any], Any]) -> None:
         self.name, self.spec, self._check = name, spec, check
-        self.columns: List[str] = []
+        self.columns: list[str] = []
         if callable(spec):
             self.kind = "callable"
         elif isinstance(spec, str) and template_columns(spec) is not None:
             self.kind, self.columns = "template", template_columns(spec) or []
         else:
             self.kind = "constant"
-            self.value = check(spec.format() if isinstance(spec, str) and "{" in spec
-                               else spec)
+            self.value = check(spec.format() if isinstance(spec, str) and "{" in spec else spec)
 
     @property
     def constant(self) -> bool:
@@ -105,8 +106,11 @@ class RowValue:
         return self.kind == "constant"
 
     def __repr__(self) -> str:
-        return repr(self.spec) if self.kind != "callable" else getattr(
-            self.spec, "__name__", "<callable>")
+        return (
+            repr(self.spec)
+            if self.kind != "callable"
+            else getattr(self.spec, "__name__", "<callable>")
+        )
 
     def get(self, row: Mapping, where: str) -> Any:
         """The checked value for ``row``; an InvalidRequestError naming ``where`` (the row,
@@ -121,8 +125,8 @@ class RowValue:
                 raise errors.InvalidRequestError(f"{where}{exc.message}") from exc
             except Exception as exc:  # noqa: BLE001 - the user's function, reported per row
                 raise errors.InvalidRequestError(
-                    f"{where}the {self.name} function {self!r} raised "
-                    f"{type(exc).__name__}: {exc}") from exc
+                    f"{where}the {self.name} function {self!r} raised {type(exc).__name__}: {exc}"
+                ) from exc
             return self._checked(raw, where, "its function's result")
         values = {}
         for col in self.columns:
@@ -131,17 +135,20 @@ class RowValue:
             except KeyError:
                 raise errors.InvalidRequestError(
                     f"{where}the {self.name} {self.spec!r} names the column {col!r}, which "
-                    "this row does not have.") from None
+                    "this row does not have."
+                ) from None
             if values[col] is None:
                 raise errors.InvalidRequestError(
                     f"{where}{self.name} {self.spec!r} has no value: column {col!r} is "
-                    "missing (None).")
+                    "missing (None)."
+                )
         try:
             text = self.spec.format(**values)
         except Exception as exc:  # noqa: BLE001 - a field the row's value does not have
             raise errors.InvalidRequestError(
                 f"{where}cannot fill {self.name} {self.spec!r} from columns "
-                f"{self.columns}: {type(exc).__name__}: {exc}") from exc
+                f"{self.columns}: {type(exc).__name__}: {exc}"
+            ) from exc
         cols = ", ".join(f"column {c!r} is {_short(values[c])}" for c in self.columns)
         return self._checked(text, where, cols)
 
@@ -149,13 +156,15 @@ class RowValue:
         if self.name == "description":
             if isinstance(value, str) and not value.strip():
                 raise errors.InvalidRequestError(
-                    f"{where}description {self!r} is empty ({source}).")
+                    f"{where}description {self!r} is empty ({source})."
+                )
             if isinstance(value, str) and not re.search(r"[^\W\d_]", value):
                 raise errors.InvalidRequestError(
                     f"{where}description {self!r} gives {_short(value)}, which names no sound "
                     f"({source}). A ClassLabel column holds numbers: take the names with "
                     "isolate(lambda row: names[row['label']]), names = "
-                    "ds.features['label'].names.")
+                    "ds.features['label'].names."
+                )
         elif isinstance(value, str) and self.name == "reranking_candidates":
             value = int(value) if value.strip().isdigit() else value
         try:
@@ -179,7 +188,7 @@ class Stem:
     keep: str
 
     @property
-    def audio_columns(self) -> List[str]:
+    def audio_columns(self) -> list[str]:
         """The audio columns this stem adds."""
         out = self.output_column
         return [out] + ([f"{out}_residual"] if self.keep == "both" else [])
@@ -193,58 +202,73 @@ class Prompts:
     """A map's request plan: stems (each a description and a ``keep``) and the per-row
     options; see the module docstring."""
 
-    def __init__(self, description: Any, *, output_column: str, keep: Union[str, Dict[str, str]],
-                 params: Dict[str, Any]) -> None:
+    def __init__(
+        self,
+        description: Any,
+        *,
+        output_column: str,
+        keep: str | dict[str, str],
+        params: dict[str, Any],
+    ) -> None:
         if isinstance(description, Mapping):
             if not description:
                 raise errors.InvalidRequestError(
-                    "isolate({...}) needs at least one stem: {'voice': 'speech', ...}.")
+                    "isolate({...}) needs at least one stem: {'voice': 'speech', ...}."
+                )
             if output_column != "isolated":
                 raise errors.InvalidRequestError(
                     "with several stems the dict's keys name the output columns; drop "
-                    "output_column=.")
+                    "output_column=."
+                )
             specs = dict(description)
         else:
             specs = {output_column: description}
         for out in specs:
             if not isinstance(out, str) or not out:
                 raise errors.InvalidRequestError(
-                    f"an output column name must be a non-empty string, got {out!r}.")
+                    f"an output column name must be a non-empty string, got {out!r}."
+                )
         keeps = dict(keep) if isinstance(keep, Mapping) else {out: keep for out in specs}
         unknown = sorted(set(keeps) - set(specs))
         if unknown:
             raise errors.InvalidRequestError(
-                f"keep names stems that do not exist: {unknown}; the stems are {list(specs)}.")
-        self.stems: List[Stem] = []
+                f"keep names stems that do not exist: {unknown}; the stems are {list(specs)}."
+            )
+        self.stems: list[Stem] = []
         for out, spec in specs.items():
             k = keeps.get(out, "target")
             if k not in KEEP:
                 raise errors.InvalidRequestError(f"keep must be one of {KEEP}, got {k!r}.")
             self.stems.append(Stem(out, RowValue("description", spec, check_description), k))
-        self.options = {name: RowValue(name, params[name], _check_one_param(name))
-                        for name in ROW_OPTIONS if name in params}
+        self.options = {
+            name: RowValue(name, params[name], _check_one_param(name))
+            for name in ROW_OPTIONS
+            if name in params
+        }
         self.fixed = {k: v for k, v in params.items() if k not in ROW_OPTIONS}
         check_params(**{k: v for k, v in self.fixed.items() if k != "channels"})
-        constants = [(s.description.value, s.output_column) for s in self.stems
-                     if s.description.constant]
-        seen: Dict[str, str] = {}
+        constants = [
+            (s.description.value, s.output_column) for s in self.stems if s.description.constant
+        ]
+        seen: dict[str, str] = {}
         for text, out in constants:
             if text in seen:
                 raise errors.InvalidRequestError(
                     f"stems {seen[text]!r} and {out!r} both ask for {text!r}: that would pay "
-                    "twice for the same answer; keep one (keep='both' adds the residual).")
+                    "twice for the same answer; keep one (keep='both' adds the residual)."
+                )
             seen[text] = out
         names = [c for s in self.stems for c in s.audio_columns]
         if len(set(names)) != len(names):
             raise errors.InvalidRequestError(f"the stems' output columns collide: {names}.")
 
     @property
-    def values(self) -> List[RowValue]:
+    def values(self) -> list[RowValue]:
         """Every setting that may come from the row."""
         return [s.description for s in self.stems] + list(self.options.values())
 
     @property
-    def columns(self) -> List[str]:
+    def columns(self) -> list[str]:
         """The columns the templates read (callables may read any)."""
         return list(dict.fromkeys(c for v in self.values for c in v.columns))
 
@@ -265,7 +289,8 @@ class Prompts:
         ...         ).check_columns(["audio", "label"])
         Traceback (most recent call last):
         ...
-        samaudio_data.errors.InvalidRequestError: the description '{lable}' names the column 'lable', which the dataset does not have (it has ['audio', 'label']). Nothing was sent.
+        samaudio_data.errors.InvalidRequestError: the description '{lable}' names the column
+        'lable', which the dataset does not have (it has ['audio', 'label']). Nothing was sent.
         """
         have = set(available)
         for v in self.values:
@@ -273,22 +298,23 @@ class Prompts:
                 if col not in have:
                     raise errors.InvalidRequestError(
                         f"the {v.name} {v.spec!r} names the column {col!r}, which the dataset "
-                        f"does not have (it has {list(available)}). Nothing was sent.")
+                        f"does not have (it has {list(available)}). Nothing was sent."
+                    )
 
-    def resolve(self, row: Mapping, where: str
-                ) -> List[Union[Request, errors.InvalidRequestError]]:
+    def resolve(self, row: Mapping, where: str) -> list[Request | errors.InvalidRequestError]:
         """One ``(description, params)`` per stem for ``row``, or the error that makes the
         stem's request unusable (named by ``where``, the row, and the column)."""
         try:
             params = {**self.fixed, **{n: v.get(row, where) for n, v in self.options.items()}}
         except errors.InvalidRequestError as exc:
             return [exc] * len(self.stems)
-        out: List[Union[Request, errors.InvalidRequestError]] = []
+        out: list[Request | errors.InvalidRequestError] = []
         for s in self.stems:
             here = where
             if len(self.stems) > 1:
-                here = f"{where}, stem {s.output_column!r}" if where else \
-                    f"stem {s.output_column!r}"
+                here = (
+                    f"{where}, stem {s.output_column!r}" if where else f"stem {s.output_column!r}"
+                )
             try:
                 out.append((s.description.get(row, here), params))
             except errors.InvalidRequestError as exc:
@@ -316,7 +342,7 @@ class BatchRow(Mapping):
     ('cat', ['audio', 'label'])
     """
 
-    def __init__(self, examples: Any, i: Optional[int]) -> None:
+    def __init__(self, examples: Any, i: int | None) -> None:
         self._examples, self._i = examples, i
 
     def __getitem__(self, key: str) -> Any:
