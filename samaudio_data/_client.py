@@ -26,7 +26,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import os
-import tempfile
+import tempfile  # noqa: F401 (the examples use it)
 import threading
 import time
 from pathlib import Path
@@ -40,6 +40,7 @@ from ._answers.cache import ResultCache
 from ._answers.calls import Caller
 from ._answers.jobs import Job, assemble, prepare
 from ._net.journal import Journal
+from ._state.files import private_dir
 from ._state.limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
 from ._net.queue import QueueExchange, check_transport
@@ -177,10 +178,12 @@ class Client(ManyClips, LongFiles, Account):
                                     pool_size=max(10, 2 * self.max_concurrency))
         cache = ResultCache(self.cache_dir) if self.cache_dir else None
         tag = hashlib.sha256(self.identity.encode()).hexdigest()[:16]
-        root = self.cache_dir or Path(tempfile.gettempdir()) / "samaudio_data-limits"
+        # without a cache directory: a per-user private one (0700), never a shared /tmp path
+        root = self.cache_dir or private_dir("samaudio_data-limits")
         self.limits = SharedLimits(root / "limits" / tag, max_concurrency=self.max_concurrency,
                                    requests_per_minute=self.requests_per_minute,
-                                   rate_window=self.rate_window)
+                                   rate_window=self.rate_window,
+                                   retry_after_max=self.retry_after_max)
         self._usage = Usage(rate_limit=self.requests_per_minute)
         policy = RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base,
                              backoff_max=self.backoff_max, retry_after_max=self.retry_after_max,

@@ -178,6 +178,20 @@ class QueueJobFailedError(APIStatusError):
     """The asynchronous queue reported the job as FAILED (the message says why)."""
 
 
+class UncollectableRequestError(ResponseDecodeError):
+    """The queue accepted (and billed) a request whose answer cannot be followed safely.
+
+    Its answer lacked a usable ``request_id`` or URL, pointed to another origin, reused an id
+    of another clip, or stayed unknown to the status store. The request is kept in the
+    journal for ``queue_retention``, so the piece is not submitted (paid) again meanwhile.
+    Not retried.
+    """
+
+
+class AnswerMismatchError(ResponseDecodeError):
+    """An answer names another request than the one it was fetched for: never used."""
+
+
 _BY_STATUS = {
     400: BadRequestError,
     401: AuthenticationError,

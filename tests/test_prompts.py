@@ -7,6 +7,8 @@ target level tells which description it was isolated with.
 
 from __future__ import annotations
 
+import json
+
 import datasets
 import numpy as np
 import pytest
@@ -379,6 +381,11 @@ def test_the_explorer_reviews_several_stems_one_at_a_time(client, endpoint, tmp_
     assert applied["quiet_target_db"][0] == -120.0 and applied["low_target_db"][0] < 0
     with pytest.raises(errors.SamAudioError, match="no stem 'voice'"):
         ex.show_stem("voice")
+    doc = json.loads(session.read_text())  # every stem's entries are checked
+    doc["stems"]["low"] = {"0": {"cost": "free"}}
+    session.write_text(json.dumps(doc))
+    with pytest.raises(errors.SamAudioError, match="damaged"):
+        Explorer(out, client=client, session=session)
 
 
 def test_a_row_holding_the_key_is_refused_and_the_key_written_nowhere(client, endpoint):

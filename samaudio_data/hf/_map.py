@@ -64,7 +64,8 @@ from .._client import Client
 from .._models import Budget, CostEstimate, Separation
 from .. import _settings
 from ._prompts import BatchRow, Prompts, Stem
-from ._values import SharedClip, dataset_rows, encode_value, read_column, read_value
+from ._values import (SharedClip, dataset_rows, declared_dtype, encode_value, read_column,
+                      read_value)
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 
 ON_ERROR = ("raise", "skip", "keep_original")
@@ -76,7 +77,14 @@ class Isolate:
     def __init__(self, description: Any, *, column: str = "audio",
                  output_column: str = "isolated", keep: Any = "target",
                  on_error: str = "raise", max_cost: Optional[float] = None,
-                 client: Optional[Client] = None, **endpoint_params) -> None:
+                 client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+                 **endpoint_params) -> None:
+        if sample_dtype is not None and not (isinstance(sample_dtype, str) and sample_dtype
+                                             in ("int8", "int16", "int32", "uint8")):
+            raise errors.InvalidRequestError(
+                f"sample_dtype must be 'int8', 'int16', 'int32' or 'uint8', got "
+                f"{sample_dtype!r}.")
+        self.sample_dtype = sample_dtype
         if on_error not in ON_ERROR:
             raise errors.InvalidRequestError(
                 f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
@@ -114,11 +122,13 @@ class Isolate:
         return {"description": self.description, "column": self.column,
                 "output_column": self.output_column, "keep": self.keep,
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
-                "client": self._client, "endpoint": self.endpoint, "version": __version__}
+                "client": self._client, "endpoint": self.endpoint,
+                "sample_dtype": self.sample_dtype, "version": __version__}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("version", None)
+        state.setdefault("sample_dtype", None)
         self._client = state.pop("client")
         self.__dict__.update(state)
         self.prompts = Prompts(self.description, output_column=self.output_column,
@@ -219,7 +229,7 @@ class Isolate:
                     raise bad
         client = self.client
         budget = self.budget()
-        clips = [SharedClip(v, uses=len(stems)) for v in values]
+        clips = [SharedClip(v, uses=len(stems), dtype=self.sample_dtype) for v in values]
 
         def work(task) -> Dict[str, Any]:
             # one call start to finish in a worker thread: decoding, encoding and the output
@@ -318,7 +328,8 @@ def _session_id() -> str:
 
 def isolate(description: Any, *, column: str = "audio", output_column: str = "isolated",
             keep: Any = "target", on_error: str = "raise", max_cost: Optional[float] = None,
-            client: Optional[Client] = None, **endpoint_params) -> Isolate:
+            client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+            **endpoint_params) -> Isolate:
     """A ``.map`` function that isolates ``description`` in an audio column.
 
     Parameters
@@ -351,6 +362,11 @@ def isolate(description: Any, *, column: str = "audio", output_column: str = "is
     max_cost : dollars this map may spend in this Python session (all workers together);
         the row that would pass it is not sent and the map stops, saying so.
     client : a :class:`~samaudio_data.Client`; by default one from the environment.
+    sample_dtype : the integer type of a ``{"array", "sampling_rate"}`` column's samples
+        (``"int16"``...). ``datasets`` hands integer lists to a map as Python ints (int64
+        with numpy formatting), losing their width; without this (or the dataset's own
+        features, which :func:`estimate_cost` and :func:`prefetch` read into it) such rows
+        are refused rather than read as 64-bit PCM (silence).
     endpoint_params : ``output_format``, ``reranking_candidates`` (each a constant, a
         template such as ``"{cands}"`` or a callable, checked per row before sending),
         ``channels``.
@@ -365,7 +381,8 @@ def isolate(description: Any, *, column: str = "audio", output_column: str = "is
     ['voice', 'bgm', 'bgm_residual']
     """
     return Isolate(description, column=column, output_column=output_column, keep=keep,
-                   on_error=on_error, max_cost=max_cost, client=client, **endpoint_params)
+                   on_error=on_error, max_cost=max_cost, client=client,
+                   sample_dtype=sample_dtype, **endpoint_params)
 
 
 def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
@@ -385,6 +402,8 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
     client = fn.client
+    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
+                                                        fn.column)
     calls = cached = clips = 0
     invalid: List[Tuple[int, str]] = []
     for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
@@ -392,7 +411,7 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
         try:
             if isinstance(value, BaseException):
                 raise value
-            y, sr = read_value(value)
+            y, sr = read_value(value, dtype=fn.sample_dtype)
         except errors.SamAudioError as exc:
             invalid.append((i, exc.message))
             continue

@@ -33,7 +33,7 @@ from typing import Any, List, Tuple
 
 from .. import errors
 from ._map import Isolate
-from ._values import SharedClip, dataset_rows
+from ._values import SharedClip, dataset_rows, declared_dtype
 
 
 @dataclass
@@ -66,6 +66,8 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     """
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("prefetch needs the result of isolate(...).")
+    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
+                                                        fn.column)
     client, budget = fn.client, fn.budget()
     report = PrefetchReport()
 
@@ -84,7 +86,7 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
                 asks: List[Any] = [value]
             else:
                 asks = fn.prompts.resolve(columns, "")
-                value = SharedClip(value, uses=len(asks))
+                value = SharedClip(value, uses=len(asks), dtype=fn.sample_dtype)
             for ask in asks:
                 report.calls += 1
                 yield row, value, ask
