@@ -197,3 +197,14 @@ def test_stems():
     times = num(r"a map per stem takes " + NUM + " x the one map", out)
     assert abs(times - runs[1][3] / runs[0][3]) < 0.01
 
+def test_quality():
+    out = run("quality.py")
+    rows = re.findall(r"^\s+(good|empty|invented|wrong_source|unchanged|absent)\s+(\d+) %\s+"
+                      r"(\d+) %\s+(\d+) %\s+(\d+) %", out, re.M)
+    assert len(rows) in (6, 12), out           # one table, or two with speech detection
+    for _, *pcts in rows:
+        assert all(0 <= int(p) <= 100 for p in pcts)
+    per_second = nums(NUM + r" ms per clip-second", out)
+    assert all(0 < ms < 1000 for ms in per_second)       # CPU per second of audio
+    base = num(r"baseline\)\s+" + NUM + " ms", out)
+    assert base > 0

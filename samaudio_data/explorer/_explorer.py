@@ -123,6 +123,9 @@ class Explorer(ReviewActions):
         self.isolated, self.residual, self.metrics = v.isolated, v.residual, v.metrics
         self.columns, self.cost_column = v.columns, v.cost_column
         self._loader, self._reiso, self._error_column = v.loader, v.reisolator, v.error_column
+        # the quality triage's columns (ds.map(isolate(...)) adds them): the reason shown
+        # with the row's signals, the quality for "most doubtful first"
+        self._flag, self._quality = v.flag_column, v.quality_column
         self._state.reisolated = v.reisolated
 
     def _load(self, saved: Dict[str, Any]) -> None:
@@ -154,6 +157,23 @@ class Explorer(ReviewActions):
          'spent $0.496 = dataset $0.496 + re-isolations $0.000')
         """
         return self._compose()[0]
+
+    def doubtful(self) -> int:
+        """Queue only the rows the quality triage flagged, most doubtful first (lowest
+        ``<isolated>_quality``); returns how many. A bulk decision then applies to them.
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> ex = Explorer(example_dataset(8, quality=True))
+        >>> ex.doubtful(), ex.queue, ex.bulk("discard")
+        (2, [3, 7], 2)
+        """
+        if self._quality is None:
+            raise ExplorerError(
+                f"the dataset has no {self.isolated}_quality column: map it with "
+                "samaudio_data.isolate(...) (which adds the quality triage's columns) first.")
+        self._state.sort_by(self._quality, True)
+        self.set_filter(self._quality, max=0.5)
+        return len(self.queue)
 
     @property
     def table(self) -> Dict[str, Any]:
@@ -233,11 +253,13 @@ class Explorer(ReviewActions):
                  "label": "confirm (free, cached)" if q.cached else
                  f"confirm: spend ${q.price:.3f}"} if q is not None else {}
         view = _view.view_model(
-            self._state, media, names=self.metrics, isolated=self.isolated,
+            self._state, media, names=([self._flag] if self._flag else []) + self.metrics,
+            isolated=self.isolated,
             message=ui.message, error=ui.message_error, quote=quote,
             bulk=ui.bulk, spend=self.spend(), description=self._shown_description(),
             candidates=ui.candidates, can_reisolate=self._reiso.client is not None,
             stems=self.stems, asked=self._view.asked(self._state.columns, self.row))
+        view["can_doubt"] = self._quality is not None
         return _view.scrub(view, self._reiso.redact), media
 
     def _shown_description(self) -> str:

@@ -58,6 +58,8 @@ class StemView:
     cost_column: str | None
     error_column: str | None
     description_column: str | None
+    flag_column: str | None
+    quality_column: str | None
     loader: RowLoader
     reisolator: Reisolator
     reisolated: dict[int, dict] = dataclasses.field(default_factory=dict)
@@ -66,7 +68,7 @@ class StemView:
     def names(self) -> list[str]:
         """Every column this stem reads into the review's columns."""
         extra = [f"{self.isolated}_{k}" for k in ("cost", "seconds", "cached")]
-        own = [self.description_column] if self.description_column else []
+        own = [c for c in (self.description_column, self.flag_column, self.quality_column) if c]
         return (
             self.columns
             + self.metrics
@@ -170,6 +172,8 @@ def build_view(
         ]
     )
     error_column = f"{isolated}_error" if kinds.get(f"{isolated}_error") == "text" else None
+    flag_column = f"{isolated}_flag" if kinds.get(f"{isolated}_flag") == "text" else None
+    quality_column = f"{isolated}_quality" if f"{isolated}_quality" in numeric else None
     loader = RowLoader(ds, original, isolated, residual, error_column, **loader_options)
     return StemView(
         isolated,
@@ -179,6 +183,8 @@ def build_view(
         cost_column,
         error_column,
         description_column,
+        flag_column,
+        quality_column,
         loader,
         Reisolator(client),
         _numeric=numeric,

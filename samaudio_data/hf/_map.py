@@ -18,7 +18,18 @@ Columns added (``output_column="isolated"``):
 ``isolated_error``             ``""``, or why the row failed (with ``on_error`` other than raise)
 ``isolated_description``       the description this row was sent with (see below)
 ``isolated_<signal>``          cleaning signals: see :mod:`samaudio_data.audio`
+``isolated_flag``              ``""`` when the isolation looks right, else why not (``empty``,
+                               ``absent``, ``invented``, ``wrong_source``, ``unchanged``,
+                               ``error``; see :mod:`samaudio_data.audio._quality`)
+``isolated_quality``           in [0, 1], 0.5 at a threshold: sort by it to review the worst first
 =============================  ==================================================================
+
+Keep the rows that look right with ``ds.filter(lambda r: not r["isolated_flag"])``. A row
+whose input is silent (peak below -60 dBFS) is answered locally with silence, flagged
+``absent:silent_input`` and costs nothing. ``on_doubt`` says what happens to a flagged row:
+``"keep"`` (default) only flags it; ``"rerank"`` asks once more with
+``rerank_candidates`` reranking candidates (a paid, cached call within ``max_cost``) and keeps
+the answer with the better verdict; ``"skip"`` replaces its audio with silence.
 
 A failed row (``on_error="skip"``) gets silence of its own length and rate (one sample at
 16 kHz when the input itself is missing), ``NaN`` signals and its ``_error``; never ``None``,
@@ -67,6 +78,7 @@ from ._prompts import BatchRow, Prompts, Stem
 from ._values import (SharedClip, dataset_rows, declared_dtype, encode_value, read_column,
                       read_value)
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
+from . import _triage
 
 ON_ERROR = ("raise", "skip", "keep_original")
 
@@ -78,6 +90,7 @@ class Isolate:
                  output_column: str = "isolated", keep: Any = "target",
                  on_error: str = "raise", max_cost: Optional[float] = None,
                  client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+                 on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
                  **endpoint_params) -> None:
         if sample_dtype is not None and not (isinstance(sample_dtype, str) and sample_dtype
                                              in ("int8", "int16", "int32", "uint8")):
@@ -101,6 +114,9 @@ class Isolate:
         self.params = {n: (v.value if v.constant else v.spec) for n, v in
                        prompts.options.items()}
         self.params.update(prompts.fixed)
+        own = prompts.options.get("reranking_candidates")
+        self.on_doubt, self.rerank_candidates = _triage.check_policy(
+            on_doubt, rerank_candidates, own.value if own is not None and own.constant else None)
         self.column = column
         self.output_column = output_column
         self.keep = keep
@@ -123,12 +139,15 @@ class Isolate:
                 "output_column": self.output_column, "keep": self.keep,
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
                 "client": self._client, "endpoint": self.endpoint,
-                "sample_dtype": self.sample_dtype, "version": __version__}
+                "sample_dtype": self.sample_dtype, "version": __version__,
+                "on_doubt": self.on_doubt, "rerank_candidates": self.rerank_candidates}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("version", None)
         state.setdefault("sample_dtype", None)
+        state.setdefault("on_doubt", "keep")
+        state.setdefault("rerank_candidates", _triage.RERANK_CANDIDATES)
         self._client = state.pop("client")
         self.__dict__.update(state)
         self.prompts = Prompts(self.description, output_column=self.output_column,
@@ -139,7 +158,8 @@ class Isolate:
     def __repr__(self) -> str:
         return (f"isolate({self.description!r}, column={self.column!r}, "
                 f"output_column={self.output_column!r}, keep={self.keep!r}, "
-                f"on_error={self.on_error!r}, max_cost={self.max_cost!r}, params={self.params})")
+                f"on_error={self.on_error!r}, max_cost={self.max_cost!r}, "
+                f"on_doubt={self.on_doubt!r}, params={self.params})")
 
     @property
     def client(self) -> Client:
@@ -242,7 +262,10 @@ class Isolate:
                 orig = clips[i].read()
                 if isinstance(ask, BaseException):
                     raise ask
-                res = client.separate(orig[0], orig[1], description, budget=budget, **ask[1])
+                # a silent input is answered locally; a doubtful answer reranked if asked
+                res = _triage.separate(client, orig, description, ask[1], budget=budget,
+                                       on_doubt=self.on_doubt,
+                                       rerank_candidates=self.rerank_candidates)
                 return self._row(stems[s], description, res, orig)
             except (errors.FatalAPIError, errors.BudgetExceededError):
                 raise
@@ -264,9 +287,12 @@ class Isolate:
         row: Dict[str, Any] = {}
         if isinstance(res, Separation):
             kept = res.residual if stem.keep == "residual" else res.target
+            if self.on_doubt == "skip" and res.flag:  # nothing doubtful reaches the column
+                kept = np.zeros_like(kept)
             row[out] = encode_value(kept, res.sr)
             if stem.keep == "both":
                 row[f"{out}_residual"] = encode_value(res.residual, res.sr)
+            row.update({f"{out}_flag": res.flag, f"{out}_quality": res.quality})
             sig = cleaning_signals(res.target + res.residual, res.target, res.residual, res.sr)
             row.update({f"{out}_cost": res.cost, f"{out}_seconds": res.seconds,
                         f"{out}_cached": res.cached, f"{out}_error": ""})
@@ -283,7 +309,8 @@ class Isolate:
                 row[f"{out}_residual"] = silence
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
             row.update({f"{out}_cost": 0.0, f"{out}_seconds": 0.0, f"{out}_cached": False,
-                        f"{out}_error": f"{type(res).__name__}: {res}"})
+                        f"{out}_error": f"{type(res).__name__}: {res}",
+                        f"{out}_flag": "error", f"{out}_quality": 0.0})
         # as sent; a description the client refused for holding its key never gets written
         row[f"{out}_description"] = self.client.redact(description)
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
@@ -294,7 +321,7 @@ def _stem_columns(stem: Stem) -> List[str]:
     out = stem.output_column
     return stem.audio_columns + [f"{out}_{k}" for k in (
         "cost", "seconds", "cached", "error", "description")] + \
-        [f"{out}_{s}" for s in SIGNAL_NAMES]
+        [f"{out}_{s}" for s in SIGNAL_NAMES] + [f"{out}_flag", f"{out}_quality"]
 
 
 def _row_names(n: int, batched: bool, indices: Any) -> List[str]:
@@ -329,6 +356,7 @@ def _session_id() -> str:
 def isolate(description: Any, *, column: str = "audio", output_column: str = "isolated",
             keep: Any = "target", on_error: str = "raise", max_cost: Optional[float] = None,
             client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+            on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
             **endpoint_params) -> Isolate:
     """A ``.map`` function that isolates ``description`` in an audio column.
 
@@ -367,6 +395,10 @@ def isolate(description: Any, *, column: str = "audio", output_column: str = "is
         with numpy formatting), losing their width; without this (or the dataset's own
         features, which :func:`estimate_cost` and :func:`prefetch` read into it) such rows
         are refused rather than read as 64-bit PCM (silence).
+    on_doubt : what to do with a row the quality triage flags: ``"keep"`` (flag only),
+        ``"rerank"`` (ask once more with ``rerank_candidates`` candidates, priced within
+        ``max_cost`` and cached; keep the better verdict), ``"skip"`` (silence instead).
+    rerank_candidates : the ``reranking_candidates`` of a rerank (2..8, default 4).
     endpoint_params : ``output_format``, ``reranking_candidates`` (each a constant, a
         template such as ``"{cands}"`` or a callable, checked per row before sending),
         ``channels``.
@@ -382,7 +414,8 @@ def isolate(description: Any, *, column: str = "audio", output_column: str = "is
     """
     return Isolate(description, column=column, output_column=output_column, keep=keep,
                    on_error=on_error, max_cost=max_cost, client=client,
-                   sample_dtype=sample_dtype, **endpoint_params)
+                   sample_dtype=sample_dtype, on_doubt=on_doubt,
+                   rerank_candidates=rerank_candidates, **endpoint_params)
 
 
 def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
@@ -404,7 +437,7 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     client = fn.client
     fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
                                                         fn.column)
-    calls = cached = clips = 0
+    calls = cached = clips = silent = rerank = 0
     invalid: List[Tuple[int, str]] = []
     for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
         clips += 1
@@ -418,14 +451,21 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
         except Exception as exc:  # a decoder's own error on a broken file
             invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
             continue
-        for ask in fn.prompts.resolve(row, ""):
+        asks = fn.prompts.resolve(row, "")
+        invalid += [(i, a.message) for a in asks if isinstance(a, BaseException)]
+        if _triage.silent_input(y, sr):  # answered locally: every stem free
+            silent += 1
+            continue
+        for ask in asks:
             if isinstance(ask, BaseException):
-                invalid.append((i, ask.message))
                 continue
             est = client.estimate([y], sr, ask[0], **ask[1])
             if est.invalid:
                 invalid.append((i, est.invalid[0][1]))
+            elif fn.on_doubt == "rerank":
+                rerank += _triage.rerank_calls(client, y, sr, ask[0], ask[1],
+                                               fn.rerank_candidates)
             calls += est.calls
             cached += est.cached
     return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
-                        invalid=invalid, clips=clips)
+                        invalid=invalid, clips=clips, silent=silent, rerank_calls=rerank)

@@ -32,25 +32,31 @@ from dataclasses import dataclass, field
 from typing import Any, List, Tuple
 
 from .. import errors
+from . import _triage
 from ._map import Isolate
 from ._values import SharedClip, dataset_rows, declared_dtype
 
 
 @dataclass
 class PrefetchReport:
-    """What :func:`prefetch` did: rows read, calls paid for and already cached, and the
-    failed calls (row, reason). Every stem of a row is a call of its own."""
+    """What :func:`prefetch` did: rows read, calls paid for and already cached, the failed
+    calls (row, reason), and silent ones (answered locally, free). Every stem of a row is a
+    call of its own."""
 
     rows: int = 0
     paid: int = 0
     cached: int = 0
     failed: List[Tuple[int, str]] = field(default_factory=list)
     calls: int = 0
+    silent: int = 0
 
     def __str__(self) -> str:
         calls = "" if self.calls == self.rows else f" ({self.calls} calls)"
-        return (f"{self.rows} rows{calls}: {self.paid} paid, {self.cached} already cached, "
+        text = (f"{self.rows} rows{calls}: {self.paid} paid, {self.cached} already cached, "
                 f"{len(self.failed)} failed")
+        if self.silent:
+            text += f", {self.silent} silent (free)"
+        return text
 
 
 def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
@@ -76,8 +82,9 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         for failed in (clip, ask):
             if isinstance(failed, BaseException):
                 raise failed
-        y, sr = clip.read()
-        return client.separate(y, sr, ask[0], budget=budget, **ask[1])
+        # as the map will: silent rows are not sent, doubtful ones reranked if asked
+        return _triage.separate(client, clip.read(), ask[0], ask[1], budget=budget,
+                                on_doubt=fn.on_doubt, rerank_candidates=fn.rerank_candidates)
 
     def calls():
         for row, value, columns in dataset_rows(dataset, fn.column, fn.prompts):
@@ -95,6 +102,10 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
                                              desc=f"caching {fn.prompts.describe()}"):
         if isinstance(result, errors.SamAudioError):
             report.failed.append((row, result.message))
+            continue
+        if result.cost == 0.0 and not result.cached and result.attempts == 0 \
+                and result.flag == "absent:silent_input":
+            report.silent += 1
         elif result.cached:
             report.cached += 1
         else:
