@@ -394,3 +394,20 @@ def test_a_row_holding_the_key_is_refused_and_the_key_written_nowhere(client, en
     assert "API key" in out["isolated_error"][1] and endpoint.stats["requests"] == 1
     added = out.remove_columns(["label"]).to_dict()  # the user's own column holds it
     assert KEY not in str(added) and out["isolated_description"][1] == "dog ***"
+
+
+def test_each_stem_gets_its_verdict_and_a_silent_row_is_free_for_every_stem(client, endpoint):
+    rows = [
+        {"audio": encode_value(mix(0), SR), "label": "half"},
+        {"audio": encode_value(np.zeros(SR // 2, np.float32), SR), "label": "half"},
+    ]
+    ds = Dataset.from_list(rows).cast_column("audio", Audio())
+    fn = isolate({"own": "{label}", "gone": "silence"}, client=client)
+    est = estimate_cost(ds, fn)
+    assert (est.calls, est.silent) == (2, 1)
+    out = ds.map(fn, batched=True)
+    assert endpoint.stats["requests"] == 2  # the silent row sent nothing
+    assert out["own_flag"][1] == out["gone_flag"][1] == "absent:silent_input"
+    # half the mix is nothing separated; silence where the mix has sound is an empty target
+    assert out["own_flag"][0].startswith("unchanged") and out["gone_flag"][0].startswith("empty")
+    assert 0 <= out["own_quality"][0] <= 1 and out["own_cost"] == pytest.approx([0.062, 0.0])
