@@ -15,7 +15,8 @@ Example
 ((1, 160), 16000)
 """
 
-from ._map import Isolate, estimate_cost, isolate
+from ._estimate import estimate_cost
+from ._map import Isolate, isolate
 from ._prefetch import PrefetchReport, prefetch
 from ._values import encode_value, read_value
 

@@ -65,18 +65,17 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from .. import errors
 from .._version import __version__
 from .._client import Client
-from .._models import Budget, CostEstimate, Separation
+from .._models import Budget, Separation
 from .. import _settings
-from ._prompts import BatchRow, Prompts, Stem
-from ._values import (SharedClip, dataset_rows, declared_dtype, encode_value, read_column,
-                      read_value)
+from ._prompts import BatchRow, Prompts, Stem, row_names
+from ._values import SharedClip, encode_value, read_column
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 from . import _triage
 
@@ -171,7 +170,7 @@ class Isolate:
     @property
     def output_columns(self) -> List[str]:
         """Names of the columns this map adds (one set per stem)."""
-        return [c for stem in self.prompts.stems for c in _stem_columns(stem)]
+        return [c for stem in self.prompts.stems for c in stem.columns]
 
     @property
     def audio_columns(self) -> List[str]:
@@ -204,7 +203,7 @@ class Isolate:
         values = values if batched else [values]
         rows = [BatchRow(examples, i if batched else None) for i in range(len(values))]
         before = self.client.usage.billed
-        out = self._process(values, rows, _row_names(len(values), batched, indices))
+        out = self._process(values, rows, row_names(len(values), batched, indices))
         if batched and self.client.usage.billed > before:
             self._hint_batch_size(len(values), len(self.prompts.stems))
         return out if batched else {k: v[0] for k, v in out.items()}
@@ -279,7 +278,7 @@ class Isolate:
         out: Dict[str, List[Any]] = {}
         for s, stem in enumerate(stems):
             mine = results[s::len(stems)]
-            out.update({c: [r[c] for r in mine] for c in _stem_columns(stem)})
+            out.update({c: [r[c] for r in mine] for c in stem.columns})
         return out
 
     def _row(self, stem: Stem, description: str, res: Any, orig) -> Dict[str, Any]:
@@ -315,25 +314,6 @@ class Isolate:
         row[f"{out}_description"] = self.client.redact(description)
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
         return row
-
-
-def _stem_columns(stem: Stem) -> List[str]:
-    out = stem.output_column
-    return stem.audio_columns + [f"{out}_{k}" for k in (
-        "cost", "seconds", "cached", "error", "description")] + \
-        [f"{out}_{s}" for s in SIGNAL_NAMES] + [f"{out}_flag", f"{out}_quality"]
-
-
-def _row_names(n: int, batched: bool, indices: Any) -> List[str]:
-    """How messages name the rows of a batch: dataset indices with ``with_indices=True``."""
-    idx = list(indices) if batched and isinstance(indices, (list, tuple, range)) else \
-        [indices] if not batched and isinstance(indices, int) else None
-    if idx is not None and len(idx) == n:
-        return [f"row {j}" for j in idx]
-    if not batched:
-        return ["this row"]
-    return [f"row {i} of this batch (map with with_indices=True for dataset row numbers)"
-            for i in range(n)]
 
 
 def _session_id() -> str:
@@ -416,56 +396,3 @@ def isolate(description: Any, *, column: str = "audio", output_column: str = "is
                    on_error=on_error, max_cost=max_cost, client=client,
                    sample_dtype=sample_dtype, on_doubt=on_doubt,
                    rerank_candidates=rerank_candidates, **endpoint_params)
-
-
-def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
-    """Count the calls ``dataset.map(fn)`` would pay for, and the cache hits. Sends nothing.
-
-    Every row's own description and every stem is counted. Works on ``Dataset`` and
-    ``IterableDataset`` (which it iterates). Rows whose audio is missing or invalid, or
-    whose description or options come out unusable, are counted in ``invalid``.
-
-    >>> from datasets import Dataset
-    >>> ds = Dataset.from_dict({"audio": [{"array": [0.1] * 800, "sampling_rate": 8000},
-    ...                                   None]})
-    >>> est = estimate_cost(ds, isolate("speech", client=Client("k", cache_dir=False)))
-    >>> est.calls, est.invalid
-    (1, [(1, 'this row has no audio (the value is None).')])
-    """
-    if not isinstance(fn, Isolate):
-        raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
-    client = fn.client
-    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
-                                                        fn.column)
-    calls = cached = clips = silent = rerank = 0
-    invalid: List[Tuple[int, str]] = []
-    for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
-        clips += 1
-        try:
-            if isinstance(value, BaseException):
-                raise value
-            y, sr = read_value(value, dtype=fn.sample_dtype)
-        except errors.SamAudioError as exc:
-            invalid.append((i, exc.message))
-            continue
-        except Exception as exc:  # a decoder's own error on a broken file
-            invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
-            continue
-        asks = fn.prompts.resolve(row, "")
-        invalid += [(i, a.message) for a in asks if isinstance(a, BaseException)]
-        if _triage.silent_input(y, sr):  # answered locally: every stem free
-            silent += 1
-            continue
-        for ask in asks:
-            if isinstance(ask, BaseException):
-                continue
-            est = client.estimate([y], sr, ask[0], **ask[1])
-            if est.invalid:
-                invalid.append((i, est.invalid[0][1]))
-            elif fn.on_doubt == "rerank":
-                rerank += _triage.rerank_calls(client, y, sr, ask[0], ask[1],
-                                               fn.rerank_candidates)
-            calls += est.calls
-            cached += est.cached
-    return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
-                        invalid=invalid, clips=clips, silent=silent, rerank_calls=rerank)

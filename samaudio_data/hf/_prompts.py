@@ -40,6 +40,7 @@ from typing import Any
 
 from .. import errors
 from .._settings import check_description, check_params
+from ..audio import SIGNAL_NAMES
 
 KEEP = ("target", "residual", "both")
 ROW_OPTIONS = ("output_format", "reranking_candidates")
@@ -192,6 +193,18 @@ class Stem:
         """The audio columns this stem adds."""
         out = self.output_column
         return [out] + ([f"{out}_residual"] if self.keep == "both" else [])
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column this stem adds to a map's rows (see :mod:`samaudio_data.hf._map`)."""
+        out = self.output_column
+        own = ("cost", "seconds", "cached", "error", "description")
+        return (
+            self.audio_columns
+            + [f"{out}_{k}" for k in own]
+            + [f"{out}_{s}" for s in SIGNAL_NAMES]
+            + [f"{out}_flag", f"{out}_quality"]
+        )
 
 
 def _check_one_param(name: str) -> Callable[[Any], Any]:
@@ -357,3 +370,26 @@ class BatchRow(Mapping):
 
     def __repr__(self) -> str:
         return f"BatchRow(columns={list(self)})"
+
+
+def row_names(n: int, batched: bool, indices: Any) -> list[str]:
+    """How messages name the rows of a map's batch: dataset indices with ``with_indices=True``.
+
+    >>> row_names(2, True, [10, 11]), row_names(1, False, None)
+    (['row 10', 'row 11'], ['this row'])
+    """
+    idx = (
+        list(indices)
+        if batched and isinstance(indices, (list, tuple, range))
+        else [indices]
+        if not batched and isinstance(indices, int)
+        else None
+    )
+    if idx is not None and len(idx) == n:
+        return [f"row {j}" for j in idx]
+    if not batched:
+        return ["this row"]
+    return [
+        f"row {i} of this batch (map with with_indices=True for dataset row numbers)"
+        for i in range(n)
+    ]
