@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -22,11 +22,11 @@ from ._errors import ExplorerError
 from ._reisolate import Quote, RowText
 from ._review import ReviewActions
 from ._state import DECISIONS, ReviewState
-from ._stems import build_views, find_stems, restore_stems
+from ._stems import StemActions, build_views, find_stems
 from ._ui import UIState
 
 
-class Explorer(ReviewActions):
+class Explorer(ReviewActions, StemActions):
     """Review isolated audio and decide what to keep: a queue table, players with waveforms and
     spectrograms, keyboard decisions, bulk decisions with undo, re-isolation at a shown price.
 
@@ -89,59 +89,6 @@ class Explorer(ReviewActions):
                                      fingerprint=getattr(self._ds, "_fingerprint", None)))
         elif self.session is not None:
             self.save()
-
-    # --- stems -------------------------------------------------------------------------
-
-    @property
-    def stems(self) -> List[str]:
-        """The isolated columns under review (several after ``isolate({...})``).
-
-        >>> from samaudio_data.explorer import example_dataset
-        >>> Explorer(example_dataset(2)).stems
-        ['isolated']
-        """
-        return list(self._views)
-
-    def show_stem(self, stem: str) -> None:
-        """Show another stem's audio, signals and columns (decisions are per row, shared).
-
-        >>> from samaudio_data.explorer import example_dataset
-        >>> Explorer(example_dataset(2)).show_stem("bgm")
-        Traceback (most recent call last):
-        ...
-        samaudio_data.explorer.ExplorerError: no stem 'bgm': the stems are ['isolated'].
-        """
-        if stem not in self._views:
-            raise ExplorerError(f"no stem {stem!r}: the stems are {self.stems}.")
-        self._bind(stem)
-        self._ui.quote, self._ui.description_row, self._media_row = None, None, None
-        self._changed()
-
-    def _bind(self, stem: str) -> None:
-        v = self._views[stem]
-        self._view = v
-        self.isolated, self.residual, self.metrics = v.isolated, v.residual, v.metrics
-        self.columns, self.cost_column = v.columns, v.cost_column
-        self._loader, self._reiso, self._error_column = v.loader, v.reisolator, v.error_column
-        # the quality triage's columns (ds.map(isolate(...)) adds them): the reason shown
-        # with the row's signals, the quality for "most doubtful first"
-        self._flag, self._quality = v.flag_column, v.quality_column
-        self._state.reisolated = v.reisolated
-
-    def _load(self, saved: Dict[str, Any]) -> None:
-        """Resume a session: decisions, position, sort, filter, every stem's re-isolations."""
-        shown = self.isolated
-        if len(self._views) > 1:
-            saved = restore_stems(saved, self._views, self._state, self._bind)
-            stem = saved.get("stem")
-            self._bind(stem if isinstance(stem, str) and stem in self._views else shown)
-        self._state.load_dict(saved, self.isolated)
-
-    def _row_description(self, row: int) -> str:
-        """The re-isolate box's default for ``row``: the explorer's ``description`` (filled
-        from the row), else the description the row was sent with, else ""."""
-        text = self._row_text.get(row)
-        return (self._view.asked(self._state.columns, row) if text is None else text) or ""
 
     # --- read-only state ---------------------------------------------------------------
 

@@ -26,8 +26,10 @@ from typing import Any
 from ..audio import SIGNAL_NAMES
 from ._columns import check_dataset, column_kinds, default_columns
 from ._errors import ExplorerError
-from ._reisolate import Reisolator
+from ._reisolate import Reisolator, RowText
 from ._rows import RowLoader
+from ._state import ReviewState
+from ._ui import UIState
 
 
 def find_stems(ds, isolated: str | Sequence[str]) -> list[str]:
@@ -218,3 +220,75 @@ def restore_stems(saved: dict[str, Any], views: dict[str, StemView], state, bind
                 if isinstance(meta, dict) and str(k).isdigit() and int(k) < state.n:
                     state.record_reisolation(int(k), meta, stem)
     return {k: v for k, v in saved.items() if k != "reisolated"}
+
+
+class StemActions:
+    """The stems half of :class:`~samaudio_data.explorer.Explorer`: which stem is shown, and
+    the row's own description as the re-isolate default.
+
+    >>> from samaudio_data.explorer import Explorer, example_dataset
+    >>> isinstance(Explorer(example_dataset(2)), StemActions)
+    True
+    """
+
+    _views: dict[str, StemView]
+    _view: StemView
+    _state: ReviewState
+    _ui: UIState
+    _row_text: RowText
+    _media_row: int | None
+    isolated: str
+
+    def _changed(self, moved: bool = False) -> None:
+        raise NotImplementedError
+
+    @property
+    def stems(self) -> list[str]:
+        """The isolated columns under review (several after ``isolate({...})``).
+
+        >>> from samaudio_data.explorer import Explorer, example_dataset
+        >>> Explorer(example_dataset(2)).stems
+        ['isolated']
+        """
+        return list(self._views)
+
+    def show_stem(self, stem: str) -> None:
+        """Show another stem's audio, signals and columns (decisions are per row, shared).
+
+        >>> from samaudio_data.explorer import Explorer, example_dataset
+        >>> Explorer(example_dataset(2)).show_stem("bgm")
+        Traceback (most recent call last):
+        ...
+        samaudio_data.explorer.ExplorerError: no stem 'bgm': the stems are ['isolated'].
+        """
+        if stem not in self._views:
+            raise ExplorerError(f"no stem {stem!r}: the stems are {self.stems}.")
+        self._bind(stem)
+        self._ui.quote, self._ui.description_row, self._media_row = None, None, None
+        self._changed()
+
+    def _bind(self, stem: str) -> None:
+        v = self._views[stem]
+        self._view = v
+        self.isolated, self.residual, self.metrics = v.isolated, v.residual, v.metrics
+        self.columns, self.cost_column = v.columns, v.cost_column
+        self._loader, self._reiso, self._error_column = v.loader, v.reisolator, v.error_column
+        # the quality triage's columns (ds.map(isolate(...)) adds them): the reason shown
+        # with the row's signals, the quality for "most doubtful first"
+        self._flag, self._quality = v.flag_column, v.quality_column
+        self._state.reisolated = v.reisolated
+
+    def _load(self, saved: dict[str, Any]) -> None:
+        """Resume a session: decisions, position, sort, filter, every stem's re-isolations."""
+        shown = self.isolated
+        if len(self._views) > 1:
+            saved = restore_stems(saved, self._views, self._state, self._bind)
+            stem = saved.get("stem")
+            self._bind(stem if isinstance(stem, str) and stem in self._views else shown)
+        self._state.load_dict(saved, self.isolated)
+
+    def _row_description(self, row: int) -> str:
+        """The re-isolate box's default for ``row``: the explorer's ``description`` (filled
+        from the row), else the description the row was sent with, else ""."""
+        text = self._row_text.get(row)
+        return (self._view.asked(self._state.columns, row) if text is None else text) or ""
