@@ -294,10 +294,10 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
 
     t0 = time.monotonic()
     content, headers, via = exchange.send(caller.body(piece, job), cache_key=None,
-                                          max_bytes=max_bytes, on_submit=caller._note_credits)
+                                          max_bytes=max_bytes, on_submit=caller.note_headers)
     latency = time.monotonic() - t0
     caller.usage.record(requests=1, billed=1, cost=caller.price_per_call, seconds=latency)
-    caller._note_credits(headers)
+    caller.note_headers(headers)
     data, fmt = audio_bytes(content, fetch=download)
     result = ProbeResult(via=via, carrier=_carrier(content, via, bool(downloads)),
                          content_type=(downloads[0] if downloads else

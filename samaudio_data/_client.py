@@ -84,9 +84,11 @@ class Client(ManyClips, LongFiles, Account):
         the cap on any ``Retry-After``, and the fault back-off.
     price_per_call : float
         Dollars per billed call, for usage and estimates (``$SAMAUDIO_PRICE_PER_CALL``).
-    cache_dir : path or False
+    cache_dir : path, URL or False
         Where paid answers are kept (``$SAMAUDIO_CACHE_DIR`` or ``~/.cache/samaudio_data``);
-        False turns the cache off.
+        an fsspec URL (``s3://bucket/prefix``, ``gs://...``, a shared mount) shares them
+        between the machines of a cluster (the queue's journal and the limits' file then
+        stay in the local default directory). False turns the cache off.
     cache_namespace : str, optional
         The endpoint's identity in cache keys (default: the endpoint URL).
     output_format, reranking_candidates :
@@ -112,6 +114,10 @@ class Client(ManyClips, LongFiles, Account):
     queue_retention : float
         Seconds a journalled request is worth collecting (the provider keeps results about
         an hour; default 3600).
+    coordinator : optional
+        Where the limits shared by every sender of this account live: None (default) is a
+        small file beside the cache, shared by the processes of one machine;
+        :class:`samaudio_data.ray.Coordinator` is a Ray actor shared by a whole cluster.
 
     Example
     -------
@@ -135,7 +141,7 @@ class Client(ManyClips, LongFiles, Account):
                  reranking_candidates: int = 1, channels: str = "mix",
                  audio_encoding: str = "base64", upload_format: str = "wav",
                  progress: bool = True, transport: str = "auto",
-                 queue_retention: float = 3600.0) -> None:
+                 queue_retention: float = 3600.0, coordinator: Any = None) -> None:
         self._api_key = settings.api_key(api_key)
         self.endpoint = settings.endpoint(endpoint)
         self.timeout = timeout
@@ -167,9 +173,8 @@ class Client(ManyClips, LongFiles, Account):
         self.transport = check_transport(transport)
         self.queue_retention = settings.positive("queue_retention", queue_retention)
         self.cache_namespace = cache_namespace
-        if cache_dir is None or cache_dir is True:
-            cache_dir = settings.default_cache_dir()
-        self.cache_dir: Optional[Path] = Path(cache_dir).expanduser() if cache_dir else None
+        self.cache_dir: Union[Path, str, None] = settings.cache_location(cache_dir)
+        self.coordinator = coordinator
         self._setup()
 
     def _setup(self) -> None:
@@ -177,19 +182,23 @@ class Client(ManyClips, LongFiles, Account):
         self._transport = Transport(self.endpoint, self._api_key, timeout=self.timeout,
                                     pool_size=max(10, 2 * self.max_concurrency))
         cache = ResultCache(self.cache_dir) if self.cache_dir else None
+        # the journal and the limits' file stay on this machine's disk
+        local = (self.cache_dir if isinstance(self.cache_dir, Path)
+                 else settings.default_cache_dir() if self.cache_dir else None)
         tag = hashlib.sha256(self.identity.encode()).hexdigest()[:16]
         # without a cache directory: a per-user private one (0700), never a shared /tmp path
-        root = self.cache_dir or private_dir("samaudio_data-limits")
+        root = local or private_dir("samaudio_data-limits")
         self.limits = SharedLimits(root / "limits" / tag, max_concurrency=self.max_concurrency,
                                    requests_per_minute=self.requests_per_minute,
                                    rate_window=self.rate_window,
-                                   retry_after_max=self.retry_after_max)
+                                   retry_after_max=self.retry_after_max,
+                                   coordinator=self.coordinator, account=self._transport.account)
         self._usage = Usage(rate_limit=self.requests_per_minute)
         policy = RetryPolicy(max_retries=self.max_retries, backoff_base=self.backoff_base,
                              backoff_max=self.backoff_max, retry_after_max=self.retry_after_max,
                              rate_window=self.rate_window)
-        journal = (Journal(self.cache_dir / "journal", retention=self.queue_retention)
-                   if self.cache_dir else None)
+        journal = (Journal(local / "journal", retention=self.queue_retention)
+                   if local else None)
         exchange = QueueExchange(self._transport, mode=self.transport, journal=journal,
                                  state_dir=self.limits.directory)
         self._caller = Caller(self._transport, cache=cache, limits=self.limits, policy=policy,
@@ -215,6 +224,15 @@ class Client(ManyClips, LongFiles, Account):
         """The endpoint's identity in cache keys and fingerprints: ``cache_namespace`` if
         given, else the endpoint URL (never the key)."""
         return self.cache_namespace or self.endpoint
+
+    @property
+    def has_key(self) -> bool:
+        """Whether this client has an API key (it is never shown).
+
+        >>> Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False).has_key
+        True
+        """
+        return self._transport.has_key
 
     @property
     def usage(self) -> Usage:
@@ -261,6 +279,8 @@ class Client(ManyClips, LongFiles, Account):
             _KEYRING[self.endpoint] = self._api_key
         state = {k: getattr(self, k) for k in self._CONFIG}
         state["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        if self.coordinator is not None:  # (absent otherwise: fingerprints stay as they were)
+            state["coordinator"] = self.coordinator
         state["version"] = __version__
         return state
 
@@ -269,9 +289,10 @@ class Client(ManyClips, LongFiles, Account):
         state.pop("version", None)
         state.setdefault("transport", "auto")  # pickled by a version without the queue
         state.setdefault("queue_retention", 3600.0)
+        state.setdefault("coordinator", None)
         cache_dir = state.pop("cache_dir")
         self.__dict__.update(state)
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cache_dir = settings.cache_location(cache_dir) if cache_dir else None
         self._api_key = _KEYRING.get(self.endpoint) or settings.api_key(None)
         self._setup()
 
