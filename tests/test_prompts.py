@@ -411,3 +411,18 @@ def test_each_stem_gets_its_verdict_and_a_silent_row_is_free_for_every_stem(clie
     # half the mix is nothing separated; silence where the mix has sound is an empty target
     assert out["own_flag"][0].startswith("unchanged") and out["gone_flag"][0].startswith("empty")
     assert 0 <= out["own_quality"][0] <= 1 and out["own_cost"] == pytest.approx([0.062, 0.0])
+
+
+def test_ray_batches_fill_each_rows_description_from_its_columns(client, endpoint):
+    pytest.importorskip("ray", reason="the Ray extra is not installed here")
+    from samaudio_data.ray import IsolateBatches
+
+    # the numpy batch map_batches hands the callable class (ray.data.from_items rows)
+    batch = {
+        "audio": np.array([encode_value(mix(i), SR) for i in range(2)], dtype=object),
+        "label": np.array(["half", "silence"]),
+    }
+    out = IsolateBatches("{label}", client=client)(batch)
+    assert list(out["isolated_description"]) == ["half", "silence"]
+    assert list(out["isolated_target_db"]) == pytest.approx([-6.02, -120.0], abs=0.1)
+    assert list(out["label"]) == ["half", "silence"]
