@@ -54,7 +54,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("map", help="isolate a sound in every row of a dataset")
     p.add_argument("dataset", help="a save_to_disk directory, an audiofolder directory or a "
                                    "hub dataset name")
-    p.add_argument("--description", required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--description",
+                      help="what to isolate: text ('speech'), or a template filled from each "
+                           "row's columns ('{label}', 'a {instrument} playing')")
+    what.add_argument("--stem", action="append", metavar="COLUMN=DESCRIPTION",
+                      help="one output column per sound, one call each per row; repeat it: "
+                           "--stem voice=speech --stem bgm='background music'")
     p.add_argument("--out", required=True, help="directory for the result (save_to_disk)")
     p.add_argument("--column", default="audio")
     p.add_argument("--output-column", default="isolated")
@@ -297,7 +303,7 @@ def _map(args) -> int:
         # broken file is one row's error naming the file, not a decoder traceback
         ds = ds.cast_column(args.column, Audio(decode=False))
     with _client(args) as client:
-        fn = isolate(args.description, column=args.column, output_column=args.output_column,
+        fn = isolate(_what(args), column=args.column, output_column=args.output_column,
                      keep=args.keep, on_error=args.on_error, max_cost=args.max_cost,
                      client=client, on_doubt=args.on_doubt,
                      rerank_candidates=args.rerank_candidates)
@@ -323,12 +329,12 @@ def _map(args) -> int:
             # at batch boundaries); the map below then reads the answers from the cache
             print(f"caching: {prefetch(ds, fn, progress=client.progress)}")
         out = ds.map(fn, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                     desc=f"isolating {args.description!r}")
-        for col in [c for c in fn.output_columns if c in (fn.output_column,
-                                                           f"{fn.output_column}_residual")]:
+                     with_indices=True, desc=f"isolating {fn.prompts.describe()}")
+        for col in fn.audio_columns:
             out = out.cast_column(col, Audio())
         out.save_to_disk(args.out)
-        print(flag_summary(out[f"{fn.output_column}_flag"], fn.output_column))
+        for stem in fn.prompts.stems:
+            print(flag_summary(out[f"{stem.output_column}_flag"], stem.output_column))
         usage = client.usage
         if len(out) and usage.billed == 0 and usage.cached == 0 and usage.failed == 0:
             print(f"saved {len(out)} rows to {args.out}: every row came from datasets' own "
@@ -337,6 +343,22 @@ def _map(args) -> int:
         else:
             print(f"saved {len(out)} rows to {args.out}; {usage}")
     return 0
+
+
+def _what(args):
+    """``--description`` as given, or the ``--stem COLUMN=DESCRIPTION`` options as a dict."""
+    if args.description is not None:
+        return args.description
+    stems = {}
+    for item in args.stem:
+        name, sep, description = item.partition("=")
+        if not sep or not name.strip():
+            raise errors.InvalidRequestError(
+                f"--stem wants COLUMN=DESCRIPTION (e.g. --stem voice=speech), got {item!r}.")
+        if name.strip() in stems:
+            raise errors.InvalidRequestError(f"--stem {name.strip()!r} is given twice.")
+        stems[name.strip()] = description
+    return stems
 
 
 def flag_summary(flags: List[str], column: str = "isolated") -> str:

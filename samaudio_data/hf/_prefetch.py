@@ -33,23 +33,26 @@ from typing import Any, List, Tuple
 
 from .. import errors
 from . import _triage
-from ._map import Isolate, _column_values
-from ._values import declared_dtype, read_value
+from ._map import Isolate
+from ._values import SharedClip, dataset_rows, declared_dtype
 
 
 @dataclass
 class PrefetchReport:
-    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason),
-    and silent (answered locally, free)."""
+    """What :func:`prefetch` did: rows read, calls paid for and already cached, the failed
+    calls (row, reason), and silent ones (answered locally, free). Every stem of a row is a
+    call of its own."""
 
     rows: int = 0
     paid: int = 0
     cached: int = 0
     failed: List[Tuple[int, str]] = field(default_factory=list)
+    calls: int = 0
     silent: int = 0
 
     def __str__(self) -> str:
-        text = (f"{self.rows} rows: {self.paid} paid, {self.cached} already cached, "
+        calls = "" if self.calls == self.rows else f" ({self.calls} calls)"
+        text = (f"{self.rows} rows{calls}: {self.paid} paid, {self.cached} already cached, "
                 f"{len(self.failed)} failed")
         if self.silent:
             text += f", {self.silent} silent (free)"
@@ -59,11 +62,13 @@ class PrefetchReport:
 def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     """Send every row's requests at the account's limit and cache the answers.
 
-    Rows are read one after another and sent through the client's shared limits and thread
-    pool, at most a few rows ahead of the requests in flight (memory stays flat). A row that
-    fails is reported, not raised; a 401, 403, 406 or ``max_cost`` stops everything and
-    raises, as in ``map``. Run ``dataset.map(fn, ...)`` afterwards: it finds every answer
-    in the cache. ``samaudio-data map`` does this by itself.
+    Rows are read one after another and their calls (one per stem, each with the row's own
+    description) sent through the client's shared limits and thread pool, at most a few
+    ahead of the requests in flight (memory stays flat). A call that fails is reported, not
+    raised; a 401, 403, 406 or ``max_cost`` stops everything and raises, as in ``map``; a
+    template naming a missing column fails before anything is sent. Run
+    ``dataset.map(fn, ...)`` afterwards: it finds every answer in the cache.
+    ``samaudio-data map`` does this by itself.
     """
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("prefetch needs the result of isolate(...).")
@@ -72,22 +77,29 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     client, budget = fn.client, fn.budget()
     report = PrefetchReport()
 
-    def work(item: Tuple[int, Any]):
-        row, value = item
-        if isinstance(value, BaseException):
-            raise value
+    def work(item: Tuple[int, SharedClip, Any]):
+        _, clip, ask = item
+        for failed in (clip, ask):
+            if isinstance(failed, BaseException):
+                raise failed
         # as the map will: silent rows are not sent, doubtful ones reranked if asked
-        return _triage.separate(client, read_value(value, dtype=fn.sample_dtype),
-                                fn.description, fn.params, budget=budget,
+        return _triage.separate(client, clip.read(), ask[0], ask[1], budget=budget,
                                 on_doubt=fn.on_doubt, rerank_candidates=fn.rerank_candidates)
 
-    def rows():
-        for item in _column_values(dataset, fn.column):
+    def calls():
+        for row, value, columns in dataset_rows(dataset, fn.column, fn.prompts):
             report.rows += 1
-            yield item
+            if isinstance(value, BaseException):
+                asks: List[Any] = [value]
+            else:
+                asks = fn.prompts.resolve(columns, "")
+                value = SharedClip(value, uses=len(asks), dtype=fn.sample_dtype)
+            for ask in asks:
+                report.calls += 1
+                yield row, value, ask
 
-    for (row, _), result in client.stream(work, rows(), progress=progress,
-                                          desc=f"caching {fn.description!r}"):
+    for (row, _, _), result in client.stream(work, calls(), progress=progress,
+                                             desc=f"caching {fn.prompts.describe()}"):
         if isinstance(result, errors.SamAudioError):
             report.failed.append((row, result.message))
             continue
