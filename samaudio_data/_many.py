@@ -33,11 +33,11 @@ class ManyClips:
     """Mixin of :class:`~samaudio_data.Client`: calls over many clips (see the module)."""
 
     def isolate_many(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
-                     description: str, **kwargs) -> List[Any]:
+                     description: Union[str, Sequence[str]], **kwargs) -> List[Any]:
         """Isolate ``description`` in many clips concurrently; results in input order.
 
-        ``srs`` is one rate for all or one per clip. Takes the keywords of
-        :meth:`separate_many`.
+        ``srs`` is one rate for all or one per clip; ``description`` one for all or one per
+        clip (a list as long as ``ys``). Takes the keywords of :meth:`separate_many`.
 
         >>> from samaudio_data import Client
         >>> from samaudio_data.testing import LocalEndpoint
@@ -47,17 +47,23 @@ class ManyClips:
         ...     outs = client.isolate_many(clips, [8000, 16000], "speech")
         >>> [o.shape for o in outs]
         [(8000,), (16000,)]
+        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
+        ...                                    cache_dir=False, progress=False) as client:
+        ...     outs = client.isolate_many([np.full(800, 0.5)] * 2, 8000, ["half", "silence"])
+        >>> [round(float(o[400]), 3) for o in outs]
+        [0.25, 0.0]
         """
         seps = self.separate_many(ys, srs, description, **kwargs)
         return [s.target if isinstance(s, Separation) else s for s in seps]
 
     def separate_many(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
-                      description: str, *, progress: Optional[bool] = None,
+                      description: Union[str, Sequence[str]], *, progress: Optional[bool] = None,
                       return_exceptions: bool = False, budget: Optional[Budget] = None,
                       **params) -> List[Any]:
         """Separate many clips concurrently, order kept.
 
-        Every clip is validated before the first request. With ``return_exceptions=True``
+        ``description`` is one for all clips or a list with one per clip. Every clip is
+        validated before the first request. With ``return_exceptions=True``
         a failed clip's slot holds its exception; otherwise the first error is raised once
         the requests already in flight finish (their answers are cached). A 401, 403 or 406
         stops everything at once and raises with what was done and what it cost.
@@ -75,10 +81,16 @@ class ManyClips:
         if len(srs) != len(ys):
             raise errors.InvalidRequestError(
                 f"got {len(ys)} clips but {len(srs)} sample rates; pass one rate or one per clip.")
+        descriptions = list(description) if isinstance(description, (list, tuple)) \
+            else [description] * len(ys)
+        if len(descriptions) != len(ys):
+            raise errors.InvalidRequestError(
+                f"got {len(ys)} clips but {len(descriptions)} descriptions; pass one "
+                "description or one per clip.")
         jobs: List[Any] = []
-        for i, (y, sr) in enumerate(zip(ys, srs)):
+        for i, (y, sr, text) in enumerate(zip(ys, srs, descriptions)):
             try:
-                jobs.append(self._prepare(y, sr, description, params))
+                jobs.append(self._prepare(y, sr, text, params))
             except errors.InvalidRequestError as exc:
                 if not return_exceptions:
                     raise type(exc)(f"clip {i}: {exc.message}") from exc

@@ -183,6 +183,21 @@ def test_kill_resume():
         assert float(per_unique) == pytest.approx(billed / unique, abs=0.01)
 
 
+def test_stems():
+    out = run("stems.py")
+    runs = nums(r"(\d+)/(\d+)\s+calls billed\s+429s\s+(\d+)\s+" + NUM + r" s = " + NUM
+                + r" x ideal " + NUM + " s", out)
+    assert len(runs) == 2
+    for billed, calls, s429, seconds, ratio, ideal in runs:
+        assert billed <= calls == 16 and s429 >= 0
+        assert ideal == 16 / 8 + 1.0
+        # the bucket holds 8 and refills 8/s; the last answer takes the latency
+        assert seconds >= (billed - 8) / 8 + 1.0 - 0.05
+        assert abs(ratio - seconds / ideal) < 0.01
+    times = num(r"a map per stem takes " + NUM + " x the one map", out)
+    assert abs(times - runs[1][3] / runs[0][3]) < 0.01
+
+
 def test_ray_scale():
     pytest.importorskip("ray.data", reason="the Ray extra is not installed here")
     out = run("ray_scale.py")

@@ -64,6 +64,12 @@ ex = Explorer(ds, client=client, session={session!r}, description="half")
 ex"""
 PRINT_CELL = 'print("DECISIONS", ex.decisions, "REQUESTS", endpoint.stats["requests"])'
 RESUME_CELL = "ex2 = Explorer(ds, client=client, session={session!r})\nex2"
+# several sounds per row: the explorer finds the stems and offers a selector
+STEMS_CELL = """\
+from samaudio_data import isolate
+two = ds.select(range(2)).select_columns(["audio", "text"])
+stems = two.map(isolate({"low": "bass", "quiet": "half"}, client=client), batched=True)
+Explorer(stems, client=client)"""
 
 BROWSER_KEY = "sk-test-browser-SECRET-4711"
 
@@ -118,7 +124,7 @@ def jupyter(request, tmp_path):
     session = str(tmp_path / "review.json")
     _notebook(root / "explorer.ipynb", [
         SETUP_CELL.format(cache=str(tmp_path / "cache"), session=session), PRINT_CELL,
-        RESUME_CELL.format(session=session)])
+        RESUME_CELL.format(session=session), STEMS_CELL])
     settings = tmp_path / "settings" / "@jupyterlab"
     for ext, plugin, value in (("notebook-extension", "tracker", {"autoStartDefaultKernel": True}),
                                ("apputils-extension", "notification", {"fetchNews": "false"})):
@@ -410,6 +416,20 @@ def test_explorer_in_jupyter(jupyter):
             expect(second.locator(".sa-counts")).to_contain_text(
                 "1 keep · 2 discard · 0 flag · 21 undecided", timeout=30_000)
             expect(second.locator(".sa-title")).to_have_text("row 7 of 24")
+            expect(second.locator(".sa-stem")).to_be_hidden()           # one stem: no selector
+            if frontend == "lab":         # two stems: a selector; the row's own description
+                _run_cell(page, 3)
+                third = page.locator(".samaudio-explorer").nth(2).locator(".sa-root")
+                stem = third.locator(".sa-stem")
+                expect(stem).to_be_visible(timeout=60_000)
+                assert stem.locator("option").all_inner_texts() == ["low", "quiet"]
+                expect(third.locator(".sa-info")).to_contain_text("low isolated as 'bass'")
+                expect(third.locator(".sa-reiso input").first).to_have_value("bass")
+                stem.select_option("quiet")
+                expect(third.locator(".sa-info")).to_contain_text("quiet isolated as 'half'",
+                                                                  timeout=15_000)
+                expect(third.locator(".sa-reiso input").first).to_have_value("half")
+                expect(third.locator(".sa-signals")).to_contain_text("-6.0")
             assert BROWSER_KEY not in page.content()
         except BaseException:
             try:

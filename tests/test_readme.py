@@ -33,7 +33,7 @@ def blocks(lang):
 @pytest.fixture
 def workdir(tmp_path):
     """Files the README's examples name: an audiofolder ``clips/`` with a transcript column,
-    ``mix.wav``, ``talk.wav`` and a saved dataset ``my_dataset/``."""
+    ``mix.wav``, ``talk.wav``, a saved dataset ``my_dataset/`` and a labelled one ``events/``."""
     clips = tmp_path / "clips"
     clips.mkdir()
     lines = ["file_name,text"]
@@ -47,6 +47,9 @@ def workdir(tmp_path):
 
     Dataset.from_dict({"audio": [str(p) for p in sorted(clips.glob("*.wav"))]}).cast_column(
         "audio", Audio()).save_to_disk(str(tmp_path / "my_dataset"))
+    Dataset.from_dict({"audio": [str(p) for p in sorted(clips.glob("*.wav"))],
+                       "label": ["dog barking", "siren", "rain"]}).cast_column(
+        "audio", Audio()).save_to_disk(str(tmp_path / "events"))
     return tmp_path
 
 

@@ -58,7 +58,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("map", help="isolate a sound in every row of a dataset")
     p.add_argument("dataset", help="a save_to_disk directory, an audiofolder directory or a "
                                    "hub dataset name")
-    p.add_argument("--description", required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--description",
+                      help="what to isolate: text ('speech'), or a template filled from each "
+                           "row's columns ('{label}', 'a {instrument} playing')")
+    what.add_argument("--stem", action="append", metavar="COLUMN=DESCRIPTION",
+                      help="one output column per sound, one call each per row; repeat it: "
+                           "--stem voice=speech --stem bgm='background music'")
     p.add_argument("--out", required=True, help="directory for the result (save_to_disk)")
     p.add_argument("--column", default="audio")
     p.add_argument("--output-column", default="isolated")
@@ -361,7 +367,7 @@ def _map(args) -> int:
         _results.check_audio_dir(audio_dir, args.dataset)
     names = _results.row_names(ds, args.column)
     with _client(args) as client:
-        fn = isolate(args.description, column=args.column, output_column=args.output_column,
+        fn = isolate(_what(args), column=args.column, output_column=args.output_column,
                      keep=args.keep, on_error=args.on_error, max_cost=args.max_cost,
                      client=client, on_doubt=args.on_doubt,
                      rerank_candidates=args.rerank_candidates)
@@ -391,28 +397,49 @@ def _map(args) -> int:
             done = report.done
         # never datasets' cached result of an earlier map: its columns would describe that run
         out = ds.map(fn, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                     desc=f"isolating {args.description!r}", load_from_cache_file=False)
-        out = _results.with_prefetch_costs(out, fn.output_column, done)
+                     with_indices=True, desc=f"isolating {fn.prompts.describe()}",
+                     load_from_cache_file=False)
+        stems = [stem.output_column for stem in fn.prompts.stems]
+        out = _results.with_prefetch_costs(out, stems, done)
         listed = {row for row, _ in est.invalid}
-        for line in _results.failures(out, fn.output_column, names, skip=listed)[:50]:
+        for line in _results.failures(out, stems, names, skip=listed)[:50]:
             print(f"  {line}")
         if audio_dir:
-            written, table = _results.write_audio(out, audio_dir, output_column=fn.output_column,
-                                                  keep=args.keep, on_error=args.on_error,
-                                                  names=names)
-            print(f"wrote {plural(written, 'audio file')} to {audio_dir} and the signals and "
-                  f"costs of every row to {table}")
-        for col in [c for c in fn.output_columns if c in (fn.output_column,
-                                                           f"{fn.output_column}_residual")]:
+            for stem in fn.prompts.stems:   # several stems: a folder each
+                where = audio_dir if len(stems) == 1 else os.path.join(audio_dir,
+                                                                       stem.output_column)
+                written, table = _results.write_audio(out, where,
+                                                      output_column=stem.output_column,
+                                                      keep=stem.keep, on_error=args.on_error,
+                                                      names=names)
+                print(f"wrote {plural(written, 'audio file')} to {where} and the signals and "
+                      f"costs of every row to {table}")
+        for col in fn.audio_columns:
             out = out.cast_column(col, Audio())
         out.save_to_disk(args.out)
-        print(f"saved to {args.out}: "
-              f"{_results.summary(out, fn.output_column, client.price_per_call)}")
-        print(flag_summary(out[f"{fn.output_column}_flag"], fn.output_column))
+        print(f"saved to {args.out}: {_results.summary(out, stems, client.price_per_call)}")
+        for name in stems:
+            print(flag_summary(out[f"{name}_flag"], name))
         usage = client.usage
         if usage.requests:
             print(f"requests from this process: {usage.traffic()}")
     return 0
+
+
+def _what(args):
+    """``--description`` as given, or the ``--stem COLUMN=DESCRIPTION`` options as a dict."""
+    if args.description is not None:
+        return args.description
+    stems = {}
+    for item in args.stem:
+        name, sep, description = item.partition("=")
+        if not sep or not name.strip():
+            raise errors.InvalidRequestError(
+                f"--stem wants COLUMN=DESCRIPTION (e.g. --stem voice=speech), got {item!r}.")
+        if name.strip() in stems:
+            raise errors.InvalidRequestError(f"--stem {name.strip()!r} is given twice.")
+        stems[name.strip()] = description
+    return stems
 
 
 def flag_summary(flags: List[str], column: str = "isolated") -> str:

@@ -1,19 +1,20 @@
 """What ``samaudio-data map`` reports and writes once the map is done.
 
-- :func:`with_prefetch_costs`: the per-row ``_cost``/``_seconds``/``_cached`` columns say what
-  each row cost in this run, also when the prefetch paid and the map then read the cache;
-- :func:`summary`: one line counting every row once, from those columns (so it holds with
-  ``--num-proc`` too, whose workers' counters the main process never sees);
-- :func:`write_audio`: one cleaned file per input (same name, rate and length; ``.wav`` as
-  32-bit float, ``.flac`` as 24-bit, any other format as ``.wav``) and a CSV of the signals and
-  costs beside them.
+- :func:`with_prefetch_costs`: each stem's per-row ``_cost``/``_seconds``/``_cached`` columns
+  say what the row's call for that stem cost in this run, also when the prefetch paid and the
+  map then read the cache;
+- :func:`summary`: one line counting every row once (whatever its stems), from those columns
+  (so it holds with ``--num-proc`` too, whose workers' counters the main process never sees);
+- :func:`write_audio`: one cleaned file per input and stem (same name, rate and length;
+  ``.wav`` as 32-bit float, ``.flac`` as 24-bit, any other format as ``.wav``) and a CSV of
+  the signals and costs beside them.
 
 Example
 -------
 >>> from datasets import Dataset
 >>> ds = Dataset.from_dict({"isolated_cost": [0.062, 0.0], "isolated_seconds": [1.0, 0.0],
 ...                         "isolated_cached": [False, True], "isolated_error": ["", ""]})
->>> print(summary(ds, "isolated", 0.062))
+>>> print(summary(ds, ["isolated"], 0.062))
 2 rows: 1 paid in this run (1 call, $0.06), 1 from the cache of an earlier run, 0 failed
 """
 
@@ -31,35 +32,50 @@ from ..audio import SIGNAL_NAMES, BlockWriter, decode_audio
 _KEPT_FORMATS = (".wav", ".flac")
 
 
-def with_prefetch_costs(out, output_column: str, done: dict[int, tuple[float, float, bool]]):
-    """``out`` with each prefetched row's cost, seconds and cached state added to the map's.
+def with_prefetch_costs(out, stems: list[str],
+                        done: dict[tuple[int, str], tuple[float, float, bool]]):
+    """``out`` with what the prefetch paid for each row and stem (``done[(row, stem)] =
+    (cost, seconds, cached)``, see :class:`~samaudio_data.hf.PrefetchReport`) added to the
+    map's own ``<stem>_cost``, ``_seconds`` and ``_cached`` columns.
 
     >>> from datasets import Dataset
     >>> ds = Dataset.from_dict({"x": ["a"], "x_cost": [0.0], "x_seconds": [0.0],
     ...                         "x_cached": [True]})
-    >>> with_prefetch_costs(ds, "x", {0: (0.062, 1.5, False)})[0]
+    >>> with_prefetch_costs(ds, ["x"], {(0, "x"): (0.062, 1.5, False)})[0]
     {'x': 'a', 'x_cost': 0.062, 'x_seconds': 1.5, 'x_cached': False}
     """
     if not done:
         return out
-    names = [f"{output_column}_{k}" for k in ("cost", "seconds", "cached")]
-    cols = out.select_columns(names)[:]
-    cost, seconds, cached = (list(cols[n]) for n in names)
-    for row, (c, s, hit) in done.items():
-        cost[row] += c
-        seconds[row] += s
-        cached[row] = cached[row] and hit
     order = out.column_names
-    out = out.remove_columns(names)
-    for name, values in zip(names, (cost, seconds, cached), strict=True):
-        out = out.add_column(name, values)   # floats and bools: float64 and bool, as before
+    for stem in stems:
+        names = [f"{stem}_{k}" for k in ("cost", "seconds", "cached")]
+        cols = out.select_columns(names)[:]
+        cost, seconds, cached = (list(cols[n]) for n in names)
+        for (row, which), (c, s, hit) in done.items():
+            if which == stem:
+                cost[row] += c
+                seconds[row] += s
+                cached[row] = cached[row] and hit
+        out = out.remove_columns(names)
+        for name, values in zip(names, (cost, seconds, cached), strict=True):
+            out = out.add_column(name, values)   # floats and bools: float64 and bool, as before
     return out.select_columns(order)
 
 
-def summary(out, output_column: str, price_per_call: float) -> str:
-    """Every row counted once: paid in this run, from an earlier run's cache, or failed."""
-    cols = out.select_columns([f"{output_column}_{k}" for k in ("cost", "cached", "error")])[:]
-    cost, cached, error = (list(cols[f"{output_column}_{k}"]) for k in ("cost", "cached", "error"))
+def _stem_columns(out, stems: list[str], key: str) -> list[list[Any]]:
+    """Per stem, the values of its ``<stem>_<key>`` column."""
+    names = [f"{stem}_{key}" for stem in stems]
+    cols = out.select_columns(names)[:]
+    return [list(cols[n]) for n in names]
+
+
+def summary(out, stems: list[str], price_per_call: float) -> str:
+    """Every row counted once, whatever its stems: paid in this run (any stem paid), from an
+    earlier run's cache (every stem), or failed (any stem); the calls and dollars are every
+    stem's."""
+    cost = [sum(c) for c in zip(*_stem_columns(out, stems, "cost"), strict=True)]
+    cached = [all(h) for h in zip(*_stem_columns(out, stems, "cached"), strict=True)]
+    error = [any(e) for e in zip(*_stem_columns(out, stems, "error"), strict=True)]
     paid = sum(1 for c in cost if c > 0)
     dollars = sum(cost)
     calls = int(round(dollars / price_per_call)) if price_per_call else paid
@@ -73,10 +89,20 @@ def summary(out, output_column: str, price_per_call: float) -> str:
     )
 
 
-def failures(out, output_column: str, names: list[str], skip=()) -> list[str]:
-    """``row N (name): why`` for every failed row not in ``skip``."""
-    errs = out.select_columns([f"{output_column}_error"])[:][f"{output_column}_error"]
-    return [f"row {i}{_named(names, i)}: {e}" for i, e in enumerate(errs) if e and i not in skip]
+def failures(out, stems: list[str], names: list[str], skip=()) -> list[str]:
+    """``row N (name): why`` for every failed row not in ``skip``; with several stems, one
+    line per failed stem (``row N (name), stem 'voice': why``), or one for the row when every
+    stem failed the same way (an unreadable file)."""
+    lines = []
+    for i, errs in enumerate(zip(*_stem_columns(out, stems, "error"), strict=True)):
+        if i in skip or not any(errs):
+            continue
+        if len(stems) == 1 or len(set(errs)) == 1:
+            lines.append(f"row {i}{_named(names, i)}: {errs[0]}")
+            continue
+        lines += [f"row {i}{_named(names, i)}, stem {stem!r}: {e}"
+                  for stem, e in zip(stems, errs, strict=True) if e]
+    return lines
 
 
 def row_names(ds, column: str) -> list[str]:
@@ -141,14 +167,16 @@ def output_names(names: list[str]) -> list[str]:
 def write_audio(
     out, folder: str, *, output_column: str, keep: str, on_error: str, names: list[str]
 ) -> tuple[int, str]:
-    """One cleaned file per row that has one, and ``<output_column>.csv`` beside them.
+    """One cleaned file per row that has one, and ``<output_column>.csv`` beside them (the
+    map's columns of one stem: the CLI calls it once per stem, each in its own folder when
+    there are several).
 
     Returns ``(files written, path of the CSV)``. A failed row gets no file (unless
     ``on_error="keep_original"``, which keeps the original) and its error in the CSV.
     """
     os.makedirs(folder, exist_ok=True)
     files = output_names(names)
-    keys = ["cost", "seconds", "cached", "error"] + list(SIGNAL_NAMES)
+    keys = ["cost", "seconds", "cached", "error", "description"] + list(SIGNAL_NAMES)
     cols = (
         [output_column]
         + ([f"{output_column}_residual"] if keep == "both" else [])

@@ -97,7 +97,7 @@ def _quote(ex: Explorer, msg: Message) -> None:
     # keep what was typed, even if it is refused, so the boxes do not jump back
     ui = ex.ui
     ui.quote = None
-    ui.description = str(msg.get("description", ""))
+    ui.description, ui.description_row = str(msg.get("description", "")), ex.row
     ui.candidates = str(msg.get("candidates", "")).strip()
     ex.quote(ui.description, ui.candidates)
 
@@ -135,6 +135,7 @@ ACTIONS: Dict[str, Callable[[Explorer, Message], None]] = {
     "bulk_cancel": _bulk_cancel,
     "quote": _quote,
     "confirm": _confirm,
+    "stem": lambda ex, msg: ex.show_stem(str(msg.get("stem", ""))),
 }
 
 

@@ -11,33 +11,36 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
 from .. import errors
-from ..audio import SIGNAL_NAMES
 from . import _apply, _session, _view
-from ._columns import Columns, check_dataset, column_kinds, default_columns
+from ._columns import Columns
 from ._errors import ExplorerError
-from ._reisolate import Quote, Reisolator
+from ._reisolate import Quote, RowText
 from ._review import ReviewActions
-from ._rows import RowLoader
 from ._state import DECISIONS, ReviewState
+from ._stems import StemActions, build_views, find_stems
 from ._ui import UIState
 
 
-class Explorer(ReviewActions):
+class Explorer(ReviewActions, StemActions):
     """Review isolated audio and decide what to keep: a queue table, players with waveforms and
     spectrograms, keyboard decisions, bulk decisions with undo, re-isolation at a shown price.
 
     Parameters: ``ds`` (a map-style ``datasets.Dataset``; only the shown columns are read at
-    construction, audio when a row is shown), ``original`` / ``isolated`` (audio columns),
+    construction, audio when a row is shown), ``original`` / ``isolated`` (audio columns;
+    ``isolated`` may list several stems, found by themselves after ``isolate({...})``, shown
+    one at a time with a selector: :meth:`show_stem`),
     ``residual`` (default ``<isolated>_residual`` if present, else original minus isolated),
     ``columns`` (the queue table's columns: numbers, booleans, text, or a struct field such as
     ``"audio.path"``), ``metrics`` (numeric columns shown for the row; default all),
     ``client`` (to re-isolate; its key is never shown or saved), ``session`` (JSON file,
-    saved on every change and resumed), ``description`` (initial re-isolate text),
+    saved on every change and resumed), ``description`` (the re-isolate box's text: a
+    constant, a ``"{column}"`` template or a function of the row; by default the description
+    each row was isolated with, from ``<isolated>_description``),
     ``cost_column``, ``auto_advance`` (move on after a decision), ``page_size``.
 
     >>> from samaudio_data.explorer import example_dataset
@@ -53,61 +56,37 @@ class Explorer(ReviewActions):
     1
     """
 
-    def __init__(self, ds, original: str = "audio", isolated: str = "isolated", *,
+    def __init__(self, ds, original: str = "audio", isolated: Any = "isolated", *,
                  residual: Optional[str] = None, metrics: Optional[Sequence[str]] = None,
                  columns: Optional[Sequence[str]] = None, client=None,
                  session: Union[str, os.PathLike, None] = None,
-                 description: Optional[str] = None, cost_column: Optional[str] = None,
+                 description: Any = None, cost_column: Optional[str] = None,
                  auto_advance: bool = True, image_width: int = 600, image_height: int = 64,
                  cache_rows: int = 6, page_size: int = 10) -> None:
-        residual = check_dataset(ds, original, isolated, residual)
+        self._views = build_views(ds, original, find_stems(ds, isolated), residual,
+                                  metrics=metrics, columns=columns, cost_column=cost_column,
+                                  client=client, loader_options=dict(
+                                      image_width=image_width, image_height=image_height,
+                                      cache_rows=cache_rows))
         self._ds, self._n = ds, len(ds)
-        self.original, self.isolated, self.residual = original, isolated, residual
+        self.original = original
         self.auto_advance = bool(auto_advance)
-        kinds = column_kinds(ds)
-        numeric = [c for c, k in kinds.items() if k != "text"]
-        if metrics is None:
-            own = [f"{isolated}_{s}" for s in SIGNAL_NAMES] + [
-                f"{isolated}_{k}" for k in ("cost", "seconds", "cached")]
-            metrics = [c for c in own if c in numeric] + [c for c in numeric if c not in own]
-        for m in metrics:
-            if m not in numeric:
-                raise ExplorerError(f"metric column {m!r} is not a numeric or boolean column "
-                                    f"of the dataset; those are {numeric}.")
-        self.metrics: List[str] = list(metrics)
-        if cost_column is None and f"{isolated}_cost" in numeric:
-            cost_column = f"{isolated}_cost"
-        if cost_column is not None and cost_column not in numeric:
-            raise ExplorerError(f"cost_column {cost_column!r} is not a numeric column.")
-        self.cost_column = cost_column
-        shown = list(columns) if columns is not None else \
-            default_columns(ds, original, isolated, kinds, self.metrics)
-        self.columns: List[str] = list(dict.fromkeys(shown))
-        extra = [f"{isolated}_{k}" for k in ("cost", "seconds", "cached") if
-                 f"{isolated}_{k}" in numeric]
-        # the quality triage's columns (ds.map(isolate(...)) adds them): the reason shown
-        # with the row's signals, the quality for "most doubtful first"
-        self._flag = f"{isolated}_flag" if kinds.get(f"{isolated}_flag") == "text" else None
-        self._quality = f"{isolated}_quality" if f"{isolated}_quality" in numeric else None
-        verdict = [c for c in (self._flag, self._quality) if c]
-        names = list(dict.fromkeys(self.columns + self.metrics + (
-            [cost_column] if cost_column else []) + extra + verdict))
+        names = [c for v in self._views.values() for c in v.names]
         self._state = ReviewState(self._n, Columns(ds, names), page_size=page_size)
-        error_column = f"{isolated}_error" if kinds.get(f"{isolated}_error") == "text" else None
-        self._loader = RowLoader(ds, original, isolated, residual, error_column,
-                                 image_width=image_width, image_height=image_height,
-                                 cache_rows=cache_rows)
-        self._error_column = error_column
-        self._reiso = Reisolator(client)
-        self._ui = UIState(description=description or "",
+        self._bind(next(iter(self._views)))
+        self._row_text = RowText(ds, description)
+        # a row's own description (from description=, or the one the map sent) is the
+        # re-isolate box's default, row by row; otherwise what was typed stays
+        self._per_row = self._row_text.per_row or any(
+            v.description_column for v in self._views.values())
+        self._ui = UIState(description=self._row_text.constant or "",
                            candidates=self._reiso.default_candidates())
         self._widget = None
         self._media_row: Optional[int] = None
         self.session = Path(session).expanduser() if session else None
         if self.session is not None and self.session.exists():
-            saved = _session.read(self.session, n_rows=self._n,
-                                  fingerprint=getattr(self._ds, "_fingerprint", None))
-            self._state.load_dict(saved, isolated)
+            self._load(_session.read(self.session, n_rows=self._n,
+                                     fingerprint=getattr(self._ds, "_fingerprint", None)))
         elif self.session is not None:
             self.save()
 
@@ -162,9 +141,10 @@ class Explorer(ReviewActions):
         >>> Explorer(example_dataset(2)).spend()
         {'dataset': 0.124, 'reisolations': 0.0, 'total': 0.124}
         """
-        c = self.cost_column
-        dataset = float(np.nansum(self._state.columns.original(c))) if c else 0.0
-        reiso = float(sum(m.get("cost", 0.0) for m in self._state.reisolated.values()))
+        views = self._views.values()
+        dataset = float(sum(np.nansum(self._state.columns.original(v.cost_column))
+                            for v in views if v.cost_column))
+        reiso = float(sum(m.get("cost", 0.0) for v in views for m in v.reisolated.values()))
         return {"dataset": dataset, "reisolations": reiso, "total": dataset + reiso}
 
     def __repr__(self) -> str:
@@ -223,10 +203,19 @@ class Explorer(ReviewActions):
             self._state, media, names=([self._flag] if self._flag else []) + self.metrics,
             isolated=self.isolated,
             message=ui.message, error=ui.message_error, quote=quote,
-            bulk=ui.bulk, spend=self.spend(), description=ui.description,
-            candidates=ui.candidates, can_reisolate=self._reiso.client is not None)
+            bulk=ui.bulk, spend=self.spend(), description=self._shown_description(),
+            candidates=ui.candidates, can_reisolate=self._reiso.client is not None,
+            stems=self.stems, asked=self._view.asked(self._state.columns, self.row))
         view["can_doubt"] = self._quality is not None
         return _view.scrub(view, self._reiso.redact), media
+
+    def _shown_description(self) -> str:
+        """What the re-isolate box holds: what was typed (on this row, when each row has its
+        own default), else the row's default."""
+        ui = self._ui
+        if not self._per_row or ui.description_row == self.row:
+            return ui.description
+        return self._row_description(self.row)
 
     def _media(self, row: int):
         meta = self._state.reisolated.get(row)
@@ -303,11 +292,12 @@ class Explorer(ReviewActions):
         0.062 row 1 re-isolated with 'half' for $0.062.
         """
         ui = self._ui
-        description = ui.description if description is None else description
+        description = self._shown_description() if description is None else description
         cand = ui.candidates if reranking_candidates is None else reranking_candidates
         data = self._loader.read(self.row)
         q = self._reiso.quote(self.row, data.original, data.sr, description, cand)
         ui.quote, ui.description, ui.candidates = q, q.description, q.reranking_candidates
+        ui.description_row = self.row
         self._refresh()
         return q
 
@@ -358,7 +348,12 @@ class Explorer(ReviewActions):
         if target is None:
             raise ExplorerError("no session file: pass session='review.json' to Explorer or "
                                 "a path to save().")
-        return _session.write(target, self._state.to_dict(), n_rows=self._n,
+        state = self._state.to_dict()
+        if len(self._views) > 1:
+            state["stem"] = self.isolated
+            state["stems"] = {s: {str(k): m for k, m in sorted(v.reisolated.items())}
+                              for s, v in self._views.items()}
+        return _session.write(target, state, n_rows=self._n,
                               fingerprint=getattr(self._ds, "_fingerprint", None),
                               original=self.original, isolated=self.isolated,
                               redact=self._reiso.redact)
@@ -378,10 +373,11 @@ class Explorer(ReviewActions):
         """
         ds = self._ds if ds is None else ds
         _apply.check_mode(mode, len(ds), self._n)
-        if self._state.reisolated:
-            ds = _apply.with_reisolations(
-                ds, self._state.reisolated, loader=self._loader, reisolator=self._reiso,
-                cost_column=self.cost_column)
+        for v in self._views.values():
+            if v.reisolated:
+                ds = _apply.with_reisolations(
+                    ds, v.reisolated, loader=v.loader, reisolator=v.reisolator,
+                    cost_column=v.cost_column)
         if mode == "column":
             return _apply.decision_column(ds, self._state.decisions, column)
         return ds.select(_apply.keep_rows(self._n, self._state.decisions,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from typing import Any, Dict, Tuple
 
 import numpy as np
@@ -144,3 +145,80 @@ class Reisolator:
         """``text`` with the client's key replaced (unchanged without a client)."""
         return self.client.redact(text) if self.client is not None else text
 
+
+
+class RowText:
+    """The explorer's ``description=``: None, a text for every row, a ``{column}`` template
+    filled from the row, or a function of the row. ``get(row)`` is None when nothing was
+    given, "" when the row cannot fill it.
+
+    >>> from datasets import Dataset
+    >>> ds = Dataset.from_dict({"label": ["dog barking", None]})
+    >>> t = RowText(ds, "a {label}")
+    >>> t.per_row, t.get(0), t.get(1)
+    (True, 'a dog barking', '')
+    >>> RowText(ds, "speech").constant, RowText(ds, None).get(0)
+    ('speech', None)
+    """
+
+    def __init__(self, ds, description: Any) -> None:
+        from ..hf._prompts import RowValue
+
+        self._ds = ds
+        self._value = None
+        if description is None:
+            return
+        value = RowValue("description", description, lambda text: text)
+        if value.constant and not isinstance(value.value, str):
+            raise ExplorerError(f"description must be a text, a '{{column}}' template or a "
+                                f"function of the row, got {description!r}.")
+        columns = list(getattr(ds, "column_names", None) or [])
+        missing = [c for c in value.columns if c not in columns]
+        if missing:
+            raise ExplorerError(f"the description {description!r} names the column "
+                                f"{missing[0]!r}, which the dataset does not have (it has "
+                                f"{columns}).")
+        self._value = value
+
+    @property
+    def per_row(self) -> bool:
+        """Whether the text depends on the row."""
+        return self._value is not None and not self._value.constant
+
+    @property
+    def constant(self) -> Any:
+        """The text given for every row (None if none, or if it depends on the row)."""
+        return self._value.value if self._value is not None and self._value.constant else None
+
+    def get(self, row: int) -> Any:
+        """The text for dataset row ``row`` (see the class docstring)."""
+        if self._value is None:
+            return None
+        if self._value.constant:
+            return self._value.value
+        try:
+            text = self._value.get(_DatasetRow(self._ds, row), "")
+        except Exception:  # noqa: BLE001 - a row that cannot fill it: an empty box
+            return ""
+        return text if isinstance(text, str) else ""
+
+
+class _DatasetRow(Mapping):
+    """Row ``row`` of ``ds``, reading one column when asked for it (never all the audio)."""
+
+    def __init__(self, ds, row: int) -> None:
+        self._ds, self._row = ds, row
+        self._read: Dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._read:
+            if key not in self._ds.column_names:
+                raise KeyError(key)
+            self._read[key] = self._ds.select_columns([key])[self._row][key]
+        return self._read[key]
+
+    def __iter__(self):
+        return iter(self._ds.column_names)
+
+    def __len__(self) -> int:
+        return len(self._ds.column_names)

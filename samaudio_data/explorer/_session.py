@@ -103,16 +103,10 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _problem(state: Dict[str, Any], n_rows: int) -> Optional[str]:
-    """What is wrong with the values of a session document, or None."""
-    decisions = state.get("decisions") or {}
-    reisolated = state.get("reisolated") or {}
-    why = _row_keys(decisions, n_rows, "decisions") or _row_keys(reisolated, n_rows,
-                                                                   "reisolated")
+def _reisolations_problem(reisolated: Any, n_rows: int, name: str) -> Optional[str]:
+    why = _row_keys(reisolated, n_rows, name)
     if why:
         return why
-    if not all(isinstance(v, str) for v in decisions.values()):
-        return "a decision is not a string"
     for k, meta in reisolated.items():
         if not isinstance(meta, dict) or not _number(meta.get("cost", 0.0)) \
                 or not _number(meta.get("seconds", 0.0)) \
@@ -122,6 +116,26 @@ def _problem(state: Dict[str, Any], n_rows: int) -> Optional[str]:
                 or not all(_number(v) or isinstance(v, bool) or v is None
                            for v in (meta.get("signals") or {}).values()):
             return f"the re-isolation of row {k} does not hold numbers where they belong"
+    return None
+
+
+def _problem(state: Dict[str, Any], n_rows: int) -> Optional[str]:
+    """What is wrong with the values of a session document, or None."""
+    decisions = state.get("decisions") or {}
+    why = _row_keys(decisions, n_rows, "decisions")
+    if why:
+        return why
+    if not all(isinstance(v, str) for v in decisions.values()):
+        return "a decision is not a string"
+    # the re-isolations of the stem shown, and with several stems every stem's ("stems")
+    stems = state.get("stems") or {}
+    if not (isinstance(stems, dict) and all(isinstance(k, str) for k in stems)):
+        return "'stems' is not an object of stems"
+    for name, reisolated in [("reisolated", state.get("reisolated") or {})] + [
+            (f"stems[{k!r}]", v or {}) for k, v in stems.items()]:
+        why = _reisolations_problem(reisolated, n_rows, name)
+        if why:
+            return why
     row = state.get("row", 0)
     if not (isinstance(row, int) and not isinstance(row, bool)):
         return f"'row' is {row!r}, not a row number"

@@ -21,7 +21,8 @@ class UIState:
 
     ``bulk`` is the pending bulk question (``{"decision": "discard", "count": 2}``), ``page``
     the table page turned to (``None``: the page of the row shown), ``description`` and
-    ``candidates`` the re-isolation boxes.
+    ``candidates`` the re-isolation boxes (``description_row``: the row the description was
+    typed on, when each row has its own default).
 
     >>> ui = UIState(description="speech")
     >>> ui.say("end of the queue."); ui.message, ui.message_error
@@ -38,6 +39,7 @@ class UIState:
     page: Optional[int] = None
     description: str = ""
     candidates: Any = ""
+    description_row: Optional[int] = None
 
     def say(self, text: str, error: bool = False) -> None:
         """Show ``text`` on the message line (in red when ``error``).

@@ -6,7 +6,7 @@ tests see exactly what people see), with 1-based row numbers throughout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .._models import plural
 from . import _format
@@ -104,8 +104,10 @@ def signals(state: ReviewState, row: int, names: List[str], isolated: str) -> Li
 def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str],
                isolated: str, message: str, error: bool, quote: Optional[dict],
                bulk: Optional[dict], spend: Dict[str, float], description: str,
-               candidates: Any, can_reisolate: bool) -> Dict[str, Any]:
-    """Everything the widget shows about the row, except the table and the media."""
+               candidates: Any, can_reisolate: bool, stems: Sequence[str] = (),
+               asked: str = "") -> Dict[str, Any]:
+    """Everything the widget shows about the row, except the table and the media
+    (``stems``: the stems under review; ``asked``: what the row was isolated with)."""
     row = state.row
     meta = state.reisolated.get(row)
     lanes = []
@@ -119,6 +121,8 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
         how = "cached, free" if meta.get("cached") else _format.money(meta.get("call_cost", 0))
         info += (f" · re-isolated with {meta['description']!r} ({how}; this row's "
                  f"re-isolations {_format.money(meta['cost'])})")
+    if asked:
+        info += f" · {isolated} isolated as {asked!r}"
     counts = state.counts()
     return {
         "row": row, "number": row + 1, "n": state.n,
@@ -140,6 +144,7 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
         "quote": quote or {},
         "description": description, "candidates": str(candidates),
         "can_reisolate": bool(can_reisolate),
+        "stems": list(stems) or [isolated], "stem": isolated, "row_description": asked,
     }
 
 

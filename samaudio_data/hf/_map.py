@@ -16,6 +16,7 @@ Columns added (``output_column="isolated"``):
 ``isolated_seconds``           time spent on the endpoint for this row
 ``isolated_cached``            whether the answer came from the cache
 ``isolated_error``             ``""``, or why the row failed (with ``on_error`` other than raise)
+``isolated_description``       the description this row was sent with (see below)
 ``isolated_<signal>``          cleaning signals: see :mod:`samaudio_data.audio`
 ``isolated_flag``              ``""`` when the isolation looks right, else why not (``empty``,
                                ``absent``, ``invented``, ``wrong_source``, ``unchanged``,
@@ -35,6 +36,10 @@ A failed row (``on_error="skip"``) gets silence of its own length and rate (one 
 so column types never depend on which rows fail first and every row stays decodable. With
 ``"keep_original"`` it gets the original audio. Filter failures out with
 ``ds.filter(lambda r: not r["isolated_error"])``.
+
+The description may come from each row (``isolate("{label}")``, a function of the row) and a
+map may ask for several sounds per row (``isolate({"voice": "speech", "bgm": "music"})``, one
+set of the columns above per stem): see :mod:`samaudio_data.hf._prompts` and :func:`isolate`.
 
 Example
 -------
@@ -62,30 +67,28 @@ import os
 import sys
 import warnings
 from types import FrameType
-from typing import Any, Dict, List, Optional, Tuple, cast
+from typing import Any, Dict, List, Optional, cast
 
 import numpy as np
 
 from .. import errors
 from .._version import __version__
 from .._client import Client
-from .._models import Budget, CostEstimate, Separation
+from .._models import Budget, Separation
 from .. import _settings
-from .._settings import check_description as _check_description, check_params as _check_params
-from ._values import (audio_decoding, declared_dtype, decoding_unavailable, encode_value,
-                      read_column, read_value)
+from ._prompts import BatchRow, Prompts, Stem, row_names
+from ._values import SharedClip, encode_value, read_column
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 from . import _triage
 
-KEEP = ("target", "residual", "both")
 ON_ERROR = ("raise", "skip", "keep_original")
 
 
 class Isolate:
     """The callable returned by :func:`isolate`; see there."""
 
-    def __init__(self, description: str, *, column: str = "audio",
-                 output_column: str = "isolated", keep: str = "target",
+    def __init__(self, description: Any, *, column: str = "audio",
+                 output_column: str = "isolated", keep: Any = "target",
                  on_error: str = "raise", max_cost: Optional[float] = None,
                  client: Optional[Client] = None, sample_dtype: Optional[str] = None,
                  on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
@@ -96,21 +99,25 @@ class Isolate:
                 f"sample_dtype must be 'int8', 'int16', 'int32' or 'uint8', got "
                 f"{sample_dtype!r}.")
         self.sample_dtype = sample_dtype
-        self.description = _check_description(description)
-        if keep not in KEEP:
-            raise errors.InvalidRequestError(f"keep must be one of {KEEP}, got {keep!r}.")
         if on_error not in ON_ERROR:
             raise errors.InvalidRequestError(
                 f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
         if max_cost is not None and not (isinstance(max_cost, (int, float)) and max_cost >= 0):
             raise errors.InvalidRequestError(
                 f"max_cost must be a number of dollars >= 0, got {max_cost!r}.")
-        channels = endpoint_params.pop("channels", None)
-        self.params = _check_params(**endpoint_params)
-        if channels is not None:
-            self.params["channels"] = channels
+        prompts = Prompts(description, output_column=output_column, keep=keep,
+                          params=endpoint_params)
+        # what the fingerprint sees: a constant as checked (as before templates existed),
+        # a template, callable or dict of stems as given
+        only = prompts.stems[0].description
+        self.description = only.value if len(prompts.stems) == 1 and only.constant \
+            else description
+        self.params = {n: (v.value if v.constant else v.spec) for n, v in
+                       prompts.options.items()}
+        self.params.update(prompts.fixed)
+        own = prompts.options.get("reranking_candidates")
         self.on_doubt, self.rerank_candidates = _triage.check_policy(
-            on_doubt, rerank_candidates, self.params.get("reranking_candidates"))
+            on_doubt, rerank_candidates, own.value if own is not None and own.constant else None)
         self.column = column
         self.output_column = output_column
         self.keep = keep
@@ -120,6 +127,7 @@ class Isolate:
         # samaudio_data.ray names one per run, the same on every node)
         self.budget_ledger = budget_ledger
         self._client = client
+        self.prompts = prompts
         # what the answers depend on: part of the datasets fingerprint, so a map run against
         # one endpoint (a local stand-in, say) is never reused for another
         self.endpoint = client.identity if client is not None else _settings.endpoint(None)
@@ -149,6 +157,8 @@ class Isolate:
         self._client = state.pop("client")
         state.setdefault("budget_ledger", None)
         self.__dict__.update(state)
+        self.prompts = Prompts(self.description, output_column=self.output_column,
+                               keep=self.keep, params=self.params)
         self._budget = None
         self._hinted = False
         self._batches = 0
@@ -168,11 +178,13 @@ class Isolate:
 
     @property
     def output_columns(self) -> List[str]:
-        """Names of the columns this map adds."""
-        out = self.output_column
-        cols = [out] + ([f"{out}_residual"] if self.keep == "both" else [])
-        cols += [f"{out}_{k}" for k in ("cost", "seconds", "cached", "error")]
-        return cols + [f"{out}_{s}" for s in SIGNAL_NAMES] + [f"{out}_flag", f"{out}_quality"]
+        """Names of the columns this map adds (one set per stem)."""
+        return [c for stem in self.prompts.stems for c in stem.columns]
+
+    @property
+    def audio_columns(self) -> List[str]:
+        """The audio columns this map adds: cast them with ``Audio()``."""
+        return [c for stem in self.prompts.stems for c in stem.audio_columns]
 
     def budget(self) -> Optional[Budget]:
         """The shared ``max_cost`` budget: one per (this map's settings, Python session)."""
@@ -187,19 +199,24 @@ class Isolate:
 
     # --- the map function ---------------------------------------------------------------
 
-    def __call__(self, examples: Dict[str, Any]) -> Dict[str, Any]:
+    def __call__(self, examples: Dict[str, Any], indices: Any = None, *rank) -> Dict[str, Any]:
+        # map(..., with_indices=True) passes the rows' indices (named in errors); a rank
+        # (with_rank=True) comes after them and is not needed
         if self.column not in examples:
             raise errors.InvalidRequestError(
                 f"the dataset has no column {self.column!r} (it has {list(examples)}); pass "
                 "column= naming the audio column.")
+        self.prompts.check_columns(list(examples.keys()))  # before anything is sent
         values = read_column(examples, self.column)  # datasets decodes it here, lazily
         batched = isinstance(values, list)
+        values = values if batched else [values]
+        rows = [BatchRow(examples, i if batched else None) for i in range(len(values))]
         before = self.client.usage.billed
-        out = self._process(values if batched else [values])
+        out = self._process(values, rows, row_names(len(values), batched, indices))
         paid = self.client.usage.billed > before
         self._batches += 1
         if batched and paid:
-            self._hint_batch_size(len(values))
+            self._hint_batch_size(len(values), len(self.prompts.stems))
         elif not batched and paid:
             self._hint_unbatched()
         return out if batched else {k: v[0] for k, v in out.items()}
@@ -217,14 +234,14 @@ class Isolate:
             "ds.map(fn, batched=True, batch_size=128), also for an IterableDataset), or run "
             "samaudio_data.prefetch(ds, fn) first: it sends every row at the limit.")
 
-    def _hint_batch_size(self, rows: int) -> None:
+    def _hint_batch_size(self, rows: int, calls_per_row: int = 1) -> None:
         """Once: say so when batches this small leave the account idle > 10 % of the time.
 
         A batch of ``B`` rows at ``r`` requests/s takes ``B / r`` to send, then waits one
         latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``, at
-        most 10 % from ``B >= 9 L r`` on. Silent when no bigger batch exists: a dataset
-        (or ``num_proc`` shard) of at most that many rows, or a first batch that was the
-        whole dataset.
+        most 10 % from ``B >= 9 L r`` on (``B`` counts calls: rows times stems). Silent when
+        no bigger batch exists: a dataset (or ``num_proc`` shard) of at most that many rows,
+        or a first batch that was the whole dataset.
         """
         if self._hinted:
             return
@@ -233,8 +250,8 @@ class Isolate:
         if not rate or not latency:
             return
         per_second = rate / 60.0
-        idle = latency / (rows / per_second + latency)
-        best = int(math.ceil(9 * latency * per_second))
+        idle = latency / (rows * calls_per_row / per_second + latency)
+        best = int(math.ceil(9 * latency * per_second / calls_per_row))
         total = _rows_being_mapped()
         if total is not None and total <= best:
             return  # the dataset is smaller than the batch that would help
@@ -249,45 +266,63 @@ class Isolate:
                 "rate: idle under 10 %), or run samaudio_data.prefetch(ds, fn) before the "
                 "map: it sends every row at the limit whatever the batch size.")
 
-    def _process(self, values: List[Any]) -> Dict[str, List[Any]]:
+    def _process(self, values: List[Any], rows: List[Any],
+                 names: List[str]) -> Dict[str, List[Any]]:
+        stems = self.prompts.stems
+        # every row's requests (description and options from the row) before any is sent
+        asks = [self.prompts.resolve(row, name) for row, name in zip(rows, names)]
         if self.on_error == "raise":
             for i, v in enumerate(values):  # a missing clip stops the batch before any request
                 if v is None:
                     raise errors.InvalidAudioError(
-                        f"row {i} of this batch has no audio (None); use on_error='skip' to "
-                        "keep going.")
+                        f"{names[i]} has no audio (None); use on_error='skip' to keep going.")
+                bad = next((a for a in asks[i] if isinstance(a, BaseException)), None)
+                if bad is not None:
+                    raise bad
         client = self.client
         budget = self.budget()
+        clips = [SharedClip(v, uses=len(stems), dtype=self.sample_dtype) for v in values]
 
-        def work(value) -> Dict[str, Any]:
-            # one row start to finish in a worker thread: decoding, encoding and the output
-            # row overlap with other rows' requests instead of waiting for the whole batch
-            orig = None
+        def work(task) -> Dict[str, Any]:
+            # one call start to finish in a worker thread: decoding, encoding and the output
+            # row overlap with other calls instead of waiting for the whole batch; a row's
+            # stems are separate tasks of the same pool, sent together at the limit
+            i, s = task
+            ask, orig = asks[i][s], None
+            description = "" if isinstance(ask, BaseException) else ask[0]
             try:
-                orig = read_value(value, dtype=self.sample_dtype)
-                res = _triage.separate(client, orig, self.description, self.params,
-                                       budget=budget, on_doubt=self.on_doubt,
+                orig = clips[i].read()
+                if isinstance(ask, BaseException):
+                    raise ask
+                # a silent input is answered locally; a doubtful answer reranked if asked
+                res = _triage.separate(client, orig, description, ask[1], budget=budget,
+                                       on_doubt=self.on_doubt,
                                        rerank_candidates=self.rerank_candidates)
-                return self._row(res, orig)
+                return self._row(stems[s], description, res, orig)
             except errors.STOPS_RUN:
                 raise
             except errors.SamAudioError as exc:
                 if self.on_error == "raise":
                     raise
-                return self._row(exc, orig)
+                return self._row(stems[s], description, exc, orig)
 
-        rows = client.map(work, values, progress=False)
-        return {c: [r[c] for r in rows] for c in self.output_columns}
+        tasks = [(i, s) for i in range(len(values)) for s in range(len(stems))]
+        results = client.map(work, tasks, progress=False)
+        out: Dict[str, List[Any]] = {}
+        for s, stem in enumerate(stems):
+            mine = results[s::len(stems)]
+            out.update({c: [r[c] for r in mine] for c in stem.columns})
+        return out
 
-    def _row(self, res: Any, orig) -> Dict[str, Any]:
-        out = self.output_column
+    def _row(self, stem: Stem, description: str, res: Any, orig) -> Dict[str, Any]:
+        out = stem.output_column
         row: Dict[str, Any] = {}
         if isinstance(res, Separation):
-            kept = res.residual if self.keep == "residual" else res.target
+            kept = res.residual if stem.keep == "residual" else res.target
             if self.on_doubt == "skip" and res.flag:  # nothing doubtful reaches the column
                 kept = np.zeros_like(kept)
             row[out] = encode_value(kept, res.sr)
-            if self.keep == "both":
+            if stem.keep == "both":
                 row[f"{out}_residual"] = encode_value(res.residual, res.sr)
             row.update({f"{out}_flag": res.flag, f"{out}_quality": res.quality})
             sig = cleaning_signals(res.target + res.residual, res.target, res.residual, res.sr)
@@ -302,12 +337,14 @@ class Isolate:
                                    sr)
             keep_original = self.on_error == "keep_original" and orig is not None
             row[out] = encode_value(*orig) if keep_original else silence
-            if self.keep == "both":
+            if stem.keep == "both":
                 row[f"{out}_residual"] = silence
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
             row.update({f"{out}_cost": 0.0, f"{out}_seconds": 0.0, f"{out}_cached": False,
                         f"{out}_error": f"{type(res).__name__}: {res}",
                         f"{out}_flag": "error", f"{out}_quality": 0.0})
+        # as sent; a description the client refused for holding its key never gets written
+        row[f"{out}_description"] = self.client.redact(description)
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
         return row
 
@@ -366,8 +403,8 @@ def _session_id() -> str:
     return f"{pid}-{start}"
 
 
-def isolate(description: str, *, column: str = "audio", output_column: str = "isolated",
-            keep: str = "target", on_error: str = "raise", max_cost: Optional[float] = None,
+def isolate(description: Any, *, column: str = "audio", output_column: str = "isolated",
+            keep: Any = "target", on_error: str = "raise", max_cost: Optional[float] = None,
             client: Optional[Client] = None, sample_dtype: Optional[str] = None,
             on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
             **endpoint_params) -> Isolate:
@@ -375,14 +412,31 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
 
     Parameters
     ----------
-    description : what to isolate, e.g. ``"speech"``, ``"dog barking"``.
+    description : what to isolate, for every row or from each row:
+
+        - a string, e.g. ``"speech"``, ``"dog barking"``;
+        - a template filled from the row's columns: ``"{label}"``, ``"a {instrument}
+          playing"`` (``{{`` and ``}}`` for literal braces);
+        - a callable ``fn(row) -> str`` (``row`` maps column names to the row's values);
+        - a dict of stems, ``{"voice": "speech", "bgm": "background music"}``: one paid call
+          per stem and row (each cached on its own, all sent together at the account's
+          limit), and one set of columns per stem named by its key (``voice``,
+          ``voice_cost``, ... ``bgm``, ...); each value a string, template or callable.
+
+        A row whose description comes out empty, missing (``None``) or without a word
+        follows ``on_error``; a template naming a column the dataset lacks fails before
+        anything is sent. The description each row was sent with is kept in
+        ``<output_column>_description``.
     column : the audio column to read (decoded, ``{"array", "sampling_rate"}`` or
         ``Audio(decode=False)`` values).
-    output_column : name of the new audio column, also the prefix of the per-row columns.
-    keep : ``"target"`` (the sound), ``"residual"`` (everything else) or ``"both"``.
+    output_column : name of the new audio column, also the prefix of the per-row columns
+        (with stems, the dict's keys instead).
+    keep : ``"target"`` (the sound), ``"residual"`` (everything else) or ``"both"``; with
+        stems, one for all or a dict per stem (``{"bgm": "residual"}``; default target).
     on_error : ``"raise"`` stops the map; ``"skip"`` leaves silence and fills
         ``<output_column>_error``; ``"keep_original"`` copies the input audio instead.
         A 401, 403, 406 or ``max_cost`` always stops the map (and every num_proc worker).
+        Map with ``with_indices=True`` for errors that name dataset rows.
     max_cost : dollars this map may spend in this Python session (all workers together);
         the row that would pass it is not sent and the map stops, saying so.
     client : a :class:`~samaudio_data.Client`; by default one from the environment.
@@ -395,89 +449,20 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
         ``"rerank"`` (ask once more with ``rerank_candidates`` candidates, priced within
         ``max_cost`` and cached; keep the better verdict), ``"skip"`` (silence instead).
     rerank_candidates : the ``reranking_candidates`` of a rerank (2..8, default 4).
-    endpoint_params : ``output_format``, ``reranking_candidates``, ``channels``.
+    endpoint_params : ``output_format``, ``reranking_candidates`` (each a constant, a
+        template such as ``"{cands}"`` or a callable, checked per row before sending),
+        ``channels``.
 
     Example
     -------
     >>> fn = isolate("music", output_column="no_music", keep="residual")
     >>> fn.output_columns[:3]
     ['no_music', 'no_music_cost', 'no_music_seconds']
+    >>> stems = isolate({"voice": "speech", "bgm": "{genre} music"}, keep={"bgm": "both"})
+    >>> stems.audio_columns
+    ['voice', 'bgm', 'bgm_residual']
     """
     return Isolate(description, column=column, output_column=output_column, keep=keep,
                    on_error=on_error, max_cost=max_cost, client=client,
                    sample_dtype=sample_dtype, on_doubt=on_doubt,
                    rerank_candidates=rerank_candidates, **endpoint_params)
-
-
-def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
-    """Count the calls ``dataset.map(fn)`` would pay for, and the cache hits. Sends nothing.
-
-    Works on ``Dataset`` and ``IterableDataset`` (which it iterates). Rows whose audio is
-    missing or invalid are counted in ``invalid``.
-
-    >>> from datasets import Dataset
-    >>> ds = Dataset.from_dict({"audio": [{"array": [0.1] * 800, "sampling_rate": 8000},
-    ...                                   None]})
-    >>> est = estimate_cost(ds, isolate("speech", client=Client("k", cache_dir=False)))
-    >>> est.calls, est.invalid
-    (1, [(1, 'this row has no audio (the value is None).')])
-    """
-    if not isinstance(fn, Isolate):
-        raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
-    client = fn.client
-    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
-                                                        fn.column)
-    calls = cached = clips = silent = rerank = 0
-    invalid: List[Tuple[int, str]] = []
-    for i, value in _column_values(dataset, fn.column):
-        clips += 1
-        try:
-            if isinstance(value, BaseException):
-                raise value
-            y, sr = read_value(value, dtype=fn.sample_dtype)
-            if _triage.silent_input(y, sr):
-                silent += 1
-                continue
-            est = client.estimate([y], sr, fn.description, **fn.params)
-            if fn.on_doubt == "rerank" and not est.invalid:
-                rerank += _triage.rerank_calls(client, y, sr, fn.description, fn.params,
-                                               fn.rerank_candidates)
-        except errors.SamAudioError as exc:
-            invalid.append((i, exc.message))
-            continue
-        except Exception as exc:  # a decoder's own error on a broken file
-            invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
-            continue
-        if est.invalid:
-            invalid.append((i, est.invalid[0][1]))
-        calls += est.calls
-        cached += est.cached
-    return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
-                        invalid=invalid, clips=clips, silent=silent, rerank_calls=rerank)
-
-
-def _column_values(dataset, column: str):
-    """``(row, value)`` of one column; a row whose value cannot even be read gives the error
-    instead, so one broken file never stops the count."""
-    if column not in (getattr(dataset, "column_names", None) or [column]):
-        raise errors.InvalidRequestError(
-            f"the dataset has no column {column!r} (it has {dataset.column_names}); pass "
-            "column= naming the audio column.")
-    if hasattr(dataset, "select_columns") and hasattr(dataset, "__getitem__") \
-            and hasattr(dataset, "__len__"):
-        only = dataset.select_columns([column])
-        for i in range(len(only)):
-            try:
-                value = only[i][column]
-            except Exception as exc:  # noqa: BLE001 - reported per row
-                unavailable = decoding_unavailable(column, exc)
-                if unavailable is not None:  # no decoder at all: every row would fail
-                    raise unavailable from exc
-                value = errors.InvalidAudioError(
-                    f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
-                value.__cause__ = exc
-            yield i, value
-    else:
-        with audio_decoding(column):
-            for i, row in enumerate(dataset):
-                yield i, row[column]

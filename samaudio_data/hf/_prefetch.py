@@ -34,28 +34,32 @@ from typing import Any, Dict, List, Tuple
 from .. import errors
 from .._models import plural
 from . import _triage
-from ._map import Isolate, _column_values
-from ._values import declared_dtype, read_value
+from ._map import Isolate
+from ._values import SharedClip, dataset_rows, declared_dtype
 
 
 @dataclass
 class PrefetchReport:
-    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason), silent
-    (answered locally, free), and per row what it cost in this prefetch:
-    ``done[row] = (dollars, seconds, cached)`` (the ``map`` that follows reads these rows from
-    the cache: its own columns then say ``cost == 0.0, cached == True``; ``samaudio-data map``
-    writes these figures instead)."""
+    """What :func:`prefetch` did: rows read, calls paid for and already cached, the failed
+    calls (row, reason), and silent ones (answered locally, free). Every stem of a row is a
+    call of its own. Per row and stem, what it cost in this prefetch:
+    ``done[(row, output_column)] = (dollars, seconds, cached)`` (the ``map`` that follows
+    reads these calls from the cache: its own columns then say ``cost == 0.0, cached ==
+    True``; ``samaudio-data map`` writes these figures instead)."""
 
     rows: int = 0
     paid: int = 0
     cached: int = 0
     failed: List[Tuple[int, str]] = field(default_factory=list)
+    calls: int = 0
     silent: int = 0
-    done: Dict[int, Tuple[float, float, bool]] = field(default_factory=dict, repr=False)
+    done: Dict[Tuple[int, str], Tuple[float, float, bool]] = field(default_factory=dict,
+                                                                   repr=False)
 
     def __str__(self) -> str:
-        text = (f"{plural(self.rows, 'row')}: {self.paid} paid, {self.cached} already cached, "
-                f"{len(self.failed)} failed")
+        calls = "" if self.calls == self.rows else f" ({plural(self.calls, 'call')})"
+        text = (f"{plural(self.rows, 'row')}{calls}: {self.paid} paid, {self.cached} already "
+                f"cached, {len(self.failed)} failed")
         if self.silent:
             text += f", {self.silent} silent (free)"
         return text
@@ -64,11 +68,13 @@ class PrefetchReport:
 def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     """Send every row's requests at the account's limit and cache the answers.
 
-    Rows are read one after another and sent through the client's shared limits and thread
-    pool, at most a few rows ahead of the requests in flight (memory stays flat). A row that
-    fails is reported, not raised; a 401, 403, 406 or ``max_cost`` stops everything and
-    raises, as in ``map``. Run ``dataset.map(fn, ...)`` afterwards: it finds every answer
-    in the cache. ``samaudio-data map`` does this by itself.
+    Rows are read one after another and their calls (one per stem, each with the row's own
+    description) sent through the client's shared limits and thread pool, at most a few
+    ahead of the requests in flight (memory stays flat). A call that fails is reported, not
+    raised; a 401, 403, 406 or ``max_cost`` stops everything and raises, as in ``map``; a
+    template naming a missing column fails before anything is sent. Run
+    ``dataset.map(fn, ...)`` afterwards: it finds every answer in the cache.
+    ``samaudio-data map`` does this by itself.
     """
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("prefetch needs the result of isolate(...).")
@@ -77,30 +83,38 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     client, budget = fn.client, fn.budget()
     report = PrefetchReport()
 
-    def work(item: Tuple[int, Any]):
-        row, value = item
-        if isinstance(value, BaseException):
-            raise value
+    def work(item: Tuple[int, SharedClip, Any, str]):
+        _, clip, ask, _ = item
+        for failed in (clip, ask):
+            if isinstance(failed, BaseException):
+                raise failed
         # as the map will: silent rows are not sent, doubtful ones reranked if asked
-        return _triage.separate(client, read_value(value, dtype=fn.sample_dtype),
-                                fn.description, fn.params, budget=budget,
+        return _triage.separate(client, clip.read(), ask[0], ask[1], budget=budget,
                                 on_doubt=fn.on_doubt, rerank_candidates=fn.rerank_candidates)
 
-    def rows():
-        for item in _column_values(dataset, fn.column):
+    def calls():
+        for row, value, columns in dataset_rows(dataset, fn.column, fn.prompts):
             report.rows += 1
-            yield item
+            if isinstance(value, BaseException):  # every stem's call fails, as in the map
+                asks: List[Any] = [value] * len(fn.prompts.stems)
+            else:
+                asks = fn.prompts.resolve(columns, "")
+                value = SharedClip(value, uses=len(asks), dtype=fn.sample_dtype)
+            for ask, stem in zip(asks, fn.prompts.stems, strict=True):
+                report.calls += 1
+                yield row, value, ask, stem.output_column
 
     try:
-        total = len(dataset)
+        total = len(dataset) * len(fn.prompts.stems)
     except TypeError:  # an IterableDataset: no end known
         total = None
-    for (row, _), result in client.stream(work, rows(), progress=progress, total=total,
-                                          desc=f"caching {fn.description!r}"):
+    for (row, _, _, stem), result in client.stream(work, calls(), progress=progress,
+                                                   total=total,
+                                                   desc=f"caching {fn.prompts.describe()}"):
         if isinstance(result, errors.SamAudioError):
             report.failed.append((row, result.message))
             continue
-        report.done[row] = (result.cost, result.seconds, result.cached)
+        report.done[(row, stem)] = (result.cost, result.seconds, result.cached)
         if result.cost == 0.0 and not result.cached and result.attempts == 0 \
                 and result.flag == "absent:silent_input":
             report.silent += 1

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
 from ..audio import decode_audio, encode_wav
+from .. import errors
 from ..errors import InvalidAudioError, ResponseDecodeError
 
 
@@ -269,3 +271,80 @@ def encode_value(y: np.ndarray, sr: int) -> dict:
     b'RIFF'
     """
     return {"bytes": encode_wav(y, sr, subtype="FLOAT"), "path": None}
+
+
+def dataset_rows(dataset, column: str, prompts: Any = None) -> Iterator[Tuple[int, Any, Any]]:
+    """``(row, value, columns)`` of every row: the audio column's value and the columns a
+    map's :class:`~samaudio_data.hf._prompts.Prompts` read (all of them for a callable).
+
+    A row whose value cannot even be read gives the error instead, so one broken file never
+    stops a count. A template naming a missing column fails before the first row.
+
+    >>> [(i, v, dict(r)) for i, v, r in dataset_rows([{"audio": None, "x": 1}], "audio")]
+    [(0, None, {'audio': None, 'x': 1})]
+    """
+    names = getattr(dataset, "column_names", None)
+    if column not in (names or [column]):
+        raise errors.InvalidRequestError(
+            f"the dataset has no column {column!r} (it has {dataset.column_names}); pass "
+            "column= naming the audio column.")
+    if prompts is not None and names:
+        prompts.check_columns(names)
+    if prompts is None or not names:
+        needed = [column]
+    elif prompts.needs_whole_row:
+        needed = list(names)
+    else:
+        needed = list(dict.fromkeys([column] + prompts.columns))
+    if hasattr(dataset, "select_columns") and hasattr(dataset, "__getitem__") \
+            and hasattr(dataset, "__len__"):
+        only = dataset.select_columns(needed)
+        for i in range(len(only)):
+            try:
+                row = only[i]
+                value = row[column]
+            except Exception as exc:  # noqa: BLE001 - reported per row
+                unavailable = decoding_unavailable(column, exc)
+                if unavailable is not None:  # no decoder at all: every row would fail
+                    raise unavailable from exc
+                value = errors.InvalidAudioError(
+                    f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
+                value.__cause__ = exc
+                row = {}  # the row is unusable: its audio is its error
+            yield i, value, row
+    else:
+        with audio_decoding(column):
+            for i, row in enumerate(dataset):
+                if i == 0 and prompts is not None and not names:
+                    prompts.check_columns(list(row))
+                yield i, row[column], row
+
+
+class SharedClip:
+    """One row's audio, decoded once by whichever of its ``uses`` (stems) comes first, and
+    let go after the last one took it (``dtype``: as in :func:`read_value`).
+
+    >>> clip = SharedClip({"array": np.zeros(8), "sampling_rate": 8000}, uses=2)
+    >>> clip.read()[0].shape, clip.read()[1]
+    ((1, 8), 8000)
+    """
+
+    def __init__(self, value: Any, uses: int, dtype: Optional[str] = None) -> None:
+        self._value, self._uses, self._dtype = value, uses, dtype
+        self._lock = threading.Lock()
+        self._read: Any = None
+
+    def read(self) -> Tuple[np.ndarray, int]:
+        with self._lock:
+            if self._read is None:
+                try:
+                    self._read = read_value(self._value, dtype=self._dtype)
+                except Exception as exc:  # noqa: BLE001 - every stem of the row gets it
+                    self._read = exc
+            read = self._read
+            self._uses -= 1
+            if self._uses <= 0:
+                self._value = self._read = None
+        if isinstance(read, BaseException):
+            raise read
+        return read

@@ -76,7 +76,8 @@ class IsolateBatches:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         fn = self.isolate
         values = _values(batch, fn.column)
-        out = fn({fn.column: values})
+        # the whole batch: a description may be filled from the row's other columns
+        out = fn({**batch, fn.column: values})
         result = dict(batch)
         for name, column in out.items():
             result[name] = _array(column)

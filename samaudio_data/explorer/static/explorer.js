@@ -64,7 +64,11 @@ function render({ model, el }) {
   const keysState = h("span", "sa-keys", "click here to use keys");
   const spend = h("span", "sa-spend");
   const left = h("div", "sa-top-left");
-  left.append(title, badge, position);
+  // several sounds per row (isolate({...})): which stem the lanes and signals show
+  const stemBox = h("select", "sa-stem");
+  stemBox.title = "the stem shown (each row has one per sound isolated)";
+  stemBox.addEventListener("change", () => send("stem", { stem: stemBox.value }));
+  left.append(title, badge, position, stemBox);
   top.append(left, keysState, spend);
   const info = h("div", "sa-info");
   const err = h("div", "sa-error");
@@ -294,6 +298,12 @@ function render({ model, el }) {
     position.textContent = v.position || "";
     spend.textContent = v.spend || "";
     info.textContent = v.info || "";
+    const stems = v.stems || [];
+    stemBox.style.display = stems.length > 1 ? "" : "none";
+    if (stemBox.options.length !== stems.length || [...stemBox.options].some((o, i) => o.value !== stems[i])) {
+      stemBox.replaceChildren(...stems.map((s) => { const o = h("option", "", s); o.value = s; return o; }));
+    }
+    stemBox.value = v.stem || "";
     err.textContent = v.error ? "error: " + v.error : "";
     for (const lane of v.lanes || []) {
       lanes[lane.name].note.textContent = lane.note || "";

@@ -1,0 +1,75 @@
+"""``estimate_cost(ds, isolate(...))``: what a map would pay for, counted without sending.
+
+Every row is read as the map will read it (its own description and options, every stem, the
+quality triage's silent inputs and rerank policy) and each call is looked up in the client's
+cache; nothing is sent.
+"""
+
+from __future__ import annotations
+
+from .. import errors
+from .._models import CostEstimate
+from . import _triage
+from ._map import Isolate
+from ._values import dataset_rows, declared_dtype, read_value
+
+
+def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
+    """Count the calls ``dataset.map(fn)`` would pay for, and the cache hits. Sends nothing.
+
+    Every row's own description and every stem is counted. Works on ``Dataset`` and
+    ``IterableDataset`` (which it iterates). Rows whose audio is missing or invalid, or
+    whose description or options come out unusable, are counted in ``invalid``.
+
+    >>> from datasets import Dataset
+    >>> from samaudio_data import Client, isolate
+    >>> ds = Dataset.from_dict({"audio": [{"array": [0.1] * 800, "sampling_rate": 8000},
+    ...                                   None]})
+    >>> est = estimate_cost(ds, isolate("speech", client=Client("k", cache_dir=False)))
+    >>> est.calls, est.invalid
+    (1, [(1, 'this row has no audio (the value is None).')])
+    """
+    if not isinstance(fn, Isolate):
+        raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
+    client = fn.client
+    fn.sample_dtype = fn.sample_dtype or declared_dtype(
+        getattr(dataset, "features", None), fn.column
+    )
+    calls = cached = clips = silent = rerank = 0
+    invalid: list[tuple[int, str]] = []
+    for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
+        clips += 1
+        try:
+            if isinstance(value, BaseException):
+                raise value
+            y, sr = read_value(value, dtype=fn.sample_dtype)
+        except errors.SamAudioError as exc:
+            invalid.append((i, exc.message))
+            continue
+        except Exception as exc:  # a decoder's own error on a broken file
+            invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
+            continue
+        asks = fn.prompts.resolve(row, "")
+        invalid += [(i, a.message) for a in asks if isinstance(a, BaseException)]
+        if _triage.silent_input(y, sr):  # answered locally: every stem free
+            silent += 1
+            continue
+        for ask in asks:
+            if isinstance(ask, BaseException):
+                continue
+            est = client.estimate([y], sr, ask[0], **ask[1])
+            if est.invalid:
+                invalid.append((i, est.invalid[0][1]))
+            elif fn.on_doubt == "rerank":
+                rerank += _triage.rerank_calls(client, y, sr, ask[0], ask[1], fn.rerank_candidates)
+            calls += est.calls
+            cached += est.cached
+    return CostEstimate(
+        calls=calls,
+        cached=cached,
+        price_per_call=client.price_per_call,
+        invalid=invalid,
+        clips=clips,
+        silent=silent,
+        rerank_calls=rerank,
+    )
