@@ -297,3 +297,63 @@ def test_the_progress_bar_counts_successes_with_a_total(client, endpoint, capsys
     assert "0/3" in bar and "2/2" in bar and "1 failed" in bar  # the total, less the failure
     assert "1/3" not in bar and "3/3" not in bar
     assert endpoint.stats["billed"] == 2
+
+
+def test_cli_stems_write_a_folder_each_and_costs_that_add_up_to_the_bill(
+    tmp_path, capsys, monkeypatch
+):
+    import csv
+
+    import datasets
+
+    d = folder(tmp_path, n=2)
+    (d / "broken.wav").write_bytes(b"RIFF but nothing else")
+    (d / "metadata.csv").write_text(
+        "file_name,label\nbroken.wav,rain\nc0.wav,dog barking\nc1.wav,bass\n"
+    )
+    with LocalEndpoint(keys={KEY: None}) as ep:
+        monkeypatch.setenv("SEGMIND_API_KEY", KEY)
+        monkeypatch.setenv("SAMAUDIO_ENDPOINT", ep.url)
+        args = ["map", str(d), "--stem", "voice=speech", "--stem", "own={label}"]
+        args += ["--keep", "both", "--on-error", "skip", "--quiet"]
+        args += ["--cache-dir", str(tmp_path / "c")]
+        assert main(args + ["--out", str(tmp_path / "o")]) == 0
+        assert ep.stats["billed"] == 4  # two rows, two stems; the broken file sends nothing
+        out = capsys.readouterr().out
+        assert "3 rows: 2 paid in this run (4 calls, $0.25), 0 from the cache" in out
+        assert ", 1 failed" in out
+        saved = datasets.load_from_disk(str(tmp_path / "o"))
+        for stem in ("voice", "own"):
+            assert list(saved[f"{stem}_cost"]) == [0.0, 0.062, 0.062]  # what the prefetch paid
+            assert list(saved[f"{stem}_cached"]) == [False] * 3
+            assert saved[f"{stem}_error"][0] and not any(saved[f"{stem}_error"][1:])
+        billed = sum(saved["voice_cost"]) + sum(saved["own_cost"])
+        assert billed == pytest.approx(ep.stats["billed"] * 0.062)
+        assert saved["own_description"][1:] == ["dog barking", "bass"]
+        for stem, descriptions in (("voice", ["speech"] * 2), ("own", ["dog barking", "bass"])):
+            where = tmp_path / "o" / "audio" / stem
+            assert sorted(os.listdir(where)) == [
+                "c0.residual.wav",
+                "c0.wav",
+                "c1.residual.wav",
+                "c1.wav",
+                f"{stem}.csv",
+            ]
+            with open(where / f"{stem}.csv", newline="", encoding="utf-8") as fh:
+                table = list(csv.DictReader(fh))
+            assert [r["file_name"] for r in table] == ["broken.wav", "c0.wav", "c1.wav"]
+            assert [r["written"] for r in table] == ["", "c0.wav", "c1.wav"]
+            assert [float(r["cost"]) for r in table] == [0.0, 0.062, 0.062]
+            assert [r["description"] for r in table][1:] == descriptions
+            y, sr = sf.read(str(where / "c0.wav"))
+            assert sr == 16000 and len(y) == 8000
+        # a rerun pays nothing and says so, every row counted once
+        assert main(args + ["--out", str(tmp_path / "o2")]) == 0
+        assert ep.stats["billed"] == 4
+        out = capsys.readouterr().out
+        assert (
+            "3 rows: 0 paid in this run (0 calls, $0.00), 2 from the cache of an earlier "
+            "run, 1 failed" in out
+        )
+        saved = datasets.load_from_disk(str(tmp_path / "o2"))
+        assert list(saved["own_cached"]) == [False, True, True]
