@@ -279,7 +279,7 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
 
     A call that came back but is not usable audio raises the typed error of validation.
     """
-    from ._calls import _validate
+    from ._calls import validate
     from ._responses import audio_bytes
 
     transport = caller.transport
@@ -294,10 +294,10 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
 
     t0 = time.monotonic()
     content, headers, via = exchange.send(caller.body(piece, job), cache_key=None,
-                                          max_bytes=max_bytes, on_submit=caller._note_credits)
+                                          max_bytes=max_bytes, on_submit=caller.note_credits)
     latency = time.monotonic() - t0
     caller.usage.record(requests=1, billed=1, cost=caller.price_per_call, seconds=latency)
-    caller._note_credits(headers)
+    caller.note_credits(headers)
     data, fmt = audio_bytes(content, fetch=download)
     result = ProbeResult(via=via, carrier=_carrier(content, via, bool(downloads)),
                          content_type=(downloads[0] if downloads else
@@ -305,7 +305,7 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
                          input_frames=piece.upload.frames, input_rate=piece.upload.sr,
                          latency=latency, remaining_credits=headers.get("x-remaining-credits"),
                          price_per_call=caller.price_per_call)
-    samples, sr = _validate(data, fmt, piece)
+    samples, sr = validate(data, fmt, piece)
     result.format, result.sample_rate = fmt, sr
     result.channels, result.frames = samples.shape[0], samples.shape[-1]
     result.padding = result.frames - round(piece.upload.frames * sr / piece.upload.sr)
@@ -326,49 +326,22 @@ def _carrier(content: bytes, via: str, downloaded: bool) -> str:
     return f"base64 audio in JSON in {where}"
 
 
-class Account:
-    """Mixin of :class:`~samaudio_data.Client`: the account's credits and the free check."""
-
-    def credits(self) -> float:
-        """The account's remaining credits (``GET /v1/get-user-credits``); nothing is spent.
-
-        >>> from samaudio_data import Client
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": 2.5}) as ep, Client("k", endpoint=ep.url) as c:
-        ...     c.credits()
-        2.5
-        """
-        return credits(self._transport)
-
-    def check(self, probe: bool = False):
-        """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
-
-        Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
-        of generated audio, and the report says what the answer looked like, how long it
-        took, the provider's credits header and what it cost. ``report.ok`` is False (and
-        ``report.problems`` says what to do) when anything differs from what the library
-        assumes. ``print(report)`` shows it all; it never contains the key.
-
-        >>> from samaudio_data import Client
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
-        ...                                               cache_dir=False) as c:
-        ...     free, paid = c.check(), c.check(probe=True)
-        >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
-        (True, 2.0, True, 48000, 'queue')
-        """
-        limits = {"requests_per_minute": self.requests_per_minute,
-                  "max_concurrency": self.max_concurrency, "timeout": self.timeout,
-                  "max_retries": self.max_retries, "price_per_call": self.price_per_call,
-                  "chunk_seconds": self.chunk_seconds,
-                  "cache_dir": str(self.cache_dir) if self.cache_dir else None}
-        send = None
-        if probe:
-            # about a second, not a whole number of the model's 1920-sample frames, so
-            # that any padding of the answer shows
-            tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
-            job = self._prepare(tone.astype(np.float32), 48000, "speech", {})
-            send = lambda: probe_call(self._caller, self._caller.exchange,  # noqa: E731
-                                      job.pieces[0], job)
-        return check(self._transport, self._caller.exchange, limits=limits,
-                     price_per_call=self.price_per_call, probe=send)
+def check_parts(parts, *, probe: bool = False) -> CheckReport:
+    """:func:`check` of a client's parts (:class:`~samaudio_data._parts.Parts`); see
+    :meth:`samaudio_data.Client.check`."""
+    opts = parts.options
+    limits = {"requests_per_minute": opts.rate_limits.requests_per_minute,
+              "max_concurrency": opts.rate_limits.max_concurrency, "timeout": opts.timeout,
+              "max_retries": opts.retries.max_retries, "price_per_call": opts.price_per_call,
+              "chunk_seconds": opts.chunking.chunk_seconds,
+              "cache_dir": str(opts.cache_dir) if opts.cache_dir else None}
+    send = None
+    if probe:
+        # about a second, not a whole number of the model's 1920-sample frames, so that any
+        # padding of the answer shows
+        tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
+        job = parts.prepare(tone.astype(np.float32), 48000, "speech", {})
+        send = lambda: probe_call(parts.caller, parts.caller.exchange,  # noqa: E731
+                                  job.pieces[0], job)
+    return check(parts.http, parts.caller.exchange, limits=limits,
+                 price_per_call=opts.price_per_call, probe=send)

@@ -36,7 +36,7 @@ from ._cache import ResultCache, request_key
 from ._jobs import Answer, Job, Piece
 from ._limits import Halted, Requeue, SharedLimits
 from ._models import Budget, Usage
-from ._queue import QueueExchange, QueueResultExpiredError
+from ._queue import QueueExchange
 from ._responses import audio_bytes
 from ._retry import RetryPolicy
 from ._transport import Transport
@@ -172,7 +172,7 @@ class Caller:
                 self.usage.record(seconds=took)
                 return Answer(samples=samples, sr=sr, fmt=fmt, cost=paid, seconds=spent,
                               attempts=attempts), data
-            except QueueResultExpiredError as exc:
+            except errors.QueueResultExpiredError as exc:
                 if expired:  # a fresh request expired too: something is wrong, stop
                     self.usage.record(failed=1)
                     raise
@@ -221,7 +221,7 @@ class Caller:
                 with departing(self._leaving(started, count=not resuming)):
                     content, headers, _ = self.exchange.send(body, cache_key=key,
                                                              max_bytes=max_bytes,
-                                                             on_submit=self._note_credits)
+                                                             on_submit=self.note_credits)
                 # a sync 200 is billed, whatever it holds; so is a queued request that
                 # completed (counted once, when its result arrives)
                 if inherited:  # collected, paid by the run that was interrupted
@@ -229,9 +229,9 @@ class Caller:
                 else:
                     billed = self.price_per_call
                     self.usage.record(billed=1, cost=billed)
-                self._note_credits(headers)
+                self.note_credits(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
-                samples, sr = _validate(data, fmt, piece)
+                samples, sr = validate(data, fmt, piece)
             except Halted as stop:  # stopped at the gate: nothing was sent
                 self._refund(budget, billed, key, held)
                 raise self._stopped(stop.halt) from None
@@ -300,7 +300,8 @@ class Caller:
             budget.refund(self.price_per_call)
             held["reserved"] = False
 
-    def _note_credits(self, headers: dict) -> None:
+    def note_credits(self, headers: dict) -> None:
+        """Keep the provider's ``x-remaining-credits`` figure, when an answer has one."""
         value = headers.get("x-remaining-credits")
         if value is None:
             return
@@ -315,7 +316,7 @@ class Caller:
         return data
 
 
-def _validate(data: bytes, fmt: str, piece: Piece):
+def validate(data: bytes, fmt: str, piece: Piece):
     """Decode an answer and check it is whole and covers the piece; typed errors otherwise."""
     audio.check_complete(data, fmt)
     samples, sr = audio.decode_audio(data)

@@ -23,7 +23,7 @@ Example
 ...     w.write(np.full((2, 25 * 8000), 0.2, dtype=np.float32))
 >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
 ...                                    progress=False) as client:
-...     out = isolate_file(client, path, "half")
+...     out = client.isolate_file(path, "half")
 ...     calls = client.usage.billed
 >>> out.name, calls, round(float(audio.read_window(out, 8000, 8001)[0, 0]), 3)
 ('talk.isolated-half.wav', 2, 0.1)
@@ -31,30 +31,26 @@ Example
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import copy
 import dataclasses
 import os
 import threading
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from . import audio, errors
 from ._jobs import fit, window_job
-from ._models import Budget, CostEstimate
-from ._runner import summarise
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ._client import Client
+from ._models import Budget, CostEstimate, Tally
+from ._options import Chunking
+from ._parts import Parts
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def isolate_file(client: "Client", path: PathLike, description: str,
+def isolate_file(parts: Parts, path: PathLike, description: str,
                  out_path: Optional[PathLike] = None, *,
                  residual_path: Union[PathLike, bool, None] = None,
                  budget: Optional[Budget] = None, progress: Optional[bool] = None,
@@ -62,13 +58,14 @@ def isolate_file(client: "Client", path: PathLike, description: str,
     """Isolate ``description`` in the audio file ``path``, streaming; see
     :meth:`samaudio_data.Client.isolate_file`. Returns the path written (an example is at
     the top of this module)."""
-    description, params, channels = client._request(description, params)
+    description, params, channels = parts.request(description, params)
     src = Path(path)
-    info, plan = _plan(client, src)
+    info, plan = _plan(parts.options.chunking, src)
     each = channels == "each" and info.channels > 1
     out_channels = info.channels if each else 1
     out, res = _outputs(src, description, out_path, residual_path)
-    started = getattr(client._op, "started", None) or time.time()
+    runner, started = parts.runner, parts.runner.started()
+    upload_format = parts.options.upload.upload_format
 
     heavy = threading.Lock()
 
@@ -80,70 +77,50 @@ def isolate_file(client: "Client", path: PathLike, description: str,
         # max_concurrency; the requests themselves wait concurrently
         with heavy:
             job = window_job(audio.read_window(src, a, b), info.sr, description, params,
-                             channels=channels, upload_format=client.upload_format)
+                             channels=channels, upload_format=upload_format)
             # the residual reads the input again, per span written: while the request
             # waits, memory holds only the upload
             job = dataclasses.replace(job, original=None)
-        answers = [client._caller.answer(p, job, started=started, budget=budget)
+        answers = [parts.caller.answer(p, job, started=started, budget=budget)
                    for p in job.pieces]
         with heavy:
             fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers)]
             return np.stack(fitted) if job.each else fitted[0]
 
-    workers = in_flight(client.max_concurrency, plan, pieces=out_channels)
+    workers = in_flight(runner.workers, plan, pieces=out_channels)
     ahead = workers + 2
     joiner = audio.ChunkJoiner(plan, channels=out_channels)
-    bar = None
-    if client.progress if progress is None else progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(plan), desc=f"{src.name} ({info.seconds:.0f} s)", unit="chunk",
-                   leave=False)
-    before = client.usage.snapshot()
-    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="samaudio-file")
-    futures: dict = {}
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(audio.BlockWriter(out, info.sr, out_channels,
                                                          frames=info.frames))]
         if res is not None:
             writers.append(stack.enter_context(audio.BlockWriter(res, info.sr, out_channels,
                                                                  frames=info.frames)))
-        try:
-            submitted = 0
-            while not joiner.done:
-                while submitted < len(plan) and submitted < joiner.next_window + ahead:
-                    futures[pool.submit(window, submitted)] = submitted
-                    submitted += 1
-                finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-                for fut in sorted(finished, key=futures.get):
-                    i = futures.pop(fut)
-                    try:
-                        joiner.add(i, fut.result())
-                    except errors.SamAudioError as exc:
-                        raise _located(exc, src, plan, i) from exc
-                    if bar is not None:
-                        bar.update(1)
-                start = joiner.position
-                block = joiner.take()
-                writers[0].write(block)
-                for lo in range(0, block.shape[-1] if res is not None else 0, 1 << 18):
-                    part = block[..., lo:lo + (1 << 18)]
-                    writers[1].write(_residual(src, start + lo, part, each))
-                if finished:
-                    _release_memory()
-        except BaseException as exc:
-            for fut in futures:
-                fut.cancel()
-            cf.wait(futures)  # windows in flight finish, and so are cached
-            if isinstance(exc, (errors.FatalAPIError, errors.BudgetExceededError)):
-                note = (f" Paid windows are cached in {client.cache_dir}; running the same "
-                        "call again pays only for the rest." if client.cache_dir else "")
-                raise summarise(exc, before, client.usage.snapshot(), note) from exc
-            raise
-        finally:
-            pool.shutdown(wait=True)
-            if bar is not None:
-                bar.close()
+        bar = stack.enter_context(runner.bar(len(plan), f"{src.name} ({info.seconds:.0f} s)",
+                                             "chunk", progress))
+        futures = stack.enter_context(runner.stopping())
+        submitted = 0
+        while not joiner.done:
+            while submitted < len(plan) and len(futures) < workers \
+                    and submitted < joiner.next_window + ahead:
+                futures[runner.submit(window, submitted)] = submitted
+                submitted += 1
+            finished, _ = runner.wait(futures)
+            for fut in sorted(finished, key=futures.get):
+                i = futures.pop(fut)
+                try:
+                    joiner.add(i, fut.result())
+                except errors.SamAudioError as exc:
+                    raise _located(exc, src, plan, i) from exc
+                bar.tick()
+            start = joiner.position
+            block = joiner.take()
+            writers[0].write(block)
+            for lo in range(0, block.shape[-1] if res is not None else 0, 1 << 18):
+                part = block[..., lo:lo + (1 << 18)]
+                writers[1].write(_residual(src, start + lo, part, each))
+            if finished:
+                _release_memory()
     return out
 
 
@@ -176,41 +153,41 @@ def in_flight(max_concurrency: int, plan: audio.ChunkPlan, pieces: int = 1) -> i
     return int(max(1, min(max_concurrency, len(plan), by_memory)))
 
 
-def estimate_file(client: "Client", paths: Union[PathLike, Sequence[PathLike]],
+def estimate_file(parts: Parts, paths: Union[PathLike, Sequence[PathLike]],
                   description: str, **params) -> CostEstimate:
     """Count the calls isolating files would pay for; see
     :meth:`samaudio_data.Client.estimate_file`.
 
     >>> import tempfile, pathlib
-    >>> from samaudio_data import Client
+    >>> from samaudio_data._options import Options
+    >>> from samaudio_data._parts import build
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
     >>> with audio.BlockWriter(p, 8000, channels=2) as w: w.write(np.zeros((2, 8000 * 60)))
-    >>> client = Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False, channels="each")
-    >>> estimate_file(client, [p, p], "speech").calls       # 2 files x 4 windows x 2 channels
+    >>> parts = build(Options.build(cache_dir=False, channels="each"), "k")
+    >>> estimate_file(parts, [p, p], "speech").calls       # 2 files x 4 windows x 2 channels
     16
     """
-    description, params, channels = client._request(description, params)
+    description, params, channels = parts.request(description, params)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = list(paths)
-    calls = cached = 0
-    invalid: List[Tuple[int, str]] = []
-    for row, path in enumerate(paths):
-        try:
-            info, plan = _plan(client, Path(path))
-        except errors.InvalidRequestError as exc:
-            invalid.append((row, exc.message))
-            continue
-        if client.cache is None:  # nothing can be cached: count, read nothing
-            calls += len(plan) * (info.channels if channels == "each" else 1)
-            continue
+    upload_format = parts.options.upload.upload_format
+
+    def count(path: Path) -> Tuple[int, int]:
+        info, plan = _plan(parts.options.chunking, path)
+        if parts.caller.cache is None:  # nothing can be cached: count, read nothing
+            return len(plan) * (info.channels if channels == "each" else 1), 0
+        calls = cached = 0
         for a, b in plan.windows:
             job = window_job(audio.read_window(path, a, b), info.sr, description, params,
-                             channels=channels, upload_format=client.upload_format)
-            paid, hits = client._caller.count(job)
+                             channels=channels, upload_format=upload_format)
+            paid, hits = parts.caller.count(job)
             calls, cached = calls + paid, cached + hits
-    return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
-                        invalid=invalid, clips=len(paths))
+        return calls, cached
+
+    tally = Tally(parts.options.price_per_call)
+    for row, path in enumerate(paths):
+        tally.add(row, lambda: count(Path(path)))
+    return tally.result()
 
 
 def _outputs(src: Path, description: str, out_path, residual_path
@@ -234,7 +211,7 @@ def _outputs(src: Path, description: str, out_path, residual_path
     return out, res
 
 
-def _plan(client: "Client", path: Path) -> Tuple[Any, audio.ChunkPlan]:
+def _plan(chunking: Chunking, path: Path) -> Tuple[Any, audio.ChunkPlan]:
     """The file's header and its chunk plan; typed errors for what cannot be sent."""
     info = audio.audio_file_info(path)
     audio.check_sample_rate(info.sr)
@@ -244,13 +221,13 @@ def _plan(client: "Client", path: Path) -> Tuple[Any, audio.ChunkPlan]:
         raise errors.InvalidAudioError(
             f"{str(path)!r} has {info.channels} channels, more than the "
             f"{audio.MAX_CHANNELS} supported.")
-    if client.max_seconds is not None and info.seconds > client.max_seconds:
+    if chunking.max_seconds is not None and info.seconds > chunking.max_seconds:
         raise errors.InvalidAudioError(
             f"{str(path)!r} is {info.seconds:.1f} s long, over max_seconds="
-            f"{client.max_seconds:g}; raise or unset max_seconds= on the Client (long files "
+            f"{chunking.max_seconds:g}; raise or unset max_seconds= on the Client (long files "
             "are sent in windows of chunk_seconds).")
-    return info, audio.plan_chunks(info.frames, info.sr, client.chunk_seconds,
-                                   client.overlap_seconds)
+    return info, audio.plan_chunks(info.frames, info.sr, chunking.chunk_seconds,
+                                   chunking.overlap_seconds)
 
 
 def _release_memory() -> None:
@@ -290,68 +267,3 @@ def _located(exc: errors.SamAudioError, path: Path, plan: audio.ChunkPlan,
                        f"{b / plan.sr:.1f} s): {exc.message}")
     located.args = (located.message,)
     return located
-
-
-class LongFiles:
-    """Mixin of :class:`~samaudio_data.Client`: files of any length, streamed."""
-
-    def isolate_file(self, path: Union[str, os.PathLike], description: str,
-                     out_path: Union[str, os.PathLike, None] = None, *,
-                     residual_path: Union[str, os.PathLike, bool, None] = None,
-                     budget: Optional[Budget] = None, progress: Optional[bool] = None,
-                     **params) -> Path:
-        """Isolate ``description`` in an audio file of any length, streaming; return the output.
-
-        The file is read one window of ``chunk_seconds`` at a time, each window isolated by
-        its own cached request (up to ``max_concurrency`` at once), the answers joined with
-        the crossfade and written block by block: memory does not grow with the file. The
-        output (default: next to the input, ``talk.isolated-speech.wav``; ``.wav`` is 32-bit
-        float, ``.flac`` 24-bit) is the same as :meth:`separate`'s target for the file read
-        into memory. ``residual_path`` (a path, or True for ``talk.residual-speech.wav``)
-        also writes the input minus the target. ``channels="mix"`` writes mono, ``"each"``
-        every channel. Nothing is left at the output paths when a call fails; a rerun pays
-        only for the windows not yet paid for. See the README's "Long recordings".
-
-        >>> from samaudio_data import Client
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
-        >>> with audio.BlockWriter(path, 16000, channels=2) as w:
-        ...     w.write(np.full((2, 50 * 16000), 0.5))
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
-        ...                                    progress=False) as client:
-        ...     out = client.isolate_file(path, "half", residual_path=True)
-        ...     calls = client.usage.billed
-        >>> out.name, calls, audio.audio_file_info(out).frames
-        ('talk.isolated-half.flac', 3, 800000)
-        >>> rest = path.with_name("talk.residual-half.flac")
-        >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
-        0.25
-        """
-        from ._longfile import isolate_file
-
-        return isolate_file(self, path, description, out_path, residual_path=residual_path,
-                            budget=budget, progress=progress, **params)
-
-    def estimate_file(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
-                      description: str, **params) -> CostEstimate:
-        """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
-        channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
-
-        With a cache, every window is read and encoded to look it up (as a run would);
-        without one, only the headers are read.
-
-        >>> from samaudio_data import Client
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
-        >>> with audio.BlockWriter(path, 8000, channels=1) as w:
-        ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
-        >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
-        ...              ).estimate_file(path, "speech"))
-        200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
-        """
-        from ._longfile import estimate_file
-
-        return estimate_file(self, paths, description, **params)

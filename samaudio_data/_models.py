@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, fields
-from typing import List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
+from . import errors
 from ._limits import SharedLimits
 
 
@@ -120,6 +121,53 @@ class CostEstimate:
             bad = f", {len(self.invalid)} rows with missing or invalid audio ({shown}{more})"
         return (f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
                 f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
+
+
+class Tally:
+    """Adds up what many clips (or files, or rows) would cost into one :class:`CostEstimate`:
+    the one estimate path of the library. Each entry's count comes from the same call
+    counting the sends use; an entry that cannot be sent is listed as invalid with why.
+
+    >>> t = Tally(0.062)
+    >>> t.add(0, lambda: (2, 1))
+    >>> t.add(1, lambda: errors.InvalidAudioError("empty")); t.add(2, lambda: 1 / 0)
+    >>> t.result().calls, t.result().invalid[0], t.result().clips
+    (2, (1, 'empty'), 3)
+    """
+
+    def __init__(self, price_per_call: float) -> None:
+        self.price_per_call = price_per_call
+        self.calls = self.cached = self.clips = 0
+        self.invalid: List[Tuple[int, str]] = []
+
+    def add(self, row: int, count: Callable[[], Union[Tuple[int, int], "CostEstimate",
+                                                      BaseException]]) -> None:
+        """Count entry ``row``: ``count()`` gives ``(calls to pay, cache hits)``, an
+        estimate of its own, or raises (or returns) why it cannot be sent."""
+        self.clips += 1
+        try:
+            got: Any = count()
+            if isinstance(got, BaseException):
+                raise got
+        except errors.SamAudioError as exc:
+            self.invalid.append((row, exc.message))
+            return
+        except Exception as exc:  # noqa: BLE001 - a decoder's own error on a broken file
+            self.invalid.append((row, f"cannot decode this row's audio ({type(exc).__name__}: "
+                                      f"{exc})"))
+            return
+        if isinstance(got, CostEstimate):
+            if got.invalid:
+                self.invalid.append((row, got.invalid[0][1]))
+            got = (got.calls, got.cached)
+        self.calls += got[0]
+        self.cached += got[1]
+
+    def result(self) -> CostEstimate:
+        """The estimate so far."""
+        return CostEstimate(calls=self.calls, cached=self.cached,
+                            price_per_call=self.price_per_call, invalid=list(self.invalid),
+                            clips=self.clips)
 
 
 class Budget:

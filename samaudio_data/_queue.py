@@ -19,7 +19,7 @@
 The status and response URLs must be on the endpoint's own origin (they receive the key);
 any other is refused before anything is sent there. A ``FAILED`` job is a
 :class:`~samaudio_data.errors.QueueJobFailedError` (not billed, not retried); a result that
-is gone (404, "expired") is a :class:`QueueResultExpiredError`. What comes back is the raw
+is gone (404, "expired") is a :class:`~samaudio_data.errors.QueueResultExpiredError`. What comes back is the raw
 sync answer, or the result's ``output`` re-encoded as JSON: either way
 :func:`samaudio_data._responses.audio_bytes` finds the audio in it.
 
@@ -53,22 +53,18 @@ from urllib.parse import urlsplit, urlunsplit
 from . import errors
 from ._files import atomic_write
 from ._journal import Journal, Ticket
+from ._settings import TRANSPORTS, check_choice
 from ._transport import Transport, is_local, origin
 from .audio import excerpt, sniff_format
 
 log = logging.getLogger("samaudio_data")
 
-TRANSPORTS = ("auto", "sync", "queue")
 POLL_FIRST = 0.1     # seconds before the first status poll
 POLL_FACTOR = 1.5    # back-off between polls
 POLL_MAX = 1.0       # at most this long between polls (the provider's SDK polls every 1 s)
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
 _PENDING = ("QUEUED", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "STARTING", "RUNNING")
 _FAILED = ("FAILED", "ERROR", "CANCELLED", "CANCELED")
-
-
-class QueueResultExpiredError(errors.NotFoundError):
-    """A queued request's result is gone (404: expired or unknown); it must be sent again."""
 
 
 def queue_url(endpoint: str) -> Optional[str]:
@@ -89,18 +85,6 @@ def queue_url(endpoint: str) -> Optional[str]:
     return urlunsplit(parts._replace(path="/".join(segments)))
 
 
-def check_transport(value) -> str:
-    """Validate a ``transport=`` setting.
-
-    >>> check_transport("queue")
-    'queue'
-    """
-    if value not in TRANSPORTS:
-        raise errors.InvalidRequestError(
-            f"transport must be one of {TRANSPORTS}, got {value!r}.")
-    return value
-
-
 class QueueExchange:
     """Sends request bodies by the sync call or the queue; see the module docstring."""
 
@@ -109,7 +93,7 @@ class QueueExchange:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.transport = transport
-        self.mode = check_transport(mode)
+        self.mode = check_choice("transport", mode, TRANSPORTS)
         self.submit_url = queue_url(transport.endpoint)
         if self.mode == "queue" and self.submit_url is None:
             raise errors.InvalidRequestError(
@@ -299,7 +283,7 @@ class QueueExchange:
                 self._failed(ticket, exc.message, exc)
             if exc.status_code == 404:
                 self.done(ticket.cache_key)
-                raise QueueResultExpiredError(
+                raise errors.QueueResultExpiredError(
                     f"queued request {ticket.request_id} is gone ({exc.message}); results are "
                     "kept about an hour. It has to be sent again.", status_code=404,
                     response=exc.response) from exc

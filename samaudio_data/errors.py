@@ -178,6 +178,15 @@ class QueueJobFailedError(APIStatusError):
     """The asynchronous queue reported the job as FAILED (the message says why)."""
 
 
+class QueueResultExpiredError(NotFoundError):
+    """A queued request's result is gone (404: expired or unknown); it must be sent again."""
+
+
+class ReadOnlySettingError(SamAudioError, AttributeError):
+    """A client's setting was assigned after construction; use ``client.with_options(...)``
+    for a modified copy."""
+
+
 _BY_STATUS = {
     400: BadRequestError,
     401: AuthenticationError,
