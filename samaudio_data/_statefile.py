@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from ._files import file_lock
+from ._files import atomic_write, file_lock
 
 log = logging.getLogger("samaudio_data")
 
@@ -78,9 +78,7 @@ class StateFile:
 
     def _save(self, state: dict) -> None:
         try:
-            tmp = self.path.with_name(self.path.name + ".tmp")  # writers hold the lock
-            tmp.write_bytes(json.dumps(state).encode())
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(state).encode(), fsync=False)
             _PARSED[self._key] = (_identity(self.path), _copy(state))
         except OSError as exc:  # a full disk must not stop paid work
             if not self._write_failed:

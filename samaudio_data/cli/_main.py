@@ -21,6 +21,8 @@ import sys
 from typing import Iterator, List, Optional
 
 from .. import errors
+from .._settings import CANDIDATES, CHANNEL_POLICIES, OUTPUT_FORMATS, TRANSPORTS
+from ..hf._map import KEEP, ON_ERROR
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -57,8 +59,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--column", default="audio")
     p.add_argument("--output-column", default="isolated")
     p.add_argument("--split", default=None, help="split to use (default: the only one, or train)")
-    p.add_argument("--keep", choices=("target", "residual", "both"), default="target")
-    p.add_argument("--on-error", choices=("raise", "skip", "keep_original"), default="raise")
+    p.add_argument("--keep", choices=KEEP, default="target")
+    p.add_argument("--on-error", choices=ON_ERROR, default="raise")
     p.add_argument("--max-cost", type=float, default=None, help="dollars; refuse or stop beyond")
     p.add_argument("--dry-run", action="store_true", help="print the estimate, send nothing")
     p.add_argument("--batch-size", type=int, default=16)
@@ -78,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      "--probe pays for one call and describes the answer")
     p.add_argument("--probe", action="store_true",
                    help="spend exactly one call on one second of generated audio")
-    p.add_argument("--transport", choices=("auto", "sync", "queue"), default="auto")
+    p.add_argument("--transport", choices=TRANSPORTS, default="auto")
     _client_options(p)
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -121,9 +123,10 @@ def _client_options(p: argparse.ArgumentParser) -> None:
                                                     "or the provider's)")
     p.add_argument("--local", action="store_true",
                    help="use a local endpoint in this process (default when no API key is set)")
-    p.add_argument("--output-format", choices=("wav", "mp3"), default="wav")
-    p.add_argument("--candidates", type=int, default=1, help="reranking_candidates, 1..8")
-    p.add_argument("--channels", choices=("mix", "each"), default="mix")
+    p.add_argument("--output-format", choices=OUTPUT_FORMATS, default="wav")
+    p.add_argument("--candidates", type=int, default=1,
+                   help=f"reranking_candidates, {CANDIDATES[0]}..{CANDIDATES[-1]}")
+    p.add_argument("--channels", choices=CHANNEL_POLICIES, default="mix")
     p.add_argument("--max-concurrency", type=int, default=16,
                    help="upper bound on requests in flight (the rate decides below it)")
     p.add_argument("--requests-per-minute", default=None,

@@ -49,14 +49,14 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from .. import errors
 from .._version import __version__
 from .._client import Client
-from .._models import Budget, CostEstimate, Separation
+from .._models import Budget, CostEstimate, Separation, Tally
 from .. import _settings
 from .._settings import check_description as _check_description, check_params as _check_params
 from ._values import (audio_decoding, decoding_unavailable, encode_value, read_column,
@@ -308,30 +308,20 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
     client = fn.client
-    calls = cached = clips = 0
-    invalid: List[Tuple[int, str]] = []
-    for i, value in _column_values(dataset, fn.column):
-        clips += 1
-        try:
-            if isinstance(value, BaseException):
-                raise value
-            y, sr = read_value(value)
-            est = client.estimate([y], sr, fn.description, **fn.params)
-        except errors.SamAudioError as exc:
-            invalid.append((i, exc.message))
-            continue
-        except Exception as exc:  # a decoder's own error on a broken file
-            invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
-            continue
-        if est.invalid:
-            invalid.append((i, est.invalid[0][1]))
-        calls += est.calls
-        cached += est.cached
-    return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
-                        invalid=invalid, clips=clips)
+    tally = Tally(client.price_per_call)
+
+    def count(value) -> CostEstimate:
+        if isinstance(value, BaseException):  # a row that could not even be read
+            raise value
+        y, sr = read_value(value)
+        return client.estimate([y], sr, fn.description, **fn.params)
+
+    for i, value in column_values(dataset, fn.column):
+        tally.add(i, lambda: count(value))
+    return tally.result()
 
 
-def _column_values(dataset, column: str):
+def column_values(dataset, column: str):
     """``(row, value)`` of one column; a row whose value cannot even be read gives the error
     instead, so one broken file never stops the count."""
     if column not in (getattr(dataset, "column_names", None) or [column]):

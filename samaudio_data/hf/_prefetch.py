@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Tuple
 
 from .. import errors
-from ._map import Isolate, _column_values
+from ._map import Isolate, column_values
 from ._values import read_value
 
 
@@ -72,7 +72,7 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         return client.separate(y, sr, fn.description, budget=budget, **fn.params)
 
     def rows():
-        for item in _column_values(dataset, fn.column):
+        for item in column_values(dataset, fn.column):
             report.rows += 1
             yield item
 
