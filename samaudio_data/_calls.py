@@ -34,7 +34,7 @@ from typing import Callable, Optional
 from . import audio, errors
 from ._cache import ResultCache, request_key
 from ._jobs import Answer, Job, Piece
-from ._limits import Halted, Requeue, SharedLimits
+from ._limits import SharedLimits
 from ._models import Budget, Usage
 from ._queue import QueueExchange
 from ._responses import audio_bytes
@@ -178,7 +178,7 @@ class Caller:
                     raise
                 expired = True  # its result is gone: it has to be sent (and paid) again
                 log.warning("%s", exc)
-            except Requeue:  # a 429 came after its turn: nothing was sent, it waits again
+            except errors.Requeue:  # a 429 came after its turn: nothing was sent, it waits again
                 attempts -= 1
             except errors.RateLimitError as exc:
                 wait = self.policy.rate_limit_wait(exc)
@@ -210,7 +210,7 @@ class Caller:
             inherited = resuming and self.exchange.inherited(key)  # an earlier run paid it
             try:
                 self.limits.wait_turn(started)
-            except Halted as stop:
+            except errors.Halted as stop:
                 raise self._stopped(stop.halt) from None
             if budget is not None and not resuming:
                 self._reserve(budget)
@@ -232,10 +232,10 @@ class Caller:
                 self.note_credits(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = validate(data, fmt, piece)
-            except Halted as stop:  # stopped at the gate: nothing was sent
+            except errors.Halted as stop:  # stopped at the gate: nothing was sent
                 self._refund(budget, billed, key, held)
                 raise self._stopped(stop.halt) from None
-            except Requeue:  # a 429 came after this one's turn: nothing was sent
+            except errors.Requeue:  # a 429 came after this one's turn: nothing was sent
                 self._refund(budget, billed, key, held)
                 raise
             except errors.RateLimitError as exc:

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from .errors import Halted, Requeue
 from ._files import file_lock
 from ._statefile import StateFile
 
@@ -71,19 +72,6 @@ _LEAD_MAX = 0.05           # ... at most this many seconds; the gate keeps the e
 _LEAVING_MAX = 2.0         # seconds a request may take to leave before the next goes anyway
 _LEAVING_POLL = 0.001
 _CLAIM_AHEAD = 0.003       # the gate is claimed this long before its time
-
-
-class Halted(Exception):
-    """Raised by :meth:`SharedLimits.wait_turn` when a fatal error stopped everyone."""
-
-    def __init__(self, halt: dict) -> None:
-        super().__init__(halt.get("message", ""))
-        self.halt = halt
-
-
-class Requeue(Exception):
-    """Raised by :meth:`SharedLimits.gate` when a 429 back-off began after this request's
-    turn was granted: nothing was sent, and the request waits its turn again."""
 
 
 class SharedLimits:
