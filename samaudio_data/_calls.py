@@ -29,7 +29,7 @@ import contextlib
 import logging
 import random
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 from . import audio, errors
 from ._cache import ResultCache, request_key
@@ -57,11 +57,10 @@ class Caller:
     def __init__(self, transport: Transport, *, cache: Optional[ResultCache],
                  limits: SharedLimits, policy: RetryPolicy, usage: Usage,
                  price_per_call: float, identity: str, audio_encoding: str,
-                 upload_format: str, exchange: Optional[QueueExchange] = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 upload_format: str, exchange: QueueExchange) -> None:
         self.transport = transport
-        # how bodies are sent: the sync call or the queue (see _queue)
-        self.exchange = exchange or QueueExchange(transport, mode="sync")
+        self.exchange = exchange  # how bodies are sent: the sync call or the queue
+
         self.cache = cache
         self.limits = limits
         self.policy = policy
@@ -70,7 +69,6 @@ class Caller:
         self.identity = identity
         self.audio_encoding = audio_encoding
         self.upload_format = upload_format
-        self._sleep = sleep
 
     # --- keys and the cache ----------------------------------------------------------------
 
@@ -197,7 +195,7 @@ class Caller:
                 log.info("%s; retry %d of %d in %.1f s", exc, faults, self.policy.max_retries,
                          delay)
                 self.usage.record(retries=1)
-                self._sleep(delay)
+                time.sleep(delay)
 
     def _attempt(self, body: dict, piece: Piece, *, key: str, started: float,
                  budget: Optional[Budget], max_bytes: int, held: dict):

@@ -38,7 +38,6 @@ from ._protocol import Reply, json_doc, json_reply
 
 UNLIMITED_CREDITS_REPORTED = 1e6
 """What ``get-user-credits`` reports for a key with unlimited (None) credits."""
-RETRY_AFTER_MODES = ("fraction", "http-date")
 
 
 def retry_after_value(wait: float, mode) -> Optional[str]:
@@ -151,11 +150,6 @@ class Accounts:
         self._lock = threading.Lock()
 
     # --- keys and credits ---------------------------------------------------------------
-
-    def knows(self, key: str) -> bool:
-        """True for a key with an account (forbidden keys included)."""
-        with self._lock:
-            return key in self._credits
 
     def credits(self, key: str) -> Optional[float]:
         """Dollars left on ``key`` (None: unlimited); InvalidRequestError if unknown."""
