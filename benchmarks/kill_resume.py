@@ -80,7 +80,7 @@ def make_dataset(n: int, path: Path) -> None:
 
 def _kept(cache: Path) -> int:
     """Answers cached plus requests journalled: what a rerun will not pay for again."""
-    from samaudio_data._cache import ResultCache
+    from samaudio_data._answers.cache import ResultCache
 
     journal = cache / "journal"
     return (len(ResultCache(cache)) if cache.exists() else 0) + \

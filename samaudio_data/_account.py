@@ -11,7 +11,7 @@ Every difference from what the library assumes is listed in ``problems`` with wh
 
 Example
 -------
->>> from samaudio_data._transport import Transport
+>>> from samaudio_data._net.transport import Transport
 >>> from samaudio_data.testing import LocalEndpoint
 >>> with LocalEndpoint(keys={"k": 1.5}) as ep:
 ...     credits(Transport(ep.url, "k"))
@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from . import errors
-from ._transport import Transport
+from ._net.transport import Transport
 from .audio import excerpt
 
 _FRAME = 1920  # the model's latent frame at 48 kHz: answers may be padded to a multiple
@@ -136,7 +136,7 @@ def check(transport: Transport, exchange, *, limits: Dict[str, object],
           price_per_call: float, probe=None) -> CheckReport:
     """Check key, account, endpoint and queue for free; ``probe()`` (if given) spends one call.
 
-    ``exchange`` is the client's :class:`~samaudio_data._queue.QueueExchange`; ``probe`` a
+    ``exchange`` is the client's :class:`~samaudio_data._net.queue.QueueExchange`; ``probe`` a
     callable returning a :class:`ProbeResult` (raising typed errors).
     """
     report = CheckReport(endpoint=transport.endpoint, transport=exchange.mode,
@@ -279,8 +279,8 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
 
     A call that came back but is not usable audio raises the typed error of validation.
     """
-    from ._calls import validate
-    from ._responses import audio_bytes
+    from ._answers.calls import validate
+    from ._net.responses import audio_bytes
 
     transport = caller.transport
     max_bytes = caller.max_answer_bytes(piece)

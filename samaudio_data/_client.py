@@ -31,8 +31,8 @@ from . import _longfile as longfile
 from . import _many as many
 from . import _settings as settings
 from . import errors
-from ._cache import ResultCache
-from ._limits import SharedLimits
+from ._answers.cache import ResultCache
+from ._state.limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
 from ._options import GROUP_OF, GROUPS, STATE_KEYS, Chunking, Options, RateLimits, Retries, Upload
 from ._parts import Parts, build

@@ -42,7 +42,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import audio, errors
-from ._jobs import fit, window_job
+from ._answers.jobs import fit, window_job
 from ._models import Budget, CostEstimate, Tally
 from ._options import Chunking
 from ._parts import Parts

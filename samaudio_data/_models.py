@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 import numpy as np
 
 from . import errors
-from ._limits import SharedLimits
+from ._state.limits import SharedLimits
 
 
 @dataclass

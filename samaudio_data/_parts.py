@@ -1,7 +1,7 @@
 """The parts a :class:`~samaudio_data.Client` owns, built from its options.
 
 :class:`Parts` holds, explicitly: the HTTP layer and its key (``http``, a
-:class:`~samaudio_data._transport.Transport`), the answer pipeline (``caller``: cache,
+:class:`~samaudio_data._net.transport.Transport`), the answer pipeline (``caller``: cache,
 retries, validation, accounting, the queue), the limits shared with other processes
 (``limits``), the usage (``usage``) and the one thread pool (``runner``). The client's
 operations (:mod:`._many`, :mod:`._longfile`, :mod:`._account`) receive these parts; none
@@ -30,17 +30,17 @@ import numpy as np
 
 from . import _settings as settings
 from . import errors
-from ._cache import ResultCache
-from ._calls import Caller
-from ._jobs import Job, assemble, prepare
-from ._journal import Journal
-from ._limits import SharedLimits
+from ._answers.cache import ResultCache
+from ._answers.calls import Caller
+from ._answers.jobs import Job, assemble, prepare
+from ._net.journal import Journal
+from ._state.limits import SharedLimits
 from ._models import Budget, Separation, Usage
 from ._options import Options
-from ._queue import QueueExchange
-from ._retry import RetryPolicy
+from ._net.queue import QueueExchange
+from ._net.retry import RetryPolicy
 from ._runner import Runner
-from ._transport import Transport
+from ._net.transport import Transport
 
 
 @dataclass

@@ -12,7 +12,7 @@ inside a map) runs those not yet started itself, so the pool never starves on it
 Example
 -------
 >>> import tempfile
->>> from samaudio_data._limits import SharedLimits
+>>> from samaudio_data._state.limits import SharedLimits
 >>> from samaudio_data._models import Usage
 >>> runner = Runner(2, usage=Usage(), limits=SharedLimits(tempfile.mkdtemp()),
 ...                 progress=False, cache_dir=None)
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import errors
-from ._limits import SharedLimits
+from ._state.limits import SharedLimits
 from ._models import Usage
 
 STOPS = (errors.FatalAPIError, errors.BudgetExceededError)

@@ -347,7 +347,7 @@ def test_interrupted_map_loses_nothing_paid_for(make_endpoint, tmp_path, signal_
     import signal
     import time
 
-    from samaudio_data._cache import ResultCache
+    from samaudio_data._answers.cache import ResultCache
 
     Dataset.from_list(make_rows(10)).cast_column("audio", Audio()).save_to_disk(str(tmp_path / "d"))
     ep = make_endpoint(keys={KEY: None}, latency=0.4)

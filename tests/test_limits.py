@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from samaudio_data._limits import SharedLimits
+from samaudio_data._state.limits import SharedLimits
 from samaudio_data.errors import Halted
 
 
@@ -125,7 +125,7 @@ def test_with_no_rate_concurrency_grows_then_halves_and_the_limit_is_learned(tmp
 
 def test_retry_after_inf_never_reaches_the_shared_state(tmp_path):
     from samaudio_data import errors
-    from samaudio_data._retry import RetryPolicy, parse_retry_after
+    from samaudio_data._net.retry import RetryPolicy, parse_retry_after
 
     wait = RetryPolicy(retry_after_max=60).rate_limit_wait(
         errors.RateLimitError("x", retry_after=parse_retry_after("inf")))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from samaudio_data.audio import encode_mp3, encode_wav
-from samaudio_data._retry import parse_retry_after as _retry_after
+from samaudio_data._net.retry import parse_retry_after as _retry_after
 from samaudio_data.errors import ResponseDecodeError
-from samaudio_data._responses import audio_bytes
+from samaudio_data._net.responses import audio_bytes
 
 WAV = encode_wav(np.zeros(100), 16000)
 

@@ -292,7 +292,7 @@ def _demo(args) -> int:
     from ..hf import estimate_cost, isolate
 
     from .._settings import endpoint as resolve_endpoint
-    from .._transport import is_local
+    from .._net.transport import is_local
 
     paying = os.environ.get("SEGMIND_API_KEY") and not is_local(resolve_endpoint(args.endpoint))
     if paying and not (args.local or args.yes):

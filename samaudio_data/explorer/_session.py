@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from .._files import atomic_write
+from .._state.files import atomic_write
 from ._errors import ExplorerError
 
 VERSION = 1

@@ -31,11 +31,11 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from . import errors
-from ._retry import parse_retry_after
-from ._version import __version__
-from ._wire import GatedAdapter
-from .audio import excerpt
+from .. import errors
+from .retry import parse_retry_after
+from .._version import __version__
+from .wire import GatedAdapter
+from ..audio import excerpt
 
 Timeout = Union[float, Tuple[float, float]]
 _CHUNK = 64 * 1024

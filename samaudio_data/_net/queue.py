@@ -8,7 +8,7 @@
 - ``"queue"``: ``POST /v2/<model>`` (billed when accepted), then ``GET status_url`` until
   ``COMPLETED`` (first after 0.1 s, then 1.5 times longer each time, at most every second,
   within the read timeout), then ``GET response_url``. The request is kept as a
-  :class:`~samaudio_data._journal.Ticket` (in memory and in the journal) until its answer
+  :class:`~samaudio_data._net.journal.Ticket` (in memory and in the journal) until its answer
   is cached, so a poll or fetch that fails (5xx, dropped connection, timeout), a retry,
   or a new run after a crash collects the same paid result instead of submitting again.
 - ``"auto"`` (default): the queue, unless the endpoint answered a submit with 404/405 (the
@@ -21,11 +21,11 @@ any other is refused before anything is sent there. A ``FAILED`` job is a
 :class:`~samaudio_data.errors.QueueJobFailedError` (not billed, not retried); a result that
 is gone (404, "expired") is a :class:`~samaudio_data.errors.QueueResultExpiredError`. What comes back is the raw
 sync answer, or the result's ``output`` re-encoded as JSON: either way
-:func:`samaudio_data._responses.audio_bytes` finds the audio in it.
+:func:`samaudio_data._net.responses.audio_bytes` finds the audio in it.
 
 Example
 -------
->>> from samaudio_data._transport import Transport
+>>> from samaudio_data._net.transport import Transport
 >>> from samaudio_data.testing import LocalEndpoint
 >>> import base64, numpy as np
 >>> from samaudio_data.audio import encode_wav
@@ -50,12 +50,12 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
-from . import errors
-from ._files import atomic_write
-from ._journal import Journal, Ticket
-from ._settings import TRANSPORTS, check_choice
-from ._transport import Transport, is_local, origin
-from .audio import excerpt, sniff_format
+from .. import errors
+from .._settings import TRANSPORTS, check_choice
+from .._state.files import atomic_write
+from .journal import Journal, Ticket
+from .transport import Transport, is_local, origin
+from ..audio import excerpt, sniff_format
 
 log = logging.getLogger("samaudio_data")
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Optional
 
-from . import errors
+from .. import errors
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:

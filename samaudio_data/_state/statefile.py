@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from ._files import atomic_write, file_lock
+from .files import atomic_write, file_lock
 
 log = logging.getLogger("samaudio_data")
 

@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import audio
-from ._models import Separation
+from .. import audio
+from .._models import Separation
 
 
 @dataclass(frozen=True)

@@ -48,9 +48,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .errors import Halted, Requeue
-from ._files import file_lock
-from ._statefile import StateFile
+from ..errors import Halted, Requeue
+from .files import file_lock
+from .statefile import StateFile
 
 log = logging.getLogger("samaudio_data")
 

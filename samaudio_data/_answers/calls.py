@@ -1,6 +1,6 @@
 """One piece's answer: from the cache if a verified entry is there, else paid for once.
 
-:class:`Caller` is what turns an upload into a validated :class:`~samaudio_data._jobs.Answer`:
+:class:`Caller` is what turns an upload into a validated :class:`~samaudio_data._answers.jobs.Answer`:
 
 1. the cache: an entry is verified (checksum, the key it answers) and decoded, and must
    cover the upload, before it is served; a damaged one is a miss;
@@ -31,17 +31,17 @@ import random
 import time
 from typing import Optional
 
-from . import audio, errors
-from ._cache import ResultCache, request_key
-from ._jobs import Answer, Job, Piece
-from ._limits import SharedLimits
-from ._models import Budget, Usage
-from ._queue import QueueExchange
-from ._responses import audio_bytes
-from ._retry import RetryPolicy
-from ._transport import Transport
-from ._version import __version__
-from ._wire import departing
+from .. import audio, errors
+from .cache import ResultCache, request_key
+from .jobs import Answer, Job, Piece
+from .._state.limits import SharedLimits
+from .._models import Budget, Usage
+from .._net.queue import QueueExchange
+from .._net.responses import audio_bytes
+from .._net.retry import RetryPolicy
+from .._net.transport import Transport
+from .._version import __version__
+from .._net.wire import departing
 
 log = logging.getLogger("samaudio_data")
 

@@ -43,8 +43,8 @@ from typing import Iterator, Optional, Set
 
 import numpy as np
 
-from ._files import atomic_write, file_lock
-from .audio._codec import encode_pcm, wav_layout
+from .._state.files import atomic_write, file_lock
+from ..audio._codec import encode_pcm, wav_layout
 
 log = logging.getLogger("samaudio_data")
 

@@ -16,7 +16,7 @@ followed, or a poll, does not wait for it again.
 Example
 -------
 >>> import contextlib
->>> from samaudio_data._transport import Transport
+>>> from samaudio_data._net.transport import Transport
 >>> from samaudio_data.testing import LocalEndpoint
 >>> log = []
 >>> @contextlib.contextmanager

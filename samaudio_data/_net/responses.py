@@ -20,8 +20,8 @@ import binascii
 import json
 from typing import Callable, Iterator, Optional, Tuple
 
-from .audio import excerpt, sniff_format
-from .errors import ResponseDecodeError
+from ..audio import excerpt, sniff_format
+from ..errors import ResponseDecodeError
 
 # keys most likely to hold the audio, tried first
 _PREFERRED = ("audio", "output", "audio_url", "url", "result", "data", "file", "audio_base64")

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ._files import atomic_write
+from .._state.files import atomic_write
 
 log = logging.getLogger("samaudio_data")
 
