@@ -34,7 +34,8 @@ from . import errors
 from ._answers.cache import ResultCache
 from ._state.limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
-from ._options import GROUP_OF, GROUPS, STATE_KEYS, Chunking, Options, RateLimits, Retries, Upload
+from ._options import (GROUPS, UNSET, Chunking, Options, RateLimits, ReadOnlySettings,
+                       Retries, Upload)
 from ._parts import Parts, build
 from ._version import __version__
 
@@ -45,15 +46,7 @@ _KEYRING: Dict[str, str] = {}
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class _Unset:
-    def __repr__(self) -> str:
-        return "<default>"
-
-
-UNSET: Any = _Unset()  # a grouped setting not given as a keyword: its group's default
-
-
-class Client:
+class Client(ReadOnlySettings):
     """A connection to the SAM Audio Large endpoint (or a local one following its contract).
 
     Parameters (all keyword-only but ``api_key``; the README's "Settings" says more)
@@ -87,36 +80,6 @@ class Client:
     2
     """
 
-    # the settings, read-only (properties made below from the options)
-    endpoint: str
-    timeout: Union[float, Tuple[float, float]]
-    max_retries: int
-    max_concurrency: int
-    requests_per_minute: Optional[float]
-    rate_window: float
-    retry_after_max: float
-    backoff_base: float
-    backoff_max: float
-    price_per_call: float
-    cache_dir: Optional[Path]
-    cache_namespace: Optional[str]
-    chunk_seconds: float
-    overlap_seconds: float
-    max_seconds: Optional[float]
-    defaults: Dict[str, Any]
-    channels: str
-    audio_encoding: str
-    upload_format: str
-    progress: bool
-    transport: str
-    queue_retention: float
-    output_format: str
-    reranking_candidates: int
-    retries: Retries
-    rate_limits: RateLimits
-    chunking: Chunking
-    upload: Upload
-
     def __init__(self, api_key: Optional[str] = None, *, endpoint: Optional[str] = None,
                  timeout: Union[float, Tuple[float, float]] = (10.0, 300.0),
                  max_retries: int = UNSET, max_concurrency: int = UNSET,
@@ -142,14 +105,6 @@ class Client:
         object.__setattr__(self, "_options", options)
         object.__setattr__(self, "_api_key", api_key)
         object.__setattr__(self, "_parts", build(options, api_key, like=like))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in GROUP_OF or name in STATE_KEYS or hasattr(type(self), name):
-            raise errors.ReadOnlySettingError(
-                f"Client settings are read-only: the cache key and the request are built "
-                f"from the same values for the client's life. Use client.with_options("
-                f"{name}=...) for a copy with another {name}.")
-        object.__setattr__(self, name, value)
 
     def with_options(self, *, api_key: Optional[str] = None, **changes: Any) -> "Client":
         """A copy of this client with some settings changed (the keywords of
@@ -449,11 +404,3 @@ class Client:
         """
         return account.check_parts(self._parts, probe=probe)
 
-
-def _setting(name: str) -> property:
-    return property(lambda self: self._options.get(name),
-                    doc=f"The ``{name}`` setting (read-only; see :meth:`Client.with_options`).")
-
-
-for _name in (*STATE_KEYS, *GROUPS, "output_format", "reranking_candidates"):
-    setattr(Client, _name, _setting(_name))

@@ -31,6 +31,15 @@ from . import audio, errors
 Timeout = Union[float, Tuple[float, float]]
 
 
+class _Unset:
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+UNSET: Any = _Unset()
+"""A grouped setting not given as a plain keyword: its group's value applies."""
+
+
 def _set(obj: Any, name: str, value: Any) -> None:
     object.__setattr__(obj, name, value)  # a frozen dataclass normalising its own field
 
@@ -266,3 +275,57 @@ def _timeout(value: Any) -> Timeout:
     for part in parts:
         settings.positive("timeout", part)
     return tuple(value) if isinstance(value, list) else value
+
+
+class ReadOnlySettings:
+    """Every setting of :class:`Options` as a read-only attribute of its plain name (a base
+    of :class:`~samaudio_data.Client`; it uses only ``self._options``). Assigning one raises
+    :class:`~samaudio_data.errors.ReadOnlySettingError`.
+    """
+
+    _options: Options
+    endpoint: str
+    timeout: Union[float, Tuple[float, float]]
+    max_retries: int
+    max_concurrency: int
+    requests_per_minute: Optional[float]
+    rate_window: float
+    retry_after_max: float
+    backoff_base: float
+    backoff_max: float
+    price_per_call: float
+    cache_dir: Optional[Path]
+    cache_namespace: Optional[str]
+    chunk_seconds: float
+    overlap_seconds: float
+    max_seconds: Optional[float]
+    defaults: Dict[str, Any]
+    channels: str
+    audio_encoding: str
+    upload_format: str
+    progress: bool
+    transport: str
+    queue_retention: float
+    output_format: str
+    reranking_candidates: int
+    retries: Retries
+    rate_limits: RateLimits
+    chunking: Chunking
+    upload: Upload
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in GROUP_OF or name in STATE_KEYS or hasattr(type(self), name):
+            raise errors.ReadOnlySettingError(
+                f"Client settings are read-only: the cache key and the request are built "
+                f"from the same values for the client's life. Use client.with_options("
+                f"{name}=...) for a copy with another {name}.")
+        object.__setattr__(self, name, value)
+
+
+def _setting(name: str) -> property:
+    return property(lambda self: self._options.get(name),
+                    doc=f"The ``{name}`` setting (read-only; see ``with_options``).")
+
+
+for _name in (*STATE_KEYS, *GROUPS, "output_format", "reranking_candidates"):
+    setattr(ReadOnlySettings, _name, _setting(_name))
