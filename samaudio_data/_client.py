@@ -30,7 +30,6 @@ from . import _account as account
 from . import _longfile as longfile
 from . import _many as many
 from . import _settings as settings
-from . import errors
 from ._answers.cache import ResultCache
 from ._state.limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
