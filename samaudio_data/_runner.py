@@ -35,9 +35,6 @@ from . import errors
 from ._state.limits import SharedLimits
 from ._models import Usage
 
-STOPS = (errors.FatalAPIError, errors.BudgetExceededError)
-"""Errors that stop every request of an operation at once."""
-
 
 class _Work:
     """One submitted call; run by a pool thread or, if still waiting, by a thread that
@@ -181,7 +178,7 @@ class Runner:
                         results[futures[fut]] = fut.result()
                     except cf.CancelledError:
                         continue
-                    except STOPS:
+                    except errors.STOPS:
                         raise
                     except errors.SamAudioError as exc:
                         results[futures[fut]] = exc
@@ -210,7 +207,7 @@ class Runner:
                     item = pending.pop(fut)
                     try:
                         result = fut.result()
-                    except STOPS:
+                    except errors.STOPS:
                         raise
                     except errors.SamAudioError as exc:
                         result = exc
@@ -258,7 +255,7 @@ class Runner:
         futures: Dict[cf.Future, Any] = {}
         try:
             yield futures
-        except STOPS as exc:
+        except errors.STOPS as exc:
             self.settle(futures)  # summarised only now, so what was in flight is counted
             raise summarise(exc, before, self.usage.snapshot(), self.stop_note) from exc
         finally:

@@ -229,6 +229,9 @@ class ReadOnlySettingError(SamAudioError, AttributeError):
     for a modified copy."""
 
 
+STOPS = (FatalAPIError, BudgetExceededError)
+"""The errors that stop every request of an operation at once (the others are per clip)."""
+
 _BY_STATUS = {
     400: BadRequestError,
     401: AuthenticationError,

@@ -206,7 +206,7 @@ class Isolate:
                 res = client.separate(orig[0], orig[1], self.description, budget=budget,
                                       **self.params)
                 return self._row(res, orig)
-            except (errors.FatalAPIError, errors.BudgetExceededError):
+            except errors.STOPS:
                 raise
             except errors.SamAudioError as exc:
                 if self.on_error == "raise":
