@@ -112,7 +112,7 @@ class Client(ReadOnlySettings):
 
         >>> base = Client("k", endpoint="http://127.0.0.1:9/v1/m", cache_dir=False)
         >>> flac = base.with_options(upload_format="flac", chunking=Chunking(chunk_seconds=8))
-        >>> flac.upload_format, flac.chunk_seconds, base.upload_format, flac.usage is not None
+        >>> flac.upload_format, flac.chunk_seconds, base.upload_format, flac.limits is base.limits
         ('flac', 8.0, 'wav', True)
         """
         key = self._api_key if api_key is None else settings.api_key(api_key)
