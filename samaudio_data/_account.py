@@ -330,7 +330,7 @@ def check_parts(parts, *, probe: bool = False) -> CheckReport:
     """:func:`check` of a client's parts (:class:`~samaudio_data._parts.Parts`); see
     :meth:`samaudio_data.Client.check`."""
     opts = parts.options
-    limits = {"requests_per_minute": opts.rate_limits.requests_per_minute,
+    limits = {"requests_per_minute": opts.rate_limits.per_minute,
               "max_concurrency": opts.rate_limits.max_concurrency, "timeout": opts.timeout,
               "max_retries": opts.retries.max_retries, "price_per_call": opts.price_per_call,
               "chunk_seconds": opts.chunking.chunk_seconds,

@@ -79,6 +79,9 @@ class Client(ReadOnlySettings):
     2
     """
 
+    _api_key: Optional[str]
+    _parts: Parts
+
     def __init__(self, api_key: Optional[str] = None, *, endpoint: Optional[str] = None,
                  timeout: Union[float, Tuple[float, float]] = (10.0, 300.0),
                  max_retries: int = UNSET, max_concurrency: int = UNSET,
@@ -157,8 +160,7 @@ class Client(ReadOnlySettings):
         shared = self._parts.limits.snapshot()
         snap.achieved_rate = shared["achieved_per_minute"]
         rates = self._options.rate_limits
-        stated = rates.requests_per_minute and rates.requests_per_minute * 60.0 / \
-            rates.rate_window
+        stated = rates.per_minute and rates.per_minute * 60.0 / rates.rate_window
         snap.rate_limit = stated or shared["rate_per_minute"]  # per minute, as achieved_rate
         return snap
 

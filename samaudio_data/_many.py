@@ -34,11 +34,11 @@ def clips_and_rates(ys: Sequence[np.ndarray], srs: Rates) -> Tuple[List[Any], Li
     """The clips as a list and one sample rate per clip; a clear error when the numbers of
     clips and rates differ."""
     ys = list(ys)
-    srs = list(srs) if isinstance(srs, (list, tuple, np.ndarray)) else [srs] * len(ys)
-    if len(srs) != len(ys):
+    rates = list(srs) if isinstance(srs, (list, tuple, np.ndarray)) else [srs] * len(ys)
+    if len(rates) != len(ys):
         raise errors.InvalidRequestError(
-            f"got {len(ys)} clips but {len(srs)} sample rates; pass one rate or one per clip.")
-    return ys, srs
+            f"got {len(ys)} clips but {len(rates)} sample rates; pass one rate or one per clip.")
+    return ys, rates
 
 
 def separate_many(parts: Parts, ys: Sequence[np.ndarray], srs: Rates, description: str, *,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union, cast
 
 from . import _settings as settings
 from . import audio, errors
@@ -86,6 +86,11 @@ class RateLimits:
         _set(self, "max_concurrency", settings.positive("max_concurrency", self.max_concurrency,
                                                         integer=True))
         _set(self, "rate_window", settings.positive("rate_window", self.rate_window))
+
+    @property
+    def per_minute(self) -> Optional[float]:
+        """``requests_per_minute`` as checked: a number, or None when unknown."""
+        return cast(Optional[float], self.requests_per_minute)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ class Parts:
     def run(self, job: Job, budget: Optional[Budget]) -> Separation:
         """One clip's separation; a long clip's chunks are sent concurrently."""
         started = self.runner.started()
-        calls = [lambda p=p: self.caller.answer(p, job, started=started, budget=budget)
+        calls = [functools.partial(self.caller.answer, p, job, started=started, budget=budget)
                  for p in job.pieces]
         if len(calls) == 1:
             return assemble(job, [calls[0]()])
@@ -119,10 +120,10 @@ def build(options: Options, api_key: Optional[str], *, like: Optional[Parts] = N
         root = options.cache_dir or Path(tempfile.gettempdir()) / "samaudio_data-limits"
         rates = options.rate_limits
         limits = SharedLimits(root / "limits" / tag, max_concurrency=rates.max_concurrency,
-                              requests_per_minute=rates.requests_per_minute,
+                              requests_per_minute=rates.per_minute,
                               rate_window=rates.rate_window)
     usage = like.usage if like is not None else \
-        Usage(rate_limit=options.rate_limits.requests_per_minute)
+        Usage(rate_limit=options.rate_limits.per_minute)
     retries = options.retries
     policy = RetryPolicy(max_retries=retries.max_retries, backoff_base=retries.backoff_base,
                          backoff_max=retries.backoff_max,

@@ -29,7 +29,7 @@ import itertools
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from . import errors
 from ._state.limits import SharedLimits
@@ -214,7 +214,7 @@ class Runner:
                     bar.tick()
                     yield item, result
 
-    def gather(self, calls: List[Callable[[], Any]], *, desc: str) -> List[Any]:
+    def gather(self, calls: Sequence[Callable[[], Any]], *, desc: str) -> List[Any]:
         """The results of ``calls`` (a long clip's chunks), run concurrently, in order;
         those in flight finish (and so are cached) even when one fails."""
         futures = [self.submit(call) for call in calls]
