@@ -148,13 +148,15 @@ def check_description(description: Any) -> str:
     return description.strip()
 
 
-def check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> str:
-    """``value`` if it is one of ``choices``; a clear error otherwise.
+def check_choice(name: str, value: Any, choices: Tuple[Any, ...]) -> Any:
+    """``value`` if it is one of ``choices`` (strings or whole numbers); a clear error
+    otherwise.
 
     >>> check_choice("channels", "each", CHANNEL_POLICIES)
     'each'
     """
-    if not isinstance(value, str) or value not in choices:
+    known = isinstance(value, (str, int)) and not isinstance(value, bool)
+    if not known or value not in choices:
         raise errors.InvalidRequestError(
             f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
     return value

@@ -75,11 +75,8 @@ class Isolate:
                  on_error: str = "raise", max_cost: Optional[float] = None,
                  client: Optional[Client] = None, **endpoint_params) -> None:
         self.description = _check_description(description)
-        if keep not in KEEP:
-            raise errors.InvalidRequestError(f"keep must be one of {KEEP}, got {keep!r}.")
-        if on_error not in ON_ERROR:
-            raise errors.InvalidRequestError(
-                f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
+        _settings.check_choice("keep", keep, KEEP)
+        _settings.check_choice("on_error", on_error, ON_ERROR)
         if max_cost is not None and not (isinstance(max_cost, (int, float)) and max_cost >= 0):
             raise errors.InvalidRequestError(
                 f"max_cost must be a number of dollars >= 0, got {max_cost!r}.")
