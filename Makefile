@@ -1,7 +1,9 @@
 # The two set-up commands of the README. Each installs what it needs, then runs.
 #   make demo   clean a small dataset end to end (offline unless SEGMIND_API_KEY is set)
-#   make test   install the test stack (FFmpeg libraries, Chromium, CPU torch) and run the tests
-#               at the latest versions, then again at the oldest supported ones (test-oldest)
+#   make test   install the test stack (FFmpeg libraries, Chromium, CPU torch, ruff, mypy), run
+#               the checks (lint), then the tests at the latest versions, then again at the
+#               oldest supported ones (test-oldest)
+#   make lint   only the checks: ruff (lint and format) and mypy, configured in pyproject.toml
 
 PY ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -16,7 +18,7 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_PY ?= $(PY)
 OLDEST_CONSTRAINTS := constraints/oldest.txt
 
-.PHONY: demo test test-latest test-oldest install install-test
+.PHONY: demo lint test test-latest test-oldest install install-test
 
 install:
 	$(PY) -m pip install -q -e .
@@ -35,7 +37,14 @@ install-test:
 demo: install
 	$(PY) -m samaudio_data.cli demo --out samaudio-demo
 
-test: test-latest test-oldest
+test: lint test-latest test-oldest
+
+# ruff and mypy come with the test extra; `ruff format --check` only reports: run
+# `ruff format` (and `ruff check --fix`) to apply
+lint: install-test
+	$(PY) -m ruff check
+	$(PY) -m ruff format --check
+	$(PY) -m mypy
 
 test-latest: install-test
 	$(PY) -m pytest
@@ -47,4 +56,7 @@ test-oldest:
 	$(OLDEST_PY) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install -q -c $(OLDEST_CONSTRAINTS) ".[test]"
 	$(OLDEST_VENV)/bin/python -m pip check
+	# the installed package (not this checkout: run from elsewhere) ships the explorer's front end
+	cd / && $(abspath $(OLDEST_VENV))/bin/python -c "from samaudio_data.explorer._widget import \
+	  ExplorerWidget as W; w = W(); assert 'export default' in w._esm and '.sa-root' in w._css"
 	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py"

@@ -94,14 +94,14 @@ def run(plan: str, rpm: int, ds, batch_size, *, use_prefetch: bool = False,
             else f"map B={batch_size if batch_size < rows else 'rows'}")
     if burst != 1:
         name += f", server burst {burst}"
-    if retry_after != True:  # noqa: E712 (True is one of the endpoint's choices)
+    if retry_after is not True:  # True is one of the endpoint's choices, beside "fraction"
         name += ", Retry-After decimal"
     r = {"plan": plan, "name": name, "rows": rows, "ok": len(out) - len(errors),
          "errors": errors, "seconds": seconds, "rpm": rpm, "batch_size": batch_size,
          "r429": st["by_status"].get(429, 0), "billed": st["billed"],
          "requests": st["requests"], "max_in_flight": st["max_in_flight"],
          "concurrency": snap["concurrency"], "burst": burst,
-         "control": burst != 1 or retry_after != True}  # noqa: E712
+         "control": burst != 1 or retry_after is not True}
     if use_prefetch:
         r["prefetch_seconds"], r["prefetch_report"] = t_pre, str(rep)
     return r
@@ -116,7 +116,8 @@ def report(r: dict) -> None:
     predicted = "" if r.get("prefetch_seconds") or b >= r["rows"] else \
         f"  (boundary predicts {(b / rate + LATENCY) / (b / rate):.2f} x)"
     print(f"  {r['plan']:<5} {r['name']:<26} {r['seconds']:7.2f} s = {r['ratio']:5.3f} x "
-          f"ideal {ideal:6.2f} s   429s {r['r429']:>3}  paid/row {r['paid_per_row']:.2f}  "
+          f"ideal {ideal:6.2f} s   429s {r['r429']:>3}  requests {r['requests']:>4}  "
+          f"billed {r['billed']:>4}  paid/row {r['paid_per_row']:.2f}  "
           f"rows ok {r['ok']}/{r['rows']}  in flight max {r['max_in_flight']:>2} "
           f"(client allows {r['concurrency']}){predicted}")
     if r.get("prefetch_seconds"):

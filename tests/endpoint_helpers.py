@@ -52,3 +52,15 @@ def wait_until_done(status_url, key=KEY, deadline=10.0, interval=0.02):
             return states, r
         assert time.monotonic() < end, f"job still {state} after {deadline} s"
         time.sleep(interval)
+
+
+def wait_for(condition, what, deadline=30.0, interval=0.01):
+    """Poll ``condition()`` until it is true (a long deadline: a loaded machine is slow, not
+    wrong); fail naming ``what`` if it never is. Returns the true value."""
+    end = time.monotonic() + deadline
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < end, f"waited {deadline} s for {what}"
+        time.sleep(interval)

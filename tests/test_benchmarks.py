@@ -67,7 +67,7 @@ def test_client_overhead():
         num(r"naive requests\.post \+ soundfile\.read\s+" + NUM, out)
     assert e2e > 0 and e2e_naive > 0
     calls = num(r"server answered (\d+) calls", out)
-    assert re.search(r"statuses \{200: %d\}" % calls, out), out
+    assert re.search(rf"statuses \{{200: {calls:.0f}\}}", out), out
 
 
 def test_dataset_throughput():
@@ -109,14 +109,14 @@ def test_rate_storm():
 def test_at_the_limit():
     out = run("at_the_limit.py")
     line = re.compile(r"^\s+(paid|free)\s+.*?" + NUM + r" s = " + NUM + r" x ideal\s+" + NUM
-                      + r" s\s+429s\s+(\d+)\s+paid/row " + NUM + r"\s+rows ok (\d+)/(\d+)"
-                      r"\s+in flight max\s+(\d+)", re.M)
+                      + r" s\s+429s\s+(\d+)\s+requests\s+(\d+)\s+billed\s+(\d+)\s+paid/row "
+                      + NUM + r"\s+rows ok (\d+)/(\d+)\s+in flight max\s+(\d+)", re.M)
     runs = line.findall(out)
     assert len(runs) >= 4, out
     for plan, *figures in runs:
         figures = [float(f) for f in figures]
         assert all(math.isfinite(f) for f in figures)
-        seconds, ratio, ideal, r429, paid_row, ok, rows, in_flight = figures
+        seconds, ratio, ideal, r429, requests, billed, paid_row, ok, rows, in_flight = figures
         rate = {"paid": 50, "free": 5}[plan] / 2.5
         assert abs(ideal - rows / rate) < 0.01
         # a token bucket with a burst of 1 (2 in the control run) lets one request through
@@ -124,8 +124,10 @@ def test_at_the_limit():
         assert seconds >= (rows - 2) / rate + 0.525 - 0.05
         assert abs(ratio - seconds / ideal) < 0.01
         assert ok == rows and paid_row >= 1.0  # every row answered, so paid at least once
+        assert abs(paid_row - billed / rows) < 0.005
+        # no faults: each request was answered 200 (billed) or 429 (never billed)
+        assert requests == billed + r429
         assert 1 <= in_flight <= 16  # the client's default upper bound
-        assert r429 >= 0
 
 
 def test_startup():
@@ -164,7 +166,7 @@ def test_long_audio():
                 + NUM + r"%\s+" + NUM + r"\s+(\d+)\s+(\d+)/(\d+)", out)
     assert len(rows) == 2
     for minutes, wall, realtime, cpu, cpu_min, cpu_pct, base, rss, calls, expected in rows:
-        assert wall > 0 and realtime > 1 and cpu > 0 and 0 < cpu_pct < 100
+        assert wall > 0 and realtime > 1 and cpu > 0 and 0 < cpu_pct < 100 and base > 0
         assert cpu_min == pytest.approx(cpu / minutes, abs=0.06 / minutes)  # cpu: 0.1 s steps
         assert 20 < rss < 24_000 and calls == expected >= 1  # every window paid once
 
@@ -177,4 +179,5 @@ def test_kill_resume():
     for kills, billed, unique, per_unique, lost in rows.values():
         billed, unique = int(billed), int(unique)
         assert int(kills) >= 1 and billed >= unique > 0  # nothing is paid less than once
+        assert int(lost) == billed - unique  # what was paid more than once
         assert float(per_unique) == pytest.approx(billed / unique, abs=0.01)

@@ -25,9 +25,9 @@ def check_plan(plan):
         assert ov == 0 and n <= c
         return plan
     assert n > c and 2 * ov <= c
-    for (a0, b0), (a1, b1) in zip(w, w[1:]):
+    for (_, b0), (a1, _) in zip(w, w[1:], strict=False):
         assert b0 - a1 == ov, "consecutive windows overlap by exactly the overlap"
-    for (_, b0), (a2, _) in zip(w, w[2:]):
+    for (_, b0), (a2, _) in zip(w, w[2:], strict=False):
         assert a2 >= b0, "no sample lies in three windows"
     # the fewest windows: one fewer could not cover n with hops of at most chunk - overlap
     assert len(w) == -(-(n - ov) // (c - ov))
@@ -263,7 +263,7 @@ def test_joiner_rejects_misuse(bad, words):
 def seam_jumps(plan, out):
     """Largest sample-to-sample step inside each crossfade (or at each cut, with no overlap)."""
     jumps = []
-    for (a1, _), (_, b0) in zip(plan.windows[1:], plan.windows):
+    for (a1, _), (_, b0) in zip(plan.windows[1:], plan.windows, strict=False):
         lo, hi = min(a1, b0) - 1, max(a1, b0) + 1
         jumps.append(np.max(np.abs(np.diff(out[..., lo:hi], axis=-1))))
     return np.array(jumps)
@@ -282,7 +282,7 @@ def test_a_time_varying_separation_has_no_click_and_no_shift(transform):
     def separate(plan):
         if transform == "gain per chunk":
             gains = rng.uniform(0.4, 1.0, len(plan)).astype(np.float32)
-            return [g * p for g, p in zip(gains, slices(plan, y))]
+            return [g * p for g, p in zip(gains, slices(plan, y), strict=True)]
         return [p / np.max(np.abs(p)) * np.float32(0.9) for p in slices(plan, y)]
 
     own = np.max(np.abs(np.diff(y)))        # the signal's own largest step

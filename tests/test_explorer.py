@@ -156,6 +156,24 @@ def test_silence_is_dark_and_lanes_share_one_scale(small_ds):
 
 # --- keys, buttons, numbering ------------------------------------------------------------------
 
+def test_the_browser_code_and_the_kernel_agree_on_actions_and_keys():
+    """Every action the shipped front end sends has a handler, every handler has a sender,
+    and the keys the browser forwards are the kernel's own list, sent once."""
+    import re
+    from importlib.resources import files
+
+    from samaudio_data.explorer._actions import ACTIONS
+    from samaudio_data.explorer._widget import ExplorerWidget
+
+    js = files("samaudio_data.explorer").joinpath("static/explorer.js").read_text()
+    sent = set(re.findall(r'send\("(\w+)"', js))
+    assert sent == set(ACTIONS)
+    assert "ArrowLeft" not in js and '"k"' not in js        # no second copy of the key list
+    w = ExplorerWidget()
+    assert w.shortcuts == {"actions": list(KEYS), "help": [list(k) for k in KEY_MAP]}
+    assert "keys" not in Explorer(example_dataset(2)).widget.view   # not resent per row
+
+
 def test_keys_decide_advance_and_undo(small_ds):
     ex = Explorer(small_ds)
     assert set(KEYS) == set("kdfulnjpz") | {"ArrowLeft", "ArrowRight"}
@@ -340,9 +358,9 @@ def test_construction_decodes_nothing_and_rows_load_on_demand(monkeypatch):
     ex = Explorer(ds)
     ex.sort_by("isolated_target_db")
     ex.set_filter("isolated_target_db", max=-10)
-    ex.table
+    _ = ex.table
     assert not [k for k in keys if isinstance(k, (int, np.integer))]
-    ex.widget
+    _ = ex.widget
     assert [k for k in keys if isinstance(k, (int, np.integer))] == [ex.row]
     ex.next()
     assert [k for k in keys if isinstance(k, (int, np.integer))] == ex.queue[:2]

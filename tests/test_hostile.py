@@ -12,6 +12,7 @@ import requests
 import soundfile as sf
 
 from conftest import cut_short
+from endpoint_helpers import wait_for
 from hostile import (HostileServer, audio, cut_body, drip, drop, echo_key, huge, json_doc,
                      redirect, refused_url, respond, status, wav_bytes)
 from signals import tone
@@ -118,7 +119,7 @@ def test_stop_ends_a_drip_in_progress():
 
     th = threading.Thread(target=run)
     th.start()
-    time.sleep(0.3)
+    wait_for(lambda: server.requests, "the request to reach the server")
     server.stop()
     th.join(10)
     assert not th.is_alive() and "out" in box

@@ -49,7 +49,7 @@ def test_requests_are_evenly_spaced_under_the_stated_rate(tmp_path):
     t = FakeTime()
     lim = limits(tmp_path, t, requests_per_minute=50)
     times = send_times(lim, t, 120)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert min(gaps) == pytest.approx(max(gaps))            # no bursts
     assert 60 / 50 < gaps[0] < 60 / 50 * 1.08                # under the limit, close to it
     # any 60 s window holds at most 50 requests (sliding window), and so does a token bucket

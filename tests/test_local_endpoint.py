@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import json
 import subprocess
@@ -17,10 +18,10 @@ import requests
 
 from samaudio_data.audio import decode_audio, encode_flac, encode_wav
 from samaudio_data.errors import InvalidRequestError
-from samaudio_data.testing import (FRAME, LocalEndpoint, UploadInfo, choose_transform,
-                                   serve_main, separate)
+from samaudio_data.testing import (FRAME, FakeClock, LocalEndpoint, UploadInfo,
+                                   choose_transform, serve_main, separate)
 
-from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, post
+from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, post, wait_for
 from signals import noise
 
 
@@ -245,6 +246,27 @@ def test_many_start_stop_cycles_leave_no_threads():
     assert threading.active_count() <= before
 
 
+def test_latency_and_slow_faults_follow_the_endpoints_clock():
+    clock = FakeClock()
+    with LocalEndpoint(keys={"local-key": 1.0}, latency=5.0, clock=clock) as ep, \
+            ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, ep, body_for(noise(FRAME)), key="local-key")
+        wait_for(lambda: clock.waiting == 1, "the call to reach the model")
+        clock.advance(4.9)                   # the model is still working: no answer yet
+        assert not concurrent.futures.wait([pending], timeout=0.2).done
+        clock.advance(0.1)
+        assert pending.result(timeout=30).status_code == 200
+        ep.latency = 0
+        ep.inject("slow", delay=60.0)        # a minute of the endpoint's time, not the test's
+        pending = pool.submit(post, ep, body_for(noise(FRAME)), key="local-key")
+        wait_for(lambda: clock.waiting == 1, "the slow request to arrive")
+        clock.advance(60.0)
+        assert pending.result(timeout=30).status_code == 200
+        assert ep.stats["billed"] == 2 and ep.stats["faults"] == {"slow": 1}
+    with pytest.raises(InvalidRequestError, match="clock must be"):
+        LocalEndpoint(clock=lambda: 0.0)
+
+
 def test_stop_abandons_sleeping_requests_quickly():
     ep = LocalEndpoint(keys={"local-key": 1.0}, latency=30).start()
     box = {}
@@ -257,7 +279,8 @@ def test_stop_abandons_sleeping_requests_quickly():
 
     th = threading.Thread(target=call)
     th.start()
-    time.sleep(0.3)
+    wait_for(lambda: ep.stats["in_flight"] == 1 and ep.stats["requests"] == 1,
+             "the call to reach the model")
     t0 = time.monotonic()
     ep.stop()
     th.join(5)
@@ -352,8 +375,15 @@ def test_serve_main_queue_and_limit_flags():
         r = requests.post(url, json=short, headers=headers, timeout=10)
         assert r.status_code == 429  # burst 1
         long = {"audio": b64(encode_wav(np.zeros(600), SR)), "description": "x"}
-        time.sleep(1.1)
-        r = requests.post(url, json=long, headers=headers, timeout=10)
+
+        answers = []
+
+        def past_the_limit():  # a 429 takes no token: ask until the next one (1 s) is there
+            answers.append(requests.post(url, json=long, headers=headers, timeout=10))
+            return answers[-1].status_code != 429
+
+        wait_for(past_the_limit, "the bucket's next token", interval=0.05)
+        r = answers[-1]
         assert r.status_code == 400 and "at most 0.01 s" in r.json()["error"]
         r = requests.post(base + "/v2/sam-audio-large", json=short, headers=headers,
                           timeout=10)

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from samaudio_data.audio import decode_audio, encode_wav
-from samaudio_data.errors import InvalidRequestError
+from samaudio_data.errors import InvalidRequestError, ResponseDecodeError
 from samaudio_data.testing import FRAME, LocalEndpoint
 
 from conftest import cut_short
@@ -193,7 +193,7 @@ def test_fault_garbage(ep):
     ep.inject("garbage")
     r = post(ep, body_for(noise(FRAME)))
     assert r.status_code == 200 and r.headers["Content-Type"] == "audio/wav"
-    with pytest.raises(Exception):
+    with pytest.raises(ResponseDecodeError):
         decode_audio(r.content)
     assert ep.stats["billed"] == 0
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import email.utils
 import json
-import time
 from datetime import datetime, timezone
 
 import pytest
 import requests
 
-from samaudio_data.testing import FRAME, LocalEndpoint
+from samaudio_data.testing import FRAME, FakeClock, LocalEndpoint
 
 from endpoint_helpers import KEY, SR, body_for, post
 from signals import noise
@@ -22,25 +21,31 @@ def test_token_bucket_refuses_a_burst_the_sliding_window_allows():
     # 2 requests per second either way; the window lets 2 leave at once, the bucket 1
     with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0) as ep:
         assert [post(ep, SMALL).status_code for _ in range(2)] == [200] * 2
+    clock = FakeClock()
     with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0,
-                       rate_limit_burst=1) as ep:
+                       rate_limit_burst=1, clock=clock) as ep:
         assert post(ep, SMALL).status_code == 200
         r = post(ep, SMALL)
         assert r.status_code == 429 and r.headers["Retry-After"] == "1"
         assert "burst 1" in r.json()["error"]
-        time.sleep(0.6)  # a token every 0.5 s
+        clock.advance(0.49)  # a token every 0.5 s: not yet
+        assert post(ep, SMALL).status_code == 429
+        clock.advance(0.01)
         assert post(ep, SMALL).status_code == 200
-        assert ep.stats["billed"] == 2 and ep.stats["by_status"] == {200: 2, 429: 1}
+        assert ep.stats["billed"] == 2 and ep.stats["by_status"] == {200: 2, 429: 2}
 
 
 def test_token_bucket_burst_then_steady_rate():
+    clock = FakeClock()
     with LocalEndpoint(keys={KEY: None, "other": None}, rate_limit_per_minute=3,
-                       rate_window=1.0, rate_limit_burst=3) as ep:
+                       rate_window=1.0, rate_limit_burst=3, clock=clock) as ep:
         codes = [post(ep, SMALL).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         assert post(ep, SMALL, key="other").status_code == 200  # buckets are per key
-        time.sleep(0.7)  # 3 tokens/s: two more at least
-        assert [post(ep, SMALL).status_code for _ in range(2)] == [200, 200]
+        clock.advance(0.7)  # 3 tokens/s: two more, not three
+        assert [post(ep, SMALL).status_code for _ in range(3)] == [200, 200, 429]
+        clock.advance(10.0)  # a full bucket holds 3, however long the wait
+        assert [post(ep, SMALL).status_code for _ in range(4)] == [200, 200, 200, 429]
 
 
 def test_fractional_retry_after_from_the_bucket():
@@ -108,17 +113,20 @@ def test_max_audio_seconds_on_v1_and_v2():
 
 
 def test_rate_limit_429_retry_after_and_recovery():
+    clock = FakeClock()
     with LocalEndpoint(keys={KEY: None, "other": None}, rate_limit_per_minute=2,
-                       rate_window=1.0) as ep:
+                       rate_window=1.0, clock=clock) as ep:
         body = body_for(noise(FRAME))
         assert [post(ep, body).status_code for _ in range(2)] == [200, 200]
         r = post(ep, body)
         assert r.status_code == 429 and r.headers["Retry-After"] == "1"
         assert "Rate limit" in r.json()["error"]
         assert post(ep, body, key="other").status_code == 200  # windows are per key
-        time.sleep(1.05)
-        assert post(ep, body).status_code == 200
-        assert ep.stats["billed"] == 4
+        clock.advance(0.99)  # both still inside the window
+        assert post(ep, body).status_code == 429
+        clock.advance(0.01)  # the window slid past them: two free slots
+        assert [post(ep, body).status_code for _ in range(3)] == [200, 200, 429]
+        assert ep.stats["billed"] == 5
 
 
 def test_rate_limit_without_retry_after():

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import time
 
 import numpy as np
 import pytest
 import requests
 
 from samaudio_data.audio import decode_audio
-from samaudio_data.testing import FRAME, LocalEndpoint
+from samaudio_data.testing import FRAME, FakeClock, LocalEndpoint
 
 from conftest import cut_short
 from endpoint_helpers import KEY, SR, TOL, body_for, get, post, wait_until_done
@@ -71,13 +70,17 @@ def test_happy_path_submit_poll_fetch(form):
 
 
 def test_slow_job_goes_queued_processing_completed():
-    with LocalEndpoint(keys={KEY: None}, queue_delay=0.6, latency=0.6) as ep:
+    clock = FakeClock()
+    with LocalEndpoint(keys={KEY: None}, queue_delay=0.6, latency=0.6, clock=clock) as ep:
         doc = submit(ep, body_for(noise(FRAME), description="half")).json()
         assert doc["status"] == "QUEUED"
         early = get(doc["response_url"])
-        assert early.status_code == 202 and early.json()["status"] in ("QUEUED", "PROCESSING")
-        assert "output" not in early.json()
-        states, _ = wait_until_done(doc["status_url"])
+        assert early.status_code == 202 and early.json() == {"request_id": doc["request_id"],
+                                                             "status": "QUEUED"}
+        states = []
+        for _ in range(3):
+            states.append(get(doc["status_url"]).json()["status"])
+            clock.advance(0.6)
         assert states == ["QUEUED", "PROCESSING", "COMPLETED"]
         result = get(doc["response_url"]).json()
         assert result["metrics"] == {"queue_time": 0.6, "inference_time": 0.6}
@@ -85,11 +88,13 @@ def test_slow_job_goes_queued_processing_completed():
 
 
 def test_jobs_run_concurrently_in_the_background():
-    with LocalEndpoint(keys={KEY: None}, latency=2.0) as ep:
+    clock = FakeClock()
+    with LocalEndpoint(keys={KEY: None}, latency=2.0, clock=clock) as ep:
         docs = [submit(ep, body_for(noise(FRAME, seed=i))).json() for i in range(5)]
         assert ep.stats["jobs"] == {"PROCESSING": 5}
+        clock.advance(2.0)  # all five at once: they ran side by side
         for doc in docs:
-            wait_until_done(doc["status_url"])
+            assert wait_until_done(doc["status_url"])[0] == ["COMPLETED"]
         assert ep.stats["jobs"] == {"COMPLETED": 5} and ep.stats["billed"] == 5
 
 
@@ -123,11 +128,14 @@ def test_injected_fail_fails_the_next_submitted_job_only():
 
 
 def test_expired_and_unknown_ids_are_404():
-    with LocalEndpoint(keys={KEY: None}, queue_retention=1.0) as ep:
+    clock = FakeClock()
+    with LocalEndpoint(keys={KEY: None}, queue_retention=1.0, clock=clock) as ep:
         doc = submit(ep, body_for(noise(FRAME))).json()
         url = get(doc["response_url"]).json()["output"]
         assert requests.get(url, timeout=5).status_code == 200
-        time.sleep(1.2)
+        clock.advance(1.0)  # kept 1 s after it finished...
+        assert get(doc["status_url"]).json()["status"] == "COMPLETED"
+        clock.advance(0.01)  # ...and not a moment more
         for target in (doc["status_url"], doc["response_url"]):
             r = get(target)
             assert r.status_code == 404 and "expired" in r.json()["error"]

@@ -123,7 +123,7 @@ def test_a_window_dependent_separation_joins_without_a_click_or_a_shift(endpoint
     out = read(smooth.isolate_file(src, "bass"))
     plan = audio.plan_chunks(y.size, sr, 2, 0.5)
     own = np.max(np.abs(np.diff(y)))
-    for (a1, _), (_, b0) in zip(plan.windows[1:], plan.windows):
+    for (a1, _), (_, b0) in zip(plan.windows[1:], plan.windows, strict=False):
         assert np.max(np.abs(np.diff(out[a1 - 1:b0 + 1]))) <= 1.05 * own
     assert audio.estimate_lag(out, y, max_lag=sr // 10) == 0
     np.testing.assert_allclose(out[sr:-sr], y[sr:-sr], atol=0.02)  # below 500 Hz: kept

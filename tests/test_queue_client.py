@@ -19,9 +19,10 @@ import pytest
 import requests
 
 from samaudio_data import Budget, Client, errors
-from samaudio_data.testing import LocalEndpoint
+from samaudio_data.testing import FakeClock, LocalEndpoint
 
 from conftest import KEY
+from endpoint_helpers import wait_for
 from signals import bandlimited
 
 SR = 16000
@@ -83,7 +84,8 @@ def test_timeout_while_waiting_never_pays_twice(tmp_path):
     """A job slower than the read timeout: the queue keeps polling the same request; the
     synchronous call pays again on each retry (the leak the queue closes)."""
     y = clip(2)
-    with LocalEndpoint(keys={KEY: None}, latency=1.2) as ep:
+    clock = FakeClock(ticking=True)
+    with LocalEndpoint(keys={KEY: None}, latency=1.2, clock=clock) as ep:
         kw = dict(endpoint=ep.url, timeout=(5, 0.5), max_retries=3, backoff_base=0.01,
                   progress=False)
         with Client(KEY, cache_dir=tmp_path / "q", transport="queue", **kw) as c:
@@ -94,7 +96,9 @@ def test_timeout_while_waiting_never_pays_twice(tmp_path):
         with Client(KEY, cache_dir=tmp_path / "s", transport="sync", **kw) as c:
             with pytest.raises(errors.APITimeoutError):
                 c.isolate(y, SR, "speech")
-        time.sleep(1.3)  # the abandoned calls finish on the server, billed
+        clock.advance(1.2)  # the abandoned calls finish on the server, billed
+        wait_for(lambda: ep.stats["requests"] == 4 and not ep.stats["in_flight"],
+                 "the four abandoned calls to finish on the server")
         assert ep.stats["billed"] == 4
 
 
@@ -113,8 +117,8 @@ def test_failed_job_is_typed_not_retried_not_billed(make_client, endpoint, tmp_p
 
 @pytest.mark.parametrize("step,kind,status", [
     ("status", "status", 503), ("status", "drop", None), ("status", "html", 502),
-    ("status", "slow", None), ("status", "garbage", None), ("result", "status", 500), ("result", "drop", None),
-    ("result", "truncate", None), ("result", "garbage", None)])
+    ("status", "slow", None), ("status", "garbage", None), ("result", "status", 500),
+    ("result", "drop", None), ("result", "truncate", None), ("result", "garbage", None)])
 def test_poll_and_fetch_faults_are_retried_without_resubmitting(make_client, endpoint, step,
                                                                 kind, status):
     endpoint.inject(kind, step=step, times=2, status=status, delay=1.0)
@@ -196,13 +200,14 @@ def test_interrupted_wait_is_collected_by_the_next_client(tmp_path, caplog):
 
 def test_expired_result_is_sent_again(tmp_path, caplog):
     y = clip(7)
-    with LocalEndpoint(keys={KEY: None}, latency=0.5, queue_retention=0.1) as ep:
+    clock = FakeClock(ticking=True)
+    with LocalEndpoint(keys={KEY: None}, latency=0.5, queue_retention=0.1, clock=clock) as ep:
         with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
                     timeout=(5, 0.2), max_retries=0, progress=False) as c:
             with pytest.raises(errors.APITimeoutError):
                 c.isolate(y, SR, "half")
         assert len(journal_files(tmp_path)) == 1
-        time.sleep(0.8)  # finished and past the server's retention
+        clock.advance(0.6)  # finished and past the server's retention
         requests.get(f"{ep.base_url}/v2/requests/any/status", headers={"x-api-key": KEY})
         ep.queue_retention = 3600  # the first job is gone; the second one stays
         with caplog.at_level(logging.WARNING, logger="samaudio_data"), \
@@ -221,7 +226,9 @@ def test_journal_entry_past_the_client_retention_is_not_collected(tmp_path):
                     timeout=(5, 0.2), max_retries=0, progress=False) as c:
             with pytest.raises(errors.APITimeoutError):
                 c.isolate(y, SR, "speech")
-        time.sleep(0.3)
+        [entry] = journal_files(tmp_path)
+        wait_for(lambda: time.time() - entry.stat().st_mtime > 0.1,
+                 "the journal entry to be older than the next client's retention")
         with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
                     queue_retention=0.1, progress=False) as c2:
             c2.isolate(y, SR, "speech")
@@ -257,22 +264,29 @@ def test_kill_9_then_rerun_pays_exactly_once_per_piece(tmp_path):
         [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     code = _WORKER % KEY
     cache = tmp_path / "cache"
-    with LocalEndpoint(keys={KEY: None}, latency=1.0) as ep:
+    clock = FakeClock()  # jobs run 1 s of this clock: they finish when the test says
+    with LocalEndpoint(keys={KEY: None}, latency=1.0, clock=clock) as ep:
         args = [sys.executable, "-c", code, ep.url, str(cache), "queue"]
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        # 4 in flight at a time, each running 1 s: kill while the second wave waits (a kill
-        # between the provider accepting a submit and its answer arriving would still pay
-        # twice: no API lets a request be found again without its id)
-        while ep.stats["submits"] < 5 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)
+
+        def settled(submits, fetches):  # every accepted request is journaled or collected
+            s = ep.stats
+            return (s["submits"], s["fetches"]) == (submits, fetches) and \
+                len(journal_files(cache)) == submits - fetches
+
+        # 4 in flight at a time; the first wave finishes, the second waits: kill then (a
+        # kill between the provider accepting a submit and its answer arriving would still
+        # pay twice: no API lets a request be found again without its id)
+        wait_for(lambda: settled(4, 0), "the first four jobs to be submitted and journaled")
+        clock.advance(1.0)
+        wait_for(lambda: settled(8, 4), "the second wave to be submitted and journaled")
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-        submitted = ep.stats["submits"]
         entries = journal_files(cache)
-        assert 5 <= submitted < 10 and len(entries) >= 4  # killed with paid requests waiting
+        assert ep.stats["submits"] == 8 and len(entries) == 4  # killed, paid requests waiting
         assert all(KEY not in e.read_text() for e in entries)
+        clock.advance(1.0)  # the second wave finishes on the server
+        ep.latency = 0      # and what the rerun sends finishes at once
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "done 10" in done.stdout

@@ -164,7 +164,10 @@ def test_output_name_refuses_formats_it_cannot_write():
 
 # --- the streaming path end to end ----------------------------------------------------------
 
-def stream_isolate(src, dst, chunk_seconds=10, overlap_seconds=2, gain=np.float32(0.5)):
+HALF = np.float32(0.5)
+
+
+def stream_isolate(src, dst, chunk_seconds=10, overlap_seconds=2, gain=HALF):
     """A file through plan, window reads, a linear 'separation', the joiner and the writer."""
     info = audio.audio_file_info(src)
     plan = audio.plan_chunks(info.frames, info.sr, chunk_seconds, overlap_seconds)
@@ -194,7 +197,8 @@ def test_a_file_streams_through_chunks_and_comes_back_exactly(tmp_path):
     n = make_long_file(src, 1.1, sr=44100)
     plan = stream_isolate(src, dst)
     assert len(plan) == 8 and audio.audio_file_info(dst).frames == n
-    for x, y in zip(audio.iter_blocks(src, 100000), audio.iter_blocks(dst, 100000)):
+    for x, y in zip(audio.iter_blocks(src, 100000), audio.iter_blocks(dst, 100000),
+                    strict=True):
         assert np.array_equal(y, x * np.float32(0.5))
 
 

@@ -150,7 +150,7 @@ def test_a_paid_answer_that_cannot_be_cached_is_still_returned(client, endpoint)
     y = bandlimited(4800, SR, seed=4)
     client.isolate(bandlimited(480, SR, seed=9), SR, "speech")  # creates the tree
     results = client.cache_dir / "results"
-    for shard in ["%02x" % i for i in range(256)]:
+    for shard in [f"{i:02x}" for i in range(256)]:
         if not (results / shard).exists():
             (results / shard).write_bytes(b"not a directory")
     with pytest.warns(RuntimeWarning, match="could not write"):

@@ -63,7 +63,7 @@ class Journal:
         self.retention = float(retention)
         self._clock = clock
 
-    def _path(self, cache_key: str) -> Path:
+    def _path(self, cache_key: Optional[str]) -> Path:
         if not cache_key or not all(c in "0123456789abcdefABCDEF" for c in cache_key):
             raise ValueError(f"not a cache key: {cache_key!r}")
         return self.directory / f"{cache_key}.json"

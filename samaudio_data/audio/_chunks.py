@@ -268,7 +268,7 @@ def join_chunks(plan: ChunkPlan, answers: Sequence[np.ndarray]) -> np.ndarray:
     parts = [_as_answer(plan, i, y, channels) for i, y in enumerate(answers)]
     out = np.empty(first.shape[:-1] + (plan.n,), dtype=np.float32)
     ov = plan.overlap
-    for i, ((a, b), y) in enumerate(zip(plan.windows, parts)):
+    for i, ((a, b), y) in enumerate(zip(plan.windows, parts, strict=True)):
         lo = ov if i > 0 else 0
         hi = (b - a) - ov if i < len(plan) - 1 else b - a
         out[..., a + lo:a + hi] = y[..., lo:hi]
@@ -391,6 +391,7 @@ class ChunkJoiner:
             del self._answers[i]
             self._next += 1
         if not parts:
-            mono = self._ndim == 1 or (self._ndim is None and self.channels in (None, 1))
-            return np.zeros((0,) if mono else (self.channels, 0), dtype=np.float32)
+            channels = self.channels or 1   # set with the first answer, if any came
+            mono = self._ndim == 1 or (self._ndim is None and channels == 1)
+            return np.zeros((0,) if mono else (channels, 0), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(parts, axis=-1), dtype=np.float32)

@@ -156,7 +156,8 @@ def check_complete(data: bytes, fmt: str) -> None:
     >>> check_complete(encode_wav(np.zeros(100), 8000)[:-10], "wav")
     Traceback (most recent call last):
     ...
-    samaudio_data.errors.IncompleteResponseError: the WAV answer is cut short: its header declares 200 bytes of samples but 190 arrived.
+    samaudio_data.errors.IncompleteResponseError: the WAV answer is cut short: its header
+    declares 200 bytes of samples but 190 arrived.
     """
     if fmt == "wav":
         lay = wav_layout(data)

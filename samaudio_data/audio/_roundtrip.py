@@ -58,7 +58,8 @@ def check_covers(answer_samples: int, answer_sr: int, n: int, sr: int, *,
     >>> check_covers(24000, 48000, 16000, 16000)
     Traceback (most recent call last):
     ...
-    samaudio_data.errors.IncompleteResponseError: the answer is 0.500 s long for a 1.000 s input: it does not cover the input (the endpoint may have cut it short).
+    samaudio_data.errors.IncompleteResponseError: the answer is 0.500 s long for a 1.000 s
+    input: it does not cover the input (the endpoint may have cut it short).
     """
     kind = "lossy" if lossy else "lossless"
     got, want = answer_samples / float(answer_sr), n / float(sr)

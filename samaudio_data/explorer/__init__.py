@@ -12,8 +12,9 @@ from ._images import SILENCE_RGB, png_pixels, spectrogram_png, waveform_png
 from ._explorer import Explorer
 from ._reisolate import Quote
 from ._state import DECISIONS, ReviewState
+from ._ui import UIState
 from ._view import KEY_MAP, KEYS
 
 __all__ = ["DECISIONS", "KEYS", "KEY_MAP", "SILENCE_RGB", "Explorer", "ExplorerError",
-           "Quote", "ReviewState", "example_dataset", "png_pixels", "spectrogram_png",
+           "Quote", "ReviewState", "UIState", "example_dataset", "png_pixels", "spectrogram_png",
            "waveform_png"]

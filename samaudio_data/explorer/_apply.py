@@ -79,7 +79,7 @@ def with_reisolations(ds, reisolated: Dict[int, dict], *, loader, reisolator,
 
     def fn(*args):
         *values, idx = args
-        batch = dict(zip(update, [list(v) for v in values]))
+        batch = dict(zip(update, [list(v) for v in values], strict=True))
         for j, i in enumerate(idx):
             if i not in new:
                 continue

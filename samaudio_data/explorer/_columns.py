@@ -8,7 +8,7 @@ file name.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -92,7 +92,8 @@ class Columns:
 
         self.names: List[str] = list(dict.fromkeys(names))
         kinds = column_kinds(ds)
-        plain, fields = [], {}
+        plain: List[str] = []
+        fields: Dict[str, Tuple[str, str, str]] = {}     # name -> (base, field, kind)
         for name in self.names:
             if name in kinds:
                 plain.append(name)
@@ -100,10 +101,11 @@ class Columns:
             base, _, field = name.partition(".")
             t = _arrow_type(ds, base)
             if field and t is not None and pa.types.is_struct(t) \
-                    and t.get_field_index(field) >= 0 \
-                    and _kind_of(t.field(field).type) is not None:
-                fields[name] = (base, field)
-                continue
+                    and t.get_field_index(field) >= 0:
+                field_kind = _kind_of(t.field(field).type)
+                if field_kind is not None:
+                    fields[name] = (base, field, field_kind)
+                    continue
             raise ExplorerError(
                 f"cannot show column {name!r}: it is not a number, boolean or text column of the "
                 f"dataset (those are {sorted(kinds)}); a struct field is named like "
@@ -113,9 +115,10 @@ class Columns:
         table = ds.select_columns(plain).with_format("arrow")[:] if plain else None
         for name in self.names:
             if name in fields:
-                arr = _struct_field(ds, *fields[name])
-                kind = _kind_of(arr.type)
+                base, field, kind = fields[name]
+                arr = _struct_field(ds, base, field)
             else:
+                assert table is not None     # every plain name was selected into it
                 arr = table.column(name)
                 kind = kinds[name]
             self._kinds[name] = kind

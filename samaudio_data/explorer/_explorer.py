@@ -24,6 +24,7 @@ from ._reisolate import Quote, Reisolator
 from ._review import ReviewActions
 from ._rows import RowLoader
 from ._state import DECISIONS, ReviewState
+from ._ui import UIState
 
 
 class Explorer(ReviewActions):
@@ -92,12 +93,8 @@ class Explorer(ReviewActions):
                                  cache_rows=cache_rows)
         self._error_column = error_column
         self._reiso = Reisolator(client)
-        self._description = description or ""
-        self._candidates = self._reiso.default_candidates()
-        self._quote: Optional[Quote] = None
-        self._bulk: Optional[dict] = None
-        self._message, self._message_error = "", False
-        self._page: Optional[int] = None
+        self._ui = UIState(description=description or "",
+                           candidates=self._reiso.default_candidates())
         self._widget = None
         self._media_row: Optional[int] = None
         self.session = Path(session).expanduser() if session else None
@@ -117,7 +114,8 @@ class Explorer(ReviewActions):
         >>> from samaudio_data.explorer import example_dataset
         >>> v = Explorer(example_dataset(8)).current
         >>> v["title"], v["position"], v["spend"]
-        ('row 1 of 8', '1 of 8 in the queue', 'spent $0.496 = dataset $0.496 + re-isolations $0.000')
+        ('row 1 of 8', '1 of 8 in the queue',
+         'spent $0.496 = dataset $0.496 + re-isolations $0.000')
         """
         return self._compose()[0]
 
@@ -184,23 +182,24 @@ class Explorer(ReviewActions):
             self._widget, self._media_row = None, None
 
     def _table_page(self) -> int:
-        return self._state.page_of() if self._page is None else self._page
+        return self._state.page_of() if self._ui.page is None else self._ui.page
 
     def _compose(self):
+        ui = self._ui
         media = None
         try:
             media = self._media(self.row)
         except errors.SamAudioError as exc:
-            self._message, self._message_error = str(exc), True
-        q = self._quote
+            ui.say(str(exc), error=True)
+        q = ui.quote
         quote = {"text": str(q) + " Press confirm to run it.", "ready": True,
                  "label": "confirm (free, cached)" if q.cached else
                  f"confirm: spend ${q.price:.3f}"} if q is not None else {}
         view = _view.view_model(
             self._state, media, names=self.metrics, isolated=self.isolated,
-            message=self._message, error=self._message_error, quote=quote,
-            bulk=self._bulk, spend=self.spend(), description=self._description,
-            candidates=self._candidates, can_reisolate=self._reiso.client is not None)
+            message=ui.message, error=ui.message_error, quote=quote,
+            bulk=ui.bulk, spend=self.spend(), description=ui.description,
+            candidates=ui.candidates, can_reisolate=self._reiso.client is not None)
         return _view.scrub(view, self._reiso.redact), media
 
     def _media(self, row: int):
@@ -226,27 +225,36 @@ class Explorer(ReviewActions):
         w.view = view
         w.table = self.table
 
-    def _handle(self, msg: Dict[str, Any]) -> None:
-        """One action from the browser; errors become the widget's message."""
-        self._message, self._message_error = "", False
-        try:
-            self._dispatch(str(msg.get("action", "")), msg)
-        except errors.SamAudioError as exc:
-            self._message, self._message_error = str(exc), True
-        except Exception as exc:  # noqa: BLE001 - a UI callback must never fail silently
-            self._message, self._message_error = f"{type(exc).__name__}: {exc}", True
+    def press(self, key: str) -> None:
+        """Do what a key does while the explorer has the focus (see ``KEY_MAP``).
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> ex = Explorer(example_dataset(3)); ex.press("d"); ex.press("z"); ex.decisions
+        {}
+        """
+        from ._actions import press
+
+        press(self, key)
         self._refresh()
 
-    def _dispatch(self, action: str, msg: Dict[str, Any]) -> None:
+    def _handle(self, msg: Dict[str, Any]) -> None:
+        """One action from the browser; errors become the widget's message."""
         from ._actions import dispatch
 
-        dispatch(self, action, msg)
+        self._ui.say("")
+        try:
+            dispatch(self, str(msg.get("action", "")), msg)
+        except errors.SamAudioError as exc:
+            self._ui.say(str(exc), error=True)
+        except Exception as exc:  # noqa: BLE001 - a UI callback must never fail silently
+            self._ui.say(f"{type(exc).__name__}: {exc}", error=True)
+        self._refresh()
 
     # --- review actions (each saves the session and updates the widget) ----------------------
 
     def _changed(self, moved: bool = False) -> None:
         if moved:          # another row or queue: a pending price or bulk question lapses
-            self._quote, self._page, self._bulk = None, None, None
+            self._ui.lapse()
         if self.session is not None:
             self.save()
         self._refresh()
@@ -268,12 +276,12 @@ class Explorer(ReviewActions):
         row 1: isolate 'half' with 2 candidate(s) costs $0.062 (1 billed call).
         0.062 row 1 re-isolated with 'half' for $0.062.
         """
-        description = self._description if description is None else description
-        cand = self._candidates if reranking_candidates is None else reranking_candidates
+        ui = self._ui
+        description = ui.description if description is None else description
+        cand = ui.candidates if reranking_candidates is None else reranking_candidates
         data = self._loader.read(self.row)
         q = self._reiso.quote(self.row, data.original, data.sr, description, cand)
-        self._quote, self._description, self._candidates = \
-            q, q.description, q.reranking_candidates
+        ui.quote, ui.description, ui.candidates = q, q.description, q.reranking_candidates
         self._refresh()
         return q
 
@@ -286,13 +294,14 @@ class Explorer(ReviewActions):
         >>> Explorer(example_dataset(2)).confirm()
         Traceback (most recent call last):
         ...
-        samaudio_data.explorer.ExplorerError: nothing to confirm: ask for the price first (quote() or the price button).
+        samaudio_data.explorer.ExplorerError: nothing to confirm: ask for the price first
+        (quote() or the price button).
         """
-        q = self._quote
+        q = self._ui.quote
         if q is None:
             raise ExplorerError("nothing to confirm: ask for the price first (quote() or the "
                                 "price button).")
-        self._quote = None
+        self._ui.quote = None
         if q.row != self.row:
             raise ExplorerError("the row changed since the price was shown; ask again.")
         data = self._loader.read(q.row)
@@ -302,8 +311,7 @@ class Explorer(ReviewActions):
         self._loader.forget(q.row)
         self._media_row = None
         how = "from the cache (free)" if meta["cached"] else f"for ${meta['call_cost']:.3f}"
-        self._message = f"row {q.row + 1} re-isolated with {q.description!r} {how}."
-        self._message_error = False
+        self._ui.say(f"row {q.row + 1} re-isolated with {q.description!r} {how}.")
         self._changed()
         return dict(meta)
 

@@ -54,7 +54,8 @@ class Reisolator:
     >>> Reisolator(None).quote(0, np.zeros((1, 160)), 16000, "x", 1)
     Traceback (most recent call last):
     ...
-    samaudio_data.explorer.ExplorerError: re-isolating needs a client: Explorer(ds, ..., client=Client(...)).
+    samaudio_data.explorer.ExplorerError: re-isolating needs a client:
+    Explorer(ds, ..., client=Client(...)).
     """
 
     def __init__(self, client) -> None:

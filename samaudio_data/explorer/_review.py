@@ -8,9 +8,10 @@ and 8 hold no target).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from ._state import ReviewState
+from ._ui import UIState
 
 
 class ReviewActions:
@@ -22,10 +23,7 @@ class ReviewActions:
     """
 
     _state: ReviewState
-    _message: str
-    _message_error: bool
-    _bulk: Optional[Dict[str, Any]]
-    _page: Optional[int]
+    _ui: UIState
 
     # --- read-only state -----------------------------------------------------------------
 
@@ -38,6 +36,17 @@ class ReviewActions:
         3
         """
         return self._state
+
+    @property
+    def ui(self) -> UIState:
+        """What the widget shows beside the review: the message line, a pending price or
+        bulk question, the table page, the re-isolation boxes (see :class:`UIState`).
+
+        >>> from samaudio_data.explorer import Explorer, example_dataset
+        >>> ex = Explorer(example_dataset(3)); ex.next(); ex.next(); ex.next(); ex.ui.message
+        'end of the queue.'
+        """
+        return self._ui
 
     @property
     def decisions(self) -> Dict[int, str]:
@@ -87,7 +96,7 @@ class ReviewActions:
         >>> ex = Explorer(example_dataset(2)); ex.prev(); ex.message
         'start of the queue.'
         """
-        return self._message
+        return self._ui.message
 
     def counts(self) -> Dict[str, int]:
         """How many rows have each decision, and how many are undecided.
@@ -102,17 +111,6 @@ class ReviewActions:
 
     def _changed(self, moved: bool = False) -> None:
         raise NotImplementedError
-
-    def press(self, key: str) -> None:
-        """Do what a key does while the explorer has the focus (see ``KEY_MAP``).
-
-        >>> from samaudio_data.explorer import Explorer, example_dataset
-        >>> ex = Explorer(example_dataset(3)); ex.press("d"); ex.press("z"); ex.decisions
-        {}
-        """
-        from ._actions import press
-
-        press(self, key)
 
     def goto(self, row: int) -> None:
         """Show dataset index ``row`` (0-based; the widget's box takes the 1-based number).
@@ -145,7 +143,7 @@ class ReviewActions:
     def _move(self, delta: int, wrap: bool) -> None:
         note = self._state.step(delta, wrap)
         if note:
-            self._message, self._message_error = note, False
+            self._ui.say(note)
         self._changed(moved=note is None)
 
     def decide(self, decision: Optional[str], row: Optional[int] = None) -> None:
@@ -169,7 +167,7 @@ class ReviewActions:
         >>> ex.bulk("discard"), ex.decisions
         (2, {3: 'discard', 7: 'discard'})
         """
-        self._bulk = None
+        self._ui.bulk = None
         count = self._state.bulk(decision)
         self._changed()
         return count
@@ -224,7 +222,7 @@ class ReviewActions:
         >>> ex.table["page"], [r["label"] for r in ex.table["rows"]]
         (2, ['11', '12'])
         """
-        self._page = min(max(0, int(page)), self._state.pages() - 1)
+        self._ui.page = min(max(0, int(page)), self._state.pages() - 1)
         self._refresh()
 
     def _refresh(self) -> None:

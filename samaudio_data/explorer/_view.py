@@ -12,7 +12,8 @@ from . import _format
 from ._rows import LANES, RowMedia
 from ._state import DECISIONS, ReviewState
 
-#: keys handled by the kernel: key -> action
+#: keys handled by the kernel: key -> action (the browser learns this list from the widget's
+#: ``shortcuts`` trait, so it is written only here)
 KEYS = {"k": "keep", "d": "discard", "f": "flag", "u": "clear", "l": "next", "n": "next",
         "j": "prev", "p": "prev", "z": "undo", "ArrowRight": "next", "ArrowLeft": "prev"}
 
@@ -81,8 +82,8 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
     meta = state.reisolated.get(row)
     lanes = []
     for lane in LANES:
-        info = media.lanes[lane] if media else {"note": "", "empty": True}
-        lanes.append({"name": lane, "note": info["note"], "empty": bool(info["empty"])})
+        shown = media.lanes[lane] if media else {"note": "", "empty": True}
+        lanes.append({"name": lane, "note": shown["note"], "empty": bool(shown["empty"])})
     info = ""
     if media is not None:
         info = (f"{_format.duration(media.seconds)} · {media.sr} Hz · {media.channels} ch")
@@ -111,7 +112,6 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
         "quote": quote or {},
         "description": description, "candidates": str(candidates),
         "can_reisolate": bool(can_reisolate),
-        "keys": [list(k) for k in KEY_MAP],
     }
 
 

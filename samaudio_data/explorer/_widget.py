@@ -1,8 +1,11 @@
 """The explorer's widget: a thin anywidget that lays out what the kernel sends.
 
-The kernel sends three synced traits: ``view`` (the row: texts, numbers, lanes, axes, the
-re-isolation quote, messages), ``table`` (one page of the queue table) and ``media`` (WAV and
-PNG bytes per lane, sent as binary buffers). The browser sends back actions as custom messages
+The browser code and style are real files shipped with the package, ``static/explorer.js``
+and ``static/explorer.css`` (anywidget reads them). The kernel sends four synced traits:
+``shortcuts`` (once: the keys the kernel acts on and the help line, from :data:`KEYS` and
+:data:`KEY_MAP`), ``view`` (the row: texts, numbers, lanes, axes, the re-isolation quote,
+messages), ``table`` (one page of the queue table) and ``media`` (WAV and PNG bytes per lane,
+sent as binary buffers). The browser sends back actions as custom messages
 (``{"action": "decide", "decision": "keep"}``...), which :meth:`ExplorerWidget.receive`
 passes to the explorer. Playback, the playhead, click-to-seek and lane switching stay in the
 browser. Keys pressed while the explorer has the focus go to the explorer only: the browser
@@ -11,12 +14,15 @@ code stops them from reaching JupyterLab or the Notebook (no cell is deleted by 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 import anywidget
 import traitlets
 
-from ._frontend import CSS, ESM
+from ._view import KEY_MAP, KEYS
+
+STATIC = Path(__file__).parent / "static"
 
 
 class ExplorerWidget(anywidget.AnyWidget):
@@ -25,16 +31,20 @@ class ExplorerWidget(anywidget.AnyWidget):
     >>> w = ExplorerWidget(lambda action: print("got", action))
     >>> w.receive({"action": "next"})
     got {'action': 'next'}
+    >>> "k" in w.shortcuts["actions"], "export default" in w._esm
+    (True, True)
     """
 
-    _esm = ESM
-    _css = CSS
+    _esm = STATIC / "explorer.js"
+    _css = STATIC / "explorer.css"
+    shortcuts = traitlets.Dict().tag(sync=True)   # ("keys" is ipywidgets' own attribute)
     view = traitlets.Dict().tag(sync=True)
     table = traitlets.Dict().tag(sync=True)
     media = traitlets.Dict().tag(sync=True)
 
     def __init__(self, handler: Optional[Callable[[Dict[str, Any]], None]] = None,
                  **kwargs) -> None:
+        kwargs.setdefault("shortcuts", {"actions": list(KEYS), "help": [list(k) for k in KEY_MAP]})
         super().__init__(**kwargs)
         self._handler = handler
         self.add_class("samaudio-explorer")

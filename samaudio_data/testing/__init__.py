@@ -59,6 +59,12 @@ Each paid answer costs ``price_per_call`` from the key's credits (406 and nothin
 they are short). Errors, faults, polls and fetches are never billed. The rate limit (sliding
 window or token bucket, per key) counts model POSTs that get past the key check.
 
+Time
+----
+Rate windows and buckets, queued jobs (states, retention), ``latency`` and ``"slow"`` faults
+follow the endpoint's ``clock``: real time by default; ``LocalEndpoint(clock=FakeClock())``
+lets a test move time with :meth:`FakeClock.advance` instead of sleeping.
+
 Example
 -------
 >>> from samaudio_data.testing import LocalEndpoint
@@ -68,9 +74,10 @@ True
 """
 
 from ._cli import serve_main
+from ._clock import Clock, FakeClock
 from ._endpoint import LocalEndpoint
 from ._model import FRAME, MODEL_SR, choose_transform, separate
 from ._protocol import UploadInfo
 
-__all__ = ["FRAME", "MODEL_SR", "LocalEndpoint", "UploadInfo", "choose_transform", "separate",
-           "serve_main"]
+__all__ = ["FRAME", "MODEL_SR", "Clock", "FakeClock", "LocalEndpoint", "UploadInfo",
+           "choose_transform", "separate", "serve_main"]

@@ -84,6 +84,8 @@ class RateLimit(NamedTuple):
 
     def describe(self) -> str:
         """The limit in words, for 429 messages."""
+        if self.per_window is None:
+            return "no limit"
         if self.burst is None:
             return f"{self.per_window} requests per {self.window:g} s"
         return (f"{self.per_window / self.window:g} requests/s (burst {self.burst}, "
@@ -102,24 +104,24 @@ class RateLimiter:
     def take(self, key: str, limit: RateLimit, now: Optional[float] = None) -> Optional[float]:
         """Take a slot for ``key`` for a request that arrived at ``now`` (this limiter's
         clock; default: now): None if allowed, else the seconds until one frees."""
-        if limit.per_window is None:
+        per_window = limit.per_window
+        if per_window is None:
             return None
         now = self._clock() if now is None else now
         with self._lock:
             if limit.burst is not None:
-                return self._take_token(key, now, limit)
+                return self._take_token(key, now, per_window / limit.window, limit.burst)
             window = self._windows.setdefault(key, collections.deque())
             while window and window[0] <= now - limit.window:
                 window.popleft()
-            if len(window) >= limit.per_window:
+            if len(window) >= per_window:
                 return window[0] + limit.window - now
             bisect.insort(window, now)  # requests are counted in order of arrival
             return None
 
-    def _take_token(self, key: str, now: float, limit: RateLimit) -> Optional[float]:
-        rate = limit.per_window / limit.window
-        bucket = self._buckets.setdefault(key, [float(limit.burst), now])
-        bucket[0] = min(float(limit.burst), bucket[0] + max(0.0, now - bucket[1]) * rate)
+    def _take_token(self, key: str, now: float, rate: float, burst: int) -> Optional[float]:
+        bucket = self._buckets.setdefault(key, [float(burst), now])
+        bucket[0] = min(float(burst), bucket[0] + max(0.0, now - bucket[1]) * rate)
         bucket[1] = max(bucket[1], now)
         if bucket[0] >= 1.0 - 1e-9:
             bucket[0] -= 1.0
@@ -131,7 +133,8 @@ class Accounts:
     """API keys with their credits (None: unlimited), forbidden keys, billing, rate limit."""
 
     def __init__(self, keys: Optional[Dict[str, Optional[float]]] = None,
-                 forbidden_keys: Iterable[str] = ()) -> None:
+                 forbidden_keys: Iterable[str] = (), *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         keys = {"local-key": None} if keys is None else keys
         if not isinstance(keys, dict):
             raise InvalidRequestError("keys must be a dict {api_key: dollars or None}.")
@@ -146,7 +149,7 @@ class Accounts:
         self._credits: Dict[str, Optional[float]] = {
             k: (None if v is None else float(v)) for k, v in keys.items()}
         self._forbidden = set(forbidden_keys)
-        self.limiter = RateLimiter()
+        self.limiter = RateLimiter(clock)
         self._lock = threading.Lock()
 
     # --- keys and credits ---------------------------------------------------------------
@@ -186,7 +189,7 @@ class Accounts:
     def take_slot(self, key: str, limit: RateLimit, retry_after=True,
                   now: Optional[float] = None) -> Optional[Reply]:
         """429 with ``Retry-After`` (see :func:`retry_after_value`) when ``key`` is over
-        ``limit`` for a request that arrived at ``now`` (``time.monotonic()``), else None
+        ``limit`` for a request that arrived at ``now`` (the limiter's clock), else None
         (and a slot is taken)."""
         wait = self.limiter.take(key, limit, now)
         if wait is None:
@@ -213,13 +216,14 @@ class Accounts:
     def refund(self, key: str, price: float) -> None:
         """Give back ``price`` to ``key`` (a billed request that was abandoned)."""
         with self._lock:
-            if self._credits.get(key) is not None:
-                self._credits[key] = round(self._credits[key] + price, 9)
+            left = self._credits.get(key)
+            if left is not None:
+                self._credits[key] = round(left + price, 9)
 
     def credits_reply(self, key: Optional[str]) -> Reply:
         """The answer of ``GET /v1/get-user-credits``."""
         refusal = self.identify(key, model=False)
-        if refusal is not None:
+        if refusal is not None or key is None:
             return json_reply(401, "Missing or invalid API key: send it in the x-api-key "
                                    "header.")
         with self._lock:

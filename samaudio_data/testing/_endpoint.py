@@ -23,6 +23,7 @@ from typing import Dict, Iterable, Optional
 
 from ..errors import InvalidRequestError
 from ._accounts import Accounts
+from ._clock import Clock
 from ._options import Options
 from ._protocol import MODEL_PATH, QUEUE_PATH
 from ._server import Server
@@ -70,20 +71,31 @@ class LocalEndpoint:
 
     Invalid settings raise :class:`samaudio_data.errors.InvalidRequestError`.
 
+    ``clock`` [real time]: what the rate windows and buckets, queued jobs (their states and
+    retention), ``latency`` and ``"slow"`` faults follow; a
+    :class:`~samaudio_data.testing.FakeClock` lets a test move time instead of sleeping.
+
     >>> with LocalEndpoint(keys={"test-key": 10.0}) as ep:
     ...     ep.url.startswith("http://127.0.0.1:") and ep.url.endswith("/v1/sam-audio-large")
     True
     """
 
     def __init__(self, *, keys: Optional[Dict[str, Optional[float]]] = None,
-                 forbidden_keys: Iterable[str] = (), **settings) -> None:
+                 forbidden_keys: Iterable[str] = (), clock: Optional[Clock] = None,
+                 **settings) -> None:
         unknown = sorted(set(settings) - Options.names())
         if unknown:
             raise InvalidRequestError(f"unknown LocalEndpoint setting(s) {unknown}; known: "
                                       f"{sorted(Options.names())}.")
+        if clock is None:
+            clock = Clock()
+        elif not isinstance(clock, Clock):
+            raise InvalidRequestError(
+                f"clock must be a samaudio_data.testing.Clock (such as FakeClock()), got "
+                f"{type(clock).__name__}.")
         options = Options(**settings).validate()
-        accounts = Accounts(keys, forbidden_keys)
-        object.__setattr__(self, "_service", Service(options, accounts,
+        accounts = Accounts(keys, forbidden_keys, clock=clock)
+        object.__setattr__(self, "_service", Service(options, accounts, clock=clock,
                                                      base_url=lambda: self.base_url))
         object.__setattr__(self, "_server", None)
         object.__setattr__(self, "_thread", None)
@@ -152,6 +164,16 @@ class LocalEndpoint:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this endpoint follows (see ``clock=``).
+
+        >>> from samaudio_data.testing import FakeClock
+        >>> LocalEndpoint(clock=FakeClock(start=5.0)).clock()
+        5.0
+        """
+        return self._service.clock
 
     @property
     def port(self) -> int:

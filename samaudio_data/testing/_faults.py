@@ -125,14 +125,16 @@ def fault_reply(fault: Fault, step: str) -> Reply:
         value = fault.retry_after
         headers["Retry-After"] = (str(int(value)) if isinstance(value, float)
                                   and value.is_integer() else str(value))
-    status_phrase = phrase(fault.status) if fault.status else ""
+    # FaultQueue.add requires a status for "status" faults and gives "html" ones 502
+    status = fault.status if fault.status is not None else 502
+    status_phrase = phrase(status)
     if fault.kind == "status":
-        return json_reply(fault.status, fault.message or f"{status_phrase} (injected fault)",
+        return json_reply(status, fault.message or f"{status_phrase} (injected fault)",
                           headers)
     if fault.kind == "html":
         extra = f"<p>{fault.message}</p>\r\n" if fault.message else ""
-        page = _HTML_PAGE.format(status=fault.status, phrase=status_phrase, extra=extra)
-        return Reply(fault.status, page.encode(), "text/html", headers)
+        page = _HTML_PAGE.format(status=status, phrase=status_phrase, extra=extra)
+        return Reply(status, page.encode(), "text/html", headers)
     if fault.kind == "garbage":
         body = (fault.message or "<html><body>oops</body></html>").encode()
         return Reply(200, body, "audio/wav" if step == "call" else "application/json")

@@ -11,7 +11,8 @@ Example
 >>> Options(queue_output="ftp").validate()
 Traceback (most recent call last):
 ...
-samaudio_data.errors.InvalidRequestError: queue_output must be one of 'url', 'base64', 'data-uri', got 'ftp'.
+samaudio_data.errors.InvalidRequestError: queue_output must be one of
+'url', 'base64', 'data-uri', got 'ftp'.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Example
 >>> read_call({"description": "x"}, own_file=None)
 Traceback (most recent call last):
 ...
-samaudio_data.testing._protocol.BadRequest: 'audio' is required: the audio file's bytes in base64 (or a data:audio/...;base64, URI).
+samaudio_data.testing._protocol.BadRequest: 'audio' is required: the audio file's bytes in
+base64 (or a data:audio/...;base64, URI).
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ class JobQueue:
     def status(self, job: Job) -> Tuple[int, dict]:
         """HTTP status and body of ``GET /v2/requests/{id}/status`` (FAILED is a 422)."""
         state = job.state(self.clock())
-        doc = {"request_id": job.id, "status": state}
+        doc: Dict[str, object] = {"request_id": job.id, "status": state}
         if state == "FAILED":
             doc.update(error=job.error, metrics=self._metrics(job))
             return 422, doc
@@ -142,7 +142,10 @@ class JobQueue:
             return 202, {"request_id": job.id, "status": state}
         if state == "FAILED":
             return self.status(job)
+        assert job.data is not None  # a COMPLETED job holds its answer
         if output == "url":
+            if file_url is None:
+                raise ValueError("output='url' needs file_url: the URL of a file name.")
             value = file_url(job.file_name)
         else:
             value = encode_output(job.data, job.fmt, output)
@@ -155,7 +158,8 @@ class JobQueue:
         job_id, _, ext = name.partition(".")
         with self._lock:
             job = self._jobs.get(job_id)
-        if job is None or job.fmt != ext or job.state(self.clock()) != "COMPLETED":
+        if job is None or job.data is None or job.fmt != ext \
+                or job.state(self.clock()) != "COMPLETED":
             return None
         return job.data, MIME[job.fmt]
 

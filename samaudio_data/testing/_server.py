@@ -19,7 +19,6 @@ from __future__ import annotations
 import socket
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
@@ -128,8 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         # a provider's gateway counts a request against the rate limit when its headers
         # arrive, before reading its body
-        arrived = time.monotonic()
         service = self.server.service
+        arrived = service.clock()
         path = urlsplit(self.path).path
         name, arg = route(method, path)
         size = self._body_size()

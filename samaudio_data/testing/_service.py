@@ -26,6 +26,7 @@ from typing import Callable, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from ._accounts import Accounts
+from ._clock import Clock
 from ._faults import Fault, FaultQueue, fault_reply
 from ._files import FileStore
 from ._model import encode_answer, separate, wants_failure
@@ -36,7 +37,7 @@ from ._protocol import (DROP, FILES_PREFIX, MODEL_NAME, POLL_PREFIX, REQUESTS_PR
 from ._queue import JobQueue
 from ._stats import Stats
 
-_Admitted = Union[Reply, Call]
+_Admitted = Reply | Call
 
 
 class Service:
@@ -46,13 +47,15 @@ class Service:
                  base_url: Callable[[], str], faults: Optional[FaultQueue] = None,
                  files: Optional[FileStore] = None, jobs: Optional[JobQueue] = None,
                  stats: Optional[Stats] = None,
-                 stopping: Optional[threading.Event] = None) -> None:
+                 stopping: Optional[threading.Event] = None,
+                 clock: Optional[Clock] = None) -> None:
         self.options = options
         self.accounts = accounts
         self.base_url = base_url
+        self.clock = clock or Clock()
         self.faults = faults or FaultQueue()
         self.files = files or FileStore()
-        self.jobs = jobs or JobQueue()
+        self.jobs = jobs or JobQueue(self.clock)
         self.stats = stats or Stats()
         self.stopping = stopping or threading.Event()
 
@@ -60,7 +63,7 @@ class Service:
 
     def call(self, key: Optional[str], body: bytes, arrived: Optional[float] = None) -> Reply:
         """``POST /v1/sam-audio-large``: the isolated audio, or an error. ``arrived``
-        (``time.monotonic()`` when its headers arrived) is when the rate limit counts it."""
+        (``self.clock()`` when its headers arrived) is when the rate limit counts it."""
         return self._counted("call", self._call, key, body, arrived)
 
     def submit(self, key: Optional[str], body: bytes,
@@ -90,7 +93,7 @@ class Service:
         left = self.accounts.charge(key, self.options.price_per_call)
         if isinstance(left, Reply):
             return left
-        if self.options.latency and self.stopping.wait(self.options.latency):
+        if self.options.latency and self.clock.wait(self.options.latency, self.stopping):
             self.accounts.refund(key, self.options.price_per_call)  # abandoned: not paid
             return DROP
         reply = audio_reply(data, admitted.fmt, self.options.response_format, self._add_file)
@@ -142,7 +145,8 @@ class Service:
         self.stats.request(step, len(body), payload)
         if fault is not None and fault.kind not in ("slow", "fail"):
             return fault_reply(fault, step)
-        if fault is not None and fault.kind == "slow" and self.stopping.wait(fault.delay):
+        if fault is not None and fault.kind == "slow" and \
+                self.clock.wait(fault.delay, self.stopping):
             return DROP
         refusal = self.accounts.identify(key)
         if refusal is not None:
@@ -208,7 +212,7 @@ class Service:
         fault = self.faults.take(step)
         if fault is not None and fault.kind != "slow":
             return fault_reply(fault, step)
-        if fault is not None and self.stopping.wait(fault.delay):
+        if fault is not None and self.clock.wait(fault.delay, self.stopping):
             return DROP
         refusal = self.accounts.identify(key)
         if refusal is not None:

@@ -1,6 +1,9 @@
-"""The explorer widget's browser code (an ES module for anywidget; no build step)."""
-
-ESM = r"""
+// The explorer widget's browser code: an ES module for anywidget (no build step).
+// It lays out what the kernel sends in four synced traits: `shortcuts` (sent once: the keys the
+// kernel handles and the help line), `view` (the row), `table` (one page of the queue table)
+// and `media` (WAV and PNG bytes per lane). Actions go back as custom messages
+// ({action: "decide", decision: "keep"}, ...). Playback, the playhead, click-to-seek and lane
+// switching stay in the browser.
 const h = (tag, cls, text) => {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -8,7 +11,6 @@ const h = (tag, cls, text) => {
   return e;
 };
 const LANES = ["original", "isolated", "residual"];
-const ACTION_KEYS = new Set(["k", "d", "f", "u", "l", "n", "j", "p", "z", "ArrowLeft", "ArrowRight"]);
 
 function blobUrl(buf, type) {
   if (!buf) return "";
@@ -216,6 +218,12 @@ function render({ model, el }) {
   root.append(top, info, err, lanesBox, actions, message, signals, queue, reiso, help);
 
   // --- keys -------------------------------------------------------------------------------
+  // the keys the kernel acts on and the help line come from Python once (the `shortcuts` trait)
+  const keys = model.get("shortcuts") || {};
+  const kernelKeys = new Set(keys.actions || []);
+  help.replaceChildren(...(keys.help || []).map(([k, what]) => {
+    const s = h("span", "sa-keyhelp"); s.append(h("kbd", "", k), document.createTextNode(" " + what)); return s;
+  }));
   const focusState = () => {
     const on = root.contains(document.activeElement);
     root.classList.toggle("sa-focused", on);
@@ -242,7 +250,7 @@ function render({ model, el }) {
       return;
     }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
-    if (ACTION_KEYS.has(key)) { e.preventDefault(); send("key", { key }); return; }
+    if (kernelKeys.has(key)) { e.preventDefault(); send("key", { key }); return; }
     if (key === " ") { e.preventDefault(); playPause(); return; }
     if (["1", "2", "3"].includes(key)) { e.preventDefault(); switchTo(LANES[+key - 1]); return; }
     if (key === "ArrowUp" || key === "ArrowDown") {
@@ -324,9 +332,6 @@ function render({ model, el }) {
     if (document.activeElement !== desc && v.description !== undefined) desc.value = v.description;
     if (document.activeElement !== cand && v.candidates !== undefined) cand.value = v.candidates;
     reiso.classList.toggle("sa-hidden", !v.can_reisolate);
-    help.replaceChildren(...(v.keys || []).map(([k, what]) => {
-      const s = h("span", "sa-keyhelp"); s.append(h("kbd", "", k), document.createTextNode(" " + what)); return s;
-    }));
   }
 
   function drawTable() {
@@ -397,4 +402,3 @@ function render({ model, el }) {
 }
 
 export default { render };
-"""
