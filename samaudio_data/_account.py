@@ -71,7 +71,7 @@ class ProbeResult:
         """The probe's part of the report, one fact a line."""
         out = [f"probe: 1 call via {self.via} in {self.latency:.1f} s; answer: {self.carrier}"
                + (f" ({self.content_type})" if self.content_type else "")]
-        if self.format:
+        if self.format and self.frames is not None and self.sample_rate:
             secs = self.frames / self.sample_rate
             out.append(f"  audio: {self.format}, {self.sample_rate} Hz, {self.channels} "
                        f"channel(s), {self.frames} samples ({secs:.3f} s) for "
@@ -245,6 +245,8 @@ def _check_queue(transport: Transport, exchange, report: CheckReport) -> None:
 def _check_probe(transport: Transport, report: CheckReport, before: Optional[float],
                  price: float) -> None:
     p = report.probe
+    if p is None:
+        return
     if before is not None:
         try:
             p.charged = round(before - credits(transport), 6)

@@ -21,8 +21,9 @@ Example
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -31,16 +32,24 @@ from . import _longfile as longfile
 from . import _many as many
 from . import _settings as settings
 from ._answers.cache import ResultCache
-from ._state.limits import SharedLimits
 from ._models import Budget, CostEstimate, Separation, Usage
-from ._options import (GROUPS, UNSET, Chunking, Options, RateLimits, ReadOnlySettings,
-                       Retries, Upload)
+from ._options import (
+    GROUPS,
+    UNSET,
+    Chunking,
+    Options,
+    RateLimits,
+    ReadOnlySettings,
+    Retries,
+    Upload,
+)
 from ._parts import Parts, build
+from ._state.limits import SharedLimits
 from ._version import __version__
 
 # api keys of clients that were pickled (to num_proc workers), by endpoint: pickles never
 # carry the key, so a dataset fingerprint never depends on it; forked workers find it here.
-_KEYRING: Dict[str, str] = {}
+_KEYRING: dict[str, str] = {}
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -79,36 +88,54 @@ class Client(ReadOnlySettings):
     2
     """
 
-    _api_key: Optional[str]
+    _api_key: str | None
     _parts: Parts
 
-    def __init__(self, api_key: Optional[str] = None, *, endpoint: Optional[str] = None,
-                 timeout: Union[float, Tuple[float, float]] = (10.0, 300.0),
-                 max_retries: int = UNSET, max_concurrency: int = UNSET,
-                 requests_per_minute: Union[float, str, None] = UNSET,
-                 rate_window: float = UNSET, retry_after_max: float = UNSET,
-                 backoff_base: float = UNSET, backoff_max: float = UNSET,
-                 price_per_call: Optional[float] = None,
-                 cache_dir: Union[str, os.PathLike, None, bool] = None,
-                 cache_namespace: Optional[str] = None, chunk_seconds: float = UNSET,
-                 overlap_seconds: float = UNSET, max_seconds: Optional[float] = UNSET,
-                 output_format: str = "wav", reranking_candidates: int = 1,
-                 channels: str = "mix", audio_encoding: str = UNSET,
-                 upload_format: str = UNSET, progress: bool = True, transport: str = "auto",
-                 queue_retention: float = 3600.0, retries: Optional[Retries] = None,
-                 rate_limits: Optional[RateLimits] = None, chunking: Optional[Chunking] = None,
-                 upload: Optional[Upload] = None) -> None:
-        given = {k: v for k, v in locals().items() if k not in ("self", "api_key")
-                 and v is not UNSET and not (k in GROUPS and v is None)}
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        endpoint: str | None = None,
+        timeout: float | tuple[float, float] = (10.0, 300.0),
+        max_retries: int = UNSET,
+        max_concurrency: int = UNSET,
+        requests_per_minute: float | str | None = UNSET,
+        rate_window: float = UNSET,
+        retry_after_max: float = UNSET,
+        backoff_base: float = UNSET,
+        backoff_max: float = UNSET,
+        price_per_call: float | None = None,
+        cache_dir: str | os.PathLike | None | bool = None,
+        cache_namespace: str | None = None,
+        chunk_seconds: float = UNSET,
+        overlap_seconds: float = UNSET,
+        max_seconds: float | None = UNSET,
+        output_format: str = "wav",
+        reranking_candidates: int = 1,
+        channels: str = "mix",
+        audio_encoding: str = UNSET,
+        upload_format: str = UNSET,
+        progress: bool = True,
+        transport: str = "auto",
+        queue_retention: float = 3600.0,
+        retries: Retries | None = None,
+        rate_limits: RateLimits | None = None,
+        chunking: Chunking | None = None,
+        upload: Upload | None = None,
+    ) -> None:
+        given = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("self", "api_key") and v is not UNSET and not (k in GROUPS and v is None)
+        }
         self._start(Options.build(**given), settings.api_key(api_key))
 
-    def _start(self, options: Options, api_key: Optional[str],
-               like: Optional[Parts] = None) -> None:
+    def _start(self, options: Options, api_key: str | None, like: Parts | None = None) -> None:
         object.__setattr__(self, "_options", options)
         object.__setattr__(self, "_api_key", api_key)
         object.__setattr__(self, "_parts", build(options, api_key, like=like))
 
-    def with_options(self, *, api_key: Optional[str] = None, **changes: Any) -> "Client":
+    def with_options(self, *, api_key: str | None = None, **changes: Any) -> Client:
         """A copy of this client with some settings changed (the keywords of
         :class:`Client`), sharing what they leave unchanged: the connection pool, the shared
         limits and the usage (with the same key).
@@ -120,8 +147,11 @@ class Client(ReadOnlySettings):
         """
         key = self._api_key if api_key is None else settings.api_key(api_key)
         clone = object.__new__(type(self))
-        clone._start(self._options.replace(**changes), key,
-                     like=self._parts if key == self._api_key else None)
+        clone._start(
+            self._options.replace(**changes),
+            key,
+            like=self._parts if key == self._api_key else None,
+        )
         return clone
 
     # --- what the client holds -------------------------------------------------------------
@@ -143,7 +173,7 @@ class Client(ReadOnlySettings):
         return self._parts.limits
 
     @property
-    def cache(self) -> Optional[ResultCache]:
+    def cache(self) -> ResultCache | None:
         """The result cache (None when ``cache_dir=False``)."""
         return self._parts.caller.cache
 
@@ -186,7 +216,7 @@ class Client(ReadOnlySettings):
         key = "'***'" if self._api_key else "None"
         return f"Client(endpoint={self.endpoint!r}, api_key={key})"
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -212,8 +242,9 @@ class Client(ReadOnlySettings):
         """
         return self.separate(y, sr, description, **params).target
 
-    def separate(self, y: np.ndarray, sr: int, description: str, *,
-                 budget: Optional[Budget] = None, **params) -> Separation:
+    def separate(
+        self, y: np.ndarray, sr: int, description: str, *, budget: Budget | None = None, **params
+    ) -> Separation:
         """Isolate ``description``; return target, residual (input minus target) and cost.
 
         >>> from samaudio_data.testing import LocalEndpoint
@@ -228,8 +259,9 @@ class Client(ReadOnlySettings):
         """
         return self._parts.run(self._parts.prepare(y, sr, description, params), budget)
 
-    def isolate_many(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
-                     description: str, **kwargs) -> List[Any]:
+    def isolate_many(
+        self, ys: Sequence[np.ndarray], srs: int | Sequence[int], description: str, **kwargs
+    ) -> list[Any]:
         """Isolate ``description`` in many clips concurrently; results in input order.
 
         ``srs`` is one rate for all or one per clip. Takes the keywords of
@@ -246,10 +278,17 @@ class Client(ReadOnlySettings):
         seps = self.separate_many(ys, srs, description, **kwargs)
         return [s.target if isinstance(s, Separation) else s for s in seps]
 
-    def separate_many(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
-                      description: str, *, progress: Optional[bool] = None,
-                      return_exceptions: bool = False, budget: Optional[Budget] = None,
-                      **params) -> List[Any]:
+    def separate_many(
+        self,
+        ys: Sequence[np.ndarray],
+        srs: int | Sequence[int],
+        description: str,
+        *,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+        budget: Budget | None = None,
+        **params,
+    ) -> list[Any]:
         """Separate many clips concurrently, order kept.
 
         Every clip is checked before the first request. With ``return_exceptions=True`` a
@@ -264,13 +303,26 @@ class Client(ReadOnlySettings):
         >>> len(res), res[0].sr
         (3, 8000)
         """
-        return many.separate_many(self._parts, ys, srs, description, progress=progress,
-                                  return_exceptions=return_exceptions, budget=budget,
-                                  params=params)
+        return many.separate_many(
+            self._parts,
+            ys,
+            srs,
+            description,
+            progress=progress,
+            return_exceptions=return_exceptions,
+            budget=budget,
+            params=params,
+        )
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
-            progress: Optional[bool] = None, return_exceptions: bool = False,
-            desc: str = "isolating") -> List[Any]:
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+        desc: str = "isolating",
+    ) -> list[Any]:
         """Apply ``fn`` (which calls this client) to every item on the client's thread pool.
 
         Results keep the items' order; items that are exceptions are passed through. A 401,
@@ -288,12 +340,18 @@ class Client(ReadOnlySettings):
         >>> [round(float(p), 2) for p in peaks]
         [0.1, 0.2]
         """
-        return self._parts.runner.map(fn, items, progress=progress, desc=desc,
-                                      return_exceptions=return_exceptions)
+        return self._parts.runner.map(
+            fn, items, progress=progress, desc=desc, return_exceptions=return_exceptions
+        )
 
-    def stream(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
-               progress: Optional[bool] = None, desc: str = "isolating"
-               ) -> Iterator[Tuple[Any, Any]]:
+    def stream(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        progress: bool | None = None,
+        desc: str = "isolating",
+    ) -> Iterator[tuple[Any, Any]]:
         """Like :meth:`map` for an iterable of any length: yields ``(item, result)`` as
         results arrive, reading items only a little ahead of the requests in flight (flat
         memory, no batch boundaries). A failed item's result is its exception; 401/403/406
@@ -309,8 +367,9 @@ class Client(ReadOnlySettings):
         """
         return self._parts.runner.stream(fn, items, progress=progress, desc=desc)
 
-    def estimate(self, ys: Sequence[np.ndarray], srs: Union[int, Sequence[int]],
-                 description: str, **params) -> CostEstimate:
+    def estimate(
+        self, ys: Sequence[np.ndarray], srs: int | Sequence[int], description: str, **params
+    ) -> CostEstimate:
         """Count the calls a run would pay for and the cache hits; nothing is sent.
 
         >>> import tempfile
@@ -322,11 +381,17 @@ class Client(ReadOnlySettings):
 
     # --- files ---------------------------------------------------------------------------------
 
-    def isolate_file(self, path: PathLike, description: str,
-                     out_path: Optional[PathLike] = None, *,
-                     residual_path: Union[PathLike, bool, None] = None,
-                     budget: Optional[Budget] = None, progress: Optional[bool] = None,
-                     **params) -> Path:
+    def isolate_file(
+        self,
+        path: PathLike,
+        description: str,
+        out_path: PathLike | None = None,
+        *,
+        residual_path: PathLike | bool | None = None,
+        budget: Budget | None = None,
+        progress: bool | None = None,
+        **params,
+    ) -> Path:
         """Isolate ``description`` in an audio file of any length, streaming; return the output.
 
         The file is read one window of ``chunk_seconds`` at a time, each window isolated by
@@ -354,12 +419,20 @@ class Client(ReadOnlySettings):
         >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
         0.25
         """
-        return longfile.isolate_file(self._parts, path, description, out_path,
-                                     residual_path=residual_path, budget=budget,
-                                     progress=progress, **params)
+        return longfile.isolate_file(
+            self._parts,
+            path,
+            description,
+            out_path,
+            residual_path=residual_path,
+            budget=budget,
+            progress=progress,
+            **params,
+        )
 
-    def estimate_file(self, paths: Union[PathLike, Sequence[PathLike]], description: str,
-                      **params) -> CostEstimate:
+    def estimate_file(
+        self, paths: PathLike | Sequence[PathLike], description: str, **params
+    ) -> CostEstimate:
         """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
         channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
         With a cache every window is read and encoded to look it up; without, only headers.
@@ -404,4 +477,3 @@ class Client(ReadOnlySettings):
         (True, 2.0, True, 48000, 'queue')
         """
         return account.check_parts(self._parts, probe=probe)
-

@@ -80,7 +80,7 @@ def isolate_file(parts: Parts, path: PathLike, description: str,
                              channels=channels, upload_format=upload_format)
             # the residual reads the input again, per span written: while the request
             # waits, memory holds only the upload
-            job = dataclasses.replace(job, original=None)
+            job = dataclasses.replace(job, original=None)  # type: ignore[arg-type]
         answers = [parts.caller.answer(p, job, started=started, budget=budget)
                    for p in job.pieces]
         with heavy:
@@ -106,7 +106,7 @@ def isolate_file(parts: Parts, path: PathLike, description: str,
                 futures[runner.submit(window, submitted)] = submitted
                 submitted += 1
             finished, _ = runner.wait(futures)
-            for fut in sorted(finished, key=futures.get):
+            for fut in sorted(finished, key=lambda f: futures[f]):
                 i = futures.pop(fut)
                 try:
                     joiner.add(i, fut.result())
@@ -248,7 +248,7 @@ def _release_memory() -> None:
         _TRIM(0)
 
 
-_TRIM = None
+_TRIM: Any = None  # libc's malloc_trim, or False where there is none
 
 
 def _residual(path: Path, start: int, target: np.ndarray, each: bool) -> np.ndarray:

@@ -14,12 +14,15 @@ Example
 >>> clips_and_rates([np.zeros(4)] * 3, [8000, 16000])
 Traceback (most recent call last):
 ...
-samaudio_data.errors.InvalidRequestError: got 3 clips but 2 sample rates; pass one rate or one per clip.
+samaudio_data.errors.InvalidRequestError: got 3 clips but 2 sample rates; pass one rate or
+one per clip.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+import functools
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,40 +30,61 @@ from . import errors
 from ._models import Budget, CostEstimate, Tally
 from ._parts import Parts
 
-Rates = Union[int, Sequence[int]]
+Rates = int | Sequence[int]
 
 
-def clips_and_rates(ys: Sequence[np.ndarray], srs: Rates) -> Tuple[List[Any], List[Any]]:
+def clips_and_rates(ys: Sequence[np.ndarray], srs: Rates) -> tuple[list[Any], list[Any]]:
     """The clips as a list and one sample rate per clip; a clear error when the numbers of
     clips and rates differ."""
     ys = list(ys)
     rates = list(srs) if isinstance(srs, (list, tuple, np.ndarray)) else [srs] * len(ys)
     if len(rates) != len(ys):
         raise errors.InvalidRequestError(
-            f"got {len(ys)} clips but {len(rates)} sample rates; pass one rate or one per clip.")
+            f"got {len(ys)} clips but {len(rates)} sample rates; pass one rate or one per clip."
+        )
     return ys, rates
 
 
-def separate_many(parts: Parts, ys: Sequence[np.ndarray], srs: Rates, description: str, *,
-                  progress: Optional[bool], return_exceptions: bool, budget: Optional[Budget],
-                  params: Dict[str, Any]) -> List[Any]:
+def separate_many(
+    parts: Parts,
+    ys: Sequence[np.ndarray],
+    srs: Rates,
+    description: str,
+    *,
+    progress: bool | None,
+    return_exceptions: bool,
+    budget: Budget | None,
+    params: dict[str, Any],
+) -> list[Any]:
     """See :meth:`samaudio_data.Client.separate_many`."""
-    jobs: List[Any] = []
-    for i, (y, sr) in enumerate(zip(*clips_and_rates(ys, srs))):
+    jobs: list[Any] = []
+    for i, (y, sr) in enumerate(zip(*clips_and_rates(ys, srs), strict=True)):
         try:
             jobs.append(parts.prepare(y, sr, description, params))
         except errors.InvalidRequestError as exc:
             if not return_exceptions:
                 raise type(exc)(f"clip {i}: {exc.message}") from exc
             jobs.append(exc)
-    return parts.runner.map(lambda job: parts.run(job, budget), jobs, progress=progress,
-                            return_exceptions=return_exceptions)
+    return parts.runner.map(
+        lambda job: parts.run(job, budget),
+        jobs,
+        progress=progress,
+        return_exceptions=return_exceptions,
+    )
 
 
-def estimate(parts: Parts, ys: Sequence[np.ndarray], srs: Rates, description: str,
-             params: Dict[str, Any]) -> CostEstimate:
+def estimate(
+    parts: Parts, ys: Sequence[np.ndarray], srs: Rates, description: str, params: dict[str, Any]
+) -> CostEstimate:
     """See :meth:`samaudio_data.Client.estimate`."""
     tally = Tally(parts.options.price_per_call)
-    for i, (y, sr) in enumerate(zip(*clips_and_rates(ys, srs))):
-        tally.add(i, lambda: parts.caller.count(parts.prepare(y, sr, description, params)))
+    for i, (y, sr) in enumerate(zip(*clips_and_rates(ys, srs), strict=True)):
+        tally.add(i, functools.partial(_count, parts, y, sr, description, params))
     return tally.result()
+
+
+def _count(
+    parts: Parts, y: np.ndarray, sr: int, description: str, params: dict[str, Any]
+) -> tuple[int, int]:
+    """``(calls to pay, cache hits)`` of one clip, counted as its sends would be."""
+    return parts.caller.count(parts.prepare(y, sr, description, params))

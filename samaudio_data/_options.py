@@ -23,12 +23,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union, cast
+from typing import Any, cast
 
 from . import _settings as settings
 from . import audio, errors
 
-Timeout = Union[float, Tuple[float, float]]
+Timeout = float | tuple[float, float]
 
 
 class _Unset:
@@ -60,8 +60,11 @@ class Retries:
     retry_after_max: float = 60.0
 
     def __post_init__(self) -> None:
-        _set(self, "max_retries", settings.positive("max_retries", self.max_retries,
-                                                    integer=True, zero=True))
+        _set(
+            self,
+            "max_retries",
+            settings.positive("max_retries", self.max_retries, integer=True, zero=True),
+        )
         for name in ("backoff_base", "backoff_max", "retry_after_max"):
             _set(self, name, settings.positive(name, getattr(self, name), zero=True))
 
@@ -77,20 +80,23 @@ class RateLimits:
     50.0
     """
 
-    requests_per_minute: Union[float, str, None] = None
+    requests_per_minute: float | str | None = None
     max_concurrency: int = 16
     rate_window: float = 60.0
 
     def __post_init__(self) -> None:
         _set(self, "requests_per_minute", settings.requests_per_minute(self.requests_per_minute))
-        _set(self, "max_concurrency", settings.positive("max_concurrency", self.max_concurrency,
-                                                        integer=True))
+        _set(
+            self,
+            "max_concurrency",
+            settings.positive("max_concurrency", self.max_concurrency, integer=True),
+        )
         _set(self, "rate_window", settings.positive("rate_window", self.rate_window))
 
     @property
-    def per_minute(self) -> Optional[float]:
+    def per_minute(self) -> float | None:
         """``requests_per_minute`` as checked: a number, or None when unknown."""
-        return cast(Optional[float], self.requests_per_minute)
+        return cast(float | None, self.requests_per_minute)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class Chunking:
 
     chunk_seconds: float = audio.DEFAULT_CHUNK_SECONDS
     overlap_seconds: float = audio.DEFAULT_OVERLAP_SECONDS
-    max_seconds: Optional[float] = None
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         chunk, overlap = audio.check_chunk_settings(self.chunk_seconds, self.overlap_seconds)
@@ -134,17 +140,40 @@ class Upload:
         settings.check_choice("audio_encoding", self.audio_encoding, settings.AUDIO_ENCODINGS)
 
 
-GROUPS: Dict[str, type] = {"retries": Retries, "rate_limits": RateLimits,
-                           "chunking": Chunking, "upload": Upload}
+GROUPS: dict[str, type] = {
+    "retries": Retries,
+    "rate_limits": RateLimits,
+    "chunking": Chunking,
+    "upload": Upload,
+}
 GROUP_OF = {f.name: group for group, cls in GROUPS.items() for f in dataclasses.fields(cls)}
 """The group each plain keyword belongs to, e.g. ``"max_retries" -> "retries"``."""
 
 # the pickled state (and so every dataset fingerprint) lists the settings in this order
-STATE_KEYS = ("endpoint", "timeout", "max_retries", "max_concurrency", "requests_per_minute",
-              "rate_window", "retry_after_max", "backoff_base", "backoff_max",
-              "price_per_call", "cache_dir", "cache_namespace", "chunk_seconds",
-              "overlap_seconds", "max_seconds", "defaults", "channels", "audio_encoding",
-              "upload_format", "progress", "transport", "queue_retention")
+STATE_KEYS = (
+    "endpoint",
+    "timeout",
+    "max_retries",
+    "max_concurrency",
+    "requests_per_minute",
+    "rate_window",
+    "retry_after_max",
+    "backoff_base",
+    "backoff_max",
+    "price_per_call",
+    "cache_dir",
+    "cache_namespace",
+    "chunk_seconds",
+    "overlap_seconds",
+    "max_seconds",
+    "defaults",
+    "channels",
+    "audio_encoding",
+    "upload_format",
+    "progress",
+    "transport",
+    "queue_retention",
+)
 
 
 @dataclass(frozen=True)
@@ -158,8 +187,8 @@ class Options:
     chunking: Chunking = field(default_factory=Chunking)
     upload: Upload = field(default_factory=Upload)
     price_per_call: float = settings.DEFAULT_PRICE_PER_CALL
-    cache_dir: Optional[Path] = None
-    cache_namespace: Optional[str] = None
+    cache_dir: Path | None = None
+    cache_namespace: str | None = None
     output_format: str = "wav"
     reranking_candidates: int = 1
     channels: str = "mix"
@@ -168,7 +197,7 @@ class Options:
     queue_retention: float = 3600.0
 
     @classmethod
-    def build(cls, **given: Any) -> "Options":
+    def build(cls, **given: Any) -> Options:
         """Options from a client's keywords (plain or grouped); environment defaults apply
         to what is not given (``endpoint``, ``price_per_call``, ``cache_dir``, ...)."""
         given.setdefault("endpoint", None)
@@ -176,14 +205,14 @@ class Options:
         given.setdefault("cache_dir", None)
         return cls().replace(**given)
 
-    def replace(self, **changes: Any) -> "Options":
+    def replace(self, **changes: Any) -> Options:
         """A copy with ``changes`` (plain keywords or whole groups), checked as new.
 
         >>> Options().replace(max_retries=1, progress=False).retries.max_retries
         1
         """
-        flat: Dict[str, Dict[str, Any]] = {}
-        top: Dict[str, Any] = {}
+        flat: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
         for name, value in changes.items():
             if name in GROUP_OF:
                 flat.setdefault(GROUP_OF[name], {})[name] = value
@@ -191,19 +220,22 @@ class Options:
                 if not isinstance(value, GROUPS[name]):
                     raise errors.InvalidRequestError(
                         f"{name} must be a samaudio_data.{GROUPS[name].__name__}, got "
-                        f"{type(value).__name__}.")
+                        f"{type(value).__name__}."
+                    )
                 top[name] = value
             elif name in {f.name for f in dataclasses.fields(self)}:
                 top[name] = value
             else:
                 raise errors.InvalidRequestError(
                     f"unknown setting {name!r}; the settings are listed in the README's "
-                    "'Settings' (help(samaudio_data.Client)).")
+                    "'Settings' (help(samaudio_data.Client))."
+                )
         for group, fields in flat.items():
             if group in top:
                 raise errors.InvalidRequestError(
                     f"{', '.join(fields)} given both as a keyword and in {group}=; pass "
-                    "one or the other.")
+                    "one or the other."
+                )
             top[group] = dataclasses.replace(getattr(self, group), **fields)
         return dataclasses.replace(self, **{k: _check(k, v) for k, v in top.items()})
 
@@ -213,10 +245,12 @@ class Options:
         return self.cache_namespace or self.endpoint
 
     @property
-    def defaults(self) -> Dict[str, Any]:
+    def defaults(self) -> dict[str, Any]:
         """The endpoint parameters every call starts from."""
-        return {"output_format": self.output_format,
-                "reranking_candidates": self.reranking_candidates}
+        return {
+            "output_format": self.output_format,
+            "reranking_candidates": self.reranking_candidates,
+        }
 
     def get(self, name: str) -> Any:
         """One setting by its plain name (``"max_retries"``, ``"upload_format"``, ...)."""
@@ -226,14 +260,14 @@ class Options:
             return getattr(getattr(self, GROUP_OF[name]), name)
         return getattr(self, name)
 
-    def state(self) -> Dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         """The settings as a client pickles them (no key): a dataset fingerprint hashes it."""
         state = {k: self.get(k) for k in STATE_KEYS}
         state["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
         return state
 
     @classmethod
-    def from_state(cls, state: Dict[str, Any]) -> "Options":
+    def from_state(cls, state: dict[str, Any]) -> Options:
         """The options of a pickled client (also one pickled by an older version)."""
         state = {k: v for k, v in state.items() if k in STATE_KEYS}
         state.update(state.pop("defaults", {}))
@@ -267,7 +301,8 @@ def _check(name: str, value: Any) -> Any:
         return bool(value)
     if name == "cache_namespace" and value is not None and not isinstance(value, str):
         raise errors.InvalidRequestError(
-            f"cache_namespace must be a string, got {type(value).__name__}.")
+            f"cache_namespace must be a string, got {type(value).__name__}."
+        )
     return value
 
 
@@ -276,7 +311,8 @@ def _timeout(value: Any) -> Timeout:
     parts = tuple(value) if isinstance(value, (tuple, list)) else (value,)
     if len(parts) not in (1, 2):
         raise errors.InvalidRequestError(
-            f"timeout must be seconds or a (connect, read) pair, got {value!r}.")
+            f"timeout must be seconds or a (connect, read) pair, got {value!r}."
+        )
     for part in parts:
         settings.positive("timeout", part)
     return tuple(value) if isinstance(value, list) else value
@@ -290,21 +326,21 @@ class ReadOnlySettings:
 
     _options: Options
     endpoint: str
-    timeout: Union[float, Tuple[float, float]]
+    timeout: float | tuple[float, float]
     max_retries: int
     max_concurrency: int
-    requests_per_minute: Optional[float]
+    requests_per_minute: float | None
     rate_window: float
     retry_after_max: float
     backoff_base: float
     backoff_max: float
     price_per_call: float
-    cache_dir: Optional[Path]
-    cache_namespace: Optional[str]
+    cache_dir: Path | None
+    cache_namespace: str | None
     chunk_seconds: float
     overlap_seconds: float
-    max_seconds: Optional[float]
-    defaults: Dict[str, Any]
+    max_seconds: float | None
+    defaults: dict[str, Any]
     channels: str
     audio_encoding: str
     upload_format: str
@@ -323,13 +359,16 @@ class ReadOnlySettings:
             raise errors.ReadOnlySettingError(
                 f"Client settings are read-only: the cache key and the request are built "
                 f"from the same values for the client's life. Use client.with_options("
-                f"{name}=...) for a copy with another {name}.")
+                f"{name}=...) for a copy with another {name}."
+            )
         object.__setattr__(self, name, value)
 
 
 def _setting(name: str) -> property:
-    return property(lambda self: self._options.get(name),
-                    doc=f"The ``{name}`` setting (read-only; see ``with_options``).")
+    return property(
+        lambda self: self._options.get(name),
+        doc=f"The ``{name}`` setting (read-only; see ``with_options``).",
+    )
 
 
 for _name in (*STATE_KEYS, *GROUPS, "output_format", "reranking_candidates"):

@@ -25,7 +25,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +34,14 @@ from . import errors
 from ._answers.cache import ResultCache
 from ._answers.calls import Caller
 from ._answers.jobs import Job, assemble, prepare
-from ._net.journal import Journal
-from ._state.limits import SharedLimits
 from ._models import Budget, Separation, Usage
-from ._options import Options
+from ._net.journal import Journal
 from ._net.queue import QueueExchange
 from ._net.retry import RetryPolicy
-from ._runner import Runner
 from ._net.transport import Transport
+from ._options import Options
+from ._runner import Runner
+from ._state.limits import SharedLimits
 
 
 @dataclass
@@ -54,10 +54,9 @@ class Parts:
     limits: SharedLimits
     usage: Usage
     runner: Runner
-    owned: List[Any] = field(default_factory=list)
+    owned: list[Any] = field(default_factory=list)
 
-    def request(self, description: Any, params: Dict[str, Any]
-                ) -> Tuple[str, Dict[str, Any], str]:
+    def request(self, description: Any, params: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
         """The checked description, endpoint parameters and channel mode of a call."""
         params = dict(params)
         channels = settings.check_channels(params.pop("channels", self.options.channels))
@@ -66,25 +65,33 @@ class Parts:
         if self.http.redact(description) != description:
             raise errors.InvalidRequestError(
                 "the description contains this client's API key (was it pasted by mistake?); "
-                "nothing was sent. Describe the sound instead, e.g. 'man speaking'.")
+                "nothing was sent. Describe the sound instead, e.g. 'man speaking'."
+            )
         return description, merged, channels
 
-    def prepare(self, y: np.ndarray, sr: int, description: Any,
-                params: Dict[str, Any]) -> Job:
+    def prepare(self, y: np.ndarray, sr: int, description: Any, params: dict[str, Any]) -> Job:
         """One clip's checked, encoded job; a typed error before anything is sent."""
         description, merged, channels = self.request(description, params)
         chunking = self.options.chunking
-        return prepare(y, sr, description, merged, channels=channels,
-                       upload_format=self.options.upload.upload_format,
-                       chunk_seconds=chunking.chunk_seconds,
-                       overlap_seconds=chunking.overlap_seconds,
-                       max_seconds=chunking.max_seconds)
+        return prepare(
+            y,
+            sr,
+            description,
+            merged,
+            channels=channels,
+            upload_format=self.options.upload.upload_format,
+            chunk_seconds=chunking.chunk_seconds,
+            overlap_seconds=chunking.overlap_seconds,
+            max_seconds=chunking.max_seconds,
+        )
 
-    def run(self, job: Job, budget: Optional[Budget]) -> Separation:
+    def run(self, job: Job, budget: Budget | None) -> Separation:
         """One clip's separation; a long clip's chunks are sent concurrently."""
         started = self.runner.started()
-        calls = [functools.partial(self.caller.answer, p, job, started=started, budget=budget)
-                 for p in job.pieces]
+        calls = [
+            functools.partial(self.caller.answer, p, job, started=started, budget=budget)
+            for p in job.pieces
+        ]
         if len(calls) == 1:
             return assemble(job, [calls[0]()])
         seconds = job.original.shape[-1] / job.sr
@@ -96,51 +103,86 @@ class Parts:
             part.close()
 
 
-def build(options: Options, api_key: Optional[str], *, like: Optional[Parts] = None
-          ) -> Parts:
+def build(options: Options, api_key: str | None, *, like: Parts | None = None) -> Parts:
     """The parts for ``options``; those of ``like`` (a client with the same key being
     copied) that ``options`` leaves unchanged are shared: the connection pool, the limits,
     the usage."""
-    owned: List[Any] = []
+    owned: list[Any] = []
     old = like.options if like is not None else None
-    if like is not None and old is not None and \
-            (old.endpoint, old.timeout, old.rate_limits.max_concurrency) == \
-            (options.endpoint, options.timeout, options.rate_limits.max_concurrency):
+    if (
+        like is not None
+        and old is not None
+        and (old.endpoint, old.timeout, old.rate_limits.max_concurrency)
+        == (options.endpoint, options.timeout, options.rate_limits.max_concurrency)
+    ):
         http = like.http
     else:
-        http = Transport(options.endpoint, api_key, timeout=options.timeout,
-                         pool_size=max(10, 2 * options.rate_limits.max_concurrency))
+        http = Transport(
+            options.endpoint,
+            api_key,
+            timeout=options.timeout,
+            pool_size=max(10, 2 * options.rate_limits.max_concurrency),
+        )
         owned.append(http)
-    if like is not None and old is not None and (old.identity, old.cache_dir,
-                                                 old.rate_limits) == \
-            (options.identity, options.cache_dir, options.rate_limits):
+    if (
+        like is not None
+        and old is not None
+        and (old.identity, old.cache_dir, old.rate_limits)
+        == (options.identity, options.cache_dir, options.rate_limits)
+    ):
         limits = like.limits
     else:
         tag = hashlib.sha256(options.identity.encode()).hexdigest()[:16]
         root = options.cache_dir or Path(tempfile.gettempdir()) / "samaudio_data-limits"
         rates = options.rate_limits
-        limits = SharedLimits(root / "limits" / tag, max_concurrency=rates.max_concurrency,
-                              requests_per_minute=rates.per_minute,
-                              rate_window=rates.rate_window)
-    usage = like.usage if like is not None else \
-        Usage(rate_limit=options.rate_limits.per_minute)
+        limits = SharedLimits(
+            root / "limits" / tag,
+            max_concurrency=rates.max_concurrency,
+            requests_per_minute=rates.per_minute,
+            rate_window=rates.rate_window,
+        )
+    usage = like.usage if like is not None else Usage(rate_limit=options.rate_limits.per_minute)
     retries = options.retries
-    policy = RetryPolicy(max_retries=retries.max_retries, backoff_base=retries.backoff_base,
-                         backoff_max=retries.backoff_max,
-                         retry_after_max=retries.retry_after_max,
-                         rate_window=options.rate_limits.rate_window)
+    policy = RetryPolicy(
+        max_retries=retries.max_retries,
+        backoff_base=retries.backoff_base,
+        backoff_max=retries.backoff_max,
+        retry_after_max=retries.retry_after_max,
+        rate_window=options.rate_limits.rate_window,
+    )
     cache_dir = options.cache_dir
-    journal = (Journal(cache_dir / "journal", retention=options.queue_retention)
-               if cache_dir else None)
-    exchange = QueueExchange(http, mode=options.transport, journal=journal,
-                             state_dir=limits.directory)
-    caller = Caller(http, cache=ResultCache(cache_dir) if cache_dir else None, limits=limits,
-                    policy=policy, usage=usage, price_per_call=options.price_per_call,
-                    identity=options.identity,
-                    audio_encoding=options.upload.audio_encoding,
-                    upload_format=options.upload.upload_format, exchange=exchange)
-    runner = Runner(options.rate_limits.max_concurrency, usage=usage, limits=limits,
-                    progress=options.progress, cache_dir=cache_dir)
+    journal = (
+        Journal(cache_dir / "journal", retention=options.queue_retention) if cache_dir else None
+    )
+    exchange = QueueExchange(
+        http, mode=options.transport, journal=journal, state_dir=limits.directory
+    )
+    caller = Caller(
+        http,
+        cache=ResultCache(cache_dir) if cache_dir else None,
+        limits=limits,
+        policy=policy,
+        usage=usage,
+        price_per_call=options.price_per_call,
+        identity=options.identity,
+        audio_encoding=options.upload.audio_encoding,
+        upload_format=options.upload.upload_format,
+        exchange=exchange,
+    )
+    runner = Runner(
+        options.rate_limits.max_concurrency,
+        usage=usage,
+        limits=limits,
+        progress=options.progress,
+        cache_dir=cache_dir,
+    )
     owned.append(runner)
-    return Parts(options=options, http=http, caller=caller, limits=limits, usage=usage,
-                 runner=runner, owned=owned)
+    return Parts(
+        options=options,
+        http=http,
+        caller=caller,
+        limits=limits,
+        usage=usage,
+        runner=runner,
+        owned=owned,
+    )

@@ -28,12 +28,13 @@ import contextlib
 import itertools
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 from . import errors
-from ._state.limits import SharedLimits
 from ._models import Usage
+from ._state.limits import SharedLimits
 
 
 class _Work:
@@ -61,7 +62,7 @@ class _Work:
 class _Bar:
     """A progress bar, or nothing when progress is off."""
 
-    def __init__(self, runner: "Runner", bar) -> None:
+    def __init__(self, runner: Runner, bar) -> None:
         self._runner, self._bar = runner, bar
 
     def tick(self, n: int = 1) -> None:
@@ -73,18 +74,29 @@ class _Bar:
 class Runner:
     """The thread pool, progress, stops and summary of a client (see the module)."""
 
-    def __init__(self, workers: int, *, usage: Usage, limits: SharedLimits, progress: bool,
-                 cache_dir: Optional[Path]) -> None:
+    def __init__(
+        self,
+        workers: int,
+        *,
+        usage: Usage,
+        limits: SharedLimits,
+        progress: bool,
+        cache_dir: Path | None,
+    ) -> None:
         self.workers = workers
         self.usage = usage
         self.limits = limits
         self.progress = progress
-        self.stop_note = (f" Paid results are cached in {cache_dir}; running the same call "
-                          "again pays only for the rest." if cache_dir else "")
-        self._pool: Optional[cf.ThreadPoolExecutor] = None
+        self.stop_note = (
+            f" Paid results are cached in {cache_dir}; running the same call "
+            "again pays only for the rest."
+            if cache_dir
+            else ""
+        )
+        self._pool: cf.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._queued: Dict[cf.Future, _Work] = {}
+        self._queued: dict[cf.Future, _Work] = {}
 
     # --- the pool ----------------------------------------------------------------------------
 
@@ -93,15 +105,15 @@ class Runner:
         work = _Work(fn, args)
         with self._lock:
             if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="samaudio",
-                                                   initializer=self._mark_worker)
+                self._pool = cf.ThreadPoolExecutor(
+                    self.workers, thread_name_prefix="samaudio", initializer=self._mark_worker
+                )
             self._queued[work.future] = work
             work.future.add_done_callback(self._forget)
             self._pool.submit(work.run)
         return work.future
 
-    def wait(self, futures: Iterable[cf.Future], *, first: bool = True
-             ) -> Tuple[set, set]:
+    def wait(self, futures: Iterable[cf.Future], *, first: bool = True) -> tuple[set, set]:
         """``concurrent.futures.wait`` (for the first or for all); a pool thread waiting
         runs the awaited calls nobody has started yet."""
         how = cf.FIRST_COMPLETED if first else cf.ALL_COMPLETED
@@ -159,14 +171,20 @@ class Runner:
 
         return task
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
-            progress: Optional[bool] = None, return_exceptions: bool = False,
-            desc: str = "isolating") -> List[Any]:
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        progress: bool | None = None,
+        return_exceptions: bool = False,
+        desc: str = "isolating",
+    ) -> list[Any]:
         """``fn`` over ``items`` in order; see :meth:`samaudio_data.Client.map`."""
-        results: List[Any] = list(items)
+        results: list[Any] = list(items)
         task = self.operation(fn)
         todo = [i for i, item in enumerate(results) if not isinstance(item, BaseException)]
-        first_error: Optional[BaseException] = None
+        first_error: BaseException | None = None
         with self.bar(len(todo), desc, "clip", progress) as bar, self.stopping() as futures:
             for i in todo:
                 futures[self.submit(task, results[i])] = i
@@ -191,9 +209,14 @@ class Runner:
             raise first_error
         return results
 
-    def stream(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
-               progress: Optional[bool] = None, desc: str = "isolating"
-               ) -> Iterator[Tuple[Any, Any]]:
+    def stream(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        *,
+        progress: bool | None = None,
+        desc: str = "isolating",
+    ) -> Iterator[tuple[Any, Any]]:
         """``(item, result or its error)`` as they complete, reading ``items`` at most twice
         the pool's size ahead; see :meth:`samaudio_data.Client.stream`."""
         task, source = self.operation(fn), iter(items)
@@ -214,7 +237,7 @@ class Runner:
                     bar.tick()
                     yield item, result
 
-    def gather(self, calls: Sequence[Callable[[], Any]], *, desc: str) -> List[Any]:
+    def gather(self, calls: Sequence[Callable[[], Any]], *, desc: str) -> list[Any]:
         """The results of ``calls`` (a long clip's chunks), run concurrently, in order;
         those in flight finish (and so are cached) even when one fails."""
         futures = [self.submit(call) for call in calls]
@@ -231,8 +254,7 @@ class Runner:
     # --- progress and stops ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def bar(self, total: Optional[int], desc: str, unit: str,
-            progress: Optional[bool]) -> Iterator[_Bar]:
+    def bar(self, total: int | None, desc: str, unit: str, progress: bool | None) -> Iterator[_Bar]:
         """A progress bar (when ``progress``, else the client's default, says so)."""
         show = self.progress if progress is None else progress
         if not show or total == 0:
@@ -247,12 +269,12 @@ class Runner:
             bar.close()
 
     @contextlib.contextmanager
-    def stopping(self) -> Iterator[Dict[cf.Future, Any]]:
+    def stopping(self) -> Iterator[dict[cf.Future, Any]]:
         """Yields the operation's futures (fill it): on leaving, those not started are
         cancelled and those in flight waited for; a stopping error is raised again saying
         what the operation did and paid before it."""
         before = self.usage.snapshot()
-        futures: Dict[cf.Future, Any] = {}
+        futures: dict[cf.Future, Any] = {}
         try:
             yield futures
         except errors.STOPS as exc:
@@ -272,8 +294,9 @@ class Runner:
         return text
 
 
-def summarise(exc: errors.SamAudioError, before: Usage, now: Usage,
-              note: str = "") -> errors.SamAudioError:
+def summarise(
+    exc: errors.SamAudioError, before: Usage, now: Usage, note: str = ""
+) -> errors.SamAudioError:
     """The stopping error again, saying what was done and paid before the stop.
 
     >>> e = summarise(errors.InsufficientCreditsError("no credits", status_code=406),
@@ -284,9 +307,11 @@ def summarise(exc: errors.SamAudioError, before: Usage, now: Usage,
     done = now.billed - before.billed
     cost = now.cost - before.cost
     hits = now.cached - before.cached
-    kwargs: Dict[str, Any] = dict(status_code=exc.status_code, hint=exc.hint,
-                                  response=exc.response)
+    kwargs: dict[str, Any] = dict(status_code=exc.status_code, hint=exc.hint, response=exc.response)
     if isinstance(exc, errors.APIStatusError):
         kwargs["retry_after"] = exc.retry_after
-    return type(exc)(f"{exc.message} Stopped every request: {done} calls paid (${cost:.2f}) "
-                     f"and {hits} cache hits before the stop.{note}", **kwargs)
+    return type(exc)(
+        f"{exc.message} Stopped every request: {done} calls paid (${cost:.2f}) "
+        f"and {hits} cache hits before the stop.{note}",
+        **kwargs,
+    )

@@ -84,15 +84,16 @@ def endpoint(value: Optional[str]) -> str:
 
 def price_per_call(value: Optional[float]) -> float:
     """The price given, else ``$SAMAUDIO_PRICE_PER_CALL``, else the published figure."""
-    if value is None:
-        value = os.environ.get("SAMAUDIO_PRICE_PER_CALL", DEFAULT_PRICE_PER_CALL)
+    raw: Any = value
+    if raw is None:
+        raw = os.environ.get("SAMAUDIO_PRICE_PER_CALL", DEFAULT_PRICE_PER_CALL)
     try:
-        price = float(value)
+        price = float(raw)
     except (TypeError, ValueError):
         price = math.nan
     if not math.isfinite(price) or price < 0:
         raise errors.InvalidRequestError(
-            f"price_per_call must be a number of dollars >= 0, got {value!r}.")
+            f"price_per_call must be a number of dollars >= 0, got {raw!r}.")
     return price
 
 

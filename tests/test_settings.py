@@ -5,10 +5,9 @@ import threading
 
 import numpy as np
 import pytest
+from signals import bandlimited
 
 from samaudio_data import Chunking, Client, RateLimits, Retries, Upload, errors
-
-from signals import bandlimited
 
 
 def test_settings_are_read_only_and_say_what_to_do(client):
@@ -25,22 +24,33 @@ def test_with_options_sends_the_changed_settings_and_shares_the_rest(client, end
     flac.isolate(y, 16000, "speech")
     assert endpoint.stats["last_upload_format"] == "FLAC"
     assert endpoint.stats["last_request"]["reranking_candidates"] == 2
-    client.isolate(y, 16000, "speech")             # another cache key: paid again, as WAV
+    client.isolate(y, 16000, "speech")  # another cache key: paid again, as WAV
     assert endpoint.stats["last_upload_format"] == "WAV"
     assert endpoint.stats["billed"] == 2
-    assert client.usage.billed == flac.usage.billed == 2   # one usage, one account
+    assert client.usage.billed == flac.usage.billed == 2  # one usage, one account
     assert client.limits is flac.limits
-    flac.close()                                   # the copy closes only what it made
+    flac.close()  # the copy closes only what it made
     client.isolate(y * 0.5, 16000, "speech")
     assert client.upload_format == "wav" and flac.upload_format == "flac"
 
 
 def test_groups_and_plain_keywords_are_the_same_settings():
-    plain = Client("k", cache_dir=False, max_retries=1, requests_per_minute="free",
-                   chunk_seconds=8, upload_format="flac")
-    grouped = Client("k", cache_dir=False, retries=Retries(max_retries=1),
-                     rate_limits=RateLimits(requests_per_minute="free"),
-                     chunking=Chunking(chunk_seconds=8), upload=Upload(upload_format="flac"))
+    plain = Client(
+        "k",
+        cache_dir=False,
+        max_retries=1,
+        requests_per_minute="free",
+        chunk_seconds=8,
+        upload_format="flac",
+    )
+    grouped = Client(
+        "k",
+        cache_dir=False,
+        retries=Retries(max_retries=1),
+        rate_limits=RateLimits(requests_per_minute="free"),
+        chunking=Chunking(chunk_seconds=8),
+        upload=Upload(upload_format="flac"),
+    )
     assert plain.options == grouped.options
     assert pickle.dumps(plain) == pickle.dumps(grouped)
     with pytest.raises(errors.InvalidRequestError, match="both as a keyword and in retries="):
@@ -54,13 +64,34 @@ def test_the_pickled_settings_are_those_fingerprints_always_hashed():
     c = Client("sk-secret-0123", endpoint="http://127.0.0.1:9/v1/m", cache_dir=False)
     state = c.__getstate__()
     assert list(state) == [
-        "endpoint", "timeout", "max_retries", "max_concurrency", "requests_per_minute",
-        "rate_window", "retry_after_max", "backoff_base", "backoff_max", "price_per_call",
-        "cache_dir", "cache_namespace", "chunk_seconds", "overlap_seconds", "max_seconds",
-        "defaults", "channels", "audio_encoding", "upload_format", "progress", "transport",
-        "queue_retention", "version"]
+        "endpoint",
+        "timeout",
+        "max_retries",
+        "max_concurrency",
+        "requests_per_minute",
+        "rate_window",
+        "retry_after_max",
+        "backoff_base",
+        "backoff_max",
+        "price_per_call",
+        "cache_dir",
+        "cache_namespace",
+        "chunk_seconds",
+        "overlap_seconds",
+        "max_seconds",
+        "defaults",
+        "channels",
+        "audio_encoding",
+        "upload_format",
+        "progress",
+        "transport",
+        "queue_retention",
+        "version",
+    ]
     assert state["timeout"] == (10.0, 300.0) and state["defaults"] == {
-        "output_format": "wav", "reranking_candidates": 1}
+        "output_format": "wav",
+        "reranking_candidates": 1,
+    }
     assert "sk-secret" not in repr(state) and b"sk-secret" not in pickle.dumps(c)
     assert pickle.loads(pickle.dumps(c)).options == c.options
 
@@ -78,8 +109,8 @@ def test_long_clips_of_many_use_one_pool_of_max_concurrency_threads(make_client,
     est = client.estimate(clips, 8000, "half")
     before = set(threading.enumerate())
     outs = client.isolate_many(clips, 8000, "half")
-    for y, out in zip(clips, outs):
+    for y, out in zip(clips, outs, strict=True):
         np.testing.assert_allclose(out[400:-400], y[400:-400] / 2, atol=4e-3)
-    assert est.calls == endpoint.stats["billed"] >= 4 * 3   # every chunk its own call
+    assert est.calls == endpoint.stats["billed"] >= 4 * 3  # every chunk its own call
     names = [t.name for t in set(threading.enumerate()) - before]
     assert len([n for n in names if n.startswith("samaudio")]) <= 2, names

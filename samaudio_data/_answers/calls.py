@@ -185,8 +185,8 @@ class Caller:
                     self.usage.record(failed=1)
                     raise
             except errors.SamAudioError as exc:
-                spent += getattr(exc, "_took", 0.0)
-                paid += getattr(exc, "_billed", 0.0)
+                spent += held.pop("took", 0.0)  # what the failed attempt took and cost
+                paid += held.pop("billed", 0.0)
                 faults += 1
                 delay = self.policy.fault_delay(exc, faults)
                 if delay is None:
@@ -250,7 +250,7 @@ class Caller:
                 raise
             except errors.SamAudioError as exc:
                 self._refund(budget, billed, key, held)
-                exc._took, exc._billed = time.monotonic() - t0, billed
+                held["took"], held["billed"] = time.monotonic() - t0, billed
                 # an answer may echo the key back: it never reaches a message or a log
                 exc.message = self.transport.redact(exc.message)
                 exc.args = (exc.message,) + exc.args[1:]
