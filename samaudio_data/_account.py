@@ -329,8 +329,22 @@ def _carrier(content: bytes, via: str, downloaded: bool) -> str:
 
 
 def check_parts(parts, *, probe: bool = False) -> CheckReport:
-    """:func:`check` of a client's parts (:class:`~samaudio_data._parts.Parts`); see
-    :meth:`samaudio_data.Client.check`."""
+    """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
+
+    Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
+    of generated audio, and the report says what the answer looked like, how long it
+    took, the provider's credits header and what it cost. ``report.ok`` is False (and
+    ``report.problems`` says what to do) when anything differs from what the library
+    assumes. ``print(report)`` shows it all; it never contains the key.
+
+    >>> from samaudio_data import Client
+    >>> from samaudio_data.testing import LocalEndpoint
+    >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
+    ...                                               cache_dir=False) as c:
+    ...     free, paid = c.check(), c.check(probe=True)
+    >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
+    (True, 2.0, True, 48000, 'queue')
+    """
     opts = parts.options
     limits = {"requests_per_minute": opts.rate_limits.per_minute,
               "max_concurrency": opts.rate_limits.max_concurrency, "timeout": opts.timeout,

@@ -6,16 +6,6 @@ answer pipeline with cache, retries, validation and accounting, the shared limit
 usage and one thread pool), and hands those parts to the operations: many clips
 (:mod:`._many`), long files (:mod:`._longfile`), the account (:mod:`._account`).
 
-Example
--------
->>> import numpy as np
->>> from samaudio_data import Client
->>> from samaudio_data.testing import LocalEndpoint
->>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False) as client:
-...     y = 0.1 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
-...     speech = client.isolate(y, 16000, "a man speaking")
->>> speech.shape, speech.dtype
-((16000,), dtype('float32'))
 """
 
 from __future__ import annotations
@@ -52,6 +42,16 @@ from ._version import __version__
 _KEYRING: dict[str, str] = {}
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _documented_by(operation: Callable[..., Any]) -> Callable[[Callable], Callable]:
+    """Give a facade method the docstring (and example) of the operation it hands over to."""
+
+    def attach(method: Callable) -> Callable:
+        method.__doc__ = operation.__doc__
+        return method
+
+    return attach
 
 
 class Client(ReadOnlySettings):
@@ -186,13 +186,7 @@ class Client(ReadOnlySettings):
         >>> Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False).usage.billed
         0
         """
-        snap = self._parts.usage.snapshot()
-        shared = self._parts.limits.snapshot()
-        snap.achieved_rate = shared["achieved_per_minute"]
-        rates = self._options.rate_limits
-        stated = rates.per_minute and rates.per_minute * 60.0 / rates.rate_window
-        snap.rate_limit = stated or shared["rate_per_minute"]  # per minute, as achieved_rate
-        return snap
+        return self._parts.usage_now()
 
     def redact(self, text: Any) -> str:
         """``str(text)`` with this client's API key replaced by ``***``.
@@ -278,6 +272,7 @@ class Client(ReadOnlySettings):
         seps = self.separate_many(ys, srs, description, **kwargs)
         return [s.target if isinstance(s, Separation) else s for s in seps]
 
+    @_documented_by(many.separate_many)
     def separate_many(
         self,
         ys: Sequence[np.ndarray],
@@ -289,20 +284,6 @@ class Client(ReadOnlySettings):
         budget: Budget | None = None,
         **params,
     ) -> list[Any]:
-        """Separate many clips concurrently, order kept.
-
-        Every clip is checked before the first request. With ``return_exceptions=True`` a
-        failed clip's slot holds its exception; otherwise the first error is raised once the
-        requests already in flight finish (their answers are cached). A 401, 403 or 406
-        stops everything at once and raises with what was done and what it cost.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
-        ...                                    cache_dir=False, progress=False) as client:
-        ...     res = client.separate_many([np.zeros(8000)] * 3, 8000, "dog barking")
-        >>> len(res), res[0].sr
-        (3, 8000)
-        """
         return many.separate_many(
             self._parts,
             ys,
@@ -367,20 +348,15 @@ class Client(ReadOnlySettings):
         """
         return self._parts.runner.stream(fn, items, progress=progress, desc=desc)
 
+    @_documented_by(many.estimate)
     def estimate(
         self, ys: Sequence[np.ndarray], srs: int | Sequence[int], description: str, **params
     ) -> CostEstimate:
-        """Count the calls a run would pay for and the cache hits; nothing is sent.
-
-        >>> import tempfile
-        >>> client = Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=tempfile.mkdtemp())
-        >>> print(client.estimate([np.zeros(8000)] * 2, 8000, "speech"))
-        2 calls to pay for, 0 already cached: about $0.12 at $0.062 per call
-        """
         return many.estimate(self._parts, ys, srs, description, params)
 
     # --- files ---------------------------------------------------------------------------------
 
+    @_documented_by(longfile.isolate_file)
     def isolate_file(
         self,
         path: PathLike,
@@ -392,33 +368,6 @@ class Client(ReadOnlySettings):
         progress: bool | None = None,
         **params,
     ) -> Path:
-        """Isolate ``description`` in an audio file of any length, streaming; return the output.
-
-        The file is read one window of ``chunk_seconds`` at a time, each window isolated by
-        its own cached request, the answers joined with the crossfade and written block by
-        block: memory does not grow with the file. The output (default: next to the input,
-        ``talk.isolated-speech.wav``; ``.wav`` is 32-bit float, ``.flac`` 24-bit) is the
-        same as :meth:`separate`'s target for the file read into memory. ``residual_path``
-        (a path, or True for ``talk.residual-speech.wav``) also writes the input minus the
-        target. Nothing is left at the output paths when a call fails; a rerun pays only for
-        the windows not yet paid for. See the README's "Long recordings".
-
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
-        >>> with audio.BlockWriter(path, 16000, channels=2) as w:
-        ...     w.write(np.full((2, 50 * 16000), 0.5))
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
-        ...                                    progress=False) as client:
-        ...     out = client.isolate_file(path, "half", residual_path=True)
-        ...     calls = client.usage.billed
-        >>> out.name, calls, audio.audio_file_info(out).frames
-        ('talk.isolated-half.flac', 3, 800000)
-        >>> rest = path.with_name("talk.residual-half.flac")
-        >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
-        0.25
-        """
         return longfile.isolate_file(
             self._parts,
             path,
@@ -430,22 +379,10 @@ class Client(ReadOnlySettings):
             **params,
         )
 
+    @_documented_by(longfile.estimate_file)
     def estimate_file(
         self, paths: PathLike | Sequence[PathLike], description: str, **params
     ) -> CostEstimate:
-        """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
-        channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
-        With a cache every window is read and encoded to look it up; without, only headers.
-
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
-        >>> with audio.BlockWriter(path, 8000, channels=1) as w:
-        ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
-        >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
-        ...              ).estimate_file(path, "speech"))
-        200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
-        """
         return longfile.estimate_file(self._parts, paths, description, **params)
 
     # --- the account ---------------------------------------------------------------------------
@@ -460,20 +397,6 @@ class Client(ReadOnlySettings):
         """
         return account.credits(self._parts.http)
 
+    @_documented_by(account.check_parts)
     def check(self, probe: bool = False) -> account.CheckReport:
-        """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
-
-        Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
-        of generated audio, and the report says what the answer looked like, how long it
-        took, the provider's credits header and what it cost. ``report.ok`` is False (and
-        ``report.problems`` says what to do) when anything differs from what the library
-        assumes. ``print(report)`` shows it all; it never contains the key.
-
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
-        ...                                               cache_dir=False) as c:
-        ...     free, paid = c.check(), c.check(probe=True)
-        >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
-        (True, 2.0, True, 48000, 'queue')
-        """
         return account.check_parts(self._parts, probe=probe)

@@ -55,9 +55,33 @@ def isolate_file(parts: Parts, path: PathLike, description: str,
                  residual_path: Union[PathLike, bool, None] = None,
                  budget: Optional[Budget] = None, progress: Optional[bool] = None,
                  **params) -> Path:
-    """Isolate ``description`` in the audio file ``path``, streaming; see
-    :meth:`samaudio_data.Client.isolate_file`. Returns the path written (an example is at
-    the top of this module)."""
+    """Isolate ``description`` in an audio file of any length, streaming; return the output.
+
+    The file is read one window of ``chunk_seconds`` at a time, each window isolated by
+    its own cached request, the answers joined with the crossfade and written block by
+    block: memory does not grow with the file. The output (default: next to the input,
+    ``talk.isolated-speech.wav``; ``.wav`` is 32-bit float, ``.flac`` 24-bit) is the
+    same as :meth:`separate`'s target for the file read into memory. ``residual_path``
+    (a path, or True for ``talk.residual-speech.wav``) also writes the input minus the
+    target. Nothing is left at the output paths when a call fails; a rerun pays only for
+    the windows not yet paid for. See the README's "Long recordings".
+
+    >>> import tempfile, pathlib
+    >>> from samaudio_data import Client, audio
+    >>> from samaudio_data.testing import LocalEndpoint
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
+    >>> with audio.BlockWriter(path, 16000, channels=2) as w:
+    ...     w.write(np.full((2, 50 * 16000), 0.5))
+    >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
+    ...                                    progress=False) as client:
+    ...     out = client.isolate_file(path, "half", residual_path=True)
+    ...     calls = client.usage.billed
+    >>> out.name, calls, audio.audio_file_info(out).frames
+    ('talk.isolated-half.flac', 3, 800000)
+    >>> rest = path.with_name("talk.residual-half.flac")
+    >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
+    0.25
+    """
     description, params, channels = parts.request(description, params)
     src = Path(path)
     info, plan = _plan(parts.options.chunking, src)
@@ -155,17 +179,18 @@ def in_flight(max_concurrency: int, plan: audio.ChunkPlan, pieces: int = 1) -> i
 
 def estimate_file(parts: Parts, paths: Union[PathLike, Sequence[PathLike]],
                   description: str, **params) -> CostEstimate:
-    """Count the calls isolating files would pay for; see
-    :meth:`samaudio_data.Client.estimate_file`.
+    """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
+    channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
+    With a cache every window is read and encoded to look it up; without, only headers.
 
     >>> import tempfile, pathlib
-    >>> from samaudio_data._options import Options
-    >>> from samaudio_data._parts import build
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
-    >>> with audio.BlockWriter(p, 8000, channels=2) as w: w.write(np.zeros((2, 8000 * 60)))
-    >>> parts = build(Options.build(cache_dir=False, channels="each"), "k")
-    >>> estimate_file(parts, [p, p], "speech").calls       # 2 files x 4 windows x 2 channels
-    16
+    >>> from samaudio_data import Client, audio
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
+    >>> with audio.BlockWriter(path, 8000, channels=1) as w:
+    ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
+    >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
+    ...              ).estimate_file(path, "speech"))
+    200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
     """
     description, params, channels = parts.request(description, params)
     if isinstance(paths, (str, os.PathLike)):

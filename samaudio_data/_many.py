@@ -56,7 +56,21 @@ def separate_many(
     budget: Budget | None,
     params: dict[str, Any],
 ) -> list[Any]:
-    """See :meth:`samaudio_data.Client.separate_many`."""
+    """Separate many clips concurrently, order kept.
+
+    Every clip is checked before the first request. With ``return_exceptions=True`` a
+    failed clip's slot holds its exception; otherwise the first error is raised once the
+    requests already in flight finish (their answers are cached). A 401, 403 or 406
+    stops everything at once and raises with what was done and what it cost.
+
+    >>> from samaudio_data import Client
+    >>> from samaudio_data.testing import LocalEndpoint
+    >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
+    ...                                    cache_dir=False, progress=False) as client:
+    ...     res = client.separate_many([np.zeros(8000)] * 3, 8000, "dog barking")
+    >>> len(res), res[0].sr
+    (3, 8000)
+    """
     jobs: list[Any] = []
     for i, (y, sr) in enumerate(zip(*clips_and_rates(ys, srs), strict=True)):
         try:
@@ -76,7 +90,14 @@ def separate_many(
 def estimate(
     parts: Parts, ys: Sequence[np.ndarray], srs: Rates, description: str, params: dict[str, Any]
 ) -> CostEstimate:
-    """See :meth:`samaudio_data.Client.estimate`."""
+    """Count the calls a run would pay for and the cache hits; nothing is sent.
+
+    >>> import tempfile
+    >>> from samaudio_data import Client
+    >>> client = Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=tempfile.mkdtemp())
+    >>> print(client.estimate([np.zeros(8000)] * 2, 8000, "speech"))
+    2 calls to pay for, 0 already cached: about $0.12 at $0.062 per call
+    """
     tally = Tally(parts.options.price_per_call)
     for i, (y, sr) in enumerate(zip(*clips_and_rates(ys, srs), strict=True)):
         tally.add(i, functools.partial(_count, parts, y, sr, description, params))

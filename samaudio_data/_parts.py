@@ -97,6 +97,17 @@ class Parts:
         seconds = job.original.shape[-1] / job.sr
         return assemble(job, self.runner.gather(calls, desc=f"{seconds:.0f} s clip"))
 
+    def usage_now(self) -> Usage:
+        """The usage so far, with the rate achieved by every process on the endpoint and the
+        account's limit (both per minute)."""
+        snap = self.usage.snapshot()
+        shared = self.limits.snapshot()
+        snap.achieved_rate = shared["achieved_per_minute"]
+        rates = self.options.rate_limits
+        stated = rates.per_minute and rates.per_minute * 60.0 / rates.rate_window
+        snap.rate_limit = stated or shared["rate_per_minute"]
+        return snap
+
     def close(self) -> None:
         """Close what these parts own (not what they share with the client copied)."""
         for part in self.owned:
