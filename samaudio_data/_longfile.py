@@ -34,10 +34,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -50,11 +52,17 @@ from ._parts import Parts
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def isolate_file(parts: Parts, path: PathLike, description: str,
-                 out_path: Optional[PathLike] = None, *,
-                 residual_path: Union[PathLike, bool, None] = None,
-                 budget: Optional[Budget] = None, progress: Optional[bool] = None,
-                 **params) -> Path:
+def isolate_file(
+    parts: Parts,
+    path: PathLike,
+    description: str,
+    out_path: PathLike | None = None,
+    *,
+    residual_path: PathLike | bool | None = None,
+    budget: Budget | None = None,
+    progress: bool | None = None,
+    **params,
+) -> Path:
     """Isolate ``description`` in an audio file of any length, streaming; return the output.
 
     The file is read one window of ``chunk_seconds`` at a time, each window isolated by
@@ -100,33 +108,46 @@ def isolate_file(parts: Parts, path: PathLike, description: str,
         # a time does that (the work is CPU-bound anyway), so the peak does not grow with
         # max_concurrency; the requests themselves wait concurrently
         with heavy:
-            job = window_job(audio.read_window(src, a, b), info.sr, description, params,
-                             channels=channels, upload_format=upload_format)
+            job = window_job(
+                audio.read_window(src, a, b),
+                info.sr,
+                description,
+                params,
+                channels=channels,
+                upload_format=upload_format,
+            )
             # the residual reads the input again, per span written: while the request
             # waits, memory holds only the upload
             job = dataclasses.replace(job, original=None)  # type: ignore[arg-type]
-        answers = [parts.caller.answer(p, job, started=started, budget=budget)
-                   for p in job.pieces]
+        answers = [parts.caller.answer(p, job, started=started, budget=budget) for p in job.pieces]
         with heavy:
-            fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers)]
+            fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers, strict=True)]
             return np.stack(fitted) if job.each else fitted[0]
 
     workers = in_flight(runner.workers, plan, pieces=out_channels)
     ahead = workers + 2
     joiner = audio.ChunkJoiner(plan, channels=out_channels)
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(audio.BlockWriter(out, info.sr, out_channels,
-                                                         frames=info.frames))]
+        writers = [
+            stack.enter_context(audio.BlockWriter(out, info.sr, out_channels, frames=info.frames))
+        ]
         if res is not None:
-            writers.append(stack.enter_context(audio.BlockWriter(res, info.sr, out_channels,
-                                                                 frames=info.frames)))
-        bar = stack.enter_context(runner.bar(len(plan), f"{src.name} ({info.seconds:.0f} s)",
-                                             "chunk", progress))
+            writers.append(
+                stack.enter_context(
+                    audio.BlockWriter(res, info.sr, out_channels, frames=info.frames)
+                )
+            )
+        bar = stack.enter_context(
+            runner.bar(len(plan), f"{src.name} ({info.seconds:.0f} s)", "chunk", progress)
+        )
         futures = stack.enter_context(runner.stopping())
         submitted = 0
         while not joiner.done:
-            while submitted < len(plan) and len(futures) < workers \
-                    and submitted < joiner.next_window + ahead:
+            while (
+                submitted < len(plan)
+                and len(futures) < workers
+                and submitted < joiner.next_window + ahead
+            ):
                 futures[runner.submit(window, submitted)] = submitted
                 submitted += 1
             finished, _ = runner.wait(futures)
@@ -141,7 +162,7 @@ def isolate_file(parts: Parts, path: PathLike, description: str,
             block = joiner.take()
             writers[0].write(block)
             for lo in range(0, block.shape[-1] if res is not None else 0, 1 << 18):
-                part = block[..., lo:lo + (1 << 18)]
+                part = block[..., lo : lo + (1 << 18)]
                 writers[1].write(_residual(src, start + lo, part, each))
             if finished:
                 _release_memory()
@@ -152,7 +173,7 @@ WINDOW_BYTES_PER_FRAME = 40
 """Memory a window in flight takes per sample of its upload (at most 48 kHz): the float64
 mono reference, the 16-bit upload, its base64 JSON body, the answer and its fit."""
 
-IN_FLIGHT_MEMORY = 256 * 2 ** 20
+IN_FLIGHT_MEMORY = 256 * 2**20
 """Memory allowed to a file's windows in flight: at 20 s windows, 7 windows of 44.1 kHz
 audio (more at lower rates), never more than ``max_concurrency``. With ~12 s per call, 7
 windows in flight send about 35 calls a minute (a paid plan allows about 50)."""
@@ -177,8 +198,9 @@ def in_flight(max_concurrency: int, plan: audio.ChunkPlan, pieces: int = 1) -> i
     return int(max(1, min(max_concurrency, len(plan), by_memory)))
 
 
-def estimate_file(parts: Parts, paths: Union[PathLike, Sequence[PathLike]],
-                  description: str, **params) -> CostEstimate:
+def estimate_file(
+    parts: Parts, paths: PathLike | Sequence[PathLike], description: str, **params
+) -> CostEstimate:
     """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
     channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
     With a cache every window is read and encoded to look it up; without, only headers.
@@ -197,26 +219,31 @@ def estimate_file(parts: Parts, paths: Union[PathLike, Sequence[PathLike]],
         paths = [paths]
     upload_format = parts.options.upload.upload_format
 
-    def count(path: Path) -> Tuple[int, int]:
+    def count(path: Path) -> tuple[int, int]:
         info, plan = _plan(parts.options.chunking, path)
         if parts.caller.cache is None:  # nothing can be cached: count, read nothing
             return len(plan) * (info.channels if channels == "each" else 1), 0
         calls = cached = 0
         for a, b in plan.windows:
-            job = window_job(audio.read_window(path, a, b), info.sr, description, params,
-                             channels=channels, upload_format=upload_format)
+            job = window_job(
+                audio.read_window(path, a, b),
+                info.sr,
+                description,
+                params,
+                channels=channels,
+                upload_format=upload_format,
+            )
             paid, hits = parts.caller.count(job)
             calls, cached = calls + paid, cached + hits
         return calls, cached
 
     tally = Tally(parts.options.price_per_call)
     for row, path in enumerate(paths):
-        tally.add(row, lambda: count(Path(path)))
+        tally.add(row, functools.partial(count, Path(path)))
     return tally.result()
 
 
-def _outputs(src: Path, description: str, out_path, residual_path
-             ) -> Tuple[Path, Optional[Path]]:
+def _outputs(src: Path, description: str, out_path, residual_path) -> tuple[Path, Path | None]:
     """Where the target and the residual (or None) go; never over the input or each other."""
     out = Path(out_path) if out_path is not None else audio.output_path(src, description)
     res = None
@@ -228,15 +255,17 @@ def _outputs(src: Path, description: str, out_path, residual_path
         if target is not None and target.exists() and os.path.samefile(target, src):
             raise errors.InvalidRequestError(
                 f"the output {str(target)!r} is the input file; choose another path (the "
-                "input is read while the output is written).")
+                "input is read while the output is written)."
+            )
     if res is not None and res.resolve() == out.resolve():
         raise errors.InvalidRequestError(
             f"the residual and the isolated sound would both go to {str(out)!r}; give "
-            "residual_path= another name.")
+            "residual_path= another name."
+        )
     return out, res
 
 
-def _plan(chunking: Chunking, path: Path) -> Tuple[Any, audio.ChunkPlan]:
+def _plan(chunking: Chunking, path: Path) -> tuple[Any, audio.ChunkPlan]:
     """The file's header and its chunk plan; typed errors for what cannot be sent."""
     info = audio.audio_file_info(path)
     audio.check_sample_rate(info.sr)
@@ -245,14 +274,17 @@ def _plan(chunking: Chunking, path: Path) -> Tuple[Any, audio.ChunkPlan]:
     if info.channels > audio.MAX_CHANNELS:
         raise errors.InvalidAudioError(
             f"{str(path)!r} has {info.channels} channels, more than the "
-            f"{audio.MAX_CHANNELS} supported.")
+            f"{audio.MAX_CHANNELS} supported."
+        )
     if chunking.max_seconds is not None and info.seconds > chunking.max_seconds:
         raise errors.InvalidAudioError(
             f"{str(path)!r} is {info.seconds:.1f} s long, over max_seconds="
             f"{chunking.max_seconds:g}; raise or unset max_seconds= on the Client (long files "
-            "are sent in windows of chunk_seconds).")
-    return info, audio.plan_chunks(info.frames, info.sr, chunking.chunk_seconds,
-                                   chunking.overlap_seconds)
+            "are sent in windows of chunk_seconds)."
+        )
+    return info, audio.plan_chunks(
+        info.frames, info.sr, chunking.chunk_seconds, chunking.overlap_seconds
+    )
 
 
 def _release_memory() -> None:
@@ -283,12 +315,15 @@ def _residual(path: Path, start: int, target: np.ndarray, each: bool) -> np.ndar
     return (ref - target).astype(np.float32)
 
 
-def _located(exc: errors.SamAudioError, path: Path, plan: audio.ChunkPlan,
-             i: int) -> errors.SamAudioError:
+def _located(
+    exc: errors.SamAudioError, path: Path, plan: audio.ChunkPlan, i: int
+) -> errors.SamAudioError:
     """The same error, its message saying which window of which file failed."""
     a, b = plan.windows[i]
     located = copy.copy(exc)
-    located.message = (f"{path.name}, window {i + 1} of {len(plan)} ({a / plan.sr:.1f}-"
-                       f"{b / plan.sr:.1f} s): {exc.message}")
+    located.message = (
+        f"{path.name}, window {i + 1} of {len(plan)} ({a / plan.sr:.1f}-"
+        f"{b / plan.sr:.1f} s): {exc.message}"
+    )
     located.args = (located.message,)
     return located

@@ -10,8 +10,9 @@ Example
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, List, Optional, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -37,9 +38,11 @@ class Separation:
     attempts: int = 0
 
     def __repr__(self) -> str:
-        return (f"Separation(description={self.description!r}, shape={self.target.shape}, "
-                f"sr={self.sr}, cost=${self.cost:.3f}, seconds={self.seconds:.2f}, "
-                f"cached={self.cached})")
+        return (
+            f"Separation(description={self.description!r}, shape={self.target.shape}, "
+            f"sr={self.sr}, cost=${self.cost:.3f}, seconds={self.seconds:.2f}, "
+            f"cached={self.cached})"
+        )
 
 
 @dataclass
@@ -65,9 +68,9 @@ class Usage:
     rate_limited: int = 0
     cost: float = 0.0
     seconds: float = 0.0
-    remaining_credits: Optional[float] = None
-    rate_limit: Optional[float] = None
-    achieved_rate: Optional[float] = None
+    remaining_credits: float | None = None
+    rate_limit: float | None = None
+    achieved_rate: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, **delta: float) -> None:
@@ -76,18 +79,21 @@ class Usage:
             for k, v in delta.items():
                 setattr(self, k, getattr(self, k) + v)
 
-    def snapshot(self) -> "Usage":
+    def snapshot(self) -> Usage:
         """A copy of the counters at this moment."""
         with self._lock:
-            return Usage(**{f.name: getattr(self, f.name) for f in fields(self)
-                            if f.name != "_lock"})
+            return Usage(
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            )
 
     def __str__(self) -> str:
-        text = (f"{self.billed} billed calls (${self.cost:.2f}), {self.cached} from cache, "
-                f"{self.failed} failed, {self.retries} retries, {self.rate_limited} "
-                f"rate-limited, {self.seconds:.1f} s")
+        text = (
+            f"{self.billed} billed calls (${self.cost:.2f}), {self.cached} from cache, "
+            f"{self.failed} failed, {self.retries} retries, {self.rate_limited} "
+            f"rate-limited, {self.seconds:.1f} s"
+        )
         if self.achieved_rate is not None:
-            limit = (f" of {self.rate_limit:.0f} allowed" if self.rate_limit else "")
+            limit = f" of {self.rate_limit:.0f} allowed" if self.rate_limit else ""
             text += f", {self.achieved_rate:.1f} requests/min{limit}"
         if self.remaining_credits is not None:
             text += f", {self.remaining_credits:.2f} credits left"
@@ -105,7 +111,7 @@ class CostEstimate:
     calls: int
     cached: int
     price_per_call: float
-    invalid: List[Tuple[int, str]] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)
     clips: int = 0
 
     @property
@@ -119,8 +125,10 @@ class CostEstimate:
             shown = "; ".join(f"row {i}: {why}" for i, why in self.invalid[:5])
             more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
             bad = f", {len(self.invalid)} rows with missing or invalid audio ({shown}{more})"
-        return (f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
-                f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
+        return (
+            f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
+            f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call"
+        )
 
 
 class Tally:
@@ -138,10 +146,11 @@ class Tally:
     def __init__(self, price_per_call: float) -> None:
         self.price_per_call = price_per_call
         self.calls = self.cached = self.clips = 0
-        self.invalid: List[Tuple[int, str]] = []
+        self.invalid: list[tuple[int, str]] = []
 
-    def add(self, row: int, count: Callable[[], Union[Tuple[int, int], "CostEstimate",
-                                                      BaseException]]) -> None:
+    def add(
+        self, row: int, count: Callable[[], tuple[int, int] | CostEstimate | BaseException]
+    ) -> None:
         """Count entry ``row``: ``count()`` gives ``(calls to pay, cache hits)``, an
         estimate of its own, or raises (or returns) why it cannot be sent."""
         self.clips += 1
@@ -153,8 +162,9 @@ class Tally:
             self.invalid.append((row, exc.message))
             return
         except Exception as exc:  # noqa: BLE001 - a decoder's own error on a broken file
-            self.invalid.append((row, f"cannot decode this row's audio ({type(exc).__name__}: "
-                                      f"{exc})"))
+            self.invalid.append(
+                (row, f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
+            )
             return
         if isinstance(got, CostEstimate):
             if got.invalid:
@@ -165,9 +175,13 @@ class Tally:
 
     def result(self) -> CostEstimate:
         """The estimate so far."""
-        return CostEstimate(calls=self.calls, cached=self.cached,
-                            price_per_call=self.price_per_call, invalid=list(self.invalid),
-                            clips=self.clips)
+        return CostEstimate(
+            calls=self.calls,
+            cached=self.cached,
+            price_per_call=self.price_per_call,
+            invalid=list(self.invalid),
+            clips=self.clips,
+        )
 
 
 class Budget:
@@ -178,8 +192,9 @@ class Budget:
     (True, False)
     """
 
-    def __init__(self, max_cost: float, *, limits: Optional[SharedLimits] = None,
-                 ledger: str = "default") -> None:
+    def __init__(
+        self, max_cost: float, *, limits: SharedLimits | None = None, ledger: str = "default"
+    ) -> None:
         self.max_cost = float(max_cost)
         self._limits = limits
         self._ledger = ledger
