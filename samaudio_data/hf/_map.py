@@ -310,7 +310,13 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     def count(value) -> CostEstimate:
         if isinstance(value, BaseException):  # a row that could not even be read
             raise value
-        y, sr = read_value(value)
+        try:
+            y, sr = read_value(value)
+        except errors.SamAudioError:
+            raise
+        except Exception as exc:  # a decoder's own error on a broken file
+            raise errors.InvalidAudioError(
+                f"cannot decode this row's audio ({type(exc).__name__}: {exc})") from exc
         return client.estimate([y], sr, fn.description, **fn.params)
 
     for i, value in column_values(dataset, fn.column):
