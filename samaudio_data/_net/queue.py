@@ -231,6 +231,7 @@ class QueueExchange:
 
     def submit(self, body: dict, *, cache_key: Optional[str]) -> Tuple[Ticket, Dict[str, str]]:
         """``POST /v2/<model>``; the accepted request, journalled, and the answer's headers."""
+        assert self.submit_url is not None  # the queue is used only with a /v2/ URL
         _, content, headers = self.transport.request("POST", self.submit_url, json_body=body,
                                                      max_bytes=1 << 20)
         try:

@@ -18,11 +18,14 @@ import argparse
 import contextlib
 import os
 import sys
-from typing import Iterator, List, Optional
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
 from .. import errors
 from .._settings import CANDIDATES, CHANNEL_POLICIES, OUTPUT_FORMATS, TRANSPORTS
 from ..hf._map import KEEP, ON_ERROR
+
+if TYPE_CHECKING:
+    from .._client import Client
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -141,7 +144,7 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _client(args) -> Iterator["object"]:
+def _client(args) -> Iterator[Client]:
     from .._client import Client
 
     kw = dict(max_concurrency=args.max_concurrency, requests_per_minute=args.requests_per_minute,
