@@ -114,3 +114,28 @@ def test_long_clips_of_many_use_one_pool_of_max_concurrency_threads(make_client,
     assert est.calls == endpoint.stats["billed"] >= 4 * 3  # every chunk its own call
     names = [t.name for t in set(threading.enumerate()) - before]
     assert len([n for n in names if n.startswith("samaudio")]) <= 2, names
+
+
+def test_work_waiting_on_its_own_pool_never_starves_it(make_client, endpoint, tmp_path):
+    """With one thread, a map whose tasks isolate files (windows on the same pool) ends."""
+    from samaudio_data import audio
+
+    client = make_client(max_concurrency=1, chunk_seconds=1, overlap_seconds=0.2)
+    paths = []
+    for seed in range(2):
+        paths.append(tmp_path / f"talk{seed}.wav")
+        with audio.BlockWriter(paths[-1], 8000, channels=1) as w:
+            w.write(bandlimited(3 * 8000, 8000, seed=seed))
+    expected = client.estimate_file(paths, "half").calls  # every window, nothing cached
+    done = []
+    runner = threading.Thread(
+        daemon=True,
+        target=lambda: done.append(client.map(lambda p: client.isolate_file(p, "half"), paths)),
+    )
+    runner.start()
+    runner.join(120)
+    assert done, "the map did not end: a task waiting on its own pool starved it"
+    assert [p.name for p in done[0]] == ["talk0.isolated-half.wav", "talk1.isolated-half.wav"]
+    assert endpoint.stats["billed"] == expected >= 2 * 3
+    other = client.with_options(api_key="another-key")  # another account: own usage
+    assert other.usage.billed == 0 and client.usage.billed > 0
