@@ -25,9 +25,9 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import numpy as np
+from urllib3.util import parse_url
 
 from . import errors
 from ._net.transport import Transport
@@ -250,8 +250,11 @@ def _check_queue(transport: Transport, exchange, report: CheckReport) -> None:
     served = exchange.served()
     if served is None and exchange.submit_url:
         # free: ask for the status of a request that does not exist
-        parts = urlsplit(exchange.submit_url)
-        url = f"{parts.scheme}://{parts.netloc}/v2/requests/{uuid.UUID(int=0)}/status"
+        url = (
+            parse_url(exchange.submit_url)
+            ._replace(path=f"/v2/requests/{uuid.UUID(int=0)}/status", query=None, fragment=None)
+            .url
+        )
         try:
             transport.request("GET", url, max_bytes=1 << 16)
         except errors.APIStatusError as exc:

@@ -36,6 +36,7 @@ import copy
 import dataclasses
 import functools
 import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -262,7 +263,33 @@ def _outputs(src: Path, description: str, out_path, residual_path) -> tuple[Path
             f"the residual and the isolated sound would both go to {str(out)!r}; give "
             "residual_path= another name."
         )
+    for target in (out, res):
+        if target is not None:
+            _check_writable(target)
     return out, res
+
+
+def _check_writable(target: Path) -> None:
+    """Refuse, before anything is sent, an output that could not be written at the end."""
+    if target.is_dir():
+        raise errors.InvalidRequestError(
+            f"the output {str(target)!r} is a directory; give a file name (e.g. "
+            f"{str(target / 'out.wav')!r}). Nothing was sent."
+        )
+    if target.exists() and not target.is_file():
+        raise errors.InvalidRequestError(
+            f"the output {str(target)!r} exists and is not a regular file; choose another "
+            "path. Nothing was sent."
+        )
+    parent = target.parent if str(target.parent) else Path(".")
+    try:  # the writer creates a temporary file beside the target, then renames it
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{target.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise errors.InvalidRequestError(
+            f"cannot write the output {str(target)!r}: {exc.strerror or exc} in "
+            f"{str(parent)!r}. Choose a writable place. Nothing was sent."
+        ) from exc
 
 
 def _plan(chunking: Chunking, path: Path) -> tuple[Any, audio.ChunkPlan]:

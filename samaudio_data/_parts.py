@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +39,7 @@ from ._net.retry import RetryPolicy
 from ._net.transport import Transport
 from ._options import Options
 from ._runner import Runner
+from ._state.files import private_dir
 from ._state.limits import SharedLimits
 
 
@@ -138,19 +137,26 @@ def build(options: Options, api_key: str | None, *, like: Parts | None = None) -
     if (
         like is not None
         and old is not None
-        and (old.identity, old.cache_dir, old.rate_limits)
-        == (options.identity, options.cache_dir, options.rate_limits)
+        and (old.identity, old.cache_dir, old.rate_limits, old.retries.retry_after_max)
+        == (
+            options.identity,
+            options.cache_dir,
+            options.rate_limits,
+            options.retries.retry_after_max,
+        )
     ):
         limits = like.limits
     else:
         tag = hashlib.sha256(options.identity.encode()).hexdigest()[:16]
-        root = options.cache_dir or Path(tempfile.gettempdir()) / "samaudio_data-limits"
+        # without a cache directory: a per-user private one (0700), never a shared /tmp path
+        root = options.cache_dir or private_dir("samaudio_data-limits")
         rates = options.rate_limits
         limits = SharedLimits(
             root / "limits" / tag,
             max_concurrency=rates.max_concurrency,
             requests_per_minute=rates.per_minute,
             rate_window=rates.rate_window,
+            retry_after_max=options.retries.retry_after_max,
         )
     usage = like.usage if like is not None else Usage(rate_limit=options.rate_limits.per_minute)
     retries = options.retries

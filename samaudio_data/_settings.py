@@ -79,7 +79,9 @@ def endpoint(value: Optional[str]) -> str:
     url = value or os.environ.get("SAMAUDIO_ENDPOINT") or DEFAULT_ENDPOINT
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise errors.InvalidRequestError(f"endpoint must be an http(s) URL, got {url!r}.")
-    return url.rstrip("/")
+    from ._net.urls import check_url  # judged as the HTTP stack will connect
+
+    return check_url(url, error=errors.InvalidRequestError).rstrip("/")
 
 
 def price_per_call(value: Optional[float]) -> float:

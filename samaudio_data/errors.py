@@ -34,6 +34,8 @@ cost nothing. Whether an error is worth another attempt is decided in one place,
           |    +-- EndpointDownError              nothing listens (local endpoint)
           +-- ResponseDecodeError                 a 200 that is not usable audio
                +-- IncompleteResponseError        cut short, or not covering the input
+               +-- UncollectableRequestError      a paid queued request we cannot follow
+               +-- AnswerMismatchError            an answer naming another request
 
     Halted, Requeue (plain Exception)   signals between the shared limits and the answer
                                         pipeline; they never reach a caller
@@ -218,6 +220,20 @@ class IncompleteResponseError(ResponseDecodeError):
 
 class QueueJobFailedError(APIStatusError):
     """The asynchronous queue reported the job as FAILED (the message says why)."""
+
+
+class UncollectableRequestError(ResponseDecodeError):
+    """The queue accepted (and billed) a request whose answer cannot be followed safely.
+
+    Its answer lacked a usable ``request_id`` or URL, pointed to another origin, reused an id
+    of another clip, or stayed unknown to the status store. The request is kept in the
+    journal for ``queue_retention``, so the piece is not submitted (paid) again meanwhile.
+    Not retried.
+    """
+
+
+class AnswerMismatchError(ResponseDecodeError):
+    """An answer names another request than the one it was fetched for: never used."""
 
 
 class QueueResultExpiredError(NotFoundError):

@@ -32,6 +32,16 @@ Behaviours (each returns a function of the request handler):
 * :func:`drip` -- send a body one byte every ``every`` seconds.
 * :func:`huge` -- stream ``size`` bytes (hundreds of MiB) from one reused block, never held whole.
 * :func:`drop` -- close the connection without answering.
+* :func:`accepted` -- a queue's answer to a submit: a request id and the status and result
+  URLs to follow (any URLs: ``http://127.0.0.1:<other>\\@127.0.0.1:<port>/...``, userinfo,
+  another origin, or fields missing).
+* :func:`queued_result` -- a queue's COMPLETED result holding audio as base64, naming any
+  request id (another request's, say).
+
+Queue routes answer ``GET`` status and result paths with :func:`json_doc` (``{"status":
+"QUEUED"}``...) or :func:`status` (404: a status store lagging behind the submit; 422 with
+``FAILED``). :attr:`HostileServer.billed` counts what a provider bills: ``POST`` requests it
+answered with a 2xx (a synchronous 200, or an accepted submit).
 
 :func:`refused_url` gives a URL on which nothing listens (connection refused).
 :func:`wav_bytes` and :func:`tone` build audio for answers.
@@ -165,6 +175,26 @@ def huge(size: int, *, content_type: str = "audio/wav", declare_length: bool = T
     return run
 
 
+def accepted(request_id: Optional[str] = "req-1", status_url: Optional[str] = None,
+             response_url: Optional[str] = None, **extra) -> Behaviour:
+    """A queue's 200 to a submit; fields that are None are left out."""
+    doc = {"request_id": request_id, "status_url": status_url, "response_url": response_url}
+    return json_doc({**{k: v for k, v in doc.items() if v is not None}, **extra})
+
+
+def queued_result(y: np.ndarray, sr: int = 48000, *, request_id: Optional[str] = None,
+                  output=None) -> Behaviour:
+    """A COMPLETED queue result: ``y`` as base64 WAV in ``output`` (or ``output`` as given),
+    naming ``request_id`` when it is not None."""
+    import base64
+
+    doc = {"status": "COMPLETED",
+           "output": base64.b64encode(wav_bytes(y, sr)).decode() if output is None else output}
+    if request_id is not None:
+        doc["request_id"] = request_id
+    return json_doc(doc)
+
+
 def drop() -> Behaviour:
     """Close the connection without answering."""
     def run(h: "_Handler") -> None:
@@ -202,6 +232,7 @@ class HostileServer:
         self._lock = threading.Lock()
         self._routes: List[list] = []  # [method, path, behaviour, times left or None]
         self._requests: List[Recorded] = []
+        self._billed = 0
         self._server: Optional[_Server] = None
 
     def add(self, method: str, path: str, behaviour: Behaviour,
@@ -216,12 +247,24 @@ class HostileServer:
         with self._lock:
             self._routes.clear()
             self._requests.clear()
+            self._billed = 0
 
     @property
     def requests(self) -> List[Recorded]:
         """Every request received so far, in order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def billed(self) -> int:
+        """``POST`` requests answered with a 2xx: what a provider bills."""
+        with self._lock:
+            return self._billed
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the server must be started)."""
+        return int(self.url.rsplit(":", 1)[1])
 
     @property
     def url(self) -> str:
@@ -307,6 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
     def head(self, code: int, content_type: str, length: Optional[int],
              headers: Optional[Dict[str, str]] = None) -> None:
         """Status line and headers (Content-Length if ``length`` is not None)."""
+        if self.command == "POST" and 200 <= code < 300:
+            with self.server.hostile._lock:
+                self.server.hostile._billed += 1
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         if length is not None:

@@ -344,8 +344,9 @@ def test_concurrent_askers_of_one_clip_pay_once(make_endpoint, tmp_path):
 
 # --- the key stays secret -------------------------------------------------------------------
 
-def test_key_never_leaks(make_client, endpoint, tmp_path, caplog):
+def test_key_never_leaks(make_client, endpoint, tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # cache_dir=False: limits here
     c = make_client(max_retries=1)
     assert KEY not in repr(c)
     endpoint.inject("status", status=500, times=2, message=f"invalid key {KEY}")
@@ -355,11 +356,20 @@ def test_key_never_leaks(make_client, endpoint, tmp_path, caplog):
     c.isolate(bandlimited(1600, 16000), 16000, "speech")
     state = pickle.dumps(c)
     assert KEY.encode() not in state
+    # a queued request left in flight (journalled), and a client without a cache directory
+    endpoint.latency = 0.6
+    q = make_client(transport="queue", timeout=(5, 0.2), max_retries=0)
+    with pytest.raises(errors.APITimeoutError):
+        q.isolate(bandlimited(1600, 16000, seed=3), 16000, "speech")
+    endpoint.latency = 0.0
+    make_client(cache_dir=False).isolate(bandlimited(1600, 16000, seed=4), 16000, "speech")
     assert KEY not in caplog.text
-    for root, _, files in os.walk(tmp_path):
-        for f in files:
-            with open(os.path.join(root, f), "rb") as fh:
-                assert KEY.encode() not in fh.read(), f
+    written = [os.path.join(root, f) for root, _, files in os.walk(tmp_path) for f in files]
+    for kind in ("journal", "state.json", "samaudio_data-limits"):
+        assert any(kind in p for p in written), kind  # the scan covers them
+    for path in written:
+        with open(path, "rb") as fh:
+            assert KEY.encode() not in fh.read(), path
 
 
 def test_pickled_client_works_without_carrying_the_key(client, endpoint):

@@ -6,6 +6,7 @@ what it received (``submits``, ``polls``, ``fetches``, ``billed``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -163,17 +164,25 @@ def test_queue_transport_without_queue_is_an_error_not_billed(tmp_path):
 
 
 def test_status_url_on_another_origin_is_refused_and_gets_nothing(tmp_path):
+    """The submit was accepted (billed): a typed error says so, the request stays journalled
+    and asking again neither submits again nor sends anything to the other origin."""
     with LocalEndpoint(keys={KEY: None}) as other, LocalEndpoint(keys={KEY: None}) as ep:
         ep.queue_url_origin = other.base_url
         with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
                     progress=False) as c:
-            with pytest.raises(errors.RedirectError, match="not the endpoint's origin") as info:
-                c.isolate(clip(), SR, "speech")
+            for _ in range(2):
+                with pytest.raises(errors.UncollectableRequestError,
+                                   match="billed.*not both plain URLs on the endpoint's origin"
+                                   ) as info:
+                    c.isolate(clip(), SR, "speech")
+            assert c.usage.billed == 1
         assert KEY not in str(info.value) and KEY not in repr(info.value.__dict__)
-        assert ep.stats["submits"] == 1
+        assert ep.stats["submits"] == 1 and ep.stats["billed"] == 1
         o = other.stats
         assert (o["polls"], o["fetches"], o["requests"], o["per_key"]) == (0, 0, 0, {})
-        assert journal_files(tmp_path) == []
+        [entry] = journal_files(tmp_path)
+        doc = json.loads(entry.read_text())  # the foreign URLs are never followed again
+        assert (doc["status_url"], doc["response_url"]) == ("", "") and doc["unfollowable"]
 
 
 def test_interrupted_wait_is_collected_by_the_next_client(tmp_path, caplog):

@@ -142,13 +142,16 @@ def test_a_text_file_is_not_audio(tmp_path):
 
 @pytest.mark.parametrize("src, description, kw, expected", [
     ("/data/talk.wav", "speech", {}, "/data/talk.isolated-speech.wav"),
-    ("/data/talk.FLAC", "Dog barking!", {}, "/data/talk.isolated-dog-barking.FLAC"),
+    ("/data/talk.FLAC", "Dog barking!", {}, "/data/talk.isolated-dog-barking-afb83faf.FLAC"),
     ("show.final.mp3", "drums", {"kind": "residual"}, "show.final.residual-drums.wav"),
-    ("a.wav", "Café ambiance / rain", {"ext": "flac"}, "a.isolated-cafe-ambiance-rain.flac"),
-    ("a.wav", "../../etc/passwd", {}, "a.isolated-etc-passwd.wav"),
-    ("a.wav", "音声", {}, "a.isolated.wav"),
+    ("a.wav", "Café ambiance / rain", {"ext": "flac"},
+     "a.isolated-cafe-ambiance-rain-eacdbb91.flac"),
+    ("a.wav", "../../etc/passwd", {}, "a.isolated-etc-passwd-3754d6cb.wav"),
+    ("a.wav", "音声", {}, "a.isolated-e83d3ddc.wav"),
+    ("a.wav", "声", {}, "a.isolated-693e132f.wav"),  # non-ASCII: distinct by their hash
+    ("a.wav", "Speech", {}, "a.isolated-speech-3565fcc6.wav"),
     ("a.wav", "a man speaking loudly over a crowded room with music in the background",
-     {}, "a.isolated-a-man-speaking-loudly-over-a-crowded-room-with.wav"),
+     {}, "a.isolated-a-man-speaking-loudly-over-a-crowded-room-with-1b9d46d6.wav"),
 ])
 def test_output_names_sit_next_to_the_input_and_are_filesystem_safe(src, description, kw,
                                                                      expected):

@@ -9,7 +9,11 @@
    its turn in the shared pace, stops if another worker hit 401/403/406, and validates the
    answer (audio, complete, covering the input) before anything is cached or returned;
 4. the accounting: usage, the shared budget (reserved per attempt, refunded when nothing
-   was billed), the 429 back-off shared with every sender.
+   was billed), the 429 back-off shared with every sender. A synchronous call is billed when
+   its 200 arrives; a queued request as soon as its submit is accepted, and refunded only
+   when the queue reports it FAILED (which the provider does not bill). A queued answer that
+   stays invalid after its retries (fetching again is free) is dropped from the journal:
+   asking for that piece again submits it again, and pays again.
 
 Example
 -------
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import math
 import random
 import time
 from typing import Optional
@@ -189,8 +194,20 @@ class Caller:
                 paid += held.pop("billed", 0.0)
                 faults += 1
                 delay = self.policy.fault_delay(exc, faults)
+                queued = isinstance(exc, errors.ResponseDecodeError) \
+                    and not isinstance(exc, errors.UncollectableRequestError) \
+                    and self.exchange.pending(key) is not None
+                if delay is None and queued and faults <= self.policy.max_retries:
+                    # a queued answer is fetched again for free: retried like a fault
+                    delay = self.policy.fault_delay(errors.IncompleteResponseError(""), faults)
                 if delay is None:
                     self.usage.record(failed=1)
+                    if queued:  # paid, invalid after its retries: not fetched for ever
+                        self.exchange.done(key)
+                        exc.message += (" The request was paid for; its journal entry is "
+                                        "removed, so asking for this piece again submits it "
+                                        "again (and pays again).")
+                        exc.args = (exc.message,) + exc.args[1:]
                     raise
                 log.info("%s; retry %d of %d in %.1f s", exc, faults, self.policy.max_retries,
                          delay)
@@ -215,40 +232,54 @@ class Caller:
                 held["reserved"] = True
             t0 = time.monotonic()
             billed = 0.0
+            box = [0.0]  # what this attempt was billed, as soon as it is
+
+            def accepted(headers: dict) -> None:  # a queued submit is billed when accepted
+                self.note_credits(headers)
+                box[0] = self.price_per_call
+                held["submitted"] = True
+                self.usage.record(billed=1, cost=self.price_per_call)
+
             try:
                 with departing(self._leaving(started, count=not resuming)):
-                    content, headers, _ = self.exchange.send(body, cache_key=key,
-                                                             max_bytes=max_bytes,
-                                                             on_submit=self.note_credits)
-                # a sync 200 is billed, whatever it holds; so is a queued request that
-                # completed (counted once, when its result arrives)
-                if inherited:  # collected, paid by the run that was interrupted
-                    self.usage.record(cached=1)
-                else:
+                    content, headers, via = self.exchange.send(body, cache_key=key,
+                                                               max_bytes=max_bytes,
+                                                               on_submit=accepted)
+                billed = box[0]
+                if via == "sync":  # a sync 200 is billed, whatever it holds
                     billed = self.price_per_call
                     self.usage.record(billed=1, cost=billed)
+                elif inherited:  # collected, paid by the run that was interrupted
+                    self.usage.record(cached=1)
                 self.note_credits(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = validate(data, fmt, piece)
+            except errors.QueueJobFailedError:  # FAILED is not billed: refunded
+                if held.pop("submitted", False):
+                    self.usage.record(billed=-1, cost=-self.price_per_call)
+                self._refund(budget, 0.0, key, held)
+                raise
             except errors.Halted as stop:  # stopped at the gate: nothing was sent
+                billed = box[0]
                 self._refund(budget, billed, key, held)
                 raise self._stopped(stop.halt) from None
             except errors.Requeue:  # a 429 came after this one's turn: nothing was sent
-                self._refund(budget, billed, key, held)
+                self._refund(budget, box[0], key, held)
                 raise
             except errors.RateLimitError as exc:
-                self._refund(budget, billed, key, held)
+                self._refund(budget, box[0], key, held)
                 wait = self.policy.rate_limit_wait(exc)
                 self.limits.record_rate_limited(wait + random.uniform(0, 0.05 * max(wait, 1.0)))
                 self.usage.record(rate_limited=1)
                 log.info("rate limited (429); every sender waits %.1f s", wait)
                 raise
             except errors.FatalAPIError as exc:
-                self._refund(budget, billed, key, held)
+                self._refund(budget, box[0], key, held)
                 # tell every sender before giving up the slot, so none slips in meanwhile
                 self.limits.halt(exc.status_code, type(exc).__name__, exc.message)
                 raise
             except errors.SamAudioError as exc:
+                billed = max(billed, box[0])
                 self._refund(budget, billed, key, held)
                 held["took"], held["billed"] = time.monotonic() - t0, billed
                 # an answer may echo the key back: it never reaches a message or a log
@@ -291,10 +322,11 @@ class Caller:
                 "then run again (paid results are cached).")
 
     def _refund(self, budget: Optional[Budget], billed: float, key: str, held: dict) -> None:
-        # a queued request still pending is paid for (and its reservation with it); one
-        # collected from an earlier run's journal was never reserved by this one
+        # a queued request accepted is paid for (and its reservation with it) until the queue
+        # reports it FAILED; one collected from an earlier run's journal was never reserved
+        # by this one
         if budget is not None and not billed and held["reserved"] \
-                and self.exchange.pending(key) is None:
+                and not held.get("submitted") and self.exchange.pending(key) is None:
             budget.refund(self.price_per_call)
             held["reserved"] = False
 
@@ -304,9 +336,11 @@ class Caller:
         if value is None:
             return
         try:
-            self.usage.remaining_credits = float(value)
+            credits = float(value)
         except ValueError:
-            pass
+            return
+        if math.isfinite(credits) and credits >= 0:  # "nan", "inf", "-5" are not figures
+            self.usage.remaining_credits = credits
 
     def _download(self, url: str, max_bytes: int) -> bytes:
         # the key goes only to the endpoint's origin, never to a result URL

@@ -16,10 +16,20 @@
   on. The answer is remembered by the client and, for a remote endpoint, in the limits'
   state directory (for a day), so other processes and later runs do not ask again.
 
-The status and response URLs must be on the endpoint's own origin (they receive the key);
-any other is refused before anything is sent there. A ``FAILED`` job is a
-:class:`~samaudio_data.errors.QueueJobFailedError` (not billed, not retried); a result that
-is gone (404, "expired") is a :class:`~samaudio_data.errors.QueueResultExpiredError`. What comes back is the raw
+A submit is billed as soon as it is accepted (``on_submit`` runs then). The status and
+response URLs must be plain URLs on the endpoint's own origin, judged as urllib3 connects
+(:mod:`samaudio_data._net.urls`; they receive the key), and the request id must be new: an
+accepted submit whose answer cannot be followed (no usable id or URLs, another origin, an id
+already journalled for another piece) is a
+:class:`~samaudio_data.errors.UncollectableRequestError` saying it was paid, and is kept in
+the journal so that the piece is not submitted again while its answer may still be collected.
+A status store may lag behind the submit: a 404 within ``LAG_GRACE`` seconds of it is polled
+again; a request submitted by this process that stays unknown after that is uncollectable
+too. An answer naming another request id is an
+:class:`~samaudio_data.errors.AnswerMismatchError`. A ``FAILED`` job is a
+:class:`~samaudio_data.errors.QueueJobFailedError` (not billed, not retried); a journalled
+request of an earlier run whose result is gone (404, "expired") is a
+:class:`~samaudio_data.errors.QueueResultExpiredError`. What comes back is the raw
 sync answer, or the result's ``output`` re-encoded as JSON: either way
 :func:`samaudio_data._net.responses.audio_bytes` finds the audio in it.
 
@@ -45,16 +55,19 @@ import json
 import logging
 import threading
 import time
-import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
-from urllib.parse import urlsplit, urlunsplit
+
+from urllib3.util import parse_url
 
 from .. import errors
 from .._settings import TRANSPORTS, check_choice
 from .._state.files import atomic_write
 from .journal import Journal, Ticket
-from .transport import Transport, is_local, origin
+from .tickets import Tickets
+from .transport import Transport, is_local
+from .urls import same_origin
 from ..audio import excerpt, sniff_format
 
 log = logging.getLogger("samaudio_data")
@@ -63,6 +76,8 @@ POLL_FIRST = 0.1     # seconds before the first status poll
 POLL_FACTOR = 1.5    # back-off between polls
 POLL_MAX = 1.0       # at most this long between polls (the provider's SDK polls every 1 s)
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
+LAG_GRACE = 30.0     # seconds after a submit during which a status 404 is polled again
+_MAX_ID = 200        # characters of a request id
 _PENDING = ("QUEUED", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "STARTING", "RUNNING")
 _FAILED = ("FAILED", "ERROR", "CANCELLED", "CANCELED")
 
@@ -77,12 +92,12 @@ def queue_url(endpoint: str) -> Optional[str]:
     >>> queue_url("http://127.0.0.1:8000/models/x") is None
     True
     """
-    parts = urlsplit(endpoint)
-    segments = parts.path.split("/")
+    parts = parse_url(endpoint)  # rebuilt from the parts urllib3 connects to
+    segments = (parts.path or "").split("/")
     if "v1" not in segments:
         return None
     segments[len(segments) - 1 - segments[::-1].index("v1")] = "v2"
-    return urlunsplit(parts._replace(path="/".join(segments)))
+    return parts._replace(path="/".join(segments)).url
 
 
 class QueueExchange:
@@ -106,55 +121,11 @@ class QueueExchange:
         self._served: Optional[Tuple[bool, float]] = None
         self._sleep = sleep
         self._clock = clock
-        self._tickets: Dict[str, Ticket] = {}
+        # accepted requests, this run's and the journal's (read back checked)
+        self.tickets = Tickets(transport, journal, clock=clock)
+        self.pending, self.inherited, self.done = (self.tickets.pending, self.tickets.inherited,
+                                                   self.tickets.done)
         self._lock = threading.Lock()
-
-    # --- what is pending -------------------------------------------------------------------
-
-    def pending(self, cache_key: Optional[str]) -> Optional[Ticket]:
-        """The paid, uncollected request answering ``cache_key`` (this run's, or journalled)."""
-        if cache_key is None:
-            return None
-        with self._lock:
-            ticket = self._tickets.get(cache_key)
-        if ticket is None and self.journal is not None:
-            ticket = self.journal.get(cache_key)
-        return ticket
-
-    def inherited(self, cache_key: Optional[str]) -> bool:
-        """Whether ``cache_key``'s pending request was paid for by an earlier run (journal)."""
-        if cache_key is None or self.journal is None:
-            return False
-        with self._lock:
-            if cache_key in self._tickets:
-                return False
-        return self.journal.get(cache_key) is not None
-
-    def done(self, cache_key: Optional[str]) -> None:
-        """The answer for ``cache_key`` is safe (cached): forget its request."""
-        if cache_key is None:
-            return
-        with self._lock:
-            self._tickets.pop(cache_key, None)
-        if self.journal is not None:
-            try:
-                self.journal.remove(cache_key)
-            except OSError as exc:
-                log.warning("could not remove the journal entry %s: %s", cache_key[:12], exc)
-
-    def _keep(self, ticket: Ticket) -> None:
-        if ticket.cache_key is None:
-            return
-        with self._lock:
-            self._tickets[ticket.cache_key] = ticket
-        if self.journal is not None:
-            try:
-                self.journal.put(ticket)
-            except OSError as exc:  # a full or read-only disk never stops paid work
-                warnings.warn(f"could not write the journal entry of request "
-                              f"{ticket.request_id} ({exc}); it is kept in memory only, so a "
-                              "crash before it is collected would pay for it again.",
-                              RuntimeWarning, stacklevel=2)
 
     # --- is the model on the queue? ----------------------------------------------------------
 
@@ -165,12 +136,13 @@ class QueueExchange:
         known = self._served
         if known is None and self._state_path is not None:
             try:
-                doc = json.loads(self._state_path.read_bytes())
-                known = (bool(doc["served"]), float(doc["checked"]))
+                doc = json.loads(self._state_path.read_bytes()[:4096])
+                if isinstance(doc["served"], bool) and isinstance(doc["checked"], float):
+                    known = (doc["served"], doc["checked"])
             except (OSError, ValueError, KeyError, TypeError):
                 known = None
-        if known is None or time.time() - known[1] > REMEMBER:
-            return None
+        if known is None or not 0 <= time.time() - known[1] <= REMEMBER:
+            return None  # unknown, stale, or from ahead of the clock (it stepped back)
         return known[0]
 
     def _remember(self, served: bool) -> None:
@@ -203,7 +175,7 @@ class QueueExchange:
             if self.mode == "sync" or (self.mode == "auto" and self.served() is False):
                 return self._sync(body, max_bytes)
             try:
-                ticket, headers = self.submit(body, cache_key=cache_key)
+                ticket, headers = self.submit(body, cache_key=cache_key, on_submit=on_submit)
             except errors.APIStatusError as exc:
                 if exc.status_code not in (404, 405) or isinstance(exc, errors.RedirectError):
                     raise
@@ -216,9 +188,8 @@ class QueueExchange:
                          "synchronous call from now on", self.submit_url, exc.status_code)
                 self._remember(False)
                 return self._sync(body, max_bytes)
-            self._remember(True)
-            if on_submit is not None:
-                on_submit(headers)
+        elif ticket.unfollowable:
+            raise self.tickets.uncollectable(ticket)
         else:
             log.info("collecting request %s, paid for earlier, instead of sending it again",
                      ticket.request_id)
@@ -229,32 +200,47 @@ class QueueExchange:
                                                      json_body=body, max_bytes=max_bytes)
         return content, headers, "sync"
 
-    def submit(self, body: dict, *, cache_key: Optional[str]) -> Tuple[Ticket, Dict[str, str]]:
-        """``POST /v2/<model>``; the accepted request, journalled, and the answer's headers."""
+    def submit(self, body: dict, *, cache_key: Optional[str],
+               on_submit: Optional[Callable[[dict], None]] = None
+               ) -> Tuple[Ticket, Dict[str, str]]:
+        """``POST /v2/<model>``; the accepted request, journalled, and the answer's headers.
+
+        ``on_submit(headers)`` runs as soon as the submit is accepted: it is billed from
+        then on, whatever follows.
+        """
         assert self.submit_url is not None  # the queue is used only with a /v2/ URL
         _, content, headers = self.transport.request("POST", self.submit_url, json_body=body,
                                                      max_bytes=1 << 20)
+        self._remember(True)
+        if on_submit is not None:
+            on_submit(headers)
         try:
             doc = json.loads(content)
-            fields = [doc.get(k) for k in ("request_id", "status_url", "response_url")]
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            fields = [None]
-        if not all(isinstance(f, str) and f for f in fields):
-            raise errors.ResponseDecodeError(
-                "the queue accepted the request but its answer lacks request_id, status_url "
-                "or response_url (it may be billed; it was not sent again); body starts with "
-                f"{self.transport.redact(excerpt(content, 300))}")
-        request_id, status_url, response_url = fields
-        for url in (status_url, response_url):
-            if origin(url) != origin(self.transport.endpoint):
-                raise errors.RedirectError(
-                    f"the queue accepted request {request_id} (it may be billed) but points to "
-                    f"{self.transport.redact(url)}, which is not the endpoint's origin "
-                    f"({self.transport.endpoint}); nothing was sent there, the API key "
-                    "included.", hint="Use transport='sync' with this endpoint.")
+        except (ValueError, UnicodeDecodeError):
+            doc = None
+        doc = doc if isinstance(doc, dict) else {}
+        request_id, urls = doc.get("request_id"), [doc.get("status_url"),
+                                                   doc.get("response_url")]
+        why = ""
+        if not (isinstance(request_id, str) and request_id and len(request_id) <= _MAX_ID
+                and request_id.isprintable()):
+            request_id = ""
+            why = ("its answer has no usable request_id (body starts with "
+                   f"{self.transport.redact(excerpt(content, 200))})")
+        elif not all(same_origin(u, self.transport.endpoint) for u in urls):
+            shown = ", ".join(self.transport.redact(repr(u))[:200] for u in urls)
+            why = (f"its status and result URLs ({shown}) are not both plain URLs on the "
+                   f"endpoint's origin ({self.transport.endpoint})")
+        elif self.tickets.owned_elsewhere(request_id, cache_key):
+            why = f"its id {request_id!r} is that of a request already kept for another piece"
+        status_url, response_url = (str(urls[0]), str(urls[1])) if not why else ("", "")
         ticket = Ticket(request_id, status_url, response_url, cache_key=cache_key,
-                        created=time.time())
-        self._keep(ticket)  # on disk before any waiting: a crash now loses nothing paid
+                        created=time.time(), unfollowable=why)
+        if not why:
+            self.tickets.submitted(request_id)
+        self.tickets.keep(ticket)  # on disk before any waiting: a crash now loses nothing paid
+        if why:
+            raise self.tickets.uncollectable(ticket)
         return ticket, headers
 
     def collect(self, ticket: Ticket, *, max_bytes: int) -> bytes:
@@ -276,23 +262,55 @@ class QueueExchange:
             self._sleep(delay)
             delay = min(POLL_MAX, delay * POLL_FACTOR)
 
-    def _get(self, ticket: Ticket, url: str, max_bytes: int) -> Tuple[int, bytes]:
+    def _get(self, ticket: Ticket, url: str, max_bytes: int) -> Optional[Tuple[int, bytes]]:
+        """``GET`` a status or result URL; None while a lagging store does not know it yet."""
         try:
             status, content, _ = self.transport.request("GET", url, max_bytes=max_bytes)
         except errors.APIStatusError as exc:
             if exc.status_code == 422:  # FAILED is served as a 422 with the state in the body
                 self._failed(ticket, exc.message, exc)
             if exc.status_code == 404:
-                self.done(ticket.cache_key)
-                raise errors.QueueResultExpiredError(
-                    f"queued request {ticket.request_id} is gone ({exc.message}); results are "
-                    "kept about an hour. It has to be sent again.", status_code=404,
-                    response=exc.response) from exc
+                self._unknown(ticket, exc)
+                return None
             raise
         return status, content
 
+    def _unknown(self, ticket: Ticket, exc: errors.APIStatusError) -> None:
+        """A 404 on a status or result: lag right after the submit (returns: poll again),
+        a request this process submitted that stays unknown (uncollectable, kept), or an
+        earlier run's request whose result is gone (expired: it has to be sent again)."""
+        since = self.tickets.since(ticket.request_id)
+        age = (self._clock() - since) if since is not None else time.time() - ticket.created
+        if 0 <= age < LAG_GRACE:
+            log.info("request %s is not known to the status store yet (%.1f s after its "
+                     "submit); polling again", ticket.request_id, age)
+            return
+        kept = self.journal.retention if self.journal is not None else 3600.0
+        if since is not None and age < kept:  # ours, young: never known, not "expired"
+            ticket = replace(ticket, status_url="", response_url="", unfollowable=(
+                f"the queue still answers 404 for it {age:.0f} s after its submit"))
+            self.tickets.keep(ticket)
+            raise self.tickets.uncollectable(ticket) from exc
+        self.done(ticket.cache_key)
+        raise errors.QueueResultExpiredError(
+            f"queued request {ticket.request_id} is gone ({exc.message}); results are "
+            "kept about an hour. It has to be sent again.", status_code=404,
+            response=exc.response) from exc
+
+    def _named(self, ticket: Ticket, doc: dict) -> None:
+        """An answer naming another request than ``ticket``'s is never used."""
+        named = doc.get("request_id")
+        if named is not None and named != ticket.request_id:
+            raise errors.AnswerMismatchError(
+                f"the queue's answer for request {ticket.request_id} names request "
+                f"{self.transport.redact(repr(named))[:100]}: it is another request's answer "
+                "and was not used.")
+
     def _status(self, ticket: Ticket) -> str:
-        _, content = self._get(ticket, ticket.status_url, 1 << 20)
+        got = self._get(ticket, ticket.status_url, 1 << 20)
+        if got is None:
+            return "QUEUED"
+        content = got[1]
         try:
             doc = json.loads(content)
             state = str(doc["status"]).upper()
@@ -300,15 +318,17 @@ class QueueExchange:
             log.info("status of request %s is unreadable (%s); polling again",
                      ticket.request_id, excerpt(content))
             return "UNKNOWN"
+        self._named(ticket, doc)
         if state in _FAILED:
             self._failed(ticket, doc.get("error") or state, None)
         return state
 
     def _result(self, ticket: Ticket, max_bytes: int) -> Optional[bytes]:
         """The result's content to find the audio in; None if it is not ready after all."""
-        status, content = self._get(ticket, ticket.response_url, max_bytes)
-        if status == 202:
+        got = self._get(ticket, ticket.response_url, max_bytes)
+        if got is None or got[0] == 202:
             return None
+        content = got[1]
         if sniff_format(content):
             return content
         try:
@@ -319,6 +339,7 @@ class QueueExchange:
             raise errors.IncompleteResponseError(
                 f"the result of queued request {ticket.request_id} is not the expected JSON: "
                 f"{self.transport.redact(excerpt(content))}; fetching it again costs nothing.")
+        self._named(ticket, doc)
         if str(doc.get("status", "")).upper() in _FAILED:
             self._failed(ticket, doc.get("error"), None)
         if str(doc.get("status", "COMPLETED")).upper() in _PENDING:

@@ -27,12 +27,14 @@ import socket
 import threading
 import time
 from typing import Any, Dict, Optional, Tuple, Union
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
+from urllib3.util import Url, parse_url
 
 from .. import errors
 from .retry import parse_retry_after
+from .urls import check_url, origin, same_origin, unredact_url
 from .._version import __version__
 from .wire import GatedAdapter
 from ..audio import excerpt
@@ -42,17 +44,6 @@ _CHUNK = 64 * 1024
 _MAX_REDIRECTS = 3
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
-
-
-def origin(url: str) -> Tuple[str, str, int]:
-    """``(scheme, host, port)`` of a URL, the unit the key is confined to.
-
-    >>> origin("https://api.segmind.com/v1/x") == origin("https://API.segmind.com:443/v2/y")
-    True
-    """
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def is_local(url: str) -> bool:
@@ -92,8 +83,9 @@ class Transport:
     @property
     def credits_url(self) -> str:
         """``GET`` URL of the account's credits, on the endpoint's origin."""
-        parts = urlsplit(self.endpoint)
-        return f"{parts.scheme}://{parts.netloc}/v1/get-user-credits"
+        parts = parse_url(self.endpoint)  # rebuilt from the parts urllib3 connects to
+        return Url(scheme=parts.scheme, host=parts.host, port=parts.port,
+                   path="/v1/get-user-credits").url
 
     @property
     def total_timeout(self) -> float:
@@ -104,6 +96,15 @@ class Transport:
         """``str(value)`` with the API key replaced by ``***``."""
         text = str(value)
         return text.replace(self._key, "***") if self._key else text
+
+    def restore(self, url: str) -> str:
+        """A URL redacted by :meth:`redact` (as journalled) with the key put back.
+
+        >>> t = Transport("https://h/v1/m", "sk-1")
+        >>> t.redact("https://h/s?k=sk-1"), t.restore(t.redact("https://h/s?k=sk-1"))
+        ('https://h/s?k=***', 'https://h/s?k=sk-1')
+        """
+        return unredact_url(url, self._key)
 
     @property
     def session(self) -> requests.Session:
@@ -134,8 +135,10 @@ class Transport:
         """One exchange; returns ``(status, body, headers)`` for any status below 300.
 
         Error statuses raise their typed error (with the response); ``with_key`` requests
-        are refused unless ``url`` is on the endpoint's origin.
+        are refused unless ``url`` is on the endpoint's origin, judged as urllib3 connects
+        (:func:`samaudio_data._net.urls.check_url`).
         """
+        check_url(url, redact=self.redact)
         if with_key and origin(url) != origin(self.endpoint):
             raise errors.RedirectError(
                 f"refusing to send the API key to {self.redact(url)}: it is not on the "
@@ -148,8 +151,11 @@ class Transport:
             status, body, resp_headers = self._exchange(method, url, json_body, headers,
                                                         max_bytes)
             if status in (301, 302, 303, 307, 308):
-                target = urljoin(url, resp_headers.get("location", ""))
-                if status in (307, 308) and origin(target) == origin(url):
+                location = resp_headers.get("location", "")
+                target = urljoin(url, location)
+                if "\\" in location or any(ord(c) < 0x21 for c in location):
+                    target = location  # judged as sent: never "repaired" by urljoin
+                if status in (307, 308) and same_origin(target, url):
                     url = target
                     continue
                 raise errors.RedirectError(

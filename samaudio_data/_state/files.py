@@ -78,3 +78,43 @@ def file_lock(path: PathLike, *, timeout: Optional[float] = None) -> Iterator[bo
         yield True
     finally:
         lock.release()
+
+
+def private_dir(name: str) -> Path:
+    """A directory only this user can enter, for state shared by this user's processes.
+
+    ``$XDG_RUNTIME_DIR/<name>`` when the session has one, else ``<tmp>/<name>-<uid>``:
+    created with mode 0700, and used only if it is a real directory (not a symlink) owned by
+    this user that no one else can write; otherwise a new private temporary directory is used
+    (and state is then shared by this process only).
+
+    >>> d = private_dir("samaudio_data-doctest")
+    >>> d.is_dir() and (os.name != "posix" or (d.stat().st_mode & 0o077) == 0)
+    True
+    """
+    import stat
+    import warnings
+
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
+        path = Path(runtime) / name
+    else:
+        user = uid if uid is not None else (os.environ.get("USERNAME") or "user")
+        path = Path(tempfile.gettempdir()) / f"{name}-{user}"
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        st = os.lstat(path)
+        ok = stat.S_ISDIR(st.st_mode) and (uid is None or (
+            st.st_uid == uid and not st.st_mode & 0o077))
+    except OSError:
+        ok = False
+    if ok:
+        return path
+    warnings.warn(f"{path} is not a private directory of this user (a symlink, another "
+                  "owner, or open to others): it is not used; the limits are kept in a new "
+                  "private temporary directory, shared by this process only. Set cache_dir "
+                  "(SAMAUDIO_CACHE_DIR) to share them between processes.", RuntimeWarning,
+                  stacklevel=3)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-"))

@@ -23,7 +23,11 @@ server.
 - halt: after a fatal error, requests of operations that began before it are refused;
 - ledgers: named running sums of money spent, for a ``max_cost`` shared by processes.
 
-The state lives in one :class:`~._statefile.StateFile` per endpoint.
+The state lives in one :class:`~._statefile.StateFile` per endpoint; every read of it is
+checked and bounded by :func:`~.limitstate.sanitize` (types, ranges, deadlines clamped so
+that a clock step or a damaged file never stalls a run), and what was repaired is logged
+once. With no rate stated, a 429 never teaches a rate below the slowest plan's (5 requests
+per minute) unless 429s keep coming at that rate.
 
 Example
 -------
@@ -50,6 +54,7 @@ from typing import Callable, Iterator, Optional
 
 from ..errors import Halted, Requeue
 from .files import file_lock
+from .limitstate import Bounds, sanitize
 from .statefile import StateFile
 
 log = logging.getLogger("samaudio_data")
@@ -72,6 +77,7 @@ _LEAD_MAX = 0.05           # ... at most this many seconds; the gate keeps the e
 _LEAVING_MAX = 2.0         # seconds a request may take to leave before the next goes anyway
 _LEAVING_POLL = 0.001
 _CLAIM_AHEAD = 0.003       # the gate is claimed this long before its time
+_FLOOR_PER_MINUTE = 5.0    # the slowest plan's rate: a 429 teaches no less, unless they go on
 
 
 class SharedLimits:
@@ -79,10 +85,14 @@ class SharedLimits:
 
     def __init__(self, directory, *, max_concurrency: int = 16,
                  requests_per_minute: Optional[float] = None, rate_window: float = 60.0,
+                 retry_after_max: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.time) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._bounds = Bounds(retry_after_max=float(retry_after_max),
+                              max_concurrency=int(max_concurrency))
+        self._reported: set = set()
         self.max_concurrency = int(max_concurrency)
         self.requests_per_minute = (float(requests_per_minute)
                                     if requests_per_minute else None)
@@ -94,8 +104,21 @@ class SharedLimits:
         self._cache_lock = threading.Lock()
         self._allowed_at, self._allowed_cached = -1e9, 1
 
-    def _state(self):
-        return self._doc.open()
+    @contextlib.contextmanager
+    def _state(self) -> Iterator[dict]:
+        """The shared record, locked, checked and bounded (see :mod:`.limitstate`)."""
+        with self._doc.open() as st:
+            fixed = sanitize(st, self._clock(), self._bounds, self._interval)
+            if fixed and not self._reported.issuperset(fixed):
+                self._reported.update(fixed)
+                log.warning("the shared limits state %s held unusable or out-of-range values "
+                            "(%s: a damaged file or a clock step); they were reset or clamped",
+                            self._doc.path, ", ".join(sorted(set(fixed))))
+            yield st
+
+    def _interval(self, st: dict) -> Optional[float]:
+        rate = self._rate(st)
+        return 1.0 / rate if rate else None
 
     def _rate(self, st: dict) -> Optional[float]:
         """Requests per second allowed now (None: no rate known, no pacing)."""
@@ -279,7 +302,13 @@ class SharedLimits:
                                                  self.rate_window / 10))
                 accepted = max(1.0, (len(sent) - 1) * self.rate_window / span * _DECREASE)
                 known = st.get("learned_per_window")
-                st["learned_per_window"] = accepted if known is None else min(known, accepted)
+                floor = _FLOOR_PER_MINUTE * self.rate_window / 60.0
+                if known is not None and known <= floor * (1 + 1e-6):
+                    # paced at the slowest plan's rate and still refused: lower, slowly
+                    learned = max(1.0, known * _DECREASE)
+                else:
+                    learned = max(floor, accepted if known is None else min(known, accepted))
+                st["learned_per_window"] = learned
                 st["window_limit"] = max(1.0, float(st.get("window_limit",
                                                            _START_CONCURRENCY)) / 2)
             else:

@@ -6,7 +6,11 @@ for the portable file lock with other processes. Updates are written only when t
 changed, by replacing the file; it is parsed again only when another process replaced it
 since this one last read or wrote it (every writer holds the lock, so the file cannot change
 between that check and the read). A document that cannot be saved (a full disk) is still
-used by this process, with one warning.
+used by this process, with one warning. A document that cannot be parsed (damaged, not an
+object, far too large) is logged once and replaced by an empty one; what its values may hold
+is checked by its user (:func:`samaudio_data._state.limitstate.sanitize`). Writes go to a new
+temporary file (created exclusively: a planted symlink is never followed) renamed over the
+document.
 
 Example
 -------
@@ -37,6 +41,7 @@ _THREAD_LOCKS: Dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 # the last document read or written per file, with the file's identity then
 _PARSED: Dict[str, tuple] = {}
+_MAX_BYTES = 4 << 20  # a state document is a few kB
 
 
 class StateFile:
@@ -49,18 +54,20 @@ class StateFile:
         with _THREAD_LOCKS_GUARD:
             self._thread_lock = _THREAD_LOCKS.setdefault(self._key, threading.Lock())
         self._write_failed = False
+        self._damage_logged = False
 
     @contextlib.contextmanager
     def open(self) -> Iterator[dict]:
         """The document, locked for this block; saved at its end if it changed."""
         with self._thread_lock, file_lock(self._lock_path):
-            state = self._load()
+            damaged = [False]
+            state = self._load(damaged)
             before = _copy(state)
             yield state
-            if state != before:
+            if state != before or damaged[0]:
                 self._save(state)
 
-    def _load(self) -> dict:
+    def _load(self, damaged: list) -> dict:
         ident = _identity(self.path)
         if ident is None:
             return {}
@@ -68,10 +75,17 @@ class StateFile:
         if cached is not None and cached[0] == ident:
             return _copy(cached[1])
         try:
+            if ident[2] > _MAX_BYTES:
+                raise ValueError(f"{ident[2]} bytes")
             state = json.loads(self.path.read_bytes())
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(state, dict):
+            if not isinstance(state, dict):
+                raise ValueError(f"a JSON {type(state).__name__}, not an object")
+        except (OSError, ValueError) as exc:
+            if not self._damage_logged:
+                self._damage_logged = True
+                log.warning("the shared state %s is damaged (%s); it is replaced",
+                            self.path, exc)
+            damaged[0] = True
             return {}
         _PARSED[self._key] = (ident, _copy(state))
         return state

@@ -31,6 +31,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
@@ -282,13 +283,18 @@ def output_path(input_path: PathLike, description: str, *, kind: str = "isolated
     """Name an output file next to the input, from the description: ``talk.isolated-speech.wav``.
 
     The description becomes a short, filesystem-safe slug (lowercase ASCII letters, digits
-    and dashes). The extension is the input's when it is ``.wav`` or ``.flac``, else ``.wav``;
-    pass ``ext=".flac"`` to choose.
+    and dashes). Distinct descriptions give distinct names: unless the description is
+    already its slug's words (lowercase ASCII words and single spaces, short enough), eight
+    hex digits of its hash follow the slug, so ``"Speech"``, ``"speech!"`` and two non-ASCII
+    descriptions never overwrite each other's files. The extension is the input's when it is
+    ``.wav`` or ``.flac``, else ``.wav``; pass ``ext=".flac"`` to choose.
 
-    >>> output_path("/data/talk.wav", "Speech, single speaker").as_posix()
+    >>> output_path("/data/talk.wav", "speech single speaker").as_posix()
     '/data/talk.isolated-speech-single-speaker.wav'
     >>> output_path("show.mp3", "drums", kind="residual").name
     'show.residual-drums.wav'
+    >>> output_path("a.wav", "音声").name, output_path("a.wav", "声").name
+    ('a.isolated-e83d3ddc.wav', 'a.isolated-693e132f.wav')
     """
     src = Path(input_path)
     if ext is None:
@@ -296,8 +302,12 @@ def output_path(input_path: PathLike, description: str, *, kind: str = "isolated
     elif ext.lower().lstrip(".") not in ("wav", "flac"):
         raise InvalidRequestError(f"ext must be '.wav' or '.flac', got {ext!r}.")
     ext = ext if ext.startswith(".") else "." + ext
-    tag = "-".join(part for part in (_slug(kind, 20), _slug(description, 48)) if part)
-    return src.with_name(f"{src.stem}.{tag or 'isolated'}{ext}")
+    slug = _slug(description, 48)
+    if slug.replace("-", " ") != str(description):  # lossy: the hash keeps names apart
+        digest = hashlib.sha256(str(description).encode("utf-8", "surrogatepass")).hexdigest()
+        slug = f"{slug}-{digest[:8]}".strip("-")
+    tag = "-".join(part for part in (_slug(kind, 20) or "isolated", slug) if part)
+    return src.with_name(f"{src.stem}.{tag}{ext}")
 
 
 def _slug(text: str, limit: int) -> str:

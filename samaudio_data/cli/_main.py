@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import sys
-from typing import TYPE_CHECKING, Iterator, List, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 from .. import errors
 from .._settings import CANDIDATES, CHANNEL_POLICIES, OUTPUT_FORMATS, TRANSPORTS
@@ -155,20 +157,63 @@ def _client(args) -> Iterator[Client]:
             kw[name] = getattr(args, name)
     local = args.local or (not os.environ.get("SEGMIND_API_KEY") and not args.endpoint)
     if local:
-        from ..testing import LocalEndpoint
-
         print("samaudio-data: no SEGMIND_API_KEY set (or --local): using a local endpoint. "
               "Its answers are not real separations, and nothing is billed: costs shown are "
               "what the real endpoint would charge.", file=sys.stderr)
-        with LocalEndpoint() as ep:
-            # a stable identity: the port changes every run, the stand-in's answers do not,
-            # so a rerun finds its cached answers
+        with _local_endpoint(args.cache_dir) as ep:
+            # a stable identity (the stand-in's answers do not depend on its port), so a
+            # rerun finds its cached answers; and a stable port, so a killed run's journal
+            # still points at this endpoint and the rerun resumes it
             with Client("local-key", endpoint=ep.url, cache_namespace="samaudio-local-endpoint",
                         **kw) as client:
                 yield client
     else:
         with Client(endpoint=args.endpoint, **kw) as client:
             yield client
+
+
+def local_port(cache_dir: Optional[str]) -> int:
+    """The local endpoint's port for this user and cache directory: the same every run.
+
+    >>> 20000 <= local_port("/tmp/c") < 40000 and local_port("/tmp/c") == local_port("/tmp/c")
+    True
+    """
+    from .. import _settings
+
+    where = os.path.abspath(os.path.expanduser(cache_dir or str(_settings.default_cache_dir())))
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "")
+    digest = hashlib.sha256(f"{user}:{where}".encode()).digest()
+    return 20000 + int.from_bytes(digest[:4], "big") % 20000
+
+
+@contextlib.contextmanager
+def _local_endpoint(cache_dir: Optional[str]) -> Iterator[Any]:
+    from ..testing import LocalEndpoint
+
+    port = local_port(cache_dir)
+    try:
+        ep = LocalEndpoint(port=port).start()
+    except OSError as exc:  # taken (another run, another program): any free port
+        print(f"samaudio-data: port {port} of the local endpoint is taken ({exc.strerror}); "
+              "using another one: requests a killed run left in flight are sent again "
+              "(free on the local endpoint).", file=sys.stderr)
+        ep = LocalEndpoint().start()
+    try:
+        yield ep
+    finally:
+        ep.stop()
+
+
+def _check_out(dataset: str, out: str) -> None:
+    """Refuse ``--out`` equal to or inside the input folder (a rerun would read it)."""
+    if not os.path.isdir(dataset):
+        return
+    src, dst = Path(dataset).resolve(), Path(out).resolve()
+    if dst == src or src in dst.parents:
+        raise errors.InvalidRequestError(
+            f"--out {out!r} is {'the input folder' if dst == src else 'inside the input folder'}"
+            f" {dataset!r}: the results would mix with the input, and a rerun would read them "
+            "as input. Choose a folder outside it. Nothing was sent.")
 
 
 def _isolate(args) -> int:
@@ -236,6 +281,7 @@ def _map(args) -> int:
 
     from ..hf import estimate_cost, isolate, prefetch
 
+    _check_out(args.dataset, args.out)
     ds = load_dataset_arg(args.dataset, args.split)
     if args.column not in ds.column_names:
         raise errors.InvalidRequestError(

@@ -99,7 +99,8 @@ class Explorer(ReviewActions):
         self._media_row: Optional[int] = None
         self.session = Path(session).expanduser() if session else None
         if self.session is not None and self.session.exists():
-            saved = _session.read(self.session, n_rows=self._n)
+            saved = _session.read(self.session, n_rows=self._n,
+                                  fingerprint=getattr(self._ds, "_fingerprint", None))
             self._state.load_dict(saved, isolated)
         elif self.session is not None:
             self.save()

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import audio, errors
 from ..hf import read_value
+from ..hf._values import declared_dtype
 from . import _format, _images
 from ._errors import ExplorerError
 
@@ -62,13 +63,13 @@ def player_wav(y: Optional[np.ndarray], sr: int) -> bytes:
     return audio.encode_wav(np.clip(np.nan_to_num(y), -1.0, 1.0), sr, subtype="PCM_16")
 
 
-def read_aligned(value: Any, sr: int, n: int) -> np.ndarray:
+def read_aligned(value: Any, sr: int, n: int, dtype: Optional[str] = None) -> np.ndarray:
     """An audio value as mono at ``sr`` with ``n`` samples (raises SamAudioError if none).
 
     >>> read_aligned({"array": np.ones(8), "sampling_rate": 8000}, 8000, 10).shape
     (10,)
     """
-    y, vsr = read_value(value)
+    y, vsr = read_value(value, dtype=dtype)
     if y.size == 0:
         raise errors.InvalidAudioError("empty audio")
     return audio.fit_answer(y, vsr, sr=sr, n=n)
@@ -112,6 +113,8 @@ class RowLoader:
         cols = [original, isolated] + ([residual] if residual else []) + (
             [error_column] if error_column else [])
         self._rows = undecoded(ds, cols)
+        # integer sample lists arrive as Python ints: their width is the declared one
+        self._dtypes = {c: declared_dtype(getattr(ds, "features", None), c) for c in cols}
         self.size = (int(image_width), int(image_height))
         self._cache: "collections.OrderedDict[int, Tuple[RowAudio, RowMedia]]" = \
             collections.OrderedDict()
@@ -123,7 +126,7 @@ class RowLoader:
         and then the residual is the original minus it."""
         value = self._rows[int(row)]
         try:
-            original, sr = read_value(value[self.original])
+            original, sr = read_value(value[self.original], dtype=self._dtypes[self.original])
         except errors.SamAudioError as exc:
             raise ExplorerError(
                 f"row {row + 1}: cannot read the original audio: {exc}") from exc
@@ -137,12 +140,13 @@ class RowLoader:
             if note:
                 notes["isolated"] = note
             try:
-                target = read_aligned(value[self.isolated], sr, n)
+                target = read_aligned(value[self.isolated], sr, n, self._dtypes[self.isolated])
             except errors.SamAudioError as exc:
                 notes["isolated"] = f"no isolated audio ({exc.message})"
             if self.residual:
                 try:
-                    residual = read_aligned(value[self.residual], sr, n)
+                    residual = read_aligned(value[self.residual], sr, n,
+                                            self._dtypes[self.residual])
                 except errors.SamAudioError as exc:
                     notes["residual"] = f"no residual audio ({exc.message})"
         if residual is None and target is not None and "residual" not in notes:

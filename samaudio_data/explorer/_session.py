@@ -42,8 +42,14 @@ def write(path: Path, state: Dict[str, Any], *, n_rows: int, fingerprint: Option
     return path
 
 
-def read(path: Path, *, n_rows: int) -> Dict[str, Any]:
-    """Read a session file written for a dataset of ``n_rows`` rows (see :func:`write`)."""
+def read(path: Path, *, n_rows: int, fingerprint: Optional[str] = None) -> Dict[str, Any]:
+    """Read a session file written for this dataset (see :func:`write`).
+
+    Refused with an :class:`ExplorerError` saying what to do: a file that is not a session,
+    one made for a dataset of another size or another fingerprint (``datasets``' own; a
+    session saved on other rows would put decisions on the wrong clips), or one whose values
+    do not have the types :func:`write` gives them (a hand edit gone wrong).
+    """
     try:
         state = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -56,4 +62,62 @@ def read(path: Path, *, n_rows: int) -> Dict[str, Any]:
         raise ExplorerError(
             f"the session file {path} was made for a dataset of {state.get('n_rows')} rows; "
             f"this one has {n_rows}. Pass the same dataset, or another session= path.")
+    saved = state.get("fingerprint")
+    if saved is not None and fingerprint is not None and saved != fingerprint:
+        raise ExplorerError(
+            f"the session file {path} was made for another dataset (fingerprint {saved!r}; "
+            f"this one's is {fingerprint!r}), with the same number of rows: its decisions "
+            "would land on other clips. Pass the dataset it was made for, or another "
+            "session= path.")
+    problem = _problem(state, n_rows)
+    if problem:
+        raise ExplorerError(f"the session file {path} is damaged: {problem}. Fix or move it "
+                            "away, or pass another session= path.")
     return state
+
+
+def _row_keys(mapping: Any, n_rows: int, name: str) -> Optional[str]:
+    if not isinstance(mapping, dict):
+        return f"{name!r} is not an object"
+    for k in mapping:
+        if not (isinstance(k, str) and k.isdigit() and int(k) < n_rows):
+            return f"{name!r} has the key {k!r}, not a row number below {n_rows}"
+    return None
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _problem(state: Dict[str, Any], n_rows: int) -> Optional[str]:
+    """What is wrong with the values of a session document, or None."""
+    decisions = state.get("decisions") or {}
+    reisolated = state.get("reisolated") or {}
+    why = _row_keys(decisions, n_rows, "decisions") or _row_keys(reisolated, n_rows,
+                                                                   "reisolated")
+    if why:
+        return why
+    if not all(isinstance(v, str) for v in decisions.values()):
+        return "a decision is not a string"
+    for k, meta in reisolated.items():
+        if not isinstance(meta, dict) or not _number(meta.get("cost", 0.0)) \
+                or not _number(meta.get("seconds", 0.0)) \
+                or not isinstance(meta.get("description", ""), str) \
+                or not isinstance(meta.get("reranking_candidates", 1), int) \
+                or not isinstance(meta.get("signals") or {}, dict) \
+                or not all(_number(v) or isinstance(v, bool) or v is None
+                           for v in (meta.get("signals") or {}).values()):
+            return f"the re-isolation of row {k} does not hold numbers where they belong"
+    row = state.get("row", 0)
+    if not (isinstance(row, int) and not isinstance(row, bool)):
+        return f"'row' is {row!r}, not a row number"
+    for name in ("sort", "filter"):
+        value = state.get(name) or {}
+        if not isinstance(value, dict):
+            return f"{name!r} is not an object"
+        if not (value.get("column") is None or isinstance(value.get("column"), str)):
+            return f"{name!r} names a column that is not a string"
+    if not all(v is None or _number(v) for k, v in (state.get("filter") or {}).items()
+               if k in ("min", "max")):
+        return "the filter's bounds are not numbers"
+    return None

@@ -46,6 +46,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -59,8 +60,8 @@ from .._client import Client
 from .._models import Budget, CostEstimate, Separation, Tally
 from .. import _settings
 from .._settings import check_description as _check_description, check_params as _check_params
-from ._values import (audio_decoding, decoding_unavailable, encode_value, read_column,
-                      read_value)
+from ._values import (audio_decoding, declared_dtype, decoding_unavailable, encode_value,
+                      read_column, read_value)
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 
 KEEP = ("target", "residual", "both")
@@ -73,7 +74,14 @@ class Isolate:
     def __init__(self, description: str, *, column: str = "audio",
                  output_column: str = "isolated", keep: str = "target",
                  on_error: str = "raise", max_cost: Optional[float] = None,
-                 client: Optional[Client] = None, **endpoint_params) -> None:
+                 client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+                 **endpoint_params) -> None:
+        if sample_dtype is not None and not (isinstance(sample_dtype, str) and sample_dtype
+                                             in ("int8", "int16", "int32", "uint8")):
+            raise errors.InvalidRequestError(
+                f"sample_dtype must be 'int8', 'int16', 'int32' or 'uint8', got "
+                f"{sample_dtype!r}.")
+        self.sample_dtype = sample_dtype
         self.description = _check_description(description)
         _settings.check_choice("keep", keep, KEEP)
         _settings.check_choice("on_error", on_error, ON_ERROR)
@@ -104,11 +112,13 @@ class Isolate:
         return {"description": self.description, "column": self.column,
                 "output_column": self.output_column, "keep": self.keep,
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
-                "client": self._client, "endpoint": self.endpoint, "version": __version__}
+                "client": self._client, "endpoint": self.endpoint,
+                "sample_dtype": self.sample_dtype, "version": __version__}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("version", None)
+        state.setdefault("sample_dtype", None)
         self._client = state.pop("client")
         self.__dict__.update(state)
         self._budget = None
@@ -199,7 +209,7 @@ class Isolate:
             # row overlap with other rows' requests instead of waiting for the whole batch
             orig = None
             try:
-                orig = read_value(value)
+                orig = read_value(value, dtype=self.sample_dtype)
                 res = client.separate(orig[0], orig[1], self.description, budget=budget,
                                       **self.params)
                 return self._row(res, orig)
@@ -261,7 +271,8 @@ def _session_id() -> str:
 
 def isolate(description: str, *, column: str = "audio", output_column: str = "isolated",
             keep: str = "target", on_error: str = "raise", max_cost: Optional[float] = None,
-            client: Optional[Client] = None, **endpoint_params) -> Isolate:
+            client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+            **endpoint_params) -> Isolate:
     """A ``.map`` function that isolates ``description`` in an audio column.
 
     Parameters
@@ -277,6 +288,11 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
     max_cost : dollars this map may spend in this Python session (all workers together);
         the row that would pass it is not sent and the map stops, saying so.
     client : a :class:`~samaudio_data.Client`; by default one from the environment.
+    sample_dtype : the integer type of a ``{"array", "sampling_rate"}`` column's samples
+        (``"int16"``...). ``datasets`` hands integer lists to a map as Python ints (int64
+        with numpy formatting), losing their width; without this (or the dataset's own
+        features, which :func:`estimate_cost` and :func:`prefetch` read into it) such rows
+        are refused rather than read as 64-bit PCM (silence).
     endpoint_params : ``output_format``, ``reranking_candidates``, ``channels``.
 
     Example
@@ -286,7 +302,8 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
     ['no_music', 'no_music_cost', 'no_music_seconds']
     """
     return Isolate(description, column=column, output_column=output_column, keep=keep,
-                   on_error=on_error, max_cost=max_cost, client=client, **endpoint_params)
+                   on_error=on_error, max_cost=max_cost, client=client,
+                   sample_dtype=sample_dtype, **endpoint_params)
 
 
 def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
@@ -305,13 +322,15 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("estimate_cost needs the result of isolate(...).")
     client = fn.client
+    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
+                                                        fn.column)
     tally = Tally(client.price_per_call)
 
     def count(value) -> CostEstimate:
         if isinstance(value, BaseException):  # a row that could not even be read
             raise value
         try:
-            y, sr = read_value(value)
+            y, sr = read_value(value, dtype=fn.sample_dtype)
         except errors.SamAudioError:
             raise
         except Exception as exc:  # a decoder's own error on a broken file
@@ -320,7 +339,7 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
         return client.estimate([y], sr, fn.description, **fn.params)
 
     for i, value in column_values(dataset, fn.column):
-        tally.add(i, lambda: count(value))
+        tally.add(i, functools.partial(count, value))
     return tally.result()
 
 

@@ -33,7 +33,7 @@ from typing import Any, List, Tuple
 
 from .. import errors
 from ._map import Isolate, column_values
-from ._values import read_value
+from ._values import declared_dtype, read_value
 
 
 @dataclass
@@ -61,6 +61,8 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     """
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("prefetch needs the result of isolate(...).")
+    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
+                                                        fn.column)
     client, budget = fn.client, fn.budget()
     report = PrefetchReport()
 
@@ -68,7 +70,7 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         row, value = item
         if isinstance(value, BaseException):
             raise value
-        y, sr = read_value(value)
+        y, sr = read_value(value, dtype=fn.sample_dtype)
         return client.separate(y, sr, fn.description, budget=budget, **fn.params)
 
     def rows():

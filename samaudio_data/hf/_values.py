@@ -40,15 +40,37 @@ from ..audio import decode_audio, encode_wav
 from ..errors import InvalidAudioError, ResponseDecodeError
 
 
-def read_value(value: Any) -> Tuple[np.ndarray, int]:
+def declared_dtype(features: Any, column: str) -> Optional[str]:
+    """The integer sample type a dataset declares for ``column``'s ``array`` (else None).
+
+    >>> import datasets
+    >>> f = datasets.Features({"audio": {"array": datasets.Sequence(datasets.Value("int16")),
+    ...                                  "sampling_rate": datasets.Value("int32")}})
+    >>> declared_dtype(f, "audio")
+    'int16'
+    """
+    feature = (features or {}).get(column) if hasattr(features, "get") else None
+    inner = feature.get("array") if isinstance(feature, dict) else None
+    while inner is not None and not hasattr(inner, "dtype"):
+        inner = getattr(inner, "feature", None)  # Sequence / List / LargeList
+    dtype = getattr(inner, "dtype", None)
+    return dtype if isinstance(dtype, str) and dtype.startswith(("int", "uint")) else None
+
+
+def read_value(value: Any, *, dtype: Optional[str] = None) -> Tuple[np.ndarray, int]:
     """Decode one audio-column value to ``(channels, n)`` samples and its sample rate.
 
     Decoded audio comes back as float32; a 3.x-style ``{"array", "sampling_rate"}`` dict
     comes back as stored (integer PCM included), to be validated and scaled by
-    :func:`samaudio_data.audio.check_audio` like any array given to the client.
+    :func:`samaudio_data.audio.check_audio` like any array given to the client. Integer
+    samples that arrive as Python ints or int64 (``datasets`` hands an ``int16`` column's
+    lists over that way) are read as ``dtype``, the column's declared type; without it they
+    are refused: scaled as 64-bit integers they would be silence.
 
     >>> read_value({"array": np.zeros(8), "sampling_rate": 8000})[0].shape
     (1, 8)
+    >>> read_value({"array": [1000, -1000], "sampling_rate": 8000}, dtype="int16")[0].dtype
+    dtype('int16')
     """
     if value is None:
         raise InvalidAudioError("this row has no audio (the value is None).")
@@ -67,7 +89,7 @@ def read_value(value: Any) -> Tuple[np.ndarray, int]:
         if value.get("array") is not None:
             # samples and rate as stored: integer PCM is scaled and the rate validated by
             # the one path every caller shares (audio.check_audio, as in Client.isolate)
-            y = np.asarray(value["array"])
+            y = _samples(value["array"], dtype)
             if value.get("sampling_rate") is None:
                 raise InvalidAudioError("audio dict has an 'array' but no 'sampling_rate'.")
             return (y[np.newaxis] if y.ndim == 1 else y), value["sampling_rate"]
@@ -84,6 +106,26 @@ def read_value(value: Any) -> Tuple[np.ndarray, int]:
         raise InvalidAudioError("audio dict has neither 'array', 'bytes' nor 'path'.")
     raise InvalidAudioError(
         f"cannot read audio from a {type(value).__name__}; expected an Audio column value.")
+
+
+def _samples(raw: Any, dtype: Optional[str]) -> np.ndarray:
+    """An ``array`` value as samples, integer widths resolved (see :func:`read_value`)."""
+    y = np.asarray(raw)
+    if y.dtype.kind not in "iu" or (isinstance(raw, np.ndarray) and y.dtype.itemsize < 8):
+        return y  # floats, or integers whose width is known
+    if dtype is None:
+        held = "int64" if isinstance(raw, np.ndarray) else "Python ints"
+        raise InvalidAudioError(
+            f"this row's 'array' holds integers as {held}: their sample width (int16? "
+            "int32?) is unknown, and read as 64-bit PCM they would be silence. Declare it: "
+            "isolate(..., sample_dtype='int16'), or give the column float samples.")
+    target = np.dtype(dtype)
+    info = np.iinfo(target)
+    if y.size and (y.min() < info.min or y.max() > info.max):
+        raise InvalidAudioError(
+            f"this row's samples do not fit the declared {dtype} (they reach "
+            f"{int(y.min())}..{int(y.max())}); check sample_dtype= or the dataset's features.")
+    return y.astype(target)
 
 
 def _decode_bytes(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
