@@ -8,11 +8,13 @@
 PY ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # FFmpeg's shared libraries for torchcodec (datasets' Audio decoding); Chromium for the
-# browser test of the explorer
+# browser test of the explorer; espeak-ng and sox for the quality triage's labelled corpus
 APT_TEST := libavcodec59 libavformat59 libavutil57 libswresample4 libavdevice59 \
-            libavfilter8 libswscale6 chromium
+            libavfilter8 libswscale6 chromium espeak-ng sox
 # the oldest supported versions: a fresh venv pinned by this constraints file (no torch:
-# datasets 3.x decodes Audio with soundfile); the browser test runs in the latest one only
+# datasets 3.x decodes Audio with soundfile); the browser test runs in the latest one only.
+# Without the [quality] extra: the triage runs there without speech detection (":no_vad"),
+# and the tests that need the detector skip, saying so
 OLDEST_VENV ?= .venv-oldest
 # CI builds it with $(PY) (3.11); OLDEST_PY=python3.10 tests the oldest Python as well
 OLDEST_PY ?= $(PY)
@@ -32,7 +34,7 @@ install-test:
 	fi
 	# CPU torch (a wheel on disk here; an unpinned torch pulls CUDA) and a torchcodec built for it
 	$(PY) -m pip install -q torch==2.13.0 "torchcodec<0.14"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,quality]"
 
 demo: install
 	$(PY) -m samaudio_data.cli demo --out samaudio-demo

@@ -12,11 +12,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
 from . import errors
 from ._state.limits import SharedLimits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .audio import Verdict
 
 
 @dataclass
@@ -25,6 +29,16 @@ class Separation:
 
     ``target`` and ``residual`` have the input's sample rate and length: ``(n,)`` with the
     default channel policy, ``(channels, n)`` with ``channels="each"``.
+
+    ``flag``, ``quality`` and ``verdict`` judge the isolation from the mix (target plus
+    residual) and the target, computed on first use (see :mod:`samaudio_data.audio._quality`):
+    ``flag`` is ``""`` when it looks right, else a reason code such as ``"invented"``; a clip
+    sent in several windows (``windows``, in samples) gets a verdict per window too.
+
+    >>> t = np.sin(np.arange(8000) * 0.3) * 0.1
+    >>> res = Separation(target=t, residual=t * 0.0, sr=8000, description="hum")
+    >>> res.flag, res.quality
+    ('unchanged', 0.0)
     """
 
     target: np.ndarray
@@ -35,6 +49,29 @@ class Separation:
     seconds: float = 0.0
     cached: bool = False
     attempts: int = 0
+    windows: Tuple[Tuple[int, int], ...] = ()
+    _verdict: Optional["Verdict"] = field(default=None, repr=False, compare=False)
+
+    @property
+    def verdict(self) -> "Verdict":
+        """The quality verdict (computed once, on first use)."""
+        if self._verdict is None:
+            from .audio import judge
+
+            self._verdict = judge(self.target + self.residual, self.target, self.sr,
+                                  self.description, windows=self.windows or None)
+        return self._verdict
+
+    @property
+    def flag(self) -> str:
+        """``""`` when the isolation looks right, else why not (``"empty"``, ``"invented"``,
+        ``"wrong_source"``, ``"unchanged"``, ``"absent"``, with details after a colon)."""
+        return self.verdict.flag
+
+    @property
+    def quality(self) -> float:
+        """In [0, 1]: 0.5 at a threshold, lower is more doubtful."""
+        return self.verdict.quality
 
     def __repr__(self) -> str:
         return (
@@ -104,7 +141,12 @@ class CostEstimate:
     """What a run would cost: calls to pay for, cache hits, dollars. Nothing is sent.
 
     ``calls`` and ``cached`` count requests (a long clip split into chunks counts each
-    chunk); ``invalid`` lists ``(row, reason)`` for clips that cannot be sent.
+    chunk); ``invalid`` lists ``(row, reason)`` for clips that cannot be sent; ``silent``
+    counts rows with silent input, answered locally for free; ``rerank_calls`` is the most
+    a rerank policy (``on_doubt="rerank"``) may add, if every row turned out doubtful.
+
+    >>> print(CostEstimate(calls=10, cached=0, price_per_call=0.062, silent=2, rerank_calls=10))
+    10 calls to pay for, 0 already cached, 2 silent rows answered locally for free: about $0.62 at $0.062 per call; reranking doubtful rows may add at most 10 calls ($0.62)
     """
 
     calls: int
@@ -112,6 +154,13 @@ class CostEstimate:
     price_per_call: float
     invalid: list[tuple[int, str]] = field(default_factory=list)
     clips: int = 0
+    silent: int = 0
+    rerank_calls: int = 0
+
+    @property
+    def rerank_cost(self) -> float:
+        """Dollars the rerank policy may add at most."""
+        return self.rerank_calls * self.price_per_call
 
     @property
     def cost(self) -> float:
@@ -124,10 +173,15 @@ class CostEstimate:
             shown = "; ".join(f"row {i}: {why}" for i, why in self.invalid[:5])
             more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
             bad = f", {len(self.invalid)} rows with missing or invalid audio ({shown}{more})"
-        return (
-            f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
-            f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call"
-        )
+        if self.silent:
+            rows = "row" if self.silent == 1 else "rows"
+            bad += f", {self.silent} silent {rows} answered locally for free"
+        text = (f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
+                f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
+        if self.rerank_calls:
+            text += (f"; reranking doubtful rows may add at most {self.rerank_calls} calls "
+                     f"(${self.rerank_cost:.2f})")
+        return text
 
 
 class Tally:
@@ -146,6 +200,7 @@ class Tally:
     def __init__(self, price_per_call: float) -> None:
         self.price_per_call = price_per_call
         self.calls = self.cached = self.clips = 0
+        self.silent = self.rerank_calls = 0  # rows answered locally; a rerank's most
         self.invalid: list[tuple[int, str]] = []
 
     def add(self, row: int, count: Callable[[], tuple[int, int] | CostEstimate]) -> None:
@@ -172,6 +227,8 @@ class Tally:
             price_per_call=self.price_per_call,
             invalid=list(self.invalid),
             clips=self.clips,
+            silent=self.silent,
+            rerank_calls=self.rerank_calls,
         )
 
 

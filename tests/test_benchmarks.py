@@ -181,3 +181,16 @@ def test_kill_resume():
         assert int(kills) >= 1 and billed >= unique > 0  # nothing is paid less than once
         assert int(lost) == billed - unique  # what was paid more than once
         assert float(per_unique) == pytest.approx(billed / unique, abs=0.01)
+
+
+def test_quality():
+    out = run("quality.py")
+    rows = re.findall(r"^\s+(good|empty|invented|wrong_source|unchanged|absent)\s+(\d+) %\s+"
+                      r"(\d+) %\s+(\d+) %\s+(\d+) %", out, re.M)
+    assert len(rows) in (6, 12), out           # one table, or two with speech detection
+    for _, *pcts in rows:
+        assert all(0 <= int(p) <= 100 for p in pcts)
+    per_second = nums(NUM + r" ms per clip-second", out)
+    assert all(0 < ms < 1000 for ms in per_second)       # CPU per second of audio
+    base = num(r"baseline\)\s+" + NUM + " ms", out)
+    assert base > 0

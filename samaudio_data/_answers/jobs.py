@@ -127,4 +127,5 @@ def assemble(job: Job, answers: Sequence[Answer]) -> Separation:
     return Separation(target=target, residual=residual, sr=job.sr, description=job.description,
                       cost=sum(a.cost for a in answers), seconds=sum(a.seconds for a in answers),
                       cached=all(a.cached for a in answers),
-                      attempts=sum(a.attempts for a in answers))
+                      attempts=sum(a.attempts for a in answers),
+                      windows=tuple(job.plan.windows) if len(job.plan.windows) > 1 else ())

@@ -41,3 +41,11 @@ from ._stream import (AudioFileInfo, BlockWriter, audio_file_info, iter_blocks, 
 
 __all__ += ["AudioFileInfo", "BlockWriter", "audio_file_info", "iter_blocks", "output_path",
             "read_window"]
+from ._quality import (FLAGS, SILENT_INPUT_DBFS, Verdict, WindowVerdict, is_silent,
+                       is_speech_description, judge, silent_verdict)
+
+__all__ += ["FLAGS", "SILENT_INPUT_DBFS", "Verdict", "WindowVerdict", "is_silent",
+            "is_speech_description", "judge", "silent_verdict"]
+from ._quality_file import judge_file
+
+__all__ += ["judge_file"]

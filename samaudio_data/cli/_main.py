@@ -22,9 +22,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
-from .. import errors
+from .. import audio, errors
 from .._settings import CANDIDATES, CHANNEL_POLICIES, OUTPUT_FORMATS, TRANSPORTS
 from ..hf._map import KEEP, ON_ERROR
+from ..hf._triage import ON_DOUBT
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -66,6 +67,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--split", default=None, help="split to use (default: the only one, or train)")
     p.add_argument("--keep", choices=KEEP, default="target")
     p.add_argument("--on-error", choices=ON_ERROR, default="raise")
+    p.add_argument("--on-doubt", choices=ON_DOUBT, default="keep",
+                   help="rows the quality triage flags: keep (flag only), rerank (ask once "
+                        "more with --rerank-candidates, within --max-cost), skip (silence)")
+    p.add_argument("--rerank-candidates", type=int, default=4,
+                   help="reranking_candidates of a rerank, 2..8")
     p.add_argument("--max-cost", type=float, default=None, help="dollars; refuse or stop beyond")
     p.add_argument("--dry-run", action="store_true", help="print the estimate, send nothing")
     p.add_argument("--batch-size", type=int, default=16)
@@ -241,6 +247,11 @@ def _isolate(args) -> int:
         rest = f" and {args.residual}" if args.residual else ""
         print(f"wrote {out}{rest}: {paid} calls paid (${now.cost - before.cost:.2f}), "
               f"{hits} from cache")
+        verdict = audio.judge_file(args.input, out, args.description,
+                                   chunk_seconds=client.chunk_seconds,
+                                   overlap_seconds=client.overlap_seconds)
+        print(f"quality: {verdict.flag or 'looks right'} (quality {verdict.quality:.2f}"
+              f"{f', {len(verdict.windows)} windows' if len(verdict.windows) > 1 else ''})")
     return 0
 
 
@@ -295,7 +306,8 @@ def _map(args) -> int:
     with _client(args) as client:
         fn = isolate(args.description, column=args.column, output_column=args.output_column,
                      keep=args.keep, on_error=args.on_error, max_cost=args.max_cost,
-                     client=client)
+                     client=client, on_doubt=args.on_doubt,
+                     rerank_candidates=args.rerank_candidates)
         est = estimate_cost(ds, fn)
         print(f"{len(ds)} rows: {est}")
         for row, why in est.invalid[:50]:
@@ -313,7 +325,7 @@ def _map(args) -> int:
             print(f"samaudio-data: refusing to start: about ${est.cost:.2f} needed, over "
                   f"--max-cost ${args.max_cost:.2f}. Nothing was sent.", file=sys.stderr)
             return 3
-        if est.calls:
+        if est.calls or est.rerank_calls:
             # every request at the account's limit first, from one stream (no idle account
             # at batch boundaries); the map below then reads the answers from the cache
             print(f"caching: {prefetch(ds, fn, progress=client.progress)}")
@@ -323,6 +335,7 @@ def _map(args) -> int:
                                                            f"{fn.output_column}_residual")]:
             out = out.cast_column(col, Audio())
         out.save_to_disk(args.out)
+        print(flag_summary(out[f"{fn.output_column}_flag"], fn.output_column))
         usage = client.usage
         if len(out) and usage.billed == 0 and usage.cached == 0 and usage.failed == 0:
             print(f"saved {len(out)} rows to {args.out}: every row came from datasets' own "
@@ -331,6 +344,24 @@ def _map(args) -> int:
         else:
             print(f"saved {len(out)} rows to {args.out}; {usage}")
     return 0
+
+
+def flag_summary(flags: List[str], column: str = "isolated") -> str:
+    """One line on the quality triage's flags of a map's rows.
+
+    >>> print(flag_summary(["", "invented", "empty", "invented", ""]))
+    quality: 2 of 5 rows look right; 3 flagged (2 invented, 1 empty): keep the rest with ds.filter(lambda r: not r["isolated_flag"])
+    """
+    from collections import Counter
+
+    codes = Counter(f.split(":", 1)[0] for f in flags if f)
+    flagged = sum(codes.values())
+    text = f"quality: {len(flags) - flagged} of {len(flags)} rows look right"
+    if not flagged:
+        return text
+    detail = ", ".join(f"{n} {code}" for code, n in codes.most_common())
+    return (f"{text}; {flagged} flagged ({detail}): keep the rest with "
+            f"ds.filter(lambda r: not r[\"{column}_flag\"])")
 
 
 def _demo(args) -> int:

@@ -128,6 +128,7 @@ ACTIONS: Dict[str, Callable[[Explorer, Message], None]] = {
     "filter": lambda ex, msg: ex.set_filter(msg.get("column") or None, msg.get("min"),
                                             msg.get("max"), msg.get("decision") or None,
                                             msg.get("text")),
+    "doubtful": lambda ex, msg: ex.ui.say(f"{ex.doubtful()} flagged rows, most doubtful first"),
     "bulk": _bulk,
     "bulk_confirm": _bulk_confirm,
     "bulk_cancel": _bulk_cancel,

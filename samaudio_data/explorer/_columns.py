@@ -190,9 +190,12 @@ def check_dataset(ds, original: str, isolated: str, residual: Optional[str]):
 def default_columns(ds, original: str, isolated: str, kinds: Dict[str, str],
                     metrics: List[str]) -> List[str]:
     """The queue table's columns when none are named: the original's file name (if it has
-    one), text columns, the main signals, cost, cached and the error column."""
-    texts = [c for c, k in kinds.items() if k == "text" and c != f"{isolated}_error"]
-    own = [f"{isolated}_{s}" for s in ("target_db", "residual_db", "present")] + [
+    one), the quality triage's flag and quality, text columns, the main signals, cost,
+    cached and the error column."""
+    verdict = [c for c in (f"{isolated}_flag", f"{isolated}_quality") if c in kinds]
+    texts = verdict[:1] + [c for c, k in kinds.items()
+                           if k == "text" and c not in (f"{isolated}_error", f"{isolated}_flag")]
+    own = verdict[1:] + [f"{isolated}_{s}" for s in ("target_db", "residual_db", "present")] + [
         f"{isolated}_cost", f"{isolated}_cached"]
     out = texts + [c for c in own if c in kinds] + (
         [f"{isolated}_error"] if f"{isolated}_error" in kinds else [])

@@ -85,7 +85,13 @@ class Explorer(ReviewActions):
         self.columns: List[str] = list(dict.fromkeys(shown))
         extra = [f"{isolated}_{k}" for k in ("cost", "seconds", "cached") if
                  f"{isolated}_{k}" in numeric]
-        names = self.columns + self.metrics + ([cost_column] if cost_column else []) + extra
+        # the quality triage's columns (ds.map(isolate(...)) adds them): the reason shown
+        # with the row's signals, the quality for "most doubtful first"
+        self._flag = f"{isolated}_flag" if kinds.get(f"{isolated}_flag") == "text" else None
+        self._quality = f"{isolated}_quality" if f"{isolated}_quality" in numeric else None
+        verdict = [c for c in (self._flag, self._quality) if c]
+        names = list(dict.fromkeys(self.columns + self.metrics + (
+            [cost_column] if cost_column else []) + extra + verdict))
         self._state = ReviewState(self._n, Columns(ds, names), page_size=page_size)
         error_column = f"{isolated}_error" if kinds.get(f"{isolated}_error") == "text" else None
         self._loader = RowLoader(ds, original, isolated, residual, error_column,
@@ -119,6 +125,23 @@ class Explorer(ReviewActions):
          'spent $0.496 = dataset $0.496 + re-isolations $0.000')
         """
         return self._compose()[0]
+
+    def doubtful(self) -> int:
+        """Queue only the rows the quality triage flagged, most doubtful first (lowest
+        ``<isolated>_quality``); returns how many. A bulk decision then applies to them.
+
+        >>> from samaudio_data.explorer import example_dataset
+        >>> ex = Explorer(example_dataset(8, quality=True))
+        >>> ex.doubtful(), ex.queue, ex.bulk("discard")
+        (2, [3, 7], 2)
+        """
+        if self._quality is None:
+            raise ExplorerError(
+                f"the dataset has no {self.isolated}_quality column: map it with "
+                "samaudio_data.isolate(...) (which adds the quality triage's columns) first.")
+        self._state.sort_by(self._quality, True)
+        self.set_filter(self._quality, max=0.5)
+        return len(self.queue)
 
     @property
     def table(self) -> Dict[str, Any]:
@@ -197,10 +220,12 @@ class Explorer(ReviewActions):
                  "label": "confirm (free, cached)" if q.cached else
                  f"confirm: spend ${q.price:.3f}"} if q is not None else {}
         view = _view.view_model(
-            self._state, media, names=self.metrics, isolated=self.isolated,
+            self._state, media, names=([self._flag] if self._flag else []) + self.metrics,
+            isolated=self.isolated,
             message=ui.message, error=ui.message_error, quote=quote,
             bulk=ui.bulk, spend=self.spend(), description=ui.description,
             candidates=ui.candidates, can_reisolate=self._reiso.client is not None)
+        view["can_doubt"] = self._quality is not None
         return _view.scrub(view, self._reiso.redact), media
 
     def _media(self, row: int):

@@ -60,6 +60,31 @@ def spend_text(spend: Dict[str, float]) -> str:
             f"{_format.money(spend['reisolations'])}")
 
 
+FLAG_MEANINGS = {
+    "": "looks right",
+    "absent": "the sound is not in the clip",
+    "empty": "the answer is (near) silence",
+    "unchanged": "the answer is the mix: nothing separated",
+    "invented": "the answer holds sound the mix does not",
+    "wrong_source": "the answer is another sound of the mix",
+    "error": "the call failed",
+}
+
+
+def explain_flag(flag: str) -> str:
+    """The quality triage's flag with its meaning.
+
+    >>> explain_flag("invented:20.0-38.0s")
+    'invented:20.0-38.0s (the answer holds sound the mix does not)'
+    >>> explain_flag("")
+    'looks right'
+    """
+    meaning = FLAG_MEANINGS.get(flag.split(":", 1)[0])
+    if not flag:
+        return FLAG_MEANINGS[""]
+    return f"{flag} ({meaning})" if meaning else flag
+
+
 def signals(state: ReviewState, row: int, names: List[str], isolated: str) -> List[dict]:
     """The row's values of ``names``; a re-isolated row also shows the dataset's value."""
     meta = state.reisolated.get(row)
@@ -67,6 +92,8 @@ def signals(state: ReviewState, row: int, names: List[str], isolated: str) -> Li
     for c in names:
         kind = state.columns.kind(c)
         shown = state.columns.text(row, c)
+        if c == f"{isolated}_flag":  # the triage's reason, said in words
+            shown = explain_flag(shown)
         before = _format.number(state.columns.original(c)[row], c, kind)
         out.append({"name": _format.short_name(c, isolated), "column": c, "value": shown,
                     "was": before if meta and before != shown else ""})

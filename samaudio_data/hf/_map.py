@@ -17,7 +17,18 @@ Columns added (``output_column="isolated"``):
 ``isolated_cached``            whether the answer came from the cache
 ``isolated_error``             ``""``, or why the row failed (with ``on_error`` other than raise)
 ``isolated_<signal>``          cleaning signals: see :mod:`samaudio_data.audio`
+``isolated_flag``              ``""`` when the isolation looks right, else why not (``empty``,
+                               ``absent``, ``invented``, ``wrong_source``, ``unchanged``,
+                               ``error``; see :mod:`samaudio_data.audio._quality`)
+``isolated_quality``           in [0, 1], 0.5 at a threshold: sort by it to review the worst first
 =============================  ==================================================================
+
+Keep the rows that look right with ``ds.filter(lambda r: not r["isolated_flag"])``. A row
+whose input is silent (peak below -60 dBFS) is answered locally with silence, flagged
+``absent:silent_input`` and costs nothing. ``on_doubt`` says what happens to a flagged row:
+``"keep"`` (default) only flags it; ``"rerank"`` asks once more with
+``rerank_candidates`` reranking candidates (a paid, cached call within ``max_cost``) and keeps
+the answer with the better verdict; ``"skip"`` replaces its audio with silence.
 
 A failed row (``on_error="skip"``) gets silence of its own length and rate (one sample at
 16 kHz when the input itself is missing), ``NaN`` signals and its ``_error``; never ``None``,
@@ -63,6 +74,7 @@ from .._settings import check_description as _check_description, check_params as
 from ._values import (audio_decoding, declared_dtype, decoding_unavailable, encode_value,
                       read_column, read_value)
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
+from . import _triage
 
 KEEP = ("target", "residual", "both")
 ON_ERROR = ("raise", "skip", "keep_original")
@@ -75,6 +87,7 @@ class Isolate:
                  output_column: str = "isolated", keep: str = "target",
                  on_error: str = "raise", max_cost: Optional[float] = None,
                  client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+                 on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
                  **endpoint_params) -> None:
         if sample_dtype is not None and not (isinstance(sample_dtype, str) and sample_dtype
                                              in ("int8", "int16", "int32", "uint8")):
@@ -92,6 +105,8 @@ class Isolate:
         self.params = _check_params(**endpoint_params)
         if channels is not None:
             self.params["channels"] = channels
+        self.on_doubt, self.rerank_candidates = _triage.check_policy(
+            on_doubt, rerank_candidates, self.params.get("reranking_candidates"))
         self.column = column
         self.output_column = output_column
         self.keep = keep
@@ -113,12 +128,15 @@ class Isolate:
                 "output_column": self.output_column, "keep": self.keep,
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
                 "client": self._client, "endpoint": self.endpoint,
-                "sample_dtype": self.sample_dtype, "version": __version__}
+                "sample_dtype": self.sample_dtype, "version": __version__,
+                "on_doubt": self.on_doubt, "rerank_candidates": self.rerank_candidates}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("version", None)
         state.setdefault("sample_dtype", None)
+        state.setdefault("on_doubt", "keep")
+        state.setdefault("rerank_candidates", _triage.RERANK_CANDIDATES)
         self._client = state.pop("client")
         self.__dict__.update(state)
         self._budget = None
@@ -127,7 +145,8 @@ class Isolate:
     def __repr__(self) -> str:
         return (f"isolate({self.description!r}, column={self.column!r}, "
                 f"output_column={self.output_column!r}, keep={self.keep!r}, "
-                f"on_error={self.on_error!r}, max_cost={self.max_cost!r}, params={self.params})")
+                f"on_error={self.on_error!r}, max_cost={self.max_cost!r}, "
+                f"on_doubt={self.on_doubt!r}, params={self.params})")
 
     @property
     def client(self) -> Client:
@@ -142,7 +161,7 @@ class Isolate:
         out = self.output_column
         cols = [out] + ([f"{out}_residual"] if self.keep == "both" else [])
         cols += [f"{out}_{k}" for k in ("cost", "seconds", "cached", "error")]
-        return cols + [f"{out}_{s}" for s in SIGNAL_NAMES]
+        return cols + [f"{out}_{s}" for s in SIGNAL_NAMES] + [f"{out}_flag", f"{out}_quality"]
 
     def budget(self) -> Optional[Budget]:
         """The shared ``max_cost`` budget: one per (this map's settings, Python session)."""
@@ -210,8 +229,9 @@ class Isolate:
             orig = None
             try:
                 orig = read_value(value, dtype=self.sample_dtype)
-                res = client.separate(orig[0], orig[1], self.description, budget=budget,
-                                      **self.params)
+                res = _triage.separate(client, orig, self.description, self.params,
+                                       budget=budget, on_doubt=self.on_doubt,
+                                       rerank_candidates=self.rerank_candidates)
                 return self._row(res, orig)
             except errors.STOPS:
                 raise
@@ -228,9 +248,12 @@ class Isolate:
         row: Dict[str, Any] = {}
         if isinstance(res, Separation):
             kept = res.residual if self.keep == "residual" else res.target
+            if self.on_doubt == "skip" and res.flag:  # nothing doubtful reaches the column
+                kept = np.zeros_like(kept)
             row[out] = encode_value(kept, res.sr)
             if self.keep == "both":
                 row[f"{out}_residual"] = encode_value(res.residual, res.sr)
+            row.update({f"{out}_flag": res.flag, f"{out}_quality": res.quality})
             sig = cleaning_signals(res.target + res.residual, res.target, res.residual, res.sr)
             row.update({f"{out}_cost": res.cost, f"{out}_seconds": res.seconds,
                         f"{out}_cached": res.cached, f"{out}_error": ""})
@@ -247,7 +270,8 @@ class Isolate:
                 row[f"{out}_residual"] = silence
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
             row.update({f"{out}_cost": 0.0, f"{out}_seconds": 0.0, f"{out}_cached": False,
-                        f"{out}_error": f"{type(res).__name__}: {res}"})
+                        f"{out}_error": f"{type(res).__name__}: {res}",
+                        f"{out}_flag": "error", f"{out}_quality": 0.0})
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
         return row
 
@@ -272,6 +296,7 @@ def _session_id() -> str:
 def isolate(description: str, *, column: str = "audio", output_column: str = "isolated",
             keep: str = "target", on_error: str = "raise", max_cost: Optional[float] = None,
             client: Optional[Client] = None, sample_dtype: Optional[str] = None,
+            on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
             **endpoint_params) -> Isolate:
     """A ``.map`` function that isolates ``description`` in an audio column.
 
@@ -293,6 +318,10 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
         with numpy formatting), losing their width; without this (or the dataset's own
         features, which :func:`estimate_cost` and :func:`prefetch` read into it) such rows
         are refused rather than read as 64-bit PCM (silence).
+    on_doubt : what to do with a row the quality triage flags: ``"keep"`` (flag only),
+        ``"rerank"`` (ask once more with ``rerank_candidates`` candidates, priced within
+        ``max_cost`` and cached; keep the better verdict), ``"skip"`` (silence instead).
+    rerank_candidates : the ``reranking_candidates`` of a rerank (2..8, default 4).
     endpoint_params : ``output_format``, ``reranking_candidates``, ``channels``.
 
     Example
@@ -303,7 +332,8 @@ def isolate(description: str, *, column: str = "audio", output_column: str = "is
     """
     return Isolate(description, column=column, output_column=output_column, keep=keep,
                    on_error=on_error, max_cost=max_cost, client=client,
-                   sample_dtype=sample_dtype, **endpoint_params)
+                   sample_dtype=sample_dtype, on_doubt=on_doubt,
+                   rerank_candidates=rerank_candidates, **endpoint_params)
 
 
 def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
@@ -326,7 +356,7 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
                                                         fn.column)
     tally = Tally(client.price_per_call)
 
-    def count(value) -> CostEstimate:
+    def count(value) -> CostEstimate | tuple[int, int]:
         if isinstance(value, BaseException):  # a row that could not even be read
             raise value
         try:
@@ -336,7 +366,14 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
         except Exception as exc:  # a decoder's own error on a broken file
             raise errors.InvalidAudioError(
                 f"cannot decode this row's audio ({type(exc).__name__}: {exc})") from exc
-        return client.estimate([y], sr, fn.description, **fn.params)
+        if _triage.silent_input(y, sr):
+            tally.silent += 1
+            return 0, 0
+        est = client.estimate([y], sr, fn.description, **fn.params)
+        if fn.on_doubt == "rerank" and not est.invalid:
+            tally.rerank_calls += _triage.rerank_calls(client, y, sr, fn.description, fn.params,
+                                                       fn.rerank_candidates)
+        return est
 
     for i, value in column_values(dataset, fn.column):
         tally.add(i, functools.partial(count, value))

@@ -32,22 +32,28 @@ from dataclasses import dataclass, field
 from typing import Any, List, Tuple
 
 from .. import errors
+from . import _triage
 from ._map import Isolate, column_values
 from ._values import declared_dtype, read_value
 
 
 @dataclass
 class PrefetchReport:
-    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason)."""
+    """What :func:`prefetch` did: rows paid for, already cached, failed (row, reason),
+    and silent (answered locally, free)."""
 
     rows: int = 0
     paid: int = 0
     cached: int = 0
     failed: List[Tuple[int, str]] = field(default_factory=list)
+    silent: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.rows} rows: {self.paid} paid, {self.cached} already cached, "
+        text = (f"{self.rows} rows: {self.paid} paid, {self.cached} already cached, "
                 f"{len(self.failed)} failed")
+        if self.silent:
+            text += f", {self.silent} silent (free)"
+        return text
 
 
 def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
@@ -70,8 +76,10 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         row, value = item
         if isinstance(value, BaseException):
             raise value
-        y, sr = read_value(value, dtype=fn.sample_dtype)
-        return client.separate(y, sr, fn.description, budget=budget, **fn.params)
+        # as the map will: silent rows are not sent, doubtful ones reranked if asked
+        return _triage.separate(client, read_value(value, dtype=fn.sample_dtype),
+                                fn.description, fn.params, budget=budget,
+                                on_doubt=fn.on_doubt, rerank_candidates=fn.rerank_candidates)
 
     def rows():
         for item in column_values(dataset, fn.column):
@@ -82,6 +90,10 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
                                           desc=f"caching {fn.description!r}"):
         if isinstance(result, errors.SamAudioError):
             report.failed.append((row, result.message))
+            continue
+        if result.cost == 0.0 and not result.cached and result.attempts == 0 \
+                and result.flag == "absent:silent_input":
+            report.silent += 1
         elif result.cached:
             report.cached += 1
         else:

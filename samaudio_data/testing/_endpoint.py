@@ -275,6 +275,41 @@ class LocalEndpoint:
         """
         return self._service.add_file(data, ext)
 
+    # --- scripted behaviours ------------------------------------------------------------
+
+    def add_scene(self, mix, sr: int, *, target=None, other=None, invented=None,
+                  behaviour: str = "good", fixed_by_rerank: bool = False, gain: float = 1.0,
+                  leak_db: float = -25.0, artifacts_db: Optional[float] = None) -> None:
+        """Script the answer to one mix (see :mod:`samaudio_data.testing._scenes`).
+
+        ``target`` is the described sound as it is in the mix (None: absent), ``other``
+        the rest (default: mix minus target), ``invented`` what the model makes up;
+        ``behaviour`` one of ``good``, ``empty``, ``invented``, ``wrong_source``,
+        ``unchanged``, ``absent``. Every request whose upload is this mix is answered so,
+        whatever its description; with ``fixed_by_rerank``, ``reranking_candidates >= 2``
+        gets the good answer. ``gain``, ``leak_db`` and ``artifacts_db`` make the answers
+        imprecise as a real model's are.
+
+        >>> import numpy as np
+        >>> from samaudio_data import Client
+        >>> t = 0.3 * np.sin(np.arange(8000) * 0.3); n = 0.1 * np.cos(np.arange(8000) * 0.05)
+        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False) as c:
+        ...     ep.add_scene(t + n, 8000, target=t, behaviour="wrong_source", leak_db=-120)
+        ...     out = c.isolate(t + n, 8000, "a sine")
+        >>> bool(np.abs(out - n)[100:-100].max() < 0.001)      # the other sound, not the sine
+        True
+        """
+        from ._scenes import Scene
+
+        self._service.scenes.add(Scene.build(mix, sr, target=target, other=other,
+                                             invented=invented, behaviour=behaviour,
+                                             fixed_by_rerank=fixed_by_rerank, gain=gain,
+                                             leak_db=leak_db, artifacts_db=artifacts_db))
+
+    def clear_scenes(self) -> None:
+        """Forget every scripted scene: the fake model answers as usual again."""
+        self._service.scenes.clear()
+
     # --- statistics --------------------------------------------------------------------
 
     @property

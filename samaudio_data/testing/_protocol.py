@@ -82,6 +82,7 @@ class Call:
     fmt: str
     upload: UploadInfo
     container: str
+    reranking_candidates: int = 1
 
 
 def json_reply(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Reply:
@@ -151,7 +152,7 @@ def read_call(payload, *, own_file: Optional[Callable[[str], bytes]],
 
     info = soundfile.info(io.BytesIO(raw))
     return Call(y, sr, description, fmt, UploadInfo(sr, y.shape[0], y.shape[-1], info.subtype),
-                info.format)
+                info.format, rerank)
 
 
 def _audio_field(value, own_file, accept_data_uri: bool) -> bytes:

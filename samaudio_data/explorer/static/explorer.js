@@ -187,9 +187,10 @@ function render({ model, el }) {
   const fmax = input("max", "5em", () => applyFilter());
   const fdec = select([["", "any decision"], ["undecided", "undecided"], ["keep", "keep"], ["discard", "discard"], ["flag", "flag"]], () => applyFilter());
   const applyFilter = () => send("filter", { text: search.value, column: fcol.value, min: fmin.value, max: fmax.value, decision: fdec.value });
+  const doubtBtn = button("doubtful first", "only the rows the quality triage flagged, most doubtful first (then a bulk decision applies to them)", "sa-doubtful", () => send("doubtful"));
   filters.append(search, fcol, fmin, fmax, fdec,
     button("filter", "apply the filter (Enter in a box works too)", "", applyFilter),
-    button("clear filter", "show every row", "", () => send("filter", {})));
+    button("clear filter", "show every row", "", () => send("filter", {})), doubtBtn);
   const bulkBar = h("div", "sa-bulk");
   const tableWrap = h("div", "sa-table-wrap");
   const table = h("table", "sa-table");
@@ -332,6 +333,7 @@ function render({ model, el }) {
     if (document.activeElement !== desc && v.description !== undefined) desc.value = v.description;
     if (document.activeElement !== cand && v.candidates !== undefined) cand.value = v.candidates;
     reiso.classList.toggle("sa-hidden", !v.can_reisolate);
+    doubtBtn.classList.toggle("sa-hidden", !v.can_doubt);
   }
 
   function drawTable() {
