@@ -1,8 +1,8 @@
 # The two set-up commands of the README. Each installs what it needs, then runs.
 #   make demo   clean a small dataset end to end (offline unless SEGMIND_API_KEY is set)
-#   make test   install the test stack (FFmpeg libraries, Chromium, CPU torch, ruff, mypy), run
-#               the checks (lint), then the tests at the latest versions, then again at the
-#               oldest supported ones (test-oldest)
+#   make test   install the test stack (FFmpeg libraries, Chromium, CPU torch, Ray, moto,
+#               ruff, mypy), run the checks (lint), then the tests at the latest versions,
+#               then again at the oldest supported ones (test-oldest)
 #   make lint   only the checks: ruff (lint and format) and mypy, configured in pyproject.toml
 
 PY ?= python3
@@ -34,7 +34,8 @@ install-test:
 	fi
 	# CPU torch (a wheel on disk here; an unpinned torch pulls CUDA) and a torchcodec built for it
 	$(PY) -m pip install -q torch==2.13.0 "torchcodec<0.14"
-	$(PY) -m pip install -q -e ".[test,quality]"
+	# the Ray extra and moto's S3 server for tests/test_ray.py (the oldest env skips it)
+	$(PY) -m pip install -q -e ".[test,quality,ray]" "moto[server]"
 
 demo: install
 	$(PY) -m samaudio_data.cli demo --out samaudio-demo

@@ -70,7 +70,8 @@ class Client(ReadOnlySettings):
         ``max_seconds``).
     upload : :class:`~samaudio_data.Upload` (or ``upload_format``, ``audio_encoding``).
     price_per_call : dollars per billed call (``$SAMAUDIO_PRICE_PER_CALL``).
-    cache_dir, cache_namespace : where paid answers are kept (False: nowhere) and the
+    cache_dir, cache_namespace : where paid answers are kept (a directory, or an fsspec URL
+        such as ``s3://bucket/prefix`` shared by a cluster; False: nowhere) and the
         endpoint's identity in cache keys (default: its URL).
     output_format, reranking_candidates, channels : the defaults of every call.
     transport : how requests travel: "queue" (the provider's queue, journalled so that a
@@ -78,6 +79,8 @@ class Client(ReadOnlySettings):
         queue, else sync for good). ``queue_retention``: seconds a journalled request is
         worth collecting.
     progress : show progress bars.
+    coordinator : where the limits shared by every sender of the account live: None, a file
+        on this machine; a :class:`samaudio_data.ray.Coordinator`, a Ray actor (a cluster).
 
     Settings are read-only; :meth:`with_options` makes a modified copy.
 
@@ -118,6 +121,7 @@ class Client(ReadOnlySettings):
         progress: bool = True,
         transport: str = "auto",
         queue_retention: float = 3600.0,
+        coordinator: Any = None,
         retries: Retries | None = None,
         rate_limits: RateLimits | None = None,
         chunking: Chunking | None = None,
@@ -176,6 +180,15 @@ class Client(ReadOnlySettings):
     def cache(self) -> ResultCache | None:
         """The result cache (None when ``cache_dir=False``)."""
         return self._parts.caller.cache
+
+    @property
+    def has_key(self) -> bool:
+        """Whether this client has an API key (it is never shown).
+
+        >>> Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False).has_key
+        True
+        """
+        return self._parts.http.has_key
 
     @property
     def usage(self) -> Usage:

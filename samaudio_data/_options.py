@@ -195,6 +195,7 @@ class Options:
     progress: bool = True
     transport: str = "auto"
     queue_retention: float = 3600.0
+    coordinator: Any = None  # None: limits in a file; a samaudio_data.ray.Coordinator: an actor
 
     @classmethod
     def build(cls, **given: Any) -> Options:
@@ -264,12 +265,14 @@ class Options:
         """The settings as a client pickles them (no key): a dataset fingerprint hashes it."""
         state = {k: self.get(k) for k in STATE_KEYS}
         state["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        if self.coordinator is not None:  # (absent otherwise: fingerprints stay as they were)
+            state["coordinator"] = self.coordinator
         return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Options:
         """The options of a pickled client (also one pickled by an older version)."""
-        state = {k: v for k, v in state.items() if k in STATE_KEYS}
+        state = {k: v for k, v in state.items() if k in STATE_KEYS or k == "coordinator"}
         state.update(state.pop("defaults", {}))
         state["cache_dir"] = state.get("cache_dir") or False
         return cls.build(**state)
@@ -282,9 +285,7 @@ def _check(name: str, value: Any) -> Any:
     if name == "price_per_call":
         return settings.price_per_call(value)
     if name == "cache_dir":
-        if value is None or value is True:
-            value = settings.default_cache_dir()
-        return Path(value).expanduser() if value else None
+        return settings.cache_location(value)
     if name == "timeout":
         return _timeout(value)
     if name == "output_format":
@@ -353,6 +354,7 @@ class ReadOnlySettings:
     rate_limits: RateLimits
     chunking: Chunking
     upload: Upload
+    coordinator: Any
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in GROUP_OF or name in STATE_KEYS or hasattr(type(self), name):
@@ -371,5 +373,5 @@ def _setting(name: str) -> property:
     )
 
 
-for _name in (*STATE_KEYS, *GROUPS, "output_format", "reranking_candidates"):
+for _name in (*STATE_KEYS, *GROUPS, "output_format", "reranking_candidates", "coordinator"):
     setattr(ReadOnlySettings, _name, _setting(_name))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,19 +138,26 @@ def build(options: Options, api_key: str | None, *, like: Parts | None = None) -
     if (
         like is not None
         and old is not None
-        and (old.identity, old.cache_dir, old.rate_limits, old.retries.retry_after_max)
+        and (
+            old.identity,
+            old.cache_dir,
+            old.rate_limits,
+            old.retries.retry_after_max,
+            old.coordinator,
+        )
         == (
             options.identity,
             options.cache_dir,
             options.rate_limits,
             options.retries.retry_after_max,
+            options.coordinator,
         )
     ):
         limits = like.limits
     else:
         tag = hashlib.sha256(options.identity.encode()).hexdigest()[:16]
         # without a cache directory: a per-user private one (0700), never a shared /tmp path
-        root = options.cache_dir or private_dir("samaudio_data-limits")
+        root = _local_dir(options) or private_dir("samaudio_data-limits")
         rates = options.rate_limits
         limits = SharedLimits(
             root / "limits" / tag,
@@ -157,6 +165,8 @@ def build(options: Options, api_key: str | None, *, like: Parts | None = None) -
             requests_per_minute=rates.per_minute,
             rate_window=rates.rate_window,
             retry_after_max=options.retries.retry_after_max,
+            coordinator=options.coordinator,
+            account=http.account,
         )
     usage = like.usage if like is not None else Usage(rate_limit=options.rate_limits.per_minute)
     retries = options.retries
@@ -167,10 +177,8 @@ def build(options: Options, api_key: str | None, *, like: Parts | None = None) -
         retry_after_max=retries.retry_after_max,
         rate_window=options.rate_limits.rate_window,
     )
-    cache_dir = options.cache_dir
-    journal = (
-        Journal(cache_dir / "journal", retention=options.queue_retention) if cache_dir else None
-    )
+    cache_dir, local = options.cache_dir, _local_dir(options)
+    journal = Journal(local / "journal", retention=options.queue_retention) if local else None
     exchange = QueueExchange(
         http, mode=options.transport, journal=journal, state_dir=limits.directory
     )
@@ -203,3 +211,12 @@ def build(options: Options, api_key: str | None, *, like: Parts | None = None) -
         runner=runner,
         owned=owned,
     )
+
+
+def _local_dir(options: Options) -> Path | None:
+    """This machine's directory for the journal and the limits' file: the cache directory,
+    or the default one when answers are cached at a URL (shared by a cluster); None when
+    nothing is cached."""
+    if isinstance(options.cache_dir, Path):
+        return options.cache_dir
+    return settings.default_cache_dir() if options.cache_dir else None

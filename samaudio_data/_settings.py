@@ -52,6 +52,31 @@ def default_cache_dir() -> Path:
     return Path(base) / "samaudio_data"
 
 
+def cache_location(value: Any) -> Union[Path, str, None]:
+    """Where answers are cached: a local directory (a ``Path``), an fsspec URL kept as a
+    string (``s3://bucket/prefix``, ``gs://...``: storage shared by the nodes of a cluster),
+    or None (no cache). ``None``/``True`` mean the default directory, ``False`` none.
+
+    >>> cache_location("s3://bucket/samaudio"), cache_location(False)
+    ('s3://bucket/samaudio', None)
+    >>> cache_location("file:///tmp/x")
+    PosixPath('/tmp/x')
+    """
+    if value is None or value is True:
+        return default_cache_dir()
+    if value is False or value == "":
+        return None
+    text = os.fspath(value)
+    if not isinstance(text, str):
+        raise errors.InvalidRequestError(f"cache_dir must be a path or a URL, got {value!r}.")
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme.isidentifier():
+        if scheme == "file":
+            return Path(rest)
+        return text.rstrip("/")
+    return Path(text).expanduser()
+
+
 def api_key(value: Optional[str]) -> Optional[str]:
     """The key given, else ``$SEGMIND_API_KEY``; surrounding whitespace removed.
 

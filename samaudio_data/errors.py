@@ -310,6 +310,9 @@ class Halted(Exception):
         super().__init__(halt.get("message", ""))
         self.halt = halt
 
+    def __reduce__(self):  # crosses process boundaries (a Ray actor's answer) whole
+        return (type(self), (self.halt,))
+
 
 class Requeue(Exception):
     """Raised by the shared limits' gate when a 429 back-off began after this request's

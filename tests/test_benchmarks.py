@@ -183,6 +183,21 @@ def test_kill_resume():
         assert float(per_unique) == pytest.approx(billed / unique, abs=0.01)
 
 
+def test_ray_scale():
+    pytest.importorskip("ray.data", reason="the Ray extra is not installed here")
+    out = run("ray_scale.py")
+    runs = nums(r"(?:one process|two nodes)\s+" + NUM + r"\s+(\d+)\s+(\d+)\s+(\d+)\s+"
+                + NUM + r"\s+" + NUM, out)
+    assert len(runs) == 2, out
+    for share, r429, requests, billed, paid_row, wall in runs:
+        assert requests == billed + r429  # every request was answered 200 (billed) or 429
+        assert billed >= 40 and abs(paid_row - billed / 40) < 0.005
+        # a bucket of burst 1 lets one request through every interval: requests that all
+        # passed cannot arrive faster than the limit (a 429'd one may)
+        assert 0 < share <= 1.0 + 1e-6 or r429 > 0
+        assert wall > 0
+
+
 def test_quality():
     out = run("quality.py")
     rows = re.findall(r"^\s+(good|empty|invented|wrong_source|unchanged|absent)\s+(\d+) %\s+"

@@ -57,8 +57,20 @@ def env_for(ep, workdir):
     return env
 
 
+def _ray_installed() -> bool:
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def test_the_python_blocks_run_in_order(workdir):
-    code = "\n\n".join(blocks("python"))
+    # "Beyond one machine" needs the Ray extra (a local Ray instance starts); without it
+    # (the oldest environment) its blocks are left out
+    runnable = [b for b in blocks("python") if _ray_installed()
+                or ("samaudio_data.ray" not in b and "cleaned" not in b)]
+    code = "\n\n".join(runnable)
     assert "isolate_many" in code and "prefetch" in code
     with LocalEndpoint(keys={KEY: None, "local-key": None}) as ep:
         proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env_for(ep, workdir),

@@ -11,6 +11,12 @@ Every entry is verified before it is served: the key it records, its checksum an
 size. A damaged entry (flipped bytes, cut short, another clip's, not a regular file) is a
 miss, logged once; the next answer replaces it. An entry that cannot be written (read-only
 directory, disk full) is a warning: the caller still gets the answer it paid for.
+The cache may live on storage shared by the machines of a cluster: ``root`` is then an
+fsspec URL (``s3://bucket/prefix``, ``gs://...``), each entry one object written once (an
+object store's put is atomic: readers see all of it or nothing) and verified the same way
+when read; the per-key locks are then this machine's (two machines asking for the same
+clip at the same moment may both pay for it).
+
 Entries written by version 0.1 (``SAMAUDIO-CACHE-1``, no checksum) are still read, and
 marked ``legacy`` so the client checks them against the input and rewrites them.
 
@@ -35,11 +41,12 @@ import json
 import logging
 import os
 import stat
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Set
+from typing import Any, Iterator, Optional, Set, Union
 
 import numpy as np
 
@@ -97,13 +104,27 @@ def compress(data: bytes, fmt: str):
 
 
 class ResultCache:
-    """Answers on disk under ``root/results``; see the module docstring."""
+    """Answers under ``root/results`` (a directory, or an fsspec URL); see the module
+    docstring."""
 
-    def __init__(self, root) -> None:
-        self.root = Path(root).expanduser()
-        self._results = self.root / "results"
-        self._locks = self.root / "locks"
-        self._results.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: Union[str, Path]) -> None:
+        self._fs: Any = None
+        self.root: Union[str, Path]
+        self._url = ""  # where the results live on shared storage (with _fs)
+        self._results = Path()  # where they live on this machine's disk (without)
+        if isinstance(root, str) and "://" in root:
+            import fsspec  # (a dependency of datasets)
+
+            self.root = root.rstrip("/")
+            self._fs, base = fsspec.core.url_to_fs(self.root)
+            self._url = f"{base.rstrip('/')}/results"
+            tag = hashlib.sha256(self.root.encode()).hexdigest()[:16]
+            self._locks = Path(tempfile.gettempdir()) / f"samaudio_data-{_uid()}" / tag
+        else:
+            self.root = Path(root).expanduser()
+            self._results = self.root / "results"
+            self._locks = self.root / "locks"
+            self._results.mkdir(parents=True, exist_ok=True)
         self._locks.mkdir(parents=True, exist_ok=True)
         self._reported: Set[str] = set()
         self._report_lock = threading.Lock()
@@ -111,16 +132,27 @@ class ResultCache:
     def _path(self, key: str) -> Path:
         return self._results / key[:2] / f"{key}.bin"
 
+    def _url_of(self, key: str) -> str:
+        return f"{self._url}/{key[:2]}/{key}.bin"
+
     def _damaged(self, key: str, why: str) -> None:
         with self._report_lock:
             if key in self._reported:
                 return
             self._reported.add(key)
         log.warning("cache entry %s is unusable (%s); it counts as a miss and the next answer "
-                    "replaces it", self._path(key), why)
+                    "replaces it", self._url_of(key) if self._fs else self._path(key), why)
 
     def _read(self, key: str) -> Optional[bytes]:
         path = self._path(key)
+        if self._fs is not None:
+            try:
+                return self._fs.cat_file(self._url_of(key))
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                self._damaged(key, f"cannot be read: {exc}")
+                return None
         try:
             # O_NONBLOCK: a FIFO put where an entry should be must not hang the reader
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -182,7 +214,10 @@ class ResultCache:
                                    "sha256": hashlib.sha256(payload).hexdigest()})
         blob = _MAGIC2 + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
         try:
-            atomic_write(self._path(key), blob)
+            if self._fs is None:
+                atomic_write(self._path(key), blob)
+            elif self.get(key) is None:  # shared storage: written once, by whoever first
+                self._fs.pipe_file(self._url_of(key), blob)
         except OSError as exc:
             warnings.warn(f"could not write the answer to the cache ({exc}); it is returned, "
                           "but a rerun pays for it again (unless it came through the queue "
@@ -205,4 +240,10 @@ class ResultCache:
             yield
 
     def __len__(self) -> int:
+        if self._fs is not None:
+            return len(self._fs.glob(f"{self._url}/*/*.bin"))
         return sum(1 for _ in self._results.glob("*/*.bin"))
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else "user"

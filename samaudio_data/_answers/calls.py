@@ -43,7 +43,7 @@ from .._state.limits import SharedLimits
 from .._models import Budget, Usage
 from .._net.queue import QueueExchange
 from .._net.responses import audio_bytes
-from .._net.retry import RetryPolicy
+from .._net.retry import RetryPolicy, rate_limit_headers
 from .._net.transport import Transport
 from .._version import __version__
 from .._net.wire import departing
@@ -235,7 +235,7 @@ class Caller:
             box = [0.0]  # what this attempt was billed, as soon as it is
 
             def accepted(headers: dict) -> None:  # a queued submit is billed when accepted
-                self.note_credits(headers)
+                self.note_headers(headers)
                 box[0] = self.price_per_call
                 held["submitted"] = True
                 self.usage.record(billed=1, cost=self.price_per_call)
@@ -251,7 +251,7 @@ class Caller:
                     self.usage.record(billed=1, cost=billed)
                 elif inherited:  # collected, paid by the run that was interrupted
                     self.usage.record(cached=1)
-                self.note_credits(headers)
+                self.note_headers(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
                 samples, sr = validate(data, fmt, piece)
             except errors.QueueJobFailedError:  # FAILED is not billed: refunded
@@ -270,6 +270,8 @@ class Caller:
                 self._refund(budget, box[0], key, held)
                 wait = self.policy.rate_limit_wait(exc)
                 self.limits.record_rate_limited(wait + random.uniform(0, 0.05 * max(wait, 1.0)))
+                if exc.response is not None:  # (after: a fresh 429 must count as one)
+                    self.note_headers(exc.response.headers)
                 self.usage.record(rate_limited=1)
                 log.info("rate limited (429); every sender waits %.1f s", wait)
                 raise
@@ -330,8 +332,10 @@ class Caller:
             budget.refund(self.price_per_call)
             held["reserved"] = False
 
-    def note_credits(self, headers: dict) -> None:
-        """Keep the provider's ``x-remaining-credits`` figure, when an answer has one."""
+    def note_headers(self, headers: dict) -> None:
+        """What a paid answer's (or a 429's) headers announce: the provider's own credits
+        figure, and its rate limit (``x-ratelimit-*``), which every sender then keeps to."""
+        self.limits.record_announced(*rate_limit_headers(headers))
         value = headers.get("x-remaining-credits")
         if value is None:
             return

@@ -6,8 +6,10 @@
   for the whole model run; a timeout or dropped connection after the provider started may
   be paid again on retry).
 - ``"queue"``: ``POST /v2/<model>`` (billed when accepted), then ``GET status_url`` until
-  ``COMPLETED`` (first after 0.1 s, then 1.5 times longer each time, at most every second,
-  within the read timeout), then ``GET response_url``. The request is kept as a
+  ``COMPLETED`` (:class:`~.polls.PollSchedule`: once the time a job takes is known, sparse polls
+  until shortly before it, dense ones around it; before that, first after 0.1 s, then 1.5
+  times longer each time, at most every second; always within the read timeout), then
+  ``GET response_url``. The request is kept as a
   :class:`~samaudio_data._net.journal.Ticket` (in memory and in the journal) until its answer
   is cached, so a poll or fetch that fails (5xx, dropped connection, timeout), a retry,
   or a new run after a crash collects the same paid result instead of submitting again.
@@ -65,6 +67,7 @@ from .. import errors
 from .._settings import TRANSPORTS, check_choice
 from .._state.files import atomic_write
 from .journal import Journal, Ticket
+from .polls import PollSchedule
 from .tickets import Tickets
 from .transport import Transport, is_local
 from .urls import same_origin
@@ -72,9 +75,6 @@ from ..audio import excerpt, sniff_format
 
 log = logging.getLogger("samaudio_data")
 
-POLL_FIRST = 0.1     # seconds before the first status poll
-POLL_FACTOR = 1.5    # back-off between polls
-POLL_MAX = 1.0       # at most this long between polls (the provider's SDK polls every 1 s)
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
 LAG_GRACE = 30.0     # seconds after a submit during which a status 404 is polled again
 _MAX_ID = 200        # characters of a request id
@@ -126,6 +126,7 @@ class QueueExchange:
         self.pending, self.inherited, self.done = (self.tickets.pending, self.tickets.inherited,
                                                    self.tickets.done)
         self._lock = threading.Lock()
+        self.polls = PollSchedule()
 
     # --- is the model on the queue? ----------------------------------------------------------
 
@@ -188,6 +189,7 @@ class QueueExchange:
                          "synchronous call from now on", self.submit_url, exc.status_code)
                 self._remember(False)
                 return self._sync(body, max_bytes)
+            return self.collect(ticket, max_bytes=max_bytes, fresh=True), headers, "queue"
         elif ticket.unfollowable:
             raise self.tickets.uncollectable(ticket)
         else:
@@ -243,16 +245,22 @@ class QueueExchange:
             raise self.tickets.uncollectable(ticket)
         return ticket, headers
 
-    def collect(self, ticket: Ticket, *, max_bytes: int) -> bytes:
-        """Poll ``ticket`` until it is done, within the read timeout; its answer's content."""
-        deadline = self._clock() + self.transport.total_timeout
-        delay = POLL_FIRST
+    def collect(self, ticket: Ticket, *, max_bytes: int, fresh: bool = False) -> bytes:
+        """Poll ``ticket`` until it is done, within the read timeout; its answer's content.
+        ``fresh``: just submitted (its completion time teaches the poll schedule)."""
+        start = self._clock()
+        deadline = start + self.transport.total_timeout
+        delay: Optional[float] = None
         while True:
             state = self._status(ticket)
             if state == "COMPLETED":
+                if fresh:
+                    self.polls.learn(self._clock() - start, delay or 0.0)
+                    fresh = False
                 content = self._result(ticket, max_bytes)
                 if content is not None:
                     return content
+            delay = self.polls.delay(self._clock() - start, delay)
             if self._clock() + delay > deadline:
                 raise errors.APITimeoutError(
                     f"queued request {ticket.request_id} is still {state} after "
@@ -260,7 +268,6 @@ class QueueExchange:
                     "attempt (or run) collects it without paying again.",
                     hint="Raise timeout= for long clips or cold starts.")
             self._sleep(delay)
-            delay = min(POLL_MAX, delay * POLL_FACTOR)
 
     def _get(self, ticket: Ticket, url: str, max_bytes: int) -> Optional[Tuple[int, bytes]]:
         """``GET`` a status or result URL; None while a lagging store does not know it yet."""

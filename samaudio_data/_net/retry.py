@@ -20,11 +20,12 @@ True
 from __future__ import annotations
 
 import math
+import re
 import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from .. import errors
 
@@ -50,6 +51,60 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return seconds
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _header(headers: Dict[str, str], *names: str) -> Optional[str]:
+    return next((headers[n] for n in names if n in headers), None)
+
+
+def _seconds(value: Optional[str], now: float) -> Optional[float]:
+    """A reset: seconds (``"1.5"``), a duration (``"1m30s"``, ``"250ms"``) or a Unix time."""
+    if not value or len(value) > 40:
+        return None
+    text = value.strip().lower()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or "".join(a + b for a, b in parts) != text:
+            return None
+        seconds = sum(float(a) * _UNITS[b] for a, b in parts)
+    if seconds > 1e9:  # a Unix time
+        seconds -= now
+    return seconds if math.isfinite(seconds) and 0 <= seconds <= 86400 else None
+
+
+def rate_limit_headers(headers: Dict[str, str], now: Optional[float] = None
+                       ) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+    """``(limit, remaining, reset seconds)`` a provider announces in ``x-ratelimit-*``
+    headers (plain, ``-requests`` as OpenAI spells them, or IETF ``ratelimit-*``); None for
+    what is absent or unusable. Header names are lower-case.
+
+    >>> rate_limit_headers({"x-ratelimit-limit-requests": "50",
+    ...                     "x-ratelimit-remaining-requests": "0",
+    ...                     "x-ratelimit-reset-requests": "1m0.5s"})
+    (50.0, 0.0, 60.5)
+    >>> rate_limit_headers({"x-ratelimit-limit": "-3"})
+    (None, None, None)
+    """
+    now = time.time() if now is None else now
+    out = []
+    for what in ("limit", "remaining"):
+        raw = _header(headers, f"x-ratelimit-{what}-requests", f"x-ratelimit-{what}",
+                      f"ratelimit-{what}")
+        try:
+            value = float(raw) if raw is not None and len(raw) < 20 else None
+        except ValueError:
+            value = None
+        out.append(value if value is not None and math.isfinite(value) and 0 <= value < 1e7
+                   else None)
+    reset = _seconds(_header(headers, "x-ratelimit-reset-requests", "x-ratelimit-reset",
+                             "ratelimit-reset"), now)
+    return out[0], out[1], reset
 
 
 @dataclass(frozen=True)

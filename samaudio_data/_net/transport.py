@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import socket
 import threading
@@ -79,6 +80,14 @@ class Transport:
     def has_key(self) -> bool:
         """Whether a key is set (the key itself is never exposed)."""
         return bool(self._key)
+
+    @property
+    def account(self) -> str:
+        """The account's identity: the endpoint and a one-way hash of the key, never the key
+        (16 hex digits; it names the account's shared limits)."""
+        h = hashlib.sha256(b"samaudio-account\0" + self.endpoint.encode() + b"\0"
+                           + (self._key or "").encode())
+        return h.hexdigest()[:16]
 
     @property
     def credits_url(self) -> str:

@@ -16,7 +16,8 @@ another store tomorrow) calls it on every read:
 - a fatal halt counts only within ``HALT_MAX`` seconds (one hour) of now: one stamped in the
   future (a clock stepped back, or a damaged record) would refuse every run, and is dropped;
 - ranges: the rate factor in [0.2, 1], concurrency in [1, max_concurrency], latency in
-  (0, 1 h], learned rates and ledgers finite and non-negative.
+  (0, 1 h], learned and announced rates and ledgers finite and non-negative, the spacing's
+  margin in [1 %, 16 %], a cluster's in-flight leases expiring within an hour.
 
 It returns what it repaired, so that the caller can log it (once). Keys it does not know are
 left alone.
@@ -44,6 +45,8 @@ _HISTORY = 256  # send times kept
 _RATE_FACTOR = (0.2, 1.0)
 _LATENCY_MAX = 3600.0
 _LEARNED_RANGE = (1.0, 1e6)  # requests per window
+SLACK_RANGE = (0.01, 0.16)  # the spacing's adaptive margin, a share of the interval
+LEASE_MAX = 3600.0  # seconds ahead an in-flight lease may expire
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,9 @@ def sanitize(
     number("latency", 1e-6, _LATENCY_MAX, drop_outside=True)
     number("window_limit", 1.0, float(max(1, bounds.max_concurrency)))
     number("learned_per_window", *_LEARNED_RANGE)
+    number("announced_per_window", *_LEARNED_RANGE)
+    number("slack", *SLACK_RANGE)
+    number("slack_floor", *SLACK_RANGE)
     number("backoff_until", -math.inf, now + bounds.retry_after_max)
     number("last_sent", -math.inf, now + _SKEW)
     if "last_sent" in fixed and "last_sent" in st:
@@ -112,6 +118,7 @@ def sanitize(
     _leaving(st, now, put)
     _halt(st, now, bounds, put)
     _ledgers(st, put)
+    _leases(st, now, put)
     # senders reserve their turns one interval apart: at most one per request that may be
     # waiting (max_concurrency) lie ahead; a reservation beyond that (a clock stepped back,
     # a damaged record) is brought back to one interval after the back-off
@@ -187,3 +194,19 @@ def _ledgers(st: dict, put) -> None:
     }
     if len(good) != len(ledgers):
         put("ledgers", good)
+
+
+def _leases(st: dict, now: float, put) -> None:
+    leases = st.get("leases")
+    if leases is None:
+        return
+    if not isinstance(leases, dict):
+        put("leases", None)
+        return
+    good = {
+        k: min(float(v), now + LEASE_MAX)
+        for k, v in leases.items()
+        if isinstance(k, str) and _number(v) is not None
+    }
+    if good != leases:
+        put("leases", good)

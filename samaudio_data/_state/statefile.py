@@ -1,5 +1,10 @@
 """A small JSON document shared by the threads and processes of one machine.
 
+:class:`FileState` is the shared limits' state for one machine (see :mod:`.rules`): it
+applies a rule to the document of ``state.json`` under its lock, with this machine's clock,
+and hands out in-flight slots as file locks (``slot-<i>.lock``), which the operating system
+frees when a process dies.
+
 :class:`StateFile` opens the document for update under a lock: threads of this process
 queue on a threading lock (woken at once, in turn) and only one of them at a time contends
 for the portable file lock with other processes. Updates are written only when the document
@@ -29,9 +34,11 @@ import contextlib
 import json
 import logging
 import os
+import random
 import threading
+import time
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional
 
 from .files import atomic_write, file_lock
 
@@ -41,6 +48,8 @@ _THREAD_LOCKS: Dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 # the last document read or written per file, with the file's identity then
 _PARSED: Dict[str, tuple] = {}
+_SLOT_POLL = 0.01
+_ALLOWED_TTL = 0.2         # seconds a process reuses the in-flight limit it read
 _MAX_BYTES = 4 << 20  # a state document is a few kB
 
 
@@ -112,3 +121,63 @@ def _identity(path: Path) -> Optional[tuple]:
 def _copy(state: dict) -> dict:
     """A copy deep enough for these documents (lists and dicts one level down)."""
     return {k: (v.copy() if isinstance(v, (list, dict)) else v) for k, v in state.items()}
+
+
+class FileState:
+    """The shared limits' document in ``directory/state.json``, for one machine.
+
+    >>> import tempfile
+    >>> from samaudio_data._state.rules import Rules
+    >>> rules = Rules(requests_per_minute=60)
+    >>> st = FileState(tempfile.mkdtemp(), rules)
+    >>> st.apply("spend", "run", 0.5, 1.0), st.apply("ledger", "run")
+    (True, 0.5)
+    >>> with st.slot(rules):
+    ...     pass
+    """
+
+    def __init__(self, directory, rules, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.rules = rules
+        self._doc = StateFile(self.directory / "state.json")
+        self._clock = clock
+        self._sleep = sleep
+        self._cache_lock = threading.Lock()
+        self._allowed_at, self._allowed_cached = -1e9, 1
+        self._reported: set = set()
+
+    def apply(self, rule: str, *args):
+        """``rules.run(rule, document, now, *args)`` under the lock; saved if it changed.
+        Values the check repaired (a damaged file, a clock step) are logged once."""
+        with self._doc.open() as st:
+            result, fixed = self.rules.run(rule, st, self._clock(), *args)
+        if fixed and not self._reported.issuperset(fixed):
+            self._reported.update(fixed)
+            log.warning("the shared limits state %s held unusable or out-of-range values "
+                        "(%s: a damaged file or a clock step); they were reset or clamped",
+                        self._doc.path, ", ".join(sorted(set(fixed))))
+        return result
+
+    @contextlib.contextmanager
+    def slot(self, rules) -> Iterator[None]:
+        """Hold one of the allowed in-flight slots (a file lock) while inside."""
+        while True:
+            for i in range(self._allowed()):
+                with file_lock(self.directory / f"slot-{i}.lock", timeout=0) as held:
+                    if held:
+                        yield
+                        return
+            self._sleep(_SLOT_POLL * (1 + random.random()))
+
+    def _allowed(self) -> int:
+        """The in-flight limit, read from the document at most every 0.2 s per process:
+        waiting threads poll for a slot often, and must not queue on the document's lock
+        (the senders whose turn it is need it)."""
+        now = time.monotonic()
+        with self._cache_lock:
+            if now - self._allowed_at > _ALLOWED_TTL:
+                self._allowed_cached = self.apply("allowed")
+                self._allowed_at = now
+            return self._allowed_cached

@@ -88,7 +88,7 @@ class Isolate:
                  on_error: str = "raise", max_cost: Optional[float] = None,
                  client: Optional[Client] = None, sample_dtype: Optional[str] = None,
                  on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
-                 **endpoint_params) -> None:
+                 budget_ledger: Optional[str] = None, **endpoint_params) -> None:
         if sample_dtype is not None and not (isinstance(sample_dtype, str) and sample_dtype
                                              in ("int8", "int16", "int32", "uint8")):
             raise errors.InvalidRequestError(
@@ -112,6 +112,9 @@ class Isolate:
         self.keep = keep
         self.on_error = on_error
         self.max_cost = max_cost
+        # the name max_cost is shared under (default: these settings, this Python session;
+        # samaudio_data.ray names one per run, the same on every node)
+        self.budget_ledger = budget_ledger
         self._client = client
         # what the answers depend on: part of the datasets fingerprint, so a map run against
         # one endpoint (a local stand-in, say) is never reused for another
@@ -129,7 +132,8 @@ class Isolate:
                 "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
                 "client": self._client, "endpoint": self.endpoint,
                 "sample_dtype": self.sample_dtype, "version": __version__,
-                "on_doubt": self.on_doubt, "rerank_candidates": self.rerank_candidates}
+                "on_doubt": self.on_doubt, "rerank_candidates": self.rerank_candidates,
+                **({"budget_ledger": self.budget_ledger} if self.budget_ledger else {})}
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
@@ -138,6 +142,7 @@ class Isolate:
         state.setdefault("on_doubt", "keep")
         state.setdefault("rerank_candidates", _triage.RERANK_CANDIDATES)
         self._client = state.pop("client")
+        state.setdefault("budget_ledger", None)
         self.__dict__.update(state)
         self._budget = None
         self._hinted = False
@@ -170,7 +175,7 @@ class Isolate:
         if self._budget is None:
             from datasets.fingerprint import Hasher
 
-            ledger = f"max_cost:{Hasher.hash(self)}:{_session_id()}"
+            ledger = self.budget_ledger or f"max_cost:{Hasher.hash(self)}:{_session_id()}"
             self._budget = Budget(self.max_cost, limits=self.client.limits, ledger=ledger)
         return self._budget
 

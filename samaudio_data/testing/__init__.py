@@ -3,7 +3,8 @@
 :class:`LocalEndpoint` is a real HTTP server on 127.0.0.1 that follows the SAM Audio Large
 contract (keys, every error code, rate limits with ``Retry-After``, credits, body and duration
 limits, the asynchronous queue, injected faults); :func:`separate` computes what it answers
-for an array. ``samaudio-data serve`` runs it (:func:`serve_main`).
+for an array. ``samaudio-data serve`` runs it (:func:`serve_main`); :class:`EndpointProcess`
+runs it in a process of its own.
 
 Routes
 ------
@@ -76,8 +77,9 @@ True
 from ._cli import serve_main
 from ._clock import Clock, FakeClock
 from ._endpoint import LocalEndpoint
+from ._process import EndpointProcess
 from ._model import FRAME, MODEL_SR, choose_transform, separate
 from ._protocol import UploadInfo
 
-__all__ = ["FRAME", "MODEL_SR", "Clock", "FakeClock", "LocalEndpoint", "UploadInfo",
-           "choose_transform", "separate", "serve_main"]
+__all__ = ["FRAME", "MODEL_SR", "Clock", "EndpointProcess", "FakeClock", "LocalEndpoint",
+           "UploadInfo", "choose_transform", "separate", "serve_main"]

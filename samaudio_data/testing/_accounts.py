@@ -119,6 +119,33 @@ class RateLimiter:
             bisect.insort(window, now)  # requests are counted in order of arrival
             return None
 
+    def headers(self, key: str, limit: RateLimit, now: Optional[float] = None) -> Dict[str, str]:
+        """What a provider announces after a request of ``key``: ``x-ratelimit-limit``
+        (requests per window), ``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (seconds
+        until the next request may go when none remains, else until the count is whole).
+
+        >>> lim, two = RateLimiter(), RateLimit(2, 60.0)
+        >>> _ = lim.take("k", two, now=0.0); lim.headers("k", two, now=1.0)
+        {'x-ratelimit-limit': '2', 'x-ratelimit-remaining': '1', 'x-ratelimit-reset': '59.000'}
+        """
+        if limit.per_window is None:
+            return {}
+        now = self._clock() if now is None else now
+        with self._lock:
+            if limit.burst is not None:
+                rate = limit.per_window / limit.window
+                tokens, last = self._buckets.get(key, [float(limit.burst), now])
+                tokens = min(float(limit.burst), tokens + max(0.0, now - last) * rate)
+                remaining = int(tokens + 1e-9)
+                reset = ((1.0 - tokens) if remaining < 1 else (limit.burst - tokens)) / rate
+            else:
+                window = [t for t in self._windows.get(key, ()) if t > now - limit.window]
+                remaining = max(0, limit.per_window - len(window))
+                reset = window[0] + limit.window - now if window else 0.0
+        return {"x-ratelimit-limit": str(limit.per_window),
+                "x-ratelimit-remaining": str(remaining),
+                "x-ratelimit-reset": f"{max(0.0, reset):.3f}"}
+
     def _take_token(self, key: str, now: float, rate: float, burst: int) -> Optional[float]:
         bucket = self._buckets.setdefault(key, [float(burst), now])
         bucket[0] = min(float(burst), bucket[0] + max(0.0, now - bucket[1]) * rate)
@@ -153,6 +180,11 @@ class Accounts:
         self._lock = threading.Lock()
 
     # --- keys and credits ---------------------------------------------------------------
+
+    def knows(self, key: str) -> bool:
+        """True for a key with an account (forbidden keys included)."""
+        with self._lock:
+            return key in self._credits
 
     def credits(self, key: str) -> Optional[float]:
         """Dollars left on ``key`` (None: unlimited); InvalidRequestError if unknown."""

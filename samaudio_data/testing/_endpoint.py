@@ -45,6 +45,8 @@ class LocalEndpoint:
     * ``send_retry_after`` [True]: ``Retry-After`` on a 429: True (whole seconds), False
       (none), ``"fraction"`` (decimal seconds), ``"http-date"``, or a value sent verbatim
       (``3600``, ``"inf"``, ``-1``...).
+    * ``send_ratelimit_headers`` [False]: ``x-ratelimit-limit`` / ``-remaining`` / ``-reset``
+      on every answer to a model POST (limit per window, requests left, seconds to reset).
     * ``latency`` [0]: seconds of simulated model time (a v1 call sleeps; a queued job is
       PROCESSING that long).
     * ``response_format`` ["wav"]: how a v1 200 carries the audio: ``"wav"`` (raw bytes,
@@ -326,7 +328,8 @@ class LocalEndpoint:
         ``request_bytes`` (body sizes of model POSTs), ``last_request`` (the last JSON body
         with ``audio`` replaced by its length; None if not JSON), ``last_upload``
         (``UploadInfo`` of the last decoded upload), ``last_upload_format`` ("WAV", "FLAC",
-        ...) and ``clipped_samples``.
+        ...), ``clipped_samples``, and ``first_request_at`` / ``last_request_at`` (when the
+        first and last model POSTs arrived, ``time.monotonic()`` of the server; None before).
 
         >>> LocalEndpoint().stats["requests"]
         0

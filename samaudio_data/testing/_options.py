@@ -44,6 +44,7 @@ class Options:
     rate_window: float = 60.0
     rate_limit_burst: Optional[int] = None
     send_retry_after: object = True
+    send_ratelimit_headers: bool = False
     latency: float = 0.0
     response_format: str = "wav"
     output_sample_rate: int = MODEL_SR

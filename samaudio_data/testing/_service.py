@@ -78,6 +78,9 @@ class Service:
         reply = None
         try:
             reply = handler(key, body, arrived)
+            if self.options.send_ratelimit_headers and key and reply.mode != "drop" \
+                    and self.accounts.knows(key):
+                reply.headers.update(self.accounts.limiter.headers(key, self.options.rate_limit))
         finally:
             # counted before writing, so a client that has its answer sees consistent stats
             self.stats.leave(step, None if reply is None or reply.mode == "drop"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from typing import Dict, List, Optional
 
 from ._protocol import Call, UploadInfo
@@ -42,6 +43,8 @@ class Stats:
             self._last_upload: Optional[UploadInfo] = None
             self._last_upload_format: Optional[str] = None
             self._clipped = 0
+            self._first_at: Optional[float] = None
+            self._last_at: Optional[float] = None
 
     def request(self, step: str, body_size: int, payload=None) -> None:
         """Count a request of ``step``; model POSTs also record their body and description."""
@@ -50,6 +53,8 @@ class Stats:
             if step not in MODEL_STEPS:
                 return
             self._requests += 1
+            self._last_at = time.monotonic()
+            self._first_at = self._first_at or self._last_at
             self._request_bytes.append(body_size)
             if isinstance(payload, dict):
                 self._last_request = {k: (len(v) if k == "audio" and isinstance(v, str) else v)
@@ -123,4 +128,7 @@ class Stats:
                 "last_upload": self._last_upload,
                 "last_upload_format": self._last_upload_format,
                 "clipped_samples": self._clipped,
+                # when model POSTs arrived (time.monotonic() of the server), first and last
+                "first_request_at": self._first_at,
+                "last_request_at": self._last_at,
             }
