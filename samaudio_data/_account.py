@@ -20,11 +20,11 @@ Example
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 import numpy as np
 from urllib3.util import parse_url
@@ -52,30 +52,34 @@ def credits(transport: Transport) -> float:
 class ProbeResult:
     """What one paid call on one second of generated audio gave back."""
 
-    via: str                      # "sync" or "queue"
-    carrier: str                  # raw audio bytes, JSON base64, data URI, URL
-    content_type: Optional[str]
-    format: Optional[str] = None
-    sample_rate: Optional[int] = None
-    channels: Optional[int] = None
-    frames: Optional[int] = None
+    via: str  # "sync" or "queue"
+    carrier: str  # raw audio bytes, JSON base64, data URI, URL
+    content_type: str | None
+    format: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    frames: int | None = None
     input_frames: int = 0
     input_rate: int = 0
-    padding: Optional[int] = None  # samples beyond the input's length, at the answer's rate
+    padding: int | None = None  # samples beyond the input's length, at the answer's rate
     latency: float = 0.0
-    remaining_credits: Optional[str] = None
+    remaining_credits: str | None = None
     price_per_call: float = 0.0
-    charged: Optional[float] = None  # credits before minus after, when both were read
+    charged: float | None = None  # credits before minus after, when both were read
 
-    def lines(self) -> List[str]:
+    def lines(self) -> list[str]:
         """The probe's part of the report, one fact a line."""
-        out = [f"probe: 1 call via {self.via} in {self.latency:.1f} s; answer: {self.carrier}"
-               + (f" ({self.content_type})" if self.content_type else "")]
-        if self.format:
+        out = [
+            f"probe: 1 call via {self.via} in {self.latency:.1f} s; answer: {self.carrier}"
+            + (f" ({self.content_type})" if self.content_type else "")
+        ]
+        if self.format and self.frames is not None and self.sample_rate:
             secs = self.frames / self.sample_rate
-            out.append(f"  audio: {self.format}, {self.sample_rate} Hz, {self.channels} "
-                       f"channel(s), {self.frames} samples ({secs:.3f} s) for "
-                       f"{self.input_frames} samples at {self.input_rate} Hz")
+            out.append(
+                f"  audio: {self.format}, {self.sample_rate} Hz, {self.channels} "
+                f"channel(s), {self.frames} samples ({secs:.3f} s) for "
+                f"{self.input_frames} samples at {self.input_rate} Hz"
+            )
             pad = f"{self.padding:+d} samples"
             if self.padding and self.sample_rate == 48000 and self.frames % _FRAME == 0:
                 pad += f" (to a whole number of {_FRAME}-sample frames)"
@@ -103,13 +107,13 @@ class CheckReport:
     endpoint: str
     transport: str
     key_set: bool
-    credits: Optional[float] = None
+    credits: float | None = None
     reachable: str = "not checked"
     queue: str = "not known yet"
-    limits: Dict[str, object] = field(default_factory=dict)
-    probe: Optional[ProbeResult] = None
-    problems: List[str] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
+    limits: dict[str, object] = field(default_factory=dict)
+    probe: ProbeResult | None = None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -118,13 +122,15 @@ class CheckReport:
 
     def __str__(self) -> str:
         head = "OK" if self.ok else f"{len(self.problems)} problem(s)"
-        lines = [f"samaudio-data check: {head}", f"endpoint: {self.endpoint}",
-                 f"API key: {'set' if self.key_set else 'NOT SET'}",
-                 "credits: " + ("unknown" if self.credits is None else f"{self.credits:.4f}"),
-                 f"endpoint reachable: {self.reachable}",
-                 f"transport: {self.transport}; queue: {self.queue}",
-                 "limits as configured: " + ", ".join(f"{k}={v}" for k, v in
-                                                      self.limits.items())]
+        lines = [
+            f"samaudio-data check: {head}",
+            f"endpoint: {self.endpoint}",
+            f"API key: {'set' if self.key_set else 'NOT SET'}",
+            "credits: " + ("unknown" if self.credits is None else f"{self.credits:.4f}"),
+            f"endpoint reachable: {self.reachable}",
+            f"transport: {self.transport}; queue: {self.queue}",
+            "limits as configured: " + ", ".join(f"{k}={v}" for k, v in self.limits.items()),
+        ]
         if self.probe is not None:
             lines += self.probe.lines()
         lines += [f"problem: {p}" for p in self.problems]
@@ -132,34 +138,42 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def check(transport: Transport, exchange, *, limits: Dict[str, object],
-          price_per_call: float, probe=None) -> CheckReport:
+def check(
+    transport: Transport, exchange, *, limits: dict[str, object], price_per_call: float, probe=None
+) -> CheckReport:
     """Check key, account, endpoint and queue for free; ``probe()`` (if given) spends one call.
 
     ``exchange`` is the client's :class:`~samaudio_data._net.queue.QueueExchange`; ``probe`` a
     callable returning a :class:`ProbeResult` (raising typed errors).
     """
-    report = CheckReport(endpoint=transport.endpoint, transport=exchange.mode,
-                         key_set=transport.has_key, limits=dict(limits))
+    report = CheckReport(
+        endpoint=transport.endpoint,
+        transport=exchange.mode,
+        key_set=transport.has_key,
+        limits=dict(limits),
+    )
     redact = transport.redact
     if not transport.has_key:
-        report.problems.append("no API key: set SEGMIND_API_KEY (or pass api_key=) to the key "
-                               "from the provider's console. Nothing else was checked.")
+        report.problems.append(
+            "no API key: set SEGMIND_API_KEY (or pass api_key=) to the key "
+            "from the provider's console. Nothing else was checked."
+        )
         return report
     _check_account(transport, report, price_per_call)
     _check_reachable(transport, report)
     _check_queue(transport, exchange, report)
     if limits.get("requests_per_minute") is None:
-        report.notes.append("requests_per_minute is not set: the client starts with 2 "
-                            "requests in flight and learns the limit from 429s. Set it to "
-                            "your plan's (about 5/min free, 50/min paid).")
+        report.notes.append(
+            "requests_per_minute is not set: the client starts with 2 "
+            "requests in flight and learns the limit from 429s. Set it to "
+            "your plan's (about 5/min free, 50/min paid)."
+        )
     if probe is not None and not report.problems:
         before = report.credits
         try:
             report.probe = probe()
         except errors.SamAudioError as exc:
-            report.problems.append(redact(f"the probe call failed: {type(exc).__name__}: "
-                                          f"{exc}"))
+            report.problems.append(redact(f"the probe call failed: {type(exc).__name__}: {exc}"))
             return report
         _check_probe(transport, report, before, price_per_call)
     elif probe is not None:
@@ -172,24 +186,34 @@ def _check_account(transport: Transport, report: CheckReport, price: float) -> N
     try:
         report.credits = credits(transport)
     except errors.AuthenticationError as exc:
-        report.problems.append(redact(
-            f"the key was refused (401: {exc.message}). Check that SEGMIND_API_KEY holds the "
-            "whole key, without quotes or spaces, and that it has not been revoked."))
+        report.problems.append(
+            redact(
+                f"the key was refused (401: {exc.message}). Check that SEGMIND_API_KEY holds the "
+                "whole key, without quotes or spaces, and that it has not been revoked."
+            )
+        )
     except errors.PermissionDeniedError as exc:
-        report.problems.append(redact(
-            f"the key is known but forbidden (403: {exc.message}). Check the account's "
-            "plan and permissions for this model in the provider's console."))
+        report.problems.append(
+            redact(
+                f"the key is known but forbidden (403: {exc.message}). Check the account's "
+                "plan and permissions for this model in the provider's console."
+            )
+        )
     except errors.NotFoundError:
-        report.notes.append(f"the credits route {transport.credits_url} is not served: the "
-                            "key can only be verified by a call (--probe).")
+        report.notes.append(
+            f"the credits route {transport.credits_url} is not served: the "
+            "key can only be verified by a call (--probe)."
+        )
     except errors.SamAudioError as exc:
-        report.problems.append(redact(f"the account could not be read: "
-                                      f"{type(exc).__name__}: {exc}"))
+        report.problems.append(
+            redact(f"the account could not be read: {type(exc).__name__}: {exc}")
+        )
     else:
         if report.credits < price:
             report.problems.append(
                 f"the account holds {report.credits:.4f} credits, less than one call "
-                f"(${price:.3f}): every call would be refused with 406. Top up first.")
+                f"(${price:.3f}): every call would be refused with 406. Top up first."
+            )
 
 
 def _check_reachable(transport: Transport, report: CheckReport) -> None:
@@ -205,13 +229,18 @@ def _check_reachable(transport: Transport, report: CheckReport) -> None:
         if exc.status_code == 405:
             report.reachable += " (the route exists; calls are POSTs)"
         elif exc.status_code == 404:
-            report.notes.append("GET of the endpoint URL answered 404: the URL may be wrong "
-                                "(SAMAUDIO_ENDPOINT / endpoint=); --probe tells for sure.")
+            report.notes.append(
+                "GET of the endpoint URL answered 404: the URL may be wrong "
+                "(SAMAUDIO_ENDPOINT / endpoint=); --probe tells for sure."
+            )
     except errors.APIConnectionError as exc:
         report.reachable = "NO"
-        report.problems.append(transport.redact(
-            f"the endpoint cannot be reached: {exc}. Check the network, a proxy or firewall, "
-            "and SAMAUDIO_ENDPOINT / endpoint=."))
+        report.problems.append(
+            transport.redact(
+                f"the endpoint cannot be reached: {exc}. Check the network, a proxy or firewall, "
+                "and SAMAUDIO_ENDPOINT / endpoint=."
+            )
+        )
 
 
 def _check_queue(transport: Transport, exchange, report: CheckReport) -> None:
@@ -221,8 +250,11 @@ def _check_queue(transport: Transport, exchange, report: CheckReport) -> None:
     served = exchange.served()
     if served is None and exchange.submit_url:
         # free: ask for the status of a request that does not exist
-        url = parse_url(exchange.submit_url)._replace(
-            path=f"/v2/requests/{uuid.UUID(int=0)}/status", query=None, fragment=None).url
+        url = (
+            parse_url(exchange.submit_url)
+            ._replace(path=f"/v2/requests/{uuid.UUID(int=0)}/status", query=None, fragment=None)
+            .url
+        )
         try:
             transport.request("GET", url, max_bytes=1 << 16)
         except errors.APIStatusError as exc:
@@ -232,46 +264,65 @@ def _check_queue(transport: Transport, exchange, report: CheckReport) -> None:
     if served is True:
         report.queue = "served (requests are queued; polls and fetches are free)"
     elif served is False:
-        report.queue = ("not served: requests use the synchronous call" if
-                        exchange.mode == "auto" else "NOT served")
+        report.queue = (
+            "not served: requests use the synchronous call"
+            if exchange.mode == "auto"
+            else "NOT served"
+        )
         if exchange.mode == "queue":
-            report.problems.append("transport='queue' but the endpoint does not serve the "
-                                   "queue: use transport='auto' or 'sync'.")
+            report.problems.append(
+                "transport='queue' but the endpoint does not serve the "
+                "queue: use transport='auto' or 'sync'."
+            )
     else:
-        report.queue = ("not known yet: the first call tries it (a 404/405 there is not "
-                        "billed, and 'auto' then uses the synchronous call)")
+        report.queue = (
+            "not known yet: the first call tries it (a 404/405 there is not "
+            "billed, and 'auto' then uses the synchronous call)"
+        )
 
 
-def _check_probe(transport: Transport, report: CheckReport, before: Optional[float],
-                 price: float) -> None:
+def _check_probe(
+    transport: Transport, report: CheckReport, before: float | None, price: float
+) -> None:
     p = report.probe
+    if p is None:
+        return
     if before is not None:
         try:
             p.charged = round(before - credits(transport), 6)
         except errors.SamAudioError:
             pass
     if p.charged == 0:
-        report.notes.append("the account's credits did not change after the probe (unlimited, "
-                            "or updated later): the price could not be confirmed.")
+        report.notes.append(
+            "the account's credits did not change after the probe (unlimited, "
+            "or updated later): the price could not be confirmed."
+        )
     elif p.charged is not None and abs(p.charged - price) > max(0.005, 0.1 * price):
         report.problems.append(
             f"the probe was charged ${p.charged:.4f}, but price_per_call is ${price:.3f}: "
             f"set SAMAUDIO_PRICE_PER_CALL={p.charged:.4f} (or price_per_call=) so estimates "
-            "and max_cost are right.")
+            "and max_cost are right."
+        )
     if p.remaining_credits is None:
-        report.notes.append("the answer carries no x-remaining-credits header: usage shows "
-                            "the library's own count of spending only.")
+        report.notes.append(
+            "the answer carries no x-remaining-credits header: usage shows "
+            "the library's own count of spending only."
+        )
     if p.via == "queue":
         report.queue = "served (the probe went through it)"
     elif report.transport == "auto":
-        report.queue = ("not served: requests use the synchronous call (the probe's submit "
-                        "was refused with 404/405, not billed)")
+        report.queue = (
+            "not served: requests use the synchronous call (the probe's submit "
+            "was refused with 404/405, not billed)"
+        )
     timeout = report.limits.get("timeout")
     read = timeout[1] if isinstance(timeout, tuple) else timeout
     if isinstance(read, (int, float)) and p.latency > 0.5 * read:
-        report.problems.append(f"one second of audio took {p.latency:.1f} s, over half the "
-                               f"read timeout ({read:g} s): raise timeout= or lower "
-                               "chunk_seconds.")
+        report.problems.append(
+            f"one second of audio took {p.latency:.1f} s, over half the "
+            f"read timeout ({read:g} s): raise timeout= or lower "
+            "chunk_seconds."
+        )
 
 
 def probe_call(caller, exchange, piece, job) -> ProbeResult:
@@ -279,7 +330,7 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
 
     A call that came back but is not usable audio raises the typed error of validation.
     """
-    from ._answers.calls import _validate
+    from ._answers.calls import validate
     from ._net.responses import audio_bytes
 
     transport = caller.transport
@@ -287,8 +338,7 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
     downloads = []
 
     def download(url: str) -> bytes:
-        status, data, headers = transport.request("GET", url, with_key=False,
-                                                  max_bytes=max_bytes)
+        status, data, headers = transport.request("GET", url, with_key=False, max_bytes=max_bytes)
         downloads.append(headers.get("content-type"))
         return data
 
@@ -299,13 +349,19 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
     caller.usage.record(requests=1, billed=1, cost=caller.price_per_call, seconds=latency)
     caller.note_headers(headers)
     data, fmt = audio_bytes(content, fetch=download)
-    result = ProbeResult(via=via, carrier=_carrier(content, via, bool(downloads)),
-                         content_type=(downloads[0] if downloads else
-                                       headers.get("content-type") if via == "sync" else None),
-                         input_frames=piece.upload.frames, input_rate=piece.upload.sr,
-                         latency=latency, remaining_credits=headers.get("x-remaining-credits"),
-                         price_per_call=caller.price_per_call)
-    samples, sr = _validate(data, fmt, piece)
+    result = ProbeResult(
+        via=via,
+        carrier=_carrier(content, via, bool(downloads)),
+        content_type=(
+            downloads[0] if downloads else headers.get("content-type") if via == "sync" else None
+        ),
+        input_frames=piece.upload.frames,
+        input_rate=piece.upload.sr,
+        latency=latency,
+        remaining_credits=headers.get("x-remaining-credits"),
+        price_per_call=caller.price_per_call,
+    )
+    samples, sr = validate(data, fmt, piece)
     result.format, result.sample_rate = fmt, sr
     result.channels, result.frames = samples.shape[0], samples.shape[-1]
     result.padding = result.frames - round(piece.upload.frames * sr / piece.upload.sr)
@@ -326,49 +382,46 @@ def _carrier(content: bytes, via: str, downloaded: bool) -> str:
     return f"base64 audio in JSON in {where}"
 
 
-class Account:
-    """Mixin of :class:`~samaudio_data.Client`: the account's credits and the free check."""
+def check_parts(parts, *, probe: bool = False) -> CheckReport:
+    """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
 
-    def credits(self) -> float:
-        """The account's remaining credits (``GET /v1/get-user-credits``); nothing is spent.
+    Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
+    of generated audio, and the report says what the answer looked like, how long it
+    took, the provider's credits header and what it cost. ``report.ok`` is False (and
+    ``report.problems`` says what to do) when anything differs from what the library
+    assumes. ``print(report)`` shows it all; it never contains the key.
 
-        >>> from samaudio_data import Client
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": 2.5}) as ep, Client("k", endpoint=ep.url) as c:
-        ...     c.credits()
-        2.5
-        """
-        return credits(self._transport)
-
-    def check(self, probe: bool = False):
-        """Check the key, the account, the endpoint and the queue; returns a ``CheckReport``.
-
-        Nothing is spent unless ``probe=True``: then exactly one call is paid, on one second
-        of generated audio, and the report says what the answer looked like, how long it
-        took, the provider's credits header and what it cost. ``report.ok`` is False (and
-        ``report.problems`` says what to do) when anything differs from what the library
-        assumes. ``print(report)`` shows it all; it never contains the key.
-
-        >>> from samaudio_data import Client
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
-        ...                                               cache_dir=False) as c:
-        ...     free, paid = c.check(), c.check(probe=True)
-        >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
-        (True, 2.0, True, 48000, 'queue')
-        """
-        limits = {"requests_per_minute": self.requests_per_minute,
-                  "max_concurrency": self.max_concurrency, "timeout": self.timeout,
-                  "max_retries": self.max_retries, "price_per_call": self.price_per_call,
-                  "chunk_seconds": self.chunk_seconds,
-                  "cache_dir": str(self.cache_dir) if self.cache_dir else None}
-        send = None
-        if probe:
-            # about a second, not a whole number of the model's 1920-sample frames, so
-            # that any padding of the answer shows
-            tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
-            job = self._prepare(tone.astype(np.float32), 48000, "speech", {})
-            send = lambda: probe_call(self._caller, self._caller.exchange,  # noqa: E731
-                                      job.pieces[0], job)
-        return check(self._transport, self._caller.exchange, limits=limits,
-                     price_per_call=self.price_per_call, probe=send)
+    >>> from samaudio_data import Client
+    >>> from samaudio_data.testing import LocalEndpoint
+    >>> with LocalEndpoint(keys={"k": 2.0}) as ep, Client("k", endpoint=ep.url,
+    ...                                               cache_dir=False) as c:
+    ...     free, paid = c.check(), c.check(probe=True)
+    >>> free.ok, free.credits, paid.ok, paid.probe.sample_rate, paid.probe.via
+    (True, 2.0, True, 48000, 'queue')
+    """
+    opts = parts.options
+    limits = {
+        "requests_per_minute": opts.rate_limits.per_minute,
+        "max_concurrency": opts.rate_limits.max_concurrency,
+        "timeout": opts.timeout,
+        "max_retries": opts.retries.max_retries,
+        "price_per_call": opts.price_per_call,
+        "chunk_seconds": opts.chunking.chunk_seconds,
+        "cache_dir": str(opts.cache_dir) if opts.cache_dir else None,
+    }
+    send = None
+    if probe:
+        # about a second, not a whole number of the model's 1920-sample frames, so that any
+        # padding of the answer shows
+        tone = 0.1 * np.sin(2 * np.pi * 440 * np.arange(47500) / 48000)
+        job = parts.prepare(tone.astype(np.float32), 48000, "speech", {})
+        send = functools.partial(
+            probe_call, parts.caller, parts.caller.exchange, job.pieces[0], job
+        )
+    return check(
+        parts.http,
+        parts.caller.exchange,
+        limits=limits,
+        price_per_call=opts.price_per_call,
+        probe=send,
+    )

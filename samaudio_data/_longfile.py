@@ -23,7 +23,7 @@ Example
 ...     w.write(np.full((2, 25 * 8000), 0.2, dtype=np.float32))
 >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
 ...                                    progress=False) as client:
-...     out = isolate_file(client, path, "half")
+...     out = client.isolate_file(path, "half")
 ...     calls = client.usage.billed
 >>> out.name, calls, round(float(audio.read_window(out, 8000, 8001)[0, 0]), 3)
 ('talk.isolated-half.wav', 2, 0.1)
@@ -31,45 +31,74 @@ Example
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import copy
 import dataclasses
+import functools
 import os
 import tempfile
 import threading
-import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
 from . import audio, errors
 from ._answers.jobs import fit, window_job
-from ._models import Budget, CostEstimate
-from ._runner import summarise
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ._client import Client
+from ._models import Budget, CostEstimate, Tally
+from ._options import Chunking
+from ._parts import Parts
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def isolate_file(client: "Client", path: PathLike, description: str,
-                 out_path: Optional[PathLike] = None, *,
-                 residual_path: Union[PathLike, bool, None] = None,
-                 budget: Optional[Budget] = None, progress: Optional[bool] = None,
-                 **params) -> Path:
-    """Isolate ``description`` in the audio file ``path``, streaming; see
-    :meth:`samaudio_data.Client.isolate_file`. Returns the path written (an example is at
-    the top of this module)."""
-    description, params, channels = client._request(description, params)
+def isolate_file(
+    parts: Parts,
+    path: PathLike,
+    description: str,
+    out_path: PathLike | None = None,
+    *,
+    residual_path: PathLike | bool | None = None,
+    budget: Budget | None = None,
+    progress: bool | None = None,
+    **params,
+) -> Path:
+    """Isolate ``description`` in an audio file of any length, streaming; return the output.
+
+    The file is read one window of ``chunk_seconds`` at a time, each window isolated by
+    its own cached request, the answers joined with the crossfade and written block by
+    block: memory does not grow with the file. The output (default: next to the input,
+    ``talk.isolated-speech.wav``; ``.wav`` is 32-bit float, ``.flac`` 24-bit) is the
+    same as :meth:`separate`'s target for the file read into memory. ``residual_path``
+    (a path, or True for ``talk.residual-speech.wav``) also writes the input minus the
+    target. Nothing is left at the output paths when a call fails; a rerun pays only for
+    the windows not yet paid for. See the README's "Long recordings".
+
+    >>> import tempfile, pathlib
+    >>> from samaudio_data import Client, audio
+    >>> from samaudio_data.testing import LocalEndpoint
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
+    >>> with audio.BlockWriter(path, 16000, channels=2) as w:
+    ...     w.write(np.full((2, 50 * 16000), 0.5))
+    >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
+    ...                                    progress=False) as client:
+    ...     out = client.isolate_file(path, "half", residual_path=True)
+    ...     calls = client.usage.billed
+    >>> out.name, calls, audio.audio_file_info(out).frames
+    ('talk.isolated-half.flac', 3, 800000)
+    >>> rest = path.with_name("talk.residual-half.flac")
+    >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
+    0.25
+    """
+    description, params, channels = parts.request(description, params)
     src = Path(path)
-    info, plan = _plan(client, src)
+    info, plan = _plan(parts.options.chunking, src)
     each = channels == "each" and info.channels > 1
     out_channels = info.channels if each else 1
     out, res = _outputs(src, description, out_path, residual_path)
-    started = getattr(client._op, "started", None) or time.time()
+    runner, started = parts.runner, parts.runner.started()
+    upload_format = parts.options.upload.upload_format
 
     heavy = threading.Lock()
 
@@ -80,71 +109,64 @@ def isolate_file(client: "Client", path: PathLike, description: str,
         # a time does that (the work is CPU-bound anyway), so the peak does not grow with
         # max_concurrency; the requests themselves wait concurrently
         with heavy:
-            job = window_job(audio.read_window(src, a, b), info.sr, description, params,
-                             channels=channels, upload_format=client.upload_format)
+            job = window_job(
+                audio.read_window(src, a, b),
+                info.sr,
+                description,
+                params,
+                channels=channels,
+                upload_format=upload_format,
+            )
             # the residual reads the input again, per span written: while the request
             # waits, memory holds only the upload
-            job = dataclasses.replace(job, original=None)
-        answers = [client._caller.answer(p, job, started=started, budget=budget)
-                   for p in job.pieces]
+            job = dataclasses.replace(job, original=None)  # type: ignore[arg-type]
+        answers = [parts.caller.answer(p, job, started=started, budget=budget) for p in job.pieces]
         with heavy:
-            fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers)]
+            fitted = [fit(p, ans, info.sr) for p, ans in zip(job.pieces, answers, strict=True)]
             return np.stack(fitted) if job.each else fitted[0]
 
-    workers = in_flight(client.max_concurrency, plan, pieces=out_channels)
+    workers = in_flight(runner.workers, plan, pieces=out_channels)
     ahead = workers + 2
     joiner = audio.ChunkJoiner(plan, channels=out_channels)
-    bar = None
-    if client.progress if progress is None else progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(plan), desc=f"{src.name} ({info.seconds:.0f} s)", unit="chunk",
-                   leave=False)
-    before = client.usage.snapshot()
-    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="samaudio-file")
-    futures: dict = {}
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(audio.BlockWriter(out, info.sr, out_channels,
-                                                         frames=info.frames))]
+        writers = [
+            stack.enter_context(audio.BlockWriter(out, info.sr, out_channels, frames=info.frames))
+        ]
         if res is not None:
-            writers.append(stack.enter_context(audio.BlockWriter(res, info.sr, out_channels,
-                                                                 frames=info.frames)))
-        try:
-            submitted = 0
-            while not joiner.done:
-                while submitted < len(plan) and submitted < joiner.next_window + ahead:
-                    futures[pool.submit(window, submitted)] = submitted
-                    submitted += 1
-                finished, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-                for fut in sorted(finished, key=futures.get):
-                    i = futures.pop(fut)
-                    try:
-                        joiner.add(i, fut.result())
-                    except errors.SamAudioError as exc:
-                        raise _located(exc, src, plan, i) from exc
-                    if bar is not None:
-                        bar.update(1)
-                start = joiner.position
-                block = joiner.take()
-                writers[0].write(block)
-                for lo in range(0, block.shape[-1] if res is not None else 0, 1 << 18):
-                    part = block[..., lo:lo + (1 << 18)]
-                    writers[1].write(_residual(src, start + lo, part, each))
-                if finished:
-                    _release_memory()
-        except BaseException as exc:
-            for fut in futures:
-                fut.cancel()
-            cf.wait(futures)  # windows in flight finish, and so are cached
-            if isinstance(exc, errors.STOPS_RUN):
-                note = (f" Paid windows are cached in {client.cache_dir}; running the same "
-                        "call again pays only for the rest." if client.cache_dir else "")
-                raise summarise(exc, before, client.usage.snapshot(), note) from exc
-            raise
-        finally:
-            pool.shutdown(wait=True)
-            if bar is not None:
-                bar.close()
+            writers.append(
+                stack.enter_context(
+                    audio.BlockWriter(res, info.sr, out_channels, frames=info.frames)
+                )
+            )
+        bar = stack.enter_context(
+            runner.bar(len(plan), f"{src.name} ({info.seconds:.0f} s)", "chunk", progress)
+        )
+        futures = stack.enter_context(runner.stopping())
+        submitted = 0
+        while not joiner.done:
+            while (
+                submitted < len(plan)
+                and len(futures) < workers
+                and submitted < joiner.next_window + ahead
+            ):
+                futures[runner.submit(window, submitted)] = submitted
+                submitted += 1
+            finished, _ = runner.wait(futures)
+            for fut in sorted(finished, key=lambda f: futures[f]):
+                i = futures.pop(fut)
+                try:
+                    joiner.add(i, fut.result())
+                except errors.SamAudioError as exc:
+                    raise _located(exc, src, plan, i) from exc
+                bar.tick()
+            start = joiner.position
+            block = joiner.take()
+            writers[0].write(block)
+            for lo in range(0, block.shape[-1] if res is not None else 0, 1 << 18):
+                part = block[..., lo : lo + (1 << 18)]
+                writers[1].write(_residual(src, start + lo, part, each))
+            if finished:
+                _release_memory()
     return out
 
 
@@ -152,7 +174,7 @@ WINDOW_BYTES_PER_FRAME = 40
 """Memory a window in flight takes per sample of its upload (at most 48 kHz): the float64
 mono reference, the 16-bit upload, its base64 JSON body, the answer and its fit."""
 
-IN_FLIGHT_MEMORY = 256 * 2 ** 20
+IN_FLIGHT_MEMORY = 256 * 2**20
 """Memory allowed to a file's windows in flight: at 20 s windows, 7 windows of 44.1 kHz
 audio (more at lower rates), never more than ``max_concurrency``. With ~12 s per call, 7
 windows in flight send about 35 calls a minute (a paid plan allows about 50)."""
@@ -177,45 +199,52 @@ def in_flight(max_concurrency: int, plan: audio.ChunkPlan, pieces: int = 1) -> i
     return int(max(1, min(max_concurrency, len(plan), by_memory)))
 
 
-def estimate_file(client: "Client", paths: Union[PathLike, Sequence[PathLike]],
-                  description: str, **params) -> CostEstimate:
-    """Count the calls isolating files would pay for; see
-    :meth:`samaudio_data.Client.estimate_file`.
+def estimate_file(
+    parts: Parts, paths: PathLike | Sequence[PathLike], description: str, **params
+) -> CostEstimate:
+    """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
+    channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
+    With a cache every window is read and encoded to look it up; without, only headers.
 
     >>> import tempfile, pathlib
-    >>> from samaudio_data import Client
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.wav"
-    >>> with audio.BlockWriter(p, 8000, channels=2) as w: w.write(np.zeros((2, 8000 * 60)))
-    >>> client = Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False, channels="each")
-    >>> estimate_file(client, [p, p], "speech").calls       # 2 files x 4 windows x 2 channels
-    16
+    >>> from samaudio_data import Client, audio
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
+    >>> with audio.BlockWriter(path, 8000, channels=1) as w:
+    ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
+    >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
+    ...              ).estimate_file(path, "speech"))
+    200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
     """
-    description, params, channels = client._request(description, params)
+    description, params, channels = parts.request(description, params)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = list(paths)
-    calls = cached = 0
-    invalid: List[Tuple[int, str]] = []
-    for row, path in enumerate(paths):
-        try:
-            info, plan = _plan(client, Path(path))
-        except errors.InvalidRequestError as exc:
-            invalid.append((row, exc.message))
-            continue
-        if client.cache is None:  # nothing can be cached: count, read nothing
-            calls += len(plan) * (info.channels if channels == "each" else 1)
-            continue
+    upload_format = parts.options.upload.upload_format
+
+    def count(path: Path) -> tuple[int, int]:
+        info, plan = _plan(parts.options.chunking, path)
+        if parts.caller.cache is None:  # nothing can be cached: count, read nothing
+            return len(plan) * (info.channels if channels == "each" else 1), 0
+        calls = cached = 0
         for a, b in plan.windows:
-            job = window_job(audio.read_window(path, a, b), info.sr, description, params,
-                             channels=channels, upload_format=client.upload_format)
-            paid, hits = client._caller.count(job)
+            job = window_job(
+                audio.read_window(path, a, b),
+                info.sr,
+                description,
+                params,
+                channels=channels,
+                upload_format=upload_format,
+            )
+            paid, hits = parts.caller.count(job)
             calls, cached = calls + paid, cached + hits
-    return CostEstimate(calls=calls, cached=cached, price_per_call=client.price_per_call,
-                        invalid=invalid, clips=len(paths))
+        return calls, cached
+
+    tally = Tally(parts.options.price_per_call)
+    for row, path in enumerate(paths):
+        tally.add(row, functools.partial(count, Path(path)))
+    return tally.result()
 
 
-def _outputs(src: Path, description: str, out_path, residual_path
-             ) -> Tuple[Path, Optional[Path]]:
+def _outputs(src: Path, description: str, out_path, residual_path) -> tuple[Path, Path | None]:
     """Where the target and the residual (or None) go; never over the input or each other."""
     out = Path(out_path) if out_path is not None else audio.output_path(src, description)
     res = None
@@ -227,11 +256,13 @@ def _outputs(src: Path, description: str, out_path, residual_path
         if target is not None and target.exists() and os.path.samefile(target, src):
             raise errors.InvalidRequestError(
                 f"the output {str(target)!r} is the input file; choose another path (the "
-                "input is read while the output is written).")
+                "input is read while the output is written)."
+            )
     if res is not None and res.resolve() == out.resolve():
         raise errors.InvalidRequestError(
             f"the residual and the isolated sound would both go to {str(out)!r}; give "
-            "residual_path= another name.")
+            "residual_path= another name."
+        )
     for target in (out, res):
         if target is not None:
             _check_writable(target)
@@ -243,11 +274,13 @@ def _check_writable(target: Path) -> None:
     if target.is_dir():
         raise errors.InvalidRequestError(
             f"the output {str(target)!r} is a directory; give a file name (e.g. "
-            f"{str(target / 'out.wav')!r}). Nothing was sent.")
+            f"{str(target / 'out.wav')!r}). Nothing was sent."
+        )
     if target.exists() and not target.is_file():
         raise errors.InvalidRequestError(
             f"the output {str(target)!r} exists and is not a regular file; choose another "
-            "path. Nothing was sent.")
+            "path. Nothing was sent."
+        )
     parent = target.parent if str(target.parent) else Path(".")
     try:  # the writer creates a temporary file beside the target, then renames it
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{target.name}.", suffix=".probe"):
@@ -255,10 +288,11 @@ def _check_writable(target: Path) -> None:
     except OSError as exc:
         raise errors.InvalidRequestError(
             f"cannot write the output {str(target)!r}: {exc.strerror or exc} in "
-            f"{str(parent)!r}. Choose a writable place. Nothing was sent.") from exc
+            f"{str(parent)!r}. Choose a writable place. Nothing was sent."
+        ) from exc
 
 
-def _plan(client: "Client", path: Path) -> Tuple[Any, audio.ChunkPlan]:
+def _plan(chunking: Chunking, path: Path) -> tuple[Any, audio.ChunkPlan]:
     """The file's header and its chunk plan; typed errors for what cannot be sent."""
     info = audio.audio_file_info(path)
     audio.check_sample_rate(info.sr)
@@ -267,14 +301,17 @@ def _plan(client: "Client", path: Path) -> Tuple[Any, audio.ChunkPlan]:
     if info.channels > audio.MAX_CHANNELS:
         raise errors.InvalidAudioError(
             f"{str(path)!r} has {info.channels} channels, more than the "
-            f"{audio.MAX_CHANNELS} supported.")
-    if client.max_seconds is not None and info.seconds > client.max_seconds:
+            f"{audio.MAX_CHANNELS} supported."
+        )
+    if chunking.max_seconds is not None and info.seconds > chunking.max_seconds:
         raise errors.InvalidAudioError(
             f"{str(path)!r} is {info.seconds:.1f} s long, over max_seconds="
-            f"{client.max_seconds:g}; raise or unset max_seconds= on the Client (long files "
-            "are sent in windows of chunk_seconds).")
-    return info, audio.plan_chunks(info.frames, info.sr, client.chunk_seconds,
-                                   client.overlap_seconds)
+            f"{chunking.max_seconds:g}; raise or unset max_seconds= on the Client (long files "
+            "are sent in windows of chunk_seconds)."
+        )
+    return info, audio.plan_chunks(
+        info.frames, info.sr, chunking.chunk_seconds, chunking.overlap_seconds
+    )
 
 
 def _release_memory() -> None:
@@ -295,7 +332,7 @@ def _release_memory() -> None:
         _TRIM(0)
 
 
-_TRIM = None
+_TRIM: Any = None  # libc's malloc_trim, or False where there is none
 
 
 def _residual(path: Path, start: int, target: np.ndarray, each: bool) -> np.ndarray:
@@ -305,77 +342,15 @@ def _residual(path: Path, start: int, target: np.ndarray, each: bool) -> np.ndar
     return (ref - target).astype(np.float32)
 
 
-def _located(exc: errors.SamAudioError, path: Path, plan: audio.ChunkPlan,
-             i: int) -> errors.SamAudioError:
+def _located(
+    exc: errors.SamAudioError, path: Path, plan: audio.ChunkPlan, i: int
+) -> errors.SamAudioError:
     """The same error, its message saying which window of which file failed."""
     a, b = plan.windows[i]
     located = copy.copy(exc)
-    located.message = (f"{path.name}, window {i + 1} of {len(plan)} ({a / plan.sr:.1f}-"
-                       f"{b / plan.sr:.1f} s): {exc.message}")
+    located.message = (
+        f"{path.name}, window {i + 1} of {len(plan)} ({a / plan.sr:.1f}-"
+        f"{b / plan.sr:.1f} s): {exc.message}"
+    )
     located.args = (located.message,)
     return located
-
-
-class LongFiles:
-    """Mixin of :class:`~samaudio_data.Client`: files of any length, streamed."""
-
-    def isolate_file(self, path: Union[str, os.PathLike], description: str,
-                     out_path: Union[str, os.PathLike, None] = None, *,
-                     residual_path: Union[str, os.PathLike, bool, None] = None,
-                     budget: Optional[Budget] = None, progress: Optional[bool] = None,
-                     **params) -> Path:
-        """Isolate ``description`` in an audio file of any length, streaming; return the output.
-
-        The file is read one window of ``chunk_seconds`` at a time, each window isolated by
-        its own cached request (up to ``max_concurrency`` at once), the answers joined with
-        the crossfade and written block by block: memory does not grow with the file. The
-        output (default: next to the input, ``talk.isolated-speech.wav``; ``.wav`` is 32-bit
-        float, ``.flac`` 24-bit) is the same as :meth:`separate`'s target for the file read
-        into memory. ``residual_path`` (a path, or True for ``talk.residual-speech.wav``)
-        also writes the input minus the target. ``channels="mix"`` writes mono, ``"each"``
-        every channel. Nothing is left at the output paths when a call fails; a rerun pays
-        only for the windows not yet paid for. See the README's "Long recordings".
-
-        >>> from samaudio_data import Client
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
-        >>> with audio.BlockWriter(path, 16000, channels=2) as w:
-        ...     w.write(np.full((2, 50 * 16000), 0.5))
-        >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
-        ...                                    progress=False) as client:
-        ...     out = client.isolate_file(path, "half", residual_path=True)
-        ...     calls = client.usage.billed
-        >>> out.name, calls, audio.audio_file_info(out).frames
-        ('talk.isolated-half.flac', 3, 800000)
-        >>> rest = path.with_name("talk.residual-half.flac")
-        >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
-        0.25
-        """
-        from ._longfile import isolate_file
-
-        return isolate_file(self, path, description, out_path, residual_path=residual_path,
-                            budget=budget, progress=progress, **params)
-
-    def estimate_file(self, paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]],
-                      description: str, **params) -> CostEstimate:
-        """Count the calls :meth:`isolate_file` would pay for, exactly (one per window and
-        channel sent, minus cache hits); nothing is sent. ``paths``: one file or several.
-
-        With a cache, every window is read and encoded to look it up (as a run would);
-        without one, only the headers are read.
-
-        >>> from samaudio_data import Client
-        >>> import tempfile, pathlib
-        >>> from samaudio_data import audio
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "hour.wav"
-        >>> with audio.BlockWriter(path, 8000, channels=1) as w:
-        ...     w.write(np.zeros(3600 * 8000, dtype=np.float32))
-        >>> print(Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False
-        ...              ).estimate_file(path, "speech"))
-        200 calls to pay for, 0 already cached: about $12.40 at $0.062 per call
-        """
-        from ._longfile import estimate_file
-
-        return estimate_file(self, paths, description, **params)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
+from . import errors
 from ._state.limits import SharedLimits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,9 +75,11 @@ class Separation:
         return self.verdict.quality
 
     def __repr__(self) -> str:
-        return (f"Separation(description={self.description!r}, shape={self.target.shape}, "
-                f"sr={self.sr}, cost=${self.cost:.3f}, seconds={self.seconds:.2f}, "
-                f"cached={self.cached})")
+        return (
+            f"Separation(description={self.description!r}, shape={self.target.shape}, "
+            f"sr={self.sr}, cost=${self.cost:.3f}, seconds={self.seconds:.2f}, "
+            f"cached={self.cached})"
+        )
 
 
 def plural(n: int, word: str, words: Optional[str] = None) -> str:
@@ -113,12 +117,12 @@ class Usage:
     rate_limited: int = 0
     cost: float = 0.0
     seconds: float = 0.0
-    remaining_credits: Optional[float] = None
-    rate_limit: Optional[float] = None
-    achieved_rate: Optional[float] = None
-    first_sent: Optional[float] = field(default=None, repr=False)   # time.monotonic()
-    last_sent: Optional[float] = field(default=None, repr=False)
-    last_done: Optional[float] = field(default=None, repr=False)
+    remaining_credits: float | None = None
+    rate_limit: float | None = None
+    achieved_rate: float | None = None
+    first_sent: float | None = field(default=None, repr=False)   # time.monotonic()
+    last_sent: float | None = field(default=None, repr=False)
+    last_done: float | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, **delta: float) -> None:
@@ -164,11 +168,12 @@ class Usage:
             text += f", at {self.achieved_rate:.1f} requests per minute{limit}"
         return text + f", {self.seconds:.1f} s of request time summed over requests"
 
-    def snapshot(self) -> "Usage":
+    def snapshot(self) -> Usage:
         """A copy of the counters at this moment."""
         with self._lock:
-            return Usage(**{f.name: getattr(self, f.name) for f in fields(self)
-                            if f.name != "_lock"})
+            return Usage(
+                **{f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            )
 
     def __str__(self) -> str:
         text = (f"{plural(self.billed, 'billed call')} (${self.cost:.2f}), {self.cached} from "
@@ -197,7 +202,7 @@ class CostEstimate:
     calls: int
     cached: int
     price_per_call: float
-    invalid: List[Tuple[int, str]] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)
     clips: int = 0
     silent: int = 0
     rerank_calls: int = 0
@@ -238,6 +243,54 @@ class CostEstimate:
         return text
 
 
+class Tally:
+    """Adds up what many clips (or files, or rows) would cost into one :class:`CostEstimate`:
+    the one estimate path of the library. Each entry's count comes from the same call
+    counting the sends use; an entry that cannot be sent is listed as invalid with why.
+
+    >>> def bad():
+    ...     raise errors.InvalidAudioError("empty")
+    >>> t = Tally(0.062)
+    >>> t.add(0, lambda: (2, 1)); t.add(1, bad)
+    >>> t.result().calls, t.result().invalid, t.result().clips
+    (2, [(1, 'empty')], 2)
+    """
+
+    def __init__(self, price_per_call: float) -> None:
+        self.price_per_call = price_per_call
+        self.calls = self.cached = self.clips = 0
+        self.silent = self.rerank_calls = 0  # rows answered locally; a rerank's most
+        self.invalid: list[tuple[int, str]] = []
+
+    def add(self, row: int, count: Callable[[], tuple[int, int] | CostEstimate]) -> None:
+        """Count entry ``row``: ``count()`` gives ``(calls to pay, cache hits)`` or an
+        estimate of its own, or raises the typed error saying why it cannot be sent."""
+        self.clips += 1
+        try:
+            got = count()
+        except errors.SamAudioError as exc:
+            self.invalid.append((row, exc.message))
+            return
+        if isinstance(got, CostEstimate):
+            if got.invalid:
+                self.invalid.append((row, got.invalid[0][1]))
+            got = (got.calls, got.cached)
+        self.calls += got[0]
+        self.cached += got[1]
+
+    def result(self) -> CostEstimate:
+        """The estimate so far."""
+        return CostEstimate(
+            calls=self.calls,
+            cached=self.cached,
+            price_per_call=self.price_per_call,
+            invalid=list(self.invalid),
+            clips=self.clips,
+            silent=self.silent,
+            rerank_calls=self.rerank_calls,
+        )
+
+
 class Budget:
     """A spending cap shared by the calls that carry it (and, with ``limits``, by processes).
 
@@ -246,8 +299,9 @@ class Budget:
     (True, False)
     """
 
-    def __init__(self, max_cost: float, *, limits: Optional[SharedLimits] = None,
-                 ledger: str = "default") -> None:
+    def __init__(
+        self, max_cost: float, *, limits: SharedLimits | None = None, ledger: str = "default"
+    ) -> None:
         self.max_cost = float(max_cost)
         self._limits = limits
         self._ledger = ledger

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -37,6 +37,10 @@ DEFAULT_PRICE_PER_CALL = 0.062  # published figure; drifts, so it is a setting
 PLANS = {"free": 5.0, "paid": 50.0}  # requests per minute, from the provider's pages
 OUTPUT_FORMATS = ("wav", "mp3")
 CHANNEL_POLICIES = ("mix", "each")
+TRANSPORTS = ("auto", "sync", "queue")
+UPLOAD_FORMATS = ("wav", "flac")
+AUDIO_ENCODINGS = ("base64", "data_uri")
+CANDIDATES = range(1, 9)  # reranking_candidates the endpoint accepts: 1..8
 
 
 def default_cache_dir() -> Path:
@@ -107,15 +111,16 @@ def endpoint(value: Optional[str]) -> str:
 
 def price_per_call(value: Optional[float]) -> float:
     """The price given, else ``$SAMAUDIO_PRICE_PER_CALL``, else the published figure."""
-    if value is None:
-        value = os.environ.get("SAMAUDIO_PRICE_PER_CALL", DEFAULT_PRICE_PER_CALL)
+    raw: Any = value
+    if raw is None:
+        raw = os.environ.get("SAMAUDIO_PRICE_PER_CALL", DEFAULT_PRICE_PER_CALL)
     try:
-        price = float(value)
+        price = float(raw)
     except (TypeError, ValueError):
         price = math.nan
     if not math.isfinite(price) or price < 0:
         raise errors.InvalidRequestError(
-            f"price_per_call must be a number of dollars >= 0, got {value!r}.")
+            f"price_per_call must be a number of dollars >= 0, got {raw!r}.")
     return price
 
 
@@ -171,20 +176,42 @@ def check_description(description: Any) -> str:
     return description.strip()
 
 
+def check_choice(name: str, value: Any, choices: Tuple[Any, ...]) -> Any:
+    """``value`` if it is one of ``choices`` (strings or whole numbers); a clear error
+    otherwise.
+
+    >>> check_choice("channels", "each", CHANNEL_POLICIES)
+    'each'
+    """
+    known = isinstance(value, (str, int)) and not isinstance(value, bool)
+    if not known or value not in choices:
+        raise errors.InvalidRequestError(
+            f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+    return value
+
+
+def check_candidates(value: Any, name: str = "reranking_candidates") -> int:
+    """A whole number from 1 to 8 (what the endpoint accepts); a clear error otherwise.
+
+    >>> check_candidates(4)
+    4
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    if not ok or int(value) not in CANDIDATES:
+        raise errors.InvalidRequestError(
+            f"{name} must be an integer from {CANDIDATES[0]} to {CANDIDATES[-1]}, "
+            f"got {value!r}.")
+    return int(value)
+
+
 def check_params(**params: Any) -> Dict[str, Any]:
     """Validate endpoint parameters (``output_format``, ``reranking_candidates``)."""
     out: Dict[str, Any] = {}
     for name, value in params.items():
         if name == "output_format":
-            if value not in OUTPUT_FORMATS:
-                raise errors.InvalidRequestError(
-                    f"output_format must be 'wav' or 'mp3', got {value!r}.")
+            check_choice("output_format", value, OUTPUT_FORMATS)
         elif name == "reranking_candidates":
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or not 1 <= int(value) <= 8:
-                raise errors.InvalidRequestError(
-                    f"reranking_candidates must be an integer from 1 to 8, got {value!r}.")
-            value = int(value)
+            value = check_candidates(value)
         else:
             raise errors.InvalidRequestError(
                 f"unknown parameter {name!r}; known: output_format, reranking_candidates, "
@@ -195,7 +222,4 @@ def check_params(**params: Any) -> Dict[str, Any]:
 
 def check_channels(value: Any) -> str:
     """``"mix"`` or ``"each"``; a clear error otherwise."""
-    if value not in CHANNEL_POLICIES:
-        raise errors.InvalidRequestError(
-            f"channels must be one of {CHANNEL_POLICIES}, got {value!r}.")
-    return value
+    return check_choice("channels", value, CHANNEL_POLICIES)

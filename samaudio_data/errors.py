@@ -6,7 +6,39 @@ headers, a body excerpt and the request id, with the API key redacted); the exce
 caused them is kept as ``__cause__``. Errors raised on the client before anything is sent
 (:class:`InvalidAudioError`, :class:`InvalidRequestError`, :class:`BudgetExceededError`)
 cost nothing. Whether an error is worth another attempt is decided in one place,
-:func:`is_retryable`.
+:func:`is_retryable`. Every exception of the library is defined here::
+
+    SamAudioError
+     +-- InvalidRequestError (also ValueError)   bad input, nothing sent
+     |    +-- InvalidAudioError
+     +-- ExplorerError (also ValueError)          the explorer cannot do what was asked
+     +-- ReadOnlySettingError (also AttributeError)  a client setting assigned
+     +-- BudgetExceededError                      max_cost reached, nothing more sent
+     +-- APIError
+          +-- APIStatusError                      the endpoint answered with an error
+          |    +-- BadRequestError                400, 405, 413, 422
+          |    +-- NotFoundError                  404
+          |    |    +-- QueueResultExpiredError   a queued result is gone
+          |    +-- RedirectError                  a redirect elsewhere (key not sent)
+          |    +-- FatalAPIError                  every worker stops
+          |    |    +-- AuthenticationError       401
+          |    |    +-- PermissionDeniedError     403
+          |    |    +-- InsufficientCreditsError  406
+          |    +-- RateLimitError                 429
+          |    +-- ServerError                    5xx
+          |    |    +-- BadGatewayError           502
+          |    |    +-- GatewayTimeoutError       504
+          |    +-- QueueJobFailedError            the queue reported FAILED
+          +-- APIConnectionError                  no complete answer
+          |    +-- APITimeoutError
+          |    +-- EndpointDownError              nothing listens (local endpoint)
+          +-- ResponseDecodeError                 a 200 that is not usable audio
+               +-- IncompleteResponseError        cut short, or not covering the input
+               +-- UncollectableRequestError      a paid queued request we cannot follow
+               +-- AnswerMismatchError            an answer naming another request
+
+    Halted, Requeue (plain Exception)   signals between the shared limits and the answer
+                                        pipeline; they never reach a caller
 
 Example
 -------
@@ -94,6 +126,18 @@ class BudgetExceededError(SamAudioError):
     """Sending one more request would exceed ``max_cost``; nothing more was sent."""
 
 
+class ExplorerError(SamAudioError, ValueError):
+    """The explorer cannot do what was asked (bad column, session file, missing client...).
+
+    The message says what went wrong and what to do; nothing was spent.
+
+    >>> str(ExplorerError("row 99 is out of range"))
+    'row 99 is out of range'
+    """
+
+    __module__ = "samaudio_data.explorer"  # where users import it from
+
+
 # --- answers from the endpoint ----------------------------------------------------------
 
 class APIError(SamAudioError):
@@ -175,10 +219,6 @@ class EndpointDownError(EndpointUnreachableError):
     """Nothing listens at a local endpoint's address (connection refused): not retried."""
 
 
-# what stops a whole run (every worker) instead of failing one row
-STOPS_RUN = (FatalAPIError, BudgetExceededError, EndpointUnreachableError)
-
-
 class ResponseDecodeError(APIError):
     """A 200 answer whose body is not audio we can use (an excerpt is in the message)."""
 
@@ -204,6 +244,19 @@ class UncollectableRequestError(ResponseDecodeError):
 class AnswerMismatchError(ResponseDecodeError):
     """An answer names another request than the one it was fetched for: never used."""
 
+
+class QueueResultExpiredError(NotFoundError):
+    """A queued request's result is gone (404: expired or unknown); it must be sent again."""
+
+
+class ReadOnlySettingError(SamAudioError, AttributeError):
+    """A client's setting was assigned after construction; use ``client.with_options(...)``
+    for a modified copy."""
+
+
+STOPS = (FatalAPIError, BudgetExceededError, EndpointUnreachableError)
+"""The errors that stop every request of an operation at once (the others are per clip): a
+refused key or account, the budget, and an endpoint that cannot be reached at all."""
 
 _BY_STATUS = {
     400: BadRequestError,
@@ -255,3 +308,22 @@ def is_retryable(exc: BaseException) -> bool:
         return False
     return isinstance(exc, (RateLimitError, ServerError, APIConnectionError,
                             IncompleteResponseError))
+
+
+# --- signals inside the library (never raised to a caller) ------------------------------
+
+class Halted(Exception):
+    """Raised by the shared limits' ``wait_turn`` when a fatal error stopped everyone; the
+    answer pipeline turns it into the typed error."""
+
+    def __init__(self, halt: dict) -> None:
+        super().__init__(halt.get("message", ""))
+        self.halt = halt
+
+    def __reduce__(self):  # crosses process boundaries (a Ray actor's answer) whole
+        return (type(self), (self.halt,))
+
+
+class Requeue(Exception):
+    """Raised by the shared limits' gate when a 429 back-off began after this request's
+    turn was granted: nothing was sent, and the request waits its turn again."""

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from samaudio_data._state.limits import Halted, SharedLimits
+from samaudio_data._state.limits import SharedLimits
+from samaudio_data.errors import Halted
 
 
 class FakeTime:
@@ -183,7 +184,7 @@ def test_a_request_leaving_holds_the_gate_for_a_bounded_time(tmp_path):
 
 
 def test_the_gate_stops_on_a_halt_and_requeues_after_a_new_429(tmp_path):
-    from samaudio_data._state.limits import Halted, Requeue
+    from samaudio_data.errors import Halted, Requeue
 
     t = FakeTime()
     lim = limits(tmp_path, t, requests_per_minute=60)

@@ -51,7 +51,7 @@ from typing import Any, Iterator, Optional, Set, Union
 import numpy as np
 
 from .._state.files import atomic_write, file_lock
-from ..audio._codec import _encode, wav_layout
+from ..audio._codec import encode_pcm, wav_layout
 
 log = logging.getLogger("samaudio_data")
 
@@ -100,7 +100,7 @@ def compress(data: bytes, fmt: str):
                         offset=lay.data_offset).reshape(frames, lay.channels)
     if frames == 0:
         return data, fmt
-    return _encode(pcm.T, lay.sr, "FLAC", "PCM_16"), "flac"
+    return encode_pcm(pcm.T, lay.sr, "FLAC", "PCM_16"), "flac"
 
 
 class ResultCache:

@@ -34,14 +34,14 @@ import logging
 import math
 import random
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 from .. import audio, errors
 from .cache import ResultCache, request_key
 from .jobs import Answer, Job, Piece
-from .._state.limits import Halted, Requeue, SharedLimits
+from .._state.limits import SharedLimits
 from .._models import Budget, Usage
-from .._net.queue import QueueExchange, QueueResultExpiredError
+from .._net.queue import QueueExchange
 from .._net.responses import audio_bytes
 from .._net.retry import RetryPolicy, rate_limit_headers
 from .._net.transport import Transport
@@ -70,11 +70,10 @@ class Caller:
     def __init__(self, transport: Transport, *, cache: Optional[ResultCache],
                  limits: SharedLimits, policy: RetryPolicy, usage: Usage,
                  price_per_call: float, identity: str, audio_encoding: str,
-                 upload_format: str, exchange: Optional[QueueExchange] = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 upload_format: str, exchange: QueueExchange) -> None:
         self.transport = transport
-        # how bodies are sent: the sync call or the queue (see _queue)
-        self.exchange = exchange or QueueExchange(transport, mode="sync")
+        self.exchange = exchange  # how bodies are sent: the sync call or the queue
+
         self.cache = cache
         self.limits = limits
         self.policy = policy
@@ -83,7 +82,6 @@ class Caller:
         self.identity = identity
         self.audio_encoding = audio_encoding
         self.upload_format = upload_format
-        self._sleep = sleep
 
     # --- keys and the cache ----------------------------------------------------------------
 
@@ -186,13 +184,13 @@ class Caller:
                 self.usage.record(seconds=took)
                 return Answer(samples=samples, sr=sr, fmt=fmt, cost=paid, seconds=spent,
                               attempts=attempts), data
-            except QueueResultExpiredError as exc:
+            except errors.QueueResultExpiredError as exc:
                 if expired:  # a fresh request expired too: something is wrong, stop
                     self.usage.record(failed=1)
                     raise
                 expired = True  # its result is gone: it has to be sent (and paid) again
                 log.warning("%s", exc)
-            except Requeue:  # a 429 came after its turn: nothing was sent, it waits again
+            except errors.Requeue:  # a 429 came after its turn: nothing was sent, it waits again
                 attempts -= 1
             except errors.BudgetExceededError:
                 raise  # refused before sending: not a failed call
@@ -203,8 +201,8 @@ class Caller:
                     self.usage.record(failed=1)
                     raise
             except errors.SamAudioError as exc:
-                spent += getattr(exc, "_took", 0.0)
-                paid += getattr(exc, "_billed", 0.0)
+                spent += held.pop("took", 0.0)  # what the failed attempt took and cost
+                paid += held.pop("billed", 0.0)
                 faults += 1
                 unreachable = getattr(exc, "unreachable", None)
                 if unreachable and faults >= UNREACHABLE_ATTEMPTS:
@@ -229,7 +227,7 @@ class Caller:
                 log.info("%s; retry %d of %d in %.1f s", exc, faults, self.policy.max_retries,
                          delay)
                 self.usage.record(retries=1)
-                self._sleep(delay)
+                time.sleep(delay)
 
     def _attempt(self, body: dict, piece: Piece, *, key: str, started: float,
                  budget: Optional[Budget], max_bytes: int, held: dict):
@@ -242,7 +240,7 @@ class Caller:
             inherited = resuming and self.exchange.inherited(key)  # an earlier run paid it
             try:
                 self.limits.wait_turn(started)
-            except Halted as stop:
+            except errors.Halted as stop:
                 raise self._stopped(stop.halt) from None
             if budget is not None and not resuming:
                 self._reserve(budget)
@@ -270,17 +268,17 @@ class Caller:
                     self.usage.record(cached=1)
                 self.note_headers(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
-                samples, sr = _validate(data, fmt, piece)
-            except errors.QueueJobFailedError as exc:  # FAILED is not billed: refunded
+                samples, sr = validate(data, fmt, piece)
+            except errors.QueueJobFailedError:  # FAILED is not billed: refunded
                 if held.pop("submitted", False):
                     self.usage.record(billed=-1, cost=-self.price_per_call)
                 self._refund(budget, 0.0, key, held)
                 raise
-            except Halted as stop:  # stopped at the gate: nothing was sent
+            except errors.Halted as stop:  # stopped at the gate: nothing was sent
                 billed = box[0]
                 self._refund(budget, billed, key, held)
                 raise self._stopped(stop.halt) from None
-            except Requeue:  # a 429 came after this one's turn: nothing was sent
+            except errors.Requeue:  # a 429 came after this one's turn: nothing was sent
                 self._refund(budget, box[0], key, held)
                 raise
             except errors.RateLimitError as exc:
@@ -300,7 +298,7 @@ class Caller:
             except errors.SamAudioError as exc:
                 billed = max(billed, box[0])
                 self._refund(budget, billed, key, held)
-                exc._took, exc._billed = time.monotonic() - t0, billed
+                held["took"], held["billed"] = time.monotonic() - t0, billed
                 # an answer may echo the key back: it never reaches a message or a log
                 exc.message = self.transport.redact(exc.message)
                 exc.args = (exc.message,) + exc.args[1:]
@@ -383,7 +381,7 @@ class Caller:
         return data
 
 
-def _validate(data: bytes, fmt: str, piece: Piece):
+def validate(data: bytes, fmt: str, piece: Piece):
     """Decode an answer and check it is whole and covers the piece; typed errors otherwise."""
     audio.check_complete(data, fmt)
     samples, sr = audio.decode_audio(data)

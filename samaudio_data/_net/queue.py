@@ -31,7 +31,7 @@ too. An answer naming another request id is an
 :class:`~samaudio_data.errors.AnswerMismatchError`. A ``FAILED`` job is a
 :class:`~samaudio_data.errors.QueueJobFailedError` (not billed, not retried); a journalled
 request of an earlier run whose result is gone (404, "expired") is a
-:class:`QueueResultExpiredError`. What comes back is the raw
+:class:`~samaudio_data.errors.QueueResultExpiredError`. What comes back is the raw
 sync answer, or the result's ``output`` re-encoded as JSON: either way
 :func:`samaudio_data._net.responses.audio_bytes` finds the audio in it.
 
@@ -64,6 +64,7 @@ from typing import Callable, Dict, Optional, Tuple
 from urllib3.util import parse_url
 
 from .. import errors
+from .._settings import TRANSPORTS, check_choice
 from .._state.files import atomic_write
 from .journal import Journal, Ticket
 from .polls import PollSchedule
@@ -74,16 +75,11 @@ from ..audio import excerpt, sniff_format
 
 log = logging.getLogger("samaudio_data")
 
-TRANSPORTS = ("auto", "sync", "queue")
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
 LAG_GRACE = 30.0     # seconds after a submit during which a status 404 is polled again
 _MAX_ID = 200        # characters of a request id
 _PENDING = ("QUEUED", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "STARTING", "RUNNING")
 _FAILED = ("FAILED", "ERROR", "CANCELLED", "CANCELED")
-
-
-class QueueResultExpiredError(errors.NotFoundError):
-    """A queued request's result is gone (404: expired or unknown); it must be sent again."""
 
 
 def queue_url(endpoint: str) -> Optional[str]:
@@ -104,18 +100,6 @@ def queue_url(endpoint: str) -> Optional[str]:
     return parts._replace(path="/".join(segments)).url
 
 
-def check_transport(value) -> str:
-    """Validate a ``transport=`` setting.
-
-    >>> check_transport("queue")
-    'queue'
-    """
-    if value not in TRANSPORTS:
-        raise errors.InvalidRequestError(
-            f"transport must be one of {TRANSPORTS}, got {value!r}.")
-    return value
-
-
 class QueueExchange:
     """Sends request bodies by the sync call or the queue; see the module docstring."""
 
@@ -124,7 +108,7 @@ class QueueExchange:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.transport = transport
-        self.mode = check_transport(mode)
+        self.mode = check_choice("transport", mode, TRANSPORTS)
         self.submit_url = queue_url(transport.endpoint)
         if self.mode == "queue" and self.submit_url is None:
             raise errors.InvalidRequestError(
@@ -226,6 +210,7 @@ class QueueExchange:
         ``on_submit(headers)`` runs as soon as the submit is accepted: it is billed from
         then on, whatever follows.
         """
+        assert self.submit_url is not None  # the queue is used only with a /v2/ URL
         _, content, headers = self.transport.request("POST", self.submit_url, json_body=body,
                                                      max_bytes=1 << 20)
         self._remember(True)
@@ -314,7 +299,7 @@ class QueueExchange:
             self.tickets.keep(ticket)
             raise self.tickets.uncollectable(ticket) from exc
         self.done(ticket.cache_key)
-        raise QueueResultExpiredError(
+        raise errors.QueueResultExpiredError(
             f"queued request {ticket.request_id} is gone ({exc.message}); results are "
             "kept about an hour. It has to be sent again.", status_code=404,
             response=exc.response) from exc

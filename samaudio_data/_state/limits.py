@@ -61,7 +61,6 @@ __all__ = ["Halted", "Requeue", "SharedLimits"]
 
 log = logging.getLogger("samaudio_data")
 
-
 class SharedLimits:
     """Pace, concurrency, 429 back-off, halt and ledgers of one account, shared through a
     :class:`~.statefile.FileState` in ``directory``, or the state ``coordinator`` gives

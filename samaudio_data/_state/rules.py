@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+from ..errors import Halted, Requeue
 from .limitstate import SLACK_RANGE, Bounds, sanitize
 
 SLACK_START = 0.04  # of the window: the spacing's first safety margin
@@ -53,22 +54,6 @@ LEAD_MAX = 0.05  # ... at most this many seconds; the gate keeps the exact momen
 LEAVING_MAX = 2.0  # seconds a request may take to leave before the next goes anyway
 LEAVING_POLL = 0.001
 CLAIM_AHEAD = 0.003  # the gate is claimed this long before its time
-
-
-class Halted(Exception):
-    """A fatal error (401/403/406) stopped every sender of the account."""
-
-    def __init__(self, halt: dict) -> None:
-        super().__init__(halt.get("message", ""))
-        self.halt = halt
-
-    def __reduce__(self):  # crosses process boundaries (a Ray actor's answer) whole
-        return (type(self), (self.halt,))
-
-
-class Requeue(Exception):
-    """A 429 back-off began after this request's turn was granted: nothing was sent, and
-    the request waits its turn again."""
 
 
 class State(Protocol):

@@ -115,7 +115,7 @@ def encode_wav(y: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
             samples, bits, tag = np.asarray(y2, dtype="<f4"), 32, _FLOAT
         frames = np.ascontiguousarray(samples.T)  # interleaved (n, channels)
         return _wav_header(sr, y2.shape[0], bits, tag, y2.shape[-1]) + frames.tobytes()
-    return _encode(y, sr, "WAV", subtype)
+    return encode_pcm(y, sr, "WAV", subtype)
 
 
 def encode_flac(y: np.ndarray, sr: int) -> bytes:
@@ -124,7 +124,7 @@ def encode_flac(y: np.ndarray, sr: int) -> bytes:
     >>> encode_flac(np.zeros(100), 16000)[:4]
     b'fLaC'
     """
-    return _encode(y, sr, "FLAC", "PCM_16")
+    return encode_pcm(y, sr, "FLAC", "PCM_16")
 
 
 def encode_mp3(y: np.ndarray, sr: int) -> bytes:
@@ -133,10 +133,11 @@ def encode_mp3(y: np.ndarray, sr: int) -> bytes:
     >>> encode_mp3(np.zeros(4800), 48000)[:1]
     b'\\xff'
     """
-    return _encode(y, sr, "MP3", None)
+    return encode_pcm(y, sr, "MP3", None)
 
 
-def _encode(y: np.ndarray, sr: int, fmt: str, subtype: Optional[str]) -> bytes:
+def encode_pcm(y: np.ndarray, sr: int, fmt: str, subtype: Optional[str]) -> bytes:
+    """``y`` (``(n,)`` or ``(channels, n)``) as a soundfile ``fmt``/``subtype`` file's bytes."""
     import soundfile as sf
 
     data = np.asarray(y)

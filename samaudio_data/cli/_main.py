@@ -24,6 +24,10 @@ from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 from .. import audio, errors
 from .._models import plural
+from .._settings import CANDIDATES, CHANNEL_POLICIES, OUTPUT_FORMATS, TRANSPORTS
+from ..hf._map import ON_ERROR
+from ..hf._prompts import KEEP
+from ..hf._triage import ON_DOUBT
 
 if TYPE_CHECKING:
     from .._client import Client
@@ -69,9 +73,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--column", default="audio")
     p.add_argument("--output-column", default="isolated")
     p.add_argument("--split", default=None, help="split to use (default: the only one, or train)")
-    p.add_argument("--keep", choices=("target", "residual", "both"), default="target")
-    p.add_argument("--on-error", choices=("raise", "skip", "keep_original"), default="raise")
-    p.add_argument("--on-doubt", choices=("keep", "rerank", "skip"), default="keep",
+    p.add_argument("--keep", choices=KEEP, default="target")
+    p.add_argument("--on-error", choices=ON_ERROR, default="raise")
+    p.add_argument("--on-doubt", choices=ON_DOUBT, default="keep",
                    help="rows the quality triage flags: keep (flag only), rerank (ask once "
                         "more with --rerank-candidates, within --max-cost), skip (silence)")
     p.add_argument("--rerank-candidates", type=int, default=4,
@@ -100,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      "--probe pays for one call and describes the answer")
     p.add_argument("--probe", action="store_true",
                    help="spend exactly one call on one second of generated audio")
-    p.add_argument("--transport", choices=("auto", "sync", "queue"), default="auto")
+    p.add_argument("--transport", choices=TRANSPORTS, default="auto")
     _client_options(p)
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -143,9 +147,10 @@ def _client_options(p: argparse.ArgumentParser) -> None:
                                                     "or the provider's)")
     p.add_argument("--local", action="store_true",
                    help="use a local endpoint in this process (default when no API key is set)")
-    p.add_argument("--output-format", choices=("wav", "mp3"), default="wav")
-    p.add_argument("--candidates", type=int, default=1, help="reranking_candidates, 1..8")
-    p.add_argument("--channels", choices=("mix", "each"), default="mix")
+    p.add_argument("--output-format", choices=OUTPUT_FORMATS, default="wav")
+    p.add_argument("--candidates", type=int, default=1,
+                   help=f"reranking_candidates, {CANDIDATES[0]}..{CANDIDATES[-1]}")
+    p.add_argument("--channels", choices=CHANNEL_POLICIES, default="mix")
     p.add_argument("--max-concurrency", type=int, default=16,
                    help="upper bound on requests in flight (the rate decides below it)")
     p.add_argument("--requests-per-minute", default=None,
@@ -160,7 +165,7 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _client(args) -> Iterator["Client"]:
+def _client(args) -> Iterator[Client]:
     from .._client import Client
 
     kw = dict(max_concurrency=args.max_concurrency, requests_per_minute=args.requests_per_minute,

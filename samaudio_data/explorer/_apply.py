@@ -15,7 +15,7 @@ import numpy as np
 from ..audio import SIGNAL_NAMES
 from ..hf import encode_value
 from ._errors import ExplorerError
-from ._rows import _decodable
+from ._rows import decodable
 
 
 def decision_column(ds, decisions: Dict[int, str], column: str = "decision"):
@@ -73,7 +73,7 @@ def with_reisolations(ds, reisolated: Dict[int, dict], *, loader, reisolator,
                   encode_value((data.mono - t).astype(np.float32), data.sr))
     work, restore = ds, {}
     for c, f in ds.features.items():
-        if _decodable(f) and getattr(f, "decode", False):
+        if decodable(f) and getattr(f, "decode", False):
             restore[c] = f
             work = work.cast_column(c, dataclasses.replace(f, decode=False))
 

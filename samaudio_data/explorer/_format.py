@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any, List, Tuple
 
-import numpy as np
 
 MISSING = "–"
 
@@ -139,13 +138,3 @@ def row_label(row: int) -> str:
     '1'
     """
     return str(int(row) + 1)
-
-
-def is_number(v: Any) -> bool:
-    """Whether ``v`` is a real number (not NaN, not bool-like text).
-
-    >>> is_number(3), is_number(float("nan")), is_number("3")
-    (True, False, False)
-    """
-    return isinstance(v, (int, float, np.integer, np.floating)) and not (
-        isinstance(v, (float, np.floating)) and math.isnan(v))

@@ -17,6 +17,7 @@ import numpy as np
 from .. import audio
 from ..audio import cleaning_signals
 from . import _format
+from .._settings import CANDIDATES
 from ._errors import ExplorerError
 
 
@@ -75,13 +76,14 @@ class Reisolator:
         if not description:
             raise ExplorerError("type what to isolate in the re-isolate box (e.g. 'man "
                                 "speaking') before asking for the price.")
+        span = f"{CANDIDATES[0]}..{CANDIDATES[-1]}"
         try:
             candidates = int(candidates)
         except (TypeError, ValueError):
-            raise ExplorerError(f"candidates must be a whole number 1..8, got "
+            raise ExplorerError(f"candidates must be a whole number {span}, got "
                                 f"{candidates!r}.") from None
-        if not 1 <= candidates <= 8:
-            raise ExplorerError(f"candidates must be 1..8, got {candidates}.")
+        if candidates not in CANDIDATES:
+            raise ExplorerError(f"candidates must be {span}, got {candidates}.")
         est = self.client.estimate([original], sr, description,
                                    reranking_candidates=candidates)
         if est.invalid:  # a request the client would refuse: say why, never "free"

@@ -75,7 +75,7 @@ def read_aligned(value: Any, sr: int, n: int, dtype: Optional[str] = None) -> np
     return audio.fit_answer(y, vsr, sr=sr, n=n)
 
 
-def _decodable(feature: Any) -> bool:
+def decodable(feature: Any) -> bool:
     return hasattr(feature, "decode_example") and hasattr(feature, "decode")
 
 
@@ -90,7 +90,7 @@ def undecoded(ds, columns: List[str]):
     feats = rows.features
     for c in columns:
         f = feats.get(c)
-        if _decodable(f) and getattr(f, "decode", False):
+        if decodable(f) and getattr(f, "decode", False):
             rows = rows.cast_column(c, dataclasses.replace(f, decode=False))
     return rows
 

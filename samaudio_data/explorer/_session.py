@@ -8,12 +8,11 @@ description).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
+from .._state.files import atomic_write
 from ._errors import ExplorerError
 
 VERSION = 1
@@ -39,20 +38,7 @@ def write(path: Path, state: Dict[str, Any], *, n_rows: int, fingerprint: Option
     if redact is not None and redact(text) != text:
         raise ExplorerError("refusing to save the session: the API key appears in it (was it "
                             "typed as a description?). Nothing was written.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, text.encode("utf-8"))
     return path
 
 

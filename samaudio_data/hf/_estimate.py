@@ -7,8 +7,11 @@ cache; nothing is sent.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from .. import errors
-from .._models import CostEstimate
+from .._models import CostEstimate, Tally
 from . import _triage
 from ._map import Isolate
 from ._values import dataset_rows, declared_dtype, read_value
@@ -35,41 +38,40 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     fn.sample_dtype = fn.sample_dtype or declared_dtype(
         getattr(dataset, "features", None), fn.column
     )
-    calls = cached = clips = silent = rerank = 0
-    invalid: list[tuple[int, str]] = []
-    for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
-        clips += 1
+    tally = Tally(client.price_per_call)
+
+    def count(i: int, value: Any, row: Any) -> tuple[int, int]:
+        # one row, every stem: the same reading and call counting as the map's sends
+        if isinstance(value, BaseException):
+            raise value
         try:
-            if isinstance(value, BaseException):
-                raise value
             y, sr = read_value(value, dtype=fn.sample_dtype)
-        except errors.SamAudioError as exc:
-            invalid.append((i, exc.message))
-            continue
+        except errors.SamAudioError:
+            raise
         except Exception as exc:  # a decoder's own error on a broken file
-            invalid.append((i, f"cannot decode this row's audio ({type(exc).__name__}: {exc})"))
-            continue
+            raise errors.InvalidAudioError(
+                f"cannot decode this row's audio ({type(exc).__name__}: {exc})"
+            ) from exc
         asks = fn.prompts.resolve(row, "")
-        invalid += [(i, a.message) for a in asks if isinstance(a, BaseException)]
+        tally.invalid += [(i, a.message) for a in asks if isinstance(a, BaseException)]
         if _triage.silent_input(y, sr):  # answered locally: every stem free
-            silent += 1
-            continue
+            tally.silent += 1
+            return 0, 0
+        calls = cached = 0
         for ask in asks:
             if isinstance(ask, BaseException):
                 continue
             est = client.estimate([y], sr, ask[0], **ask[1])
             if est.invalid:
-                invalid.append((i, est.invalid[0][1]))
+                tally.invalid.append((i, est.invalid[0][1]))
             elif fn.on_doubt == "rerank":
-                rerank += _triage.rerank_calls(client, y, sr, ask[0], ask[1], fn.rerank_candidates)
+                tally.rerank_calls += _triage.rerank_calls(
+                    client, y, sr, ask[0], ask[1], fn.rerank_candidates
+                )
             calls += est.calls
             cached += est.cached
-    return CostEstimate(
-        calls=calls,
-        cached=cached,
-        price_per_call=client.price_per_call,
-        invalid=invalid,
-        clips=clips,
-        silent=silent,
-        rerank_calls=rerank,
-    )
+        return calls, cached
+
+    for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
+        tally.add(i, functools.partial(count, i, value, row))
+    return tally.result()

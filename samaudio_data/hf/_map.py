@@ -99,9 +99,7 @@ class Isolate:
                 f"sample_dtype must be 'int8', 'int16', 'int32' or 'uint8', got "
                 f"{sample_dtype!r}.")
         self.sample_dtype = sample_dtype
-        if on_error not in ON_ERROR:
-            raise errors.InvalidRequestError(
-                f"on_error must be one of {ON_ERROR}, got {on_error!r}.")
+        _settings.check_choice("on_error", on_error, ON_ERROR)
         if max_cost is not None and not (isinstance(max_cost, (int, float)) and max_cost >= 0):
             raise errors.InvalidRequestError(
                 f"max_cost must be a number of dollars >= 0, got {max_cost!r}.")
@@ -299,7 +297,7 @@ class Isolate:
                                        on_doubt=self.on_doubt,
                                        rerank_candidates=self.rerank_candidates)
                 return self._row(stems[s], description, res, orig)
-            except errors.STOPS_RUN:
+            except errors.STOPS:
                 raise
             except errors.SamAudioError as exc:
                 if self.on_error == "raise":

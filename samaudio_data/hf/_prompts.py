@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import errors
+from .. import _settings, errors
 from .._settings import check_description, check_params
 from ..audio import SIGNAL_NAMES
 
@@ -250,8 +250,7 @@ class Prompts:
         self.stems: list[Stem] = []
         for out, spec in specs.items():
             k = keeps.get(out, "target")
-            if k not in KEEP:
-                raise errors.InvalidRequestError(f"keep must be one of {KEEP}, got {k!r}.")
+            _settings.check_choice("keep", k, KEEP)
             self.stems.append(Stem(out, RowValue("description", spec, check_description), k))
         self.options = {
             name: RowValue(name, params[name], _check_one_param(name))

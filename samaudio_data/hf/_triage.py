@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import audio, errors
 from .._models import Budget, Separation
-from .._settings import check_channels
+from .._settings import CANDIDATES, check_candidates, check_channels, check_choice
 
 ON_DOUBT = ("keep", "rerank", "skip")
 RERANK_CANDIDATES = 4
@@ -46,15 +46,12 @@ def check_policy(on_doubt: str, rerank_candidates: Any, own: int | None = None) 
     ...     print(exc.message[:60])
     rerank_candidates (2) must be more than the map's own rerank
     """
-    if on_doubt not in ON_DOUBT:
-        raise errors.InvalidRequestError(f"on_doubt must be one of {ON_DOUBT}, got {on_doubt!r}.")
-    if (
-        isinstance(rerank_candidates, bool)
-        or not isinstance(rerank_candidates, int)
-        or not 2 <= rerank_candidates <= 8
-    ):
+    check_choice("on_doubt", on_doubt, ON_DOUBT)
+    rerank_candidates = check_candidates(rerank_candidates, "rerank_candidates")
+    if rerank_candidates < 2:  # one candidate is what a first call already asked
         raise errors.InvalidRequestError(
-            f"rerank_candidates must be an integer from 2 to 8, got {rerank_candidates!r}."
+            f"rerank_candidates must be an integer from 2 to {CANDIDATES[-1]}, got "
+            f"{rerank_candidates!r}."
         )
     if on_doubt == "rerank" and own is not None and rerank_candidates <= own:
         raise errors.InvalidRequestError(

@@ -38,7 +38,6 @@ from ._protocol import Reply, json_doc, json_reply
 
 UNLIMITED_CREDITS_REPORTED = 1e6
 """What ``get-user-credits`` reports for a key with unlimited (None) credits."""
-RETRY_AFTER_MODES = ("fraction", "http-date")
 
 
 def retry_after_value(wait: float, mode) -> Optional[str]:

@@ -12,7 +12,7 @@ Example
 Traceback (most recent call last):
 ...
 samaudio_data.errors.InvalidRequestError: queue_output must be one of
-('url', 'base64', 'data-uri'), got 'ftp'.
+'url', 'base64', 'data-uri', got 'ftp'.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from .. import audio
+from .._settings import check_choice
 from ..errors import InvalidRequestError, SamAudioError
 from ._accounts import RateLimit
 from ._model import MODEL_SR, WAV_SUBTYPES
@@ -74,10 +75,10 @@ class Options:
 
     def validate(self) -> "Options":
         """Raise InvalidRequestError for an impossible setting; return ``self``."""
-        _choice("response_format", self.response_format, RESPONSE_FORMATS)
-        _choice("output_subtype", self.output_subtype, WAV_SUBTYPES)
-        _choice("queue_output", self.queue_output, QUEUE_OUTPUTS)
-        _choice("queue_off_status", self.queue_off_status, (404, 405))
+        check_choice("response_format", self.response_format, RESPONSE_FORMATS)
+        check_choice("output_subtype", self.output_subtype, WAV_SUBTYPES)
+        check_choice("queue_output", self.queue_output, QUEUE_OUTPUTS)
+        check_choice("queue_off_status", self.queue_off_status, (404, 405))
         self.rate_limit.check()
         for name in ("latency", "price_per_call", "queue_delay"):
             _number(name, getattr(self, name), minimum=0.0)
@@ -111,11 +112,6 @@ class Options:
                 raise InvalidRequestError("queue_url_origin must be an origin such as "
                                           f"'http://127.0.0.1:9', got {self.queue_url_origin!r}.")
         return self
-
-
-def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise InvalidRequestError(f"{name} must be one of {allowed}, got {value!r}.")
 
 
 def _number(name: str, value, *, minimum: float) -> None:

@@ -30,6 +30,7 @@ from typing import Callable, Dict, NamedTuple, Optional
 import numpy as np
 
 from .. import audio
+from .._settings import CANDIDATES, OUTPUT_FORMATS
 from ..errors import ResponseDecodeError
 
 MODEL_NAME = "sam-audio-large"
@@ -129,10 +130,10 @@ def read_call(payload, *, own_file: Optional[Callable[[str], bytes]],
         raise BadRequest("'description' is required: a non-empty string naming the sound "
                          "to isolate, e.g. \"dog barking\".")
     fmt = payload.get("output_format", "wav")
-    if fmt not in ("wav", "mp3"):
+    if fmt not in OUTPUT_FORMATS:
         raise BadRequest(f"'output_format' must be \"wav\" or \"mp3\", got {fmt!r}.")
     rerank = payload.get("reranking_candidates", 1)
-    if isinstance(rerank, bool) or not isinstance(rerank, int) or not 1 <= rerank <= 8:
+    if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank not in CANDIDATES:
         raise BadRequest("'reranking_candidates' must be an integer from 1 to 8, "
                          f"got {rerank!r}.")
     raw = _audio_field(payload.get("audio"), own_file, accept_data_uri)
