@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Each installs what it needs, then runs.
-#   make demo   clean a small dataset end to end (offline unless SEGMIND_API_KEY is set)
+#   make demo   clean a small folder of clips end to end (offline unless SEGMIND_API_KEY is set)
 #   make test   install the test stack (FFmpeg libraries, Chromium, CPU torch, Ray, moto,
 #               ruff, mypy), run the checks (lint), then the tests at the latest versions,
 #               then again at the oldest supported ones (test-oldest)
@@ -12,7 +12,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_TEST := libavcodec59 libavformat59 libavutil57 libswresample4 libavdevice59 \
             libavfilter8 libswscale6 chromium espeak-ng sox
 # the oldest supported versions: a fresh venv pinned by this constraints file (no torch:
-# datasets 3.x decodes Audio with soundfile); the browser test runs in the latest one only.
+# datasets 3.x decodes Audio with soundfile); the browser test and the fresh-install test
+# (tests/test_fresh_install.py: the README from a new venv) run in the latest one only.
 # Without the [quality] extra: the triage runs there without speech detection (":no_vad"),
 # and the tests that need the detector skip, saying so
 OLDEST_VENV ?= .venv-oldest
@@ -62,4 +63,5 @@ test-oldest:
 	# the installed package (not this checkout: run from elsewhere) ships the explorer's front end
 	cd / && $(abspath $(OLDEST_VENV))/bin/python -c "from samaudio_data.explorer._widget import \
 	  ExplorerWidget as W; w = W(); assert 'export default' in w._esm and '.sa-root' in w._css"
-	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py"
+	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py" \
+	  --ignore=tests/test_fresh_install.py

@@ -15,11 +15,11 @@ from ._client import Client
 from ._models import Budget, CostEstimate, Separation, Usage
 from ._options import Chunking, RateLimits, Retries, Upload
 from ._version import __version__
-from .hf import estimate_cost, isolate, prefetch
+from .hf import audio_folder, estimate_cost, isolate, prefetch
 
 __all__ = ["Budget", "Chunking", "Client", "CostEstimate", "Explorer", "ExplorerError",
-           "RateLimits", "Retries", "Separation", "Upload", "Usage", "__version__", "errors",
-           "estimate_cost", "isolate", "prefetch"]
+           "RateLimits", "Retries", "Separation", "Upload", "Usage", "__version__",
+           "audio_folder", "errors", "estimate_cost", "isolate", "prefetch"]
 
 
 def __getattr__(name):

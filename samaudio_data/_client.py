@@ -193,7 +193,7 @@ class Client(ReadOnlySettings):
     @property
     def usage(self) -> Usage:
         """What this client did so far: calls billed, cached, failed, retried, rate-limited,
-        dollars, and the request rate achieved (every process on this endpoint) against the
+        dollars, wall time, and the rate at which this client sent its requests against the
         account's limit.
 
         >>> Client("k", endpoint="http://127.0.0.1:9/m", cache_dir=False).usage.billed
@@ -350,11 +350,13 @@ class Client(ReadOnlySettings):
         *,
         progress: bool | None = None,
         desc: str = "isolating",
+        total: int | None = None,
     ) -> Iterator[tuple[Any, Any]]:
         """Like :meth:`map` for an iterable of any length: yields ``(item, result)`` as
         results arrive, reading items only a little ahead of the requests in flight (flat
-        memory, no batch boundaries). A failed item's result is its exception; 401/403/406
-        or an exhausted budget stop everything and raise.
+        memory, no batch boundaries). A failed item's result is its exception; 401/403/406,
+        an exhausted budget or an endpoint that cannot be reached stop everything and raise.
+        ``total`` (the number of items, when known) gives the progress bar its end and ETA.
 
         >>> from samaudio_data.testing import LocalEndpoint
         >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url,
@@ -364,7 +366,7 @@ class Client(ReadOnlySettings):
         >>> done
         [0.1, 0.2]
         """
-        return self._parts.runner.stream(fn, items, progress=progress, desc=desc)
+        return self._parts.runner.stream(fn, items, progress=progress, desc=desc, total=total)
 
     @_documented_by(many.estimate)
     def estimate(

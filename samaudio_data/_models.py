@@ -10,6 +10,7 @@ Example
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Optional, Tuple
@@ -81,19 +82,31 @@ class Separation:
         )
 
 
+def plural(n: int, word: str, words: Optional[str] = None) -> str:
+    """``n`` and the word, in the plural unless ``n`` is 1.
+
+    >>> plural(1, "call"), plural(3, "retry", "retries"), plural(0, "row")
+    ('1 call', '3 retries', '0 rows')
+    """
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
 @dataclass
 class Usage:
     """Running totals of a client's calls (aggregates only: memory stays flat).
 
     ``requests`` counts HTTP requests sent (retries included), ``billed`` the answers paid
     for, ``cached`` answers served from the cache, ``failed`` calls that ended in an error,
-    ``rate_limited`` the 429 answers, ``seconds`` the time spent inside HTTP requests (not
-    waiting for pace or back-off). ``rate_limit`` and ``achieved_rate`` (requests per minute,
-    shared by every process on this endpoint) show the pace against the account's limit;
-    ``remaining_credits`` is the provider's own figure, when its answers carry one.
+    ``rate_limited`` the 429 answers, ``seconds`` the time spent inside HTTP requests, summed
+    over requests (with 10 in flight, 10 s of wall time is about 100 s of it).
+    ``wall_seconds`` is the wall-clock time from this client's first request to its last
+    answer, and ``achieved_rate`` the rate at which this client sent its requests (per
+    wall-clock minute; None before 3 requests over at least a second), against
+    ``rate_limit``; ``remaining_credits`` is the provider's own figure, when its answers
+    carry one.
 
     >>> u = Usage(); u.record(billed=2, cost=0.124); print(u)
-    2 billed calls ($0.12), 0 from cache, 0 failed, 0 retries, 0 rate-limited, 0.0 s
+    2 billed calls ($0.12), 0 from cache, 0 failed, 0 retries, 0 rate-limited
     """
 
     requests: int = 0
@@ -107,6 +120,9 @@ class Usage:
     remaining_credits: float | None = None
     rate_limit: float | None = None
     achieved_rate: float | None = None
+    first_sent: float | None = field(default=None, repr=False)   # time.monotonic()
+    last_sent: float | None = field(default=None, repr=False)
+    last_done: float | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, **delta: float) -> None:
@@ -114,6 +130,43 @@ class Usage:
         with self._lock:
             for k, v in delta.items():
                 setattr(self, k, getattr(self, k) + v)
+
+    def mark(self, event: str) -> None:
+        """Note the time of a request leaving (``"sent"``) or of its answer (``"done"``)."""
+        now = time.monotonic()
+        with self._lock:
+            if event == "sent":
+                self.first_sent = now if self.first_sent is None else self.first_sent
+                self.last_sent = now
+            elif self.first_sent is not None:
+                self.last_done = now
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds from the first request sent to the last answer."""
+        if self.first_sent is None:
+            return 0.0
+        return max(self.last_done or 0.0, self.last_sent or 0.0) - self.first_sent
+
+    def send_rate(self) -> Optional[float]:
+        """Requests per wall-clock minute at which this client sent (None: too few to say)."""
+        if self.requests < 3 or self.first_sent is None or self.last_sent is None:
+            return None
+        span = self.last_sent - self.first_sent
+        return (self.requests - 1) / span * 60.0 if span >= 1.0 else None
+
+    def traffic(self) -> str:
+        """The requests sent, over what wall time, at what rate, and the summed request time.
+
+        >>> Usage(requests=1, seconds=2.0).traffic()
+        '1 request sent over 0.0 s of wall time, 2.0 s of request time summed over requests'
+        """
+        text = (f"{plural(self.requests, 'request')} sent over {self.wall_seconds:.1f} s of "
+                "wall time")
+        if self.achieved_rate is not None:
+            limit = f" (limit {self.rate_limit:.0f}/min)" if self.rate_limit else ""
+            text += f", at {self.achieved_rate:.1f} requests per minute{limit}"
+        return text + f", {self.seconds:.1f} s of request time summed over requests"
 
     def snapshot(self) -> Usage:
         """A copy of the counters at this moment."""
@@ -123,14 +176,11 @@ class Usage:
             )
 
     def __str__(self) -> str:
-        text = (
-            f"{self.billed} billed calls (${self.cost:.2f}), {self.cached} from cache, "
-            f"{self.failed} failed, {self.retries} retries, {self.rate_limited} "
-            f"rate-limited, {self.seconds:.1f} s"
-        )
-        if self.achieved_rate is not None:
-            limit = f" of {self.rate_limit:.0f} allowed" if self.rate_limit else ""
-            text += f", {self.achieved_rate:.1f} requests/min{limit}"
+        text = (f"{plural(self.billed, 'billed call')} (${self.cost:.2f}), {self.cached} from "
+                f"cache, {self.failed} failed, {plural(self.retries, 'retry', 'retries')}, "
+                f"{self.rate_limited} rate-limited")
+        if self.requests:
+            text += f"; {self.traffic()}"
         if self.remaining_credits is not None:
             text += f", {self.remaining_credits:.2f} credits left"
         return text
@@ -168,19 +218,28 @@ class CostEstimate:
         return self.calls * self.price_per_call
 
     def __str__(self) -> str:
+        return self.describe()
+
+    def describe(self, *, reasons: bool = True) -> str:
+        """The estimate in one line; ``reasons=False`` counts the invalid rows without saying
+        why (for a caller that lists them itself, so that no reason is printed twice).
+
+        >>> print(CostEstimate(2, 0, 0.062, invalid=[(1, "empty")]).describe(reasons=False))
+        2 calls to pay for, 0 already cached, 1 row with missing or invalid audio: about $0.12 at $0.062 per call
+        """
         bad = ""
         if self.invalid:
             shown = "; ".join(f"row {i}: {why}" for i, why in self.invalid[:5])
             more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
-            bad = f", {len(self.invalid)} rows with missing or invalid audio ({shown}{more})"
+            bad = f", {plural(len(self.invalid), 'row')} with missing or invalid audio"
+            bad += f" ({shown}{more})" if reasons else ""
         if self.silent:
-            rows = "row" if self.silent == 1 else "rows"
-            bad += f", {self.silent} silent {rows} answered locally for free"
-        text = (f"{self.calls} calls to pay for, {self.cached} already cached{bad}: "
+            bad += f", {plural(self.silent, 'silent row')} answered locally for free"
+        text = (f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
                 f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
         if self.rerank_calls:
-            text += (f"; reranking doubtful rows may add at most {self.rerank_calls} calls "
-                     f"(${self.rerank_cost:.2f})")
+            text += (f"; reranking doubtful rows may add at most "
+                     f"{plural(self.rerank_calls, 'call')} (${self.rerank_cost:.2f})")
         return text
 
 

@@ -98,11 +98,11 @@ class Parts:
         return assemble(job, self.runner.gather(calls, desc=f"{seconds:.0f} s clip"))
 
     def usage_now(self) -> Usage:
-        """The usage so far, with the rate achieved by every process on the endpoint and the
-        account's limit (both per minute)."""
+        """The usage so far, with the rate at which this client sent its requests (not
+        earlier runs' in the shared state) and the account's limit (both per minute)."""
         snap = self.usage.snapshot()
         shared = self.limits.snapshot()
-        snap.achieved_rate = shared["achieved_per_minute"]
+        snap.achieved_rate = snap.send_rate()
         rates = self.options.rate_limits
         stated = rates.per_minute and rates.per_minute * 60.0 / rates.rate_window
         snap.rate_limit = stated or shared["rate_per_minute"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import errors
-from ._models import Usage
+from ._models import Usage, plural
 from ._state.limits import SharedLimits
 
 
@@ -64,11 +64,19 @@ class _Bar:
 
     def __init__(self, runner: Runner, bar) -> None:
         self._runner, self._bar = runner, bar
+        self.failed = 0
 
-    def tick(self, n: int = 1) -> None:
-        if self._bar is not None and n:
+    def tick(self, n: int = 1, *, failed: bool = False) -> None:
+        """Count ``n`` finished items: the bar counts successes; a failure goes beside it
+        (and off the total, which would never be reached otherwise)."""
+        if self._bar is None or not n:
+            return
+        if failed:
+            self.failed += n
+            self._bar.total = None if self._bar.total is None else self._bar.total - n
+        else:
             self._bar.update(n)
-            self._bar.set_postfix_str(self._runner.postfix(), refresh=False)
+        self._bar.set_postfix_str(self._runner.postfix(self.failed), refresh=True)
 
 
 class Runner:
@@ -204,7 +212,7 @@ class Runner:
                             first_error = exc
                             for f in pending:
                                 f.cancel()
-                    bar.tick()
+                    bar.tick(failed=isinstance(results[futures[fut]], BaseException))
         if first_error is not None:
             raise first_error
         return results
@@ -216,11 +224,13 @@ class Runner:
         *,
         progress: bool | None = None,
         desc: str = "isolating",
+        total: int | None = None,
     ) -> Iterator[tuple[Any, Any]]:
         """``(item, result or its error)`` as they complete, reading ``items`` at most twice
-        the pool's size ahead; see :meth:`samaudio_data.Client.stream`."""
+        the pool's size ahead; see :meth:`samaudio_data.Client.stream`. ``total`` (the
+        number of items, when known) gives the progress bar its end and ETA."""
         task, source = self.operation(fn), iter(items)
-        with self.bar(None, desc, "clip", progress) as bar, self.stopping() as pending:
+        with self.bar(total, desc, "clip", progress) as bar, self.stopping() as pending:
             while True:
                 for item in itertools.islice(source, max(0, 2 * self.workers - len(pending))):
                     pending[self.submit(task, item)] = item
@@ -234,7 +244,7 @@ class Runner:
                         raise
                     except errors.SamAudioError as exc:
                         result = exc
-                    bar.tick()
+                    bar.tick(failed=isinstance(result, BaseException))
                     yield item, result
 
     def gather(self, calls: Sequence[Callable[[], Any]], *, desc: str) -> list[Any]:
@@ -283,15 +293,15 @@ class Runner:
         finally:
             self.settle(futures)
 
-    def postfix(self) -> str:
-        """Dollars spent and the rate achieved, for a progress bar."""
+    def postfix(self, failed: int = 0) -> str:
+        """Dollars spent, the rate achieved and the failures, for a progress bar."""
         snap = self.limits.snapshot()
         rate = snap["achieved_per_minute"]
         text = f"${self.usage.cost:.2f}"
         if rate is not None:
             allowed = snap["rate_per_minute"]
             text += f", {rate:.1f}/min" + (f" of {allowed:.0f}" if allowed else "")
-        return text
+        return text + (f", {failed} failed" if failed else "")
 
 
 def summarise(
@@ -311,7 +321,7 @@ def summarise(
     if isinstance(exc, errors.APIStatusError):
         kwargs["retry_after"] = exc.retry_after
     return type(exc)(
-        f"{exc.message} Stopped every request: {done} calls paid (${cost:.2f}) "
-        f"and {hits} cache hits before the stop.{note}",
+        f"{exc.message} Stopped every request: {plural(done, 'call')} paid (${cost:.2f}) "
+        f"and {plural(hits, 'cache hit')} before the stop.{note}",
         **kwargs,
     )

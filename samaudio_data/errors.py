@@ -199,14 +199,23 @@ class GatewayTimeoutError(ServerError):
 
 
 class APIConnectionError(APIError):
-    """The connection failed or dropped before a complete answer arrived."""
+    """The connection failed or dropped before a complete answer arrived. ``unreachable``
+    says why no request can get through (DNS, refused, TLS), when that is the case."""
+
+    unreachable: Optional[str] = None
 
 
 class APITimeoutError(APIConnectionError):
     """No complete answer within the client's timeout."""
 
 
-class EndpointDownError(APIConnectionError):
+class EndpointUnreachableError(APIConnectionError):
+    """The endpoint cannot be reached at all (its name does not resolve, the connection is
+    refused, TLS fails): every request would meet it, so the run stops after a few attempts,
+    as for a 401. Check with ``samaudio-data check``."""
+
+
+class EndpointDownError(EndpointUnreachableError):
     """Nothing listens at a local endpoint's address (connection refused): not retried."""
 
 
@@ -245,8 +254,9 @@ class ReadOnlySettingError(SamAudioError, AttributeError):
     for a modified copy."""
 
 
-STOPS = (FatalAPIError, BudgetExceededError)
-"""The errors that stop every request of an operation at once (the others are per clip)."""
+STOPS = (FatalAPIError, BudgetExceededError, EndpointUnreachableError)
+"""The errors that stop every request of an operation at once (the others are per clip): a
+refused key or account, the budget, and an endpoint that cannot be reached at all."""
 
 _BY_STATUS = {
     400: BadRequestError,
@@ -294,7 +304,7 @@ def is_retryable(exc: BaseException) -> bool:
     >>> is_retryable(ServerError("boom", status_code=500)), is_retryable(BadRequestError("x"))
     (True, False)
     """
-    if isinstance(exc, EndpointDownError):
+    if isinstance(exc, EndpointUnreachableError):
         return False
     return isinstance(exc, (RateLimitError, ServerError, APIConnectionError,
                             IncompleteResponseError))

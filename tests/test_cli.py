@@ -31,7 +31,7 @@ def test_dry_run_names_each_undecodable_file_and_why(tmp_path, capsys, monkeypat
                  "--dry-run", "--cache-dir", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "2 calls to pay for" in out
-    assert "row 1:" in out and "row 2:" in out and "clip1.wav" in out
+    assert "row 1 (clip1.wav):" in out and "row 2 (clip2.wav):" in out
 
 
 def test_a_broken_file_stops_before_sending_unless_skipped(tmp_path, capsys, monkeypatch):
@@ -60,7 +60,7 @@ def test_a_bad_column_or_missing_directory_is_one_clear_line(tmp_path, capsys, m
     assert main(["map", str(tmp_path / "nope"), "--description", "speech", "--out",
                  str(tmp_path / "o"), "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert "no dataset directory" in err and "Traceback" not in err
+    assert "no folder at" in err and "Traceback" not in err
 
 
 def test_a_rerun_of_the_cli_with_its_local_endpoint_pays_nothing(tmp_path, capsys, monkeypatch):
@@ -69,7 +69,7 @@ def test_a_rerun_of_the_cli_with_its_local_endpoint_pays_nothing(tmp_path, capsy
     d = audiofolder(tmp_path, n=2)
     args = ["map", str(d), "--description", "speech", "--cache-dir", str(tmp_path / "c")]
     assert main(args + ["--out", str(tmp_path / "o1")]) == 0
-    assert "2 billed calls" in capsys.readouterr().out
+    assert "2 paid in this run (2 calls, $0.12)" in capsys.readouterr().out
     assert main(args + ["--out", str(tmp_path / "o2"), "--dry-run"]) == 0
     assert "0 calls to pay for, 2 already cached" in capsys.readouterr().out
 
@@ -85,7 +85,7 @@ def test_the_fingerprint_depends_on_the_endpoint_never_the_key(monkeypatch):
     assert a == b
 
 
-def test_a_map_served_by_datasets_cache_says_so(tmp_path, capsys, monkeypatch):
+def test_a_rerun_reads_every_row_from_the_cache_and_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     ds = Dataset.from_dict({"audio": [{"array": bandlimited(4000, 16000, seed=i),
                                        "sampling_rate": 16000} for i in range(2)]})
@@ -97,7 +97,7 @@ def test_a_map_served_by_datasets_cache_says_so(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(args + ["--out", str(tmp_path / "o2")]) == 0
     out = capsys.readouterr().out
-    assert "datasets' own cache" in out or "2 from cache" in out
+    assert "0 paid in this run (0 calls, $0.00), 2 from the cache of an earlier run" in out
 
 
 def test_int16_dicts_and_bad_rates_read_as_the_client_reads_them(client, endpoint):

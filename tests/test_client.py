@@ -301,7 +301,7 @@ def test_usage_and_remaining_credits(make_endpoint):
     assert c.usage.billed == 1 and c.usage.cost == pytest.approx(0.1)
     assert c.usage.remaining_credits == pytest.approx(0.9)
     assert c.credits() == pytest.approx(0.9)
-    assert "1 billed calls" in str(c.usage)
+    assert "1 billed call (" in str(c.usage)
 
 
 # --- paying once ----------------------------------------------------------------------------
@@ -387,7 +387,7 @@ def test_stop_summary_counts_requests_that_were_in_flight(make_endpoint, tmp_pat
     with pytest.raises(errors.BudgetExceededError) as info:
         c.separate_many(clips, 16000, "speech", budget=Budget(0.10))
     assert ep.stats["billed"] == 1 and c.usage.billed == 1
-    assert "1 calls paid ($0.06)" in str(info.value)
+    assert "1 call paid ($0.06)" in str(info.value)
 
 
 def test_seconds_count_the_endpoint_not_the_pace(make_client, endpoint):

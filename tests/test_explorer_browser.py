@@ -6,7 +6,7 @@ Once per front end, starts JupyterLab (``python -m jupyterlab``) or Notebook 7
 workspace directories), opens a notebook that builds a 24-row dataset with text columns
 against a LocalEndpoint started inside the kernel, shows the explorer, and checks in the page:
 
-- layout at 1600, 1280 and 900 px wide (in JupyterLab with and without the side panel):
+- layout at 1600, 1280, 1100 and 900 px wide (in JupyterLab with and without the side panel):
   the three players are at least 200 px wide and nothing overflows sideways;
 - keys reach the explorer while it has the focus ("keys active"), and not the notebook:
   ``d d`` discards two rows and deletes no cell; ``z`` undoes; ``2`` then space plays the
@@ -41,7 +41,7 @@ ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic", "--autoplay-policy=no-user-gesture-required"]
-WIDTHS = (1600, 1280, 900)
+WIDTHS = (1600, 1280, 1100, 900)
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -60,9 +60,7 @@ key = os.environ["SAMAUDIO_BROWSER_TEST_KEY"]  # never written into the notebook
 endpoint = LocalEndpoint(keys={{key: None}}).start()
 client = Client(key, endpoint=endpoint.url, cache_dir={cache!r}, progress=False)
 ds = example_dataset(24)
-ex = Explorer(ds, client=client, session={session!r}, description="half",
-              columns=["path", "text", "isolated_target_db", "isolated_present",
-                       "isolated_cost", "isolated_cached"])
+ex = Explorer(ds, client=client, session={session!r}, description="half")
 ex"""
 PRINT_CELL = 'print("DECISIONS", ex.decisions, "REQUESTS", endpoint.stats["requests"])'
 RESUME_CELL = "ex2 = Explorer(ds, client=client, session={session!r})\nex2"
@@ -88,6 +86,9 @@ LAYOUT_JS = """() => {
     docScroll: document.documentElement.scrollWidth,
     docClient: document.documentElement.clientWidth,
     stacked: getComputedStyle(root.querySelector('.sa-lane')).gridTemplateAreas,
+    tableScroll: root.querySelector('.sa-table-wrap').scrollWidth,
+    tableClient: root.querySelector('.sa-table-wrap').clientWidth,
+    headers: [...root.querySelectorAll('.sa-table th')].map(t => t.textContent),
   };
 }"""
 
@@ -209,6 +210,9 @@ def _check_layout(page, frontend: str, width: int, tag: str) -> dict:
     assert m["overflowing"] == 0, (width, tag, m)
     assert m["panelScroll"] <= m["panelClient"] + 1, (width, tag, m)
     assert m["docScroll"] <= m["docClient"] + 1, (width, tag, m)
+    # the queue table, with its default columns, fits its box: nothing scrolled out of view
+    assert m["tableScroll"] <= m["tableClient"] + 1, (width, tag, m)
+    assert len(m["headers"]) == 10, m["headers"]   # #, decision and the 8 default columns
     page.screenshot(path=str(ARTIFACTS / f"explorer-{frontend}-{width}{tag}.png"))
     return m
 

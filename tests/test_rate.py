@@ -77,11 +77,11 @@ def test_with_no_rate_stated_it_learns_the_limit_and_finishes(make_endpoint, tmp
     assert ep.stats["by_status"].get(429, 0) < 20
 
 
-def test_small_batches_get_a_one_time_hint(make_endpoint, tmp_path):
-    rows = [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(12, seed=200)]
+def test_small_batches_get_a_one_time_hint_at_the_users_line(make_endpoint, tmp_path):
+    rows = [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(24, seed=200)]
     ds = Dataset.from_list(rows)
-    ep = make_endpoint(keys={KEY: None}, latency=0.3)
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=600,
+    ep = make_endpoint(keys={KEY: None}, latency=0.1)   # ~0.3 s observed with the overhead
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=300,
                     rate_window=60.0, progress=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -89,7 +89,24 @@ def test_small_batches_get_a_one_time_hint(make_endpoint, tmp_path):
                load_from_cache_file=False)
     hints = [w for w in caught if "idle" in str(w.message)]
     assert len(hints) == 1 and "batch_size >=" in str(hints[0].message)
-    assert ep.stats["billed"] == 12
+    assert hints[0].filename == __file__              # the user's ds.map line, not datasets'
+    best = int(str(hints[0].message).split("batch_size >= ")[1].split()[0])
+    assert 3 < best < 24                               # 9 x latency x rate, a batch that exists
+    assert ep.stats["billed"] == 24
+
+
+def test_no_hint_when_the_dataset_is_smaller_than_the_batch_it_would_ask_for(
+        make_endpoint, tmp_path):
+    rows = [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(8, seed=210)]
+    ep = make_endpoint(keys={KEY: None}, latency=0.3)   # 9 x 0.3 s x 10/s: batches of 27
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=600,
+                    rate_window=60.0, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Dataset.from_list(rows).map(isolate("speech", client=client), batched=True,
+                                    batch_size=2, load_from_cache_file=False)
+    assert not [w for w in caught if "idle" in str(w.message)]
+    assert ep.stats["billed"] == 8
 
 
 def test_prefetch_fills_the_cache_and_the_map_pays_nothing(make_endpoint, tmp_path):

@@ -54,6 +54,14 @@ log = logging.getLogger("samaudio_data")
 # 2 channels of float64 in base64 JSON is far beyond anything a faithful answer needs.
 _ANSWER_BYTES_PER_SECOND = 192000 * 2 * 8 * 4 // 3
 _ANSWER_BYTES_BASE = 1 << 20
+# where to go without a key: everything works offline against the local endpoint
+NO_KEY_HINT = ("No key yet? Try everything offline against the local endpoint: "
+               "from samaudio_data.testing import LocalEndpoint; ep = LocalEndpoint().start(); "
+               "client = Client('local-key', endpoint=ep.url) (or samaudio-data serve, or the "
+               "CLI's --local).")
+# a connection-level failure (DNS, refused, TLS) met this many times in a row by one request
+# stops the run: every other request would meet it too
+UNREACHABLE_ATTEMPTS = 3
 
 
 class Caller:
@@ -157,7 +165,8 @@ class Caller:
         """Send one piece with retries; returns ``(Answer, audio bytes to cache)``."""
         if not self.transport.has_key:
             raise errors.AuthenticationError(
-                "no API key: set SEGMIND_API_KEY or pass api_key= to Client. Nothing was sent.")
+                "no API key: set SEGMIND_API_KEY or pass api_key= to Client. Nothing was sent.",
+                hint=NO_KEY_HINT)
         body, max_bytes, key = self.body(piece, job), self.max_answer_bytes(piece), \
             self.key(piece, job)
         expired = False
@@ -183,6 +192,8 @@ class Caller:
                 log.warning("%s", exc)
             except errors.Requeue:  # a 429 came after its turn: nothing was sent, it waits again
                 attempts -= 1
+            except errors.BudgetExceededError:
+                raise  # refused before sending: not a failed call
             except errors.RateLimitError as exc:
                 wait = self.policy.rate_limit_wait(exc)
                 rate_waited += wait
@@ -193,6 +204,10 @@ class Caller:
                 spent += held.pop("took", 0.0)  # what the failed attempt took and cost
                 paid += held.pop("billed", 0.0)
                 faults += 1
+                unreachable = getattr(exc, "unreachable", None)
+                if unreachable and faults >= UNREACHABLE_ATTEMPTS:
+                    self.usage.record(failed=1)
+                    raise self._unreachable(unreachable, faults) from exc
                 delay = self.policy.fault_delay(exc, faults)
                 queued = isinstance(exc, errors.ResponseDecodeError) \
                     and not isinstance(exc, errors.UncollectableRequestError) \
@@ -288,6 +303,8 @@ class Caller:
                 exc.message = self.transport.redact(exc.message)
                 exc.args = (exc.message,) + exc.args[1:]
                 raise
+            finally:
+                self.usage.mark("done")
             took = time.monotonic() - t0
             self.limits.record_success(took)
         return samples, sr, fmt, data, took, billed
@@ -301,7 +318,17 @@ class Caller:
         with self.limits.gate(started):
             if count:
                 self.usage.record(requests=1)
+                self.usage.mark("sent")
             yield
+
+    def _unreachable(self, reason: str, attempts: int) -> errors.EndpointUnreachableError:
+        return errors.EndpointUnreachableError(
+            f"cannot reach {self.transport.redact(self.transport.endpoint)}: {reason} "
+            f"({attempts} attempts in a row). Every request would meet it, so the run stops "
+            "here; nothing was billed for these attempts.",
+            hint="Check the network and the endpoint URL (SAMAUDIO_ENDPOINT or endpoint=) "
+                 "with `samaudio-data check`, then run again: answers already paid for are "
+                 "cached.")
 
     @staticmethod
     def _stopped(halt: dict) -> errors.SamAudioError:
@@ -311,10 +338,12 @@ class Caller:
 
     def _reserve(self, budget: Budget) -> None:
         if not budget.reserve(self.price_per_call):
+            spent = budget.spent
             raise errors.BudgetExceededError(
-                f"max_cost ${budget.max_cost:.2f} reached (${budget.spent:.2f} spent); one "
-                f"more call (${self.price_per_call:.3f}) would exceed it. Nothing more was "
-                "sent; raise max_cost to continue (paid results are cached).")
+                f"max_cost ${budget.max_cost:.2f}: ${spent:.2f} spent so far, and the next "
+                f"call (${self.price_per_call:.3f}) would bring it to "
+                f"${spent + self.price_per_call:.2f}. Nothing more was sent; raise max_cost "
+                "to continue (paid results are cached).")
         left = self.usage.remaining_credits  # the provider's own figure, when it sends one
         if left is not None and left < self.price_per_call:
             budget.refund(self.price_per_call)

@@ -252,7 +252,9 @@ class Transport:
                 f"nothing is listening at {url} (connection refused).",
                 hint="Start the local endpoint (samaudio-data serve --port PORT) or point "
                      "SAMAUDIO_ENDPOINT / endpoint= at a running one.")
-        return errors.APIConnectionError(f"could not connect to {url}: {self.redact(exc)}")
+        err = errors.APIConnectionError(f"could not connect to {url}: {self.redact(exc)}")
+        err.unreachable = unreachable_reason(exc)  # every request would meet it: fail fast
+        return err
 
     def _info(self, status: int, url: str, headers: Dict[str, str],
               body: bytes) -> errors.ResponseInfo:
@@ -290,6 +292,32 @@ def server_message(status: int, body: bytes) -> str:
     if text.lower().startswith(("<!doctype", "<html")):
         return f"HTTP {status} (an HTML error page)"
     return excerpt(body, 300).strip("'") if text else f"HTTP {status}"
+
+
+def unreachable_reason(exc: BaseException) -> Optional[str]:
+    """Why no request can reach the endpoint, for a connection-level failure that every
+    request would meet: its name does not resolve, the connection is refused, TLS fails.
+    None for anything that may pass on its own (a dropped connection, a timeout).
+
+    >>> unreachable_reason(requests.ConnectionError(socket.gaierror(-2, "Name or service "
+    ...                                                             "not known")))
+    "the endpoint's host name does not resolve (DNS)"
+    >>> unreachable_reason(requests.ConnectionError("Connection aborted.")) is None
+    True
+    """
+    import ssl
+
+    root = _root_cause(exc)
+    text = f"{exc} {root}".lower()
+    if isinstance(root, socket.gaierror) or "name or service not known" in text \
+            or "failed to resolve" in text or "nodename nor servname" in text \
+            or "temporary failure in name resolution" in text:
+        return "the endpoint's host name does not resolve (DNS)"
+    if isinstance(root, ConnectionRefusedError) or "connection refused" in text:
+        return "the endpoint's host refuses the connection"
+    if isinstance(exc, requests.exceptions.SSLError) or isinstance(root, ssl.SSLError):
+        return "the TLS handshake with the endpoint fails"
+    return None
 
 
 def _root_cause(exc: BaseException) -> BaseException:

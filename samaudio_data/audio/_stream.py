@@ -42,6 +42,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from ..errors import InvalidAudioError, InvalidRequestError
+from ._codec import fix_float_wav_header
 
 PathLike = Union[str, os.PathLike]
 
@@ -85,12 +86,21 @@ def audio_file_info(path: PathLike) -> AudioFileInfo:
     """
     import soundfile as sf
 
+    where = Path(path)
+    if where.is_dir():
+        raise InvalidAudioError(
+            f"{str(path)!r} is a folder, not an audio file: pass one file (for a folder of "
+            f"clips: samaudio-data map {str(path)} --description ... --out DIR).")
+    if not where.exists():
+        raise InvalidAudioError(f"no file at {str(path)!r}: check the path.")
+    if where.is_file() and where.stat().st_size == 0:
+        raise InvalidAudioError(f"{str(path)!r} is empty (0 bytes): it holds no audio.")
     try:
         info = sf.info(str(path))
     except (OSError, RuntimeError) as exc:   # sf.LibsndfileError is a RuntimeError
         raise InvalidAudioError(
-            f"cannot read audio file {str(path)!r}: {_why(exc)}. Check the path, or convert "
-            "the file to WAV or FLAC (ffmpeg -i in.ext out.flac).") from exc
+            f"cannot read audio file {str(path)!r}: {_why(exc)}. Check the file, or convert "
+            "it to WAV or FLAC (ffmpeg -i in.ext out.flac).") from exc
     return AudioFileInfo(path=Path(path), sr=int(info.samplerate), frames=int(info.frames),
                          channels=int(info.channels), format=info.format,
                          subtype=info.subtype)
@@ -252,6 +262,8 @@ class BlockWriter:
         """
         if not self._file.closed:
             self._file.close()
+            if self.format == "WAV" and self.subtype == "FLOAT":
+                fix_float_wav_header(self._tmp)   # sox reads it without a warning
             os.replace(self._tmp, self.path)
         return self.path
 
@@ -320,5 +332,6 @@ def _slug(text: str, limit: int) -> str:
 
 
 def _why(exc: BaseException) -> str:
-    """An exception's message without a trailing period, to end our own sentence."""
-    return str(exc).rstrip(". ")
+    """An exception's message without a trailing period, to end our own sentence (and
+    without soundfile's "Error opening 'path': ", as our sentence names the file)."""
+    return re.sub(r"^Error opening .*?: (?=[A-Z])", "", str(exc)).rstrip(". ")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional
 
 from .. import audio, errors
+from .._models import plural
 from .._settings import CANDIDATES, CHANNEL_POLICIES, OUTPUT_FORMATS, TRANSPORTS
 from ..hf._map import ON_ERROR
 from ..hf._prompts import KEEP
@@ -83,6 +84,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the estimate, send nothing")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--num-proc", type=int, default=None)
+    p.add_argument("--write-audio", default=None, metavar="DIR",
+                   help="also write one cleaned audio file per row here (same name, rate and "
+                        "length; .wav 32-bit float, .flac 24-bit, other formats as .wav) and "
+                        "a CSV of every row's signals and costs; default for a folder of "
+                        "files: OUT/audio")
     _client_options(p)
 
     # "serve" hands its options to local_endpoint.serve_main (see main below)
@@ -168,7 +174,15 @@ def _client(args) -> Iterator[Client]:
     for name in ("chunk_seconds", "overlap_seconds"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
-    local = args.local or (not os.environ.get("SEGMIND_API_KEY") and not args.endpoint)
+    has_key = bool((os.environ.get("SEGMIND_API_KEY") or "").strip())
+    chosen = args.endpoint or os.environ.get("SAMAUDIO_ENDPOINT")
+    if not args.local and not has_key and chosen:
+        where = "--endpoint" if args.endpoint else "SAMAUDIO_ENDPOINT"
+        raise errors.AuthenticationError(
+            f"{where} is set ({chosen}) but SEGMIND_API_KEY is not: nothing was sent.",
+            hint="Set SEGMIND_API_KEY to the key that endpoint accepts (samaudio-data serve "
+                 "prints it), or pass --local for a local endpoint in this process.")
+    local = args.local or not has_key
     if local:
         print("samaudio-data: no SEGMIND_API_KEY set (or --local): using a local endpoint. "
               "Its answers are not real separations, and nothing is billed: costs shown are "
@@ -233,6 +247,12 @@ def _isolate(args) -> int:
     """Stream the file through ``Client.isolate_file``: memory does not grow with its length."""
     from .._models import Budget
 
+    if args.max_cost is not None and not args.max_cost >= 0:
+        raise errors.InvalidRequestError(
+            f"--max-cost must be a number of dollars >= 0, got {args.max_cost}.")
+    from ..audio import audio_file_info
+
+    audio_file_info(args.input)  # a missing file, a folder, an empty file: one line, now
     with _client(args) as client:
         if args.dry_run or args.max_cost is not None:
             est = client.estimate_file(args.input, args.description)
@@ -252,8 +272,8 @@ def _isolate(args) -> int:
         now = client.usage.snapshot()
         paid, hits = now.billed - before.billed, now.cached - before.cached
         rest = f" and {args.residual}" if args.residual else ""
-        print(f"wrote {out}{rest}: {paid} calls paid (${now.cost - before.cost:.2f}), "
-              f"{hits} from cache")
+        print(f"wrote {out}{rest}: {plural(paid, 'call')} paid (${now.cost - before.cost:.2f}), "
+              f"{plural(hits, 'window')} from the cache")
         verdict = audio.judge_file(args.input, out, args.description,
                                    chunk_seconds=client.chunk_seconds,
                                    overlap_seconds=client.overlap_seconds)
@@ -263,27 +283,38 @@ def _isolate(args) -> int:
 
 
 def load_dataset_arg(name: str, split: Optional[str]):
-    """Load a ``save_to_disk`` directory, an audiofolder directory or a hub dataset."""
+    """Load a ``save_to_disk`` directory, a folder of audio files or a hub dataset.
+
+    A folder of audio files is read by :func:`samaudio_data.audio_folder` (no torch needed);
+    a name that is neither a folder here nor ``owner/name`` fails at once, without asking the
+    Hub.
+    """
     import datasets
 
-    looks_local = os.sep in name or name.startswith(".") or os.path.exists(name)
-    if looks_local and not os.path.isdir(name):
+    from ..hf import audio_folder
+
+    if os.path.isdir(name):
+        marker = ("dataset_info.json", "state.json", "dataset_dict.json")
+        if not any(os.path.exists(os.path.join(name, m)) for m in marker):
+            return audio_folder(name)
+        loader, args = datasets.load_from_disk, (name,)
+    elif os.path.exists(name):
         raise errors.InvalidRequestError(
-            f"no dataset directory at {name!r}; pass a save_to_disk directory, an audiofolder "
-            "directory or a hub dataset name.")
+            f"{name!r} is a file: map takes a folder of audio files, a save_to_disk folder or "
+            f"a hub dataset (for one file: samaudio-data isolate {name} DESCRIPTION).")
+    elif not _hub_name(name):
+        raise errors.InvalidRequestError(
+            f"no folder at {name!r}: check the path (a hub dataset is named owner/name).")
+    else:
+        _check_hub(name)
+        loader, args = datasets.load_dataset, (name,)
     try:
-        if os.path.isdir(name):
-            marker = ("dataset_info.json", "state.json", "dataset_dict.json")
-            if any(os.path.exists(os.path.join(name, m)) for m in marker):
-                ds = datasets.load_from_disk(name)
-            else:
-                ds = datasets.load_dataset("audiofolder", data_dir=name)
-        else:
-            ds = datasets.load_dataset(name)
+        ds = loader(*args)
     except Exception as exc:  # datasets raises many kinds; one clear line instead
+        cause = exc.__cause__ or exc.__context__ or exc  # DatasetGenerationError wraps it
         raise errors.InvalidRequestError(
-            f"could not load the dataset {name!r}: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+            f"could not load the dataset {name!r}: {type(cause).__name__}: "
+            f"{str(cause).strip().splitlines()[0] if str(cause).strip() else ''}") from exc
     if isinstance(ds, datasets.DatasetDict):
         if split is None:
             split = next(iter(ds)) if len(ds) == 1 else "train"
@@ -294,10 +325,34 @@ def load_dataset_arg(name: str, split: Optional[str]):
     return ds
 
 
+def _hub_name(name: str) -> bool:
+    """``owner/name``: what a hub dataset is called (and a local path usually is not)."""
+    import re
+
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
+
+
+def _check_hub(name: str) -> None:
+    """One quick question to the Hub, so that a typo or no network fails in seconds, not
+    after the Hub client's retries."""
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().dataset_info(name, timeout=10)
+    except Exception as exc:  # noqa: BLE001 - RepositoryNotFound, HTTP and connection errors
+        if type(exc).__name__ in ("RepositoryNotFoundError", "GatedRepoError"):
+            why = "the Hub has no such dataset (or it is private or gated: log in first)"
+        else:
+            why = f"the Hub could not be reached ({type(exc).__name__})"
+        raise errors.InvalidRequestError(
+            f"no folder at {name!r}, and {why}: check the name or path.") from exc
+
+
 def _map(args) -> int:
     from datasets import Audio
 
     from ..hf import estimate_cost, isolate, prefetch
+    from . import _results
 
     _check_out(args.dataset, args.out)
     ds = load_dataset_arg(args.dataset, args.split)
@@ -307,49 +362,72 @@ def _map(args) -> int:
             "--column naming the audio column.")
     feature = ds.features.get(args.column)
     if isinstance(feature, Audio) and feature.decode and feature.sampling_rate is None:
-        # read the files ourselves (soundfile: WAV, FLAC, MP3, OGG; no torch needed), so a
-        # broken file is one row's error naming the file, not a decoder traceback
+        # read the files ourselves (soundfile, librosa: no torch needed), so a broken file
+        # is one row's error naming the file, not a decoder traceback
         ds = ds.cast_column(args.column, Audio(decode=False))
+    audio_dir = args.write_audio
+    if audio_dir is None and "file_name" in ds.column_names and os.path.isdir(args.dataset):
+        audio_dir = os.path.join(args.out, "audio")   # a folder in: a folder of files out
+    if audio_dir:
+        _results.check_audio_dir(audio_dir, args.dataset)
+    names = _results.row_names(ds, args.column)
     with _client(args) as client:
         fn = isolate(_what(args), column=args.column, output_column=args.output_column,
                      keep=args.keep, on_error=args.on_error, max_cost=args.max_cost,
                      client=client, on_doubt=args.on_doubt,
                      rerank_candidates=args.rerank_candidates)
         est = estimate_cost(ds, fn)
-        print(f"{len(ds)} rows: {est}")
+        print(f"{plural(len(ds), 'row')}: {est.describe(reasons=False)}")   # listed below
         for row, why in est.invalid[:50]:
-            print(f"  row {row}: {why}")
+            print(f"  row {row}{_results._named(names, row)}: {why}")
         if len(est.invalid) > 50:
-            print(f"  ... and {len(est.invalid) - 50} more rows")
+            print(f"  ... and {plural(len(est.invalid) - 50, 'more row')}")
         if args.dry_run:
             return 0
         if est.invalid and args.on_error == "raise":
-            print(f"samaudio-data: refusing to start: {len(est.invalid)} rows cannot be sent "
-                  "(listed above). Fix them, or pass --on-error skip (or keep_original) to "
-                  "process the rest. Nothing was sent.", file=sys.stderr)
+            print(f"samaudio-data: refusing to start: {plural(len(est.invalid), 'row')} cannot "
+                  "be sent (listed above). Fix them, or pass --on-error skip (or "
+                  "keep_original) to process the rest. Nothing was sent.", file=sys.stderr)
             return 3
         if args.max_cost is not None and est.cost > args.max_cost:
             print(f"samaudio-data: refusing to start: about ${est.cost:.2f} needed, over "
                   f"--max-cost ${args.max_cost:.2f}. Nothing was sent.", file=sys.stderr)
             return 3
+        done = {}
         if est.calls or est.rerank_calls:
             # every request at the account's limit first, from one stream (no idle account
             # at batch boundaries); the map below then reads the answers from the cache
-            print(f"caching: {prefetch(ds, fn, progress=client.progress)}")
+            report = prefetch(ds, fn, progress=client.progress)
+            print(f"prefetch: {report}")
+            done = report.done
+        # never datasets' cached result of an earlier map: its columns would describe that run
         out = ds.map(fn, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                     with_indices=True, desc=f"isolating {fn.prompts.describe()}")
+                     with_indices=True, desc=f"isolating {fn.prompts.describe()}",
+                     load_from_cache_file=False)
+        stems = [stem.output_column for stem in fn.prompts.stems]
+        out = _results.with_prefetch_costs(out, stems, done)
+        listed = {row for row, _ in est.invalid}
+        for line in _results.failures(out, stems, names, skip=listed)[:50]:
+            print(f"  {line}")
+        if audio_dir:
+            for stem in fn.prompts.stems:   # several stems: a folder each
+                where = audio_dir if len(stems) == 1 else os.path.join(audio_dir,
+                                                                       stem.output_column)
+                written, table = _results.write_audio(out, where,
+                                                      output_column=stem.output_column,
+                                                      keep=stem.keep, on_error=args.on_error,
+                                                      names=names)
+                print(f"wrote {plural(written, 'audio file')} to {where} and the signals and "
+                      f"costs of every row to {table}")
         for col in fn.audio_columns:
             out = out.cast_column(col, Audio())
         out.save_to_disk(args.out)
-        for stem in fn.prompts.stems:
-            print(flag_summary(out[f"{stem.output_column}_flag"], stem.output_column))
+        print(f"saved to {args.out}: {_results.summary(out, stems, client.price_per_call)}")
+        for name in stems:
+            print(flag_summary(out[f"{name}_flag"], name))
         usage = client.usage
-        if len(out) and usage.billed == 0 and usage.cached == 0 and usage.failed == 0:
-            print(f"saved {len(out)} rows to {args.out}: every row came from datasets' own "
-                  "cache of an identical earlier map (same data, settings and endpoint); "
-                  "nothing was sent or paid.")
-        else:
-            print(f"saved {len(out)} rows to {args.out}; {usage}")
+        if usage.requests:
+            print(f"requests from this process: {usage.traffic()}")
     return 0
 
 
@@ -389,9 +467,8 @@ def flag_summary(flags: List[str], column: str = "isolated") -> str:
 
 def _demo(args) -> int:
     import numpy as np
-    from datasets import Audio, Dataset
+    from datasets import Audio
 
-    from ..hf import encode_value
     from ..hf import estimate_cost, isolate
 
     from .._settings import endpoint as resolve_endpoint
@@ -402,8 +479,14 @@ def _demo(args) -> int:
         print("samaudio-data: SEGMIND_API_KEY is set: the demo would spend about $0.50 on the "
               "real endpoint. Pass --yes to do so, or --local to stay offline.", file=sys.stderr)
         return 3
+    import soundfile as sf
+
+    from ..hf import audio_folder
+
+    # a folder of clips as a user has them (WAV and FLAC, several rates), read with no torch
+    clips = os.path.join(args.out, "clips")
+    os.makedirs(clips, exist_ok=True)
     rng = np.random.default_rng(0)
-    rows = []
     for i, sr in enumerate([16000, 22050, 44100, 48000, 16000, 44100, 24000, 32000]):
         t = np.arange(int(sr * (1.0 + 0.25 * i))) / sr
         hum = 0.3 * np.sin(2 * np.pi * (60 + 20 * i) * t)        # low: "bass"
@@ -411,19 +494,20 @@ def _demo(args) -> int:
         spec[np.fft.rfftfreq(t.size, 1 / sr) < 2000] = 0
         hiss = 0.05 * np.fft.irfft(spec, t.size) / np.std(np.fft.irfft(spec, t.size))
         y = (hum + hiss) if i % 3 else hiss                       # some clips have no hum
-        rows.append({"audio": encode_value(y.astype(np.float32), sr), "id": i})
-    ds = Dataset.from_list(rows).cast_column("audio", Audio(decode=False))
+        sf.write(os.path.join(clips, f"clip{i}.{'flac' if i % 2 else 'wav'}"), y, sr)
+    ds = audio_folder(clips)
     with _client(args) as client:
         fn = isolate("bass hum", client=client, keep="both")
-        print(f"demo dataset: {len(ds)} clips; {estimate_cost(ds, fn)}")
-        out = ds.map(fn, batched=True, batch_size=4, desc="isolating 'bass hum'")
-        for r in out.select_columns(["id", "isolated_target_db", "isolated_present"]):
-            print(f"  clip {r['id']}: target {r['isolated_target_db']:7.1f} dB, "
+        print(f"demo folder {clips}: {len(ds)} clips; {estimate_cost(ds, fn)}")
+        out = ds.map(fn, batched=True, batch_size=len(ds), desc="isolating 'bass hum'")
+        for r in out.select_columns(["file_name", "isolated_target_db", "isolated_present"]):
+            print(f"  {r['file_name']:10s} target {r['isolated_target_db']:7.1f} dB, "
                   f"present={r['isolated_present']}")
         kept = out.filter(lambda r: r["isolated_present"])
         kept = kept.cast_column("isolated", Audio(decode=False))
-        kept.save_to_disk(args.out)
-        print(f"kept {len(kept)} of {len(out)} clips in {args.out}; {client.usage}")
+        cleaned = os.path.join(args.out, "cleaned")
+        kept.save_to_disk(cleaned)
+        print(f"kept {len(kept)} of {len(out)} clips in {cleaned}; {client.usage}")
     return 0
 
 

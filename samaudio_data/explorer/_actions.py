@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
+from .._models import plural
 from ._errors import ExplorerError
 from ._state import DECISIONS
 from ._view import KEYS
@@ -85,7 +86,7 @@ def _bulk_confirm(ex: Explorer, msg: Message) -> None:
     if not pending:
         raise ExplorerError("nothing to confirm: choose a bulk decision first.")
     count = ex.bulk(pending["decision"])
-    ex.ui.say(f"{pending['decision']}: {count} rows changed (z or undo takes it back).")
+    ex.ui.say(f"{pending['decision']}: {plural(count, 'row')} changed (z or undo takes it back).")
 
 
 def _bulk_cancel(ex: Explorer, msg: Message) -> None:

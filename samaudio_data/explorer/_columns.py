@@ -187,18 +187,28 @@ def check_dataset(ds, original: str, isolated: str, residual: Optional[str]):
     return residual
 
 
+def _any_error(ds, column: str, kinds: Dict[str, str]) -> bool:
+    """Whether the error column is worth a place in the table: some row failed."""
+    if column not in kinds:
+        return False
+    try:
+        return any(Columns(ds, [column]).values[column])
+    except ExplorerError:
+        return True
+
+
 def default_columns(ds, original: str, isolated: str, kinds: Dict[str, str],
                     metrics: List[str]) -> List[str]:
     """The queue table's columns when none are named: the original's file name (if it has
     one), the quality triage's flag and quality, text columns, the main signals, cost,
-    cached and the error column."""
+    cached and, when some row failed, the error column."""
     verdict = [c for c in (f"{isolated}_flag", f"{isolated}_quality") if c in kinds]
     texts = verdict[:1] + [c for c, k in kinds.items()
                            if k == "text" and c not in (f"{isolated}_error", f"{isolated}_flag")]
     own = verdict[1:] + [f"{isolated}_{s}" for s in ("target_db", "residual_db", "present")] + [
         f"{isolated}_cost", f"{isolated}_cached"]
     out = texts + [c for c in own if c in kinds] + (
-        [f"{isolated}_error"] if f"{isolated}_error" in kinds else [])
+        [f"{isolated}_error"] if _any_error(ds, f"{isolated}_error", kinds) else [])
     if not any(c in out for c in own):
         out += [m for m in metrics[:3] if m not in out]
     try:         # the original's file name, when the audio column has one

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._models import plural
 from . import _format
 from ._columns import Columns
 from ._errors import ExplorerError
@@ -135,7 +136,7 @@ class ReviewState:
         before = [(int(r), self.decisions.get(int(r))) for r in self.queue
                   if self.decisions.get(int(r)) != decision]
         if before:
-            self._undo.append((f"{decision or 'clear'} of {len(before)} rows", before))
+            self._undo.append((f"{decision or 'clear'} of {plural(len(before), 'row')}", before))
             self._set([(r, decision) for r, _ in before])
         return len(before)
 

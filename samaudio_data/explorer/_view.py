@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from .._models import plural
 from . import _format
 from ._rows import LANES, RowMedia
 from ._state import DECISIONS, ReviewState
@@ -37,7 +38,7 @@ def position_text(state: ReviewState) -> str:
     q = len(state.queue)
     if state.in_queue():
         return f"{state.pos + 1} of {q} in the queue"
-    return f"not in the queue ({q} rows)"
+    return f"not in the queue ({plural(q, 'row')})"
 
 
 def counts_text(counts: Dict[str, int]) -> str:

@@ -4,6 +4,7 @@
   description fixed, filled from each row (``"{label}"``) or one per stem (a dict);
 - :func:`estimate_cost` counts what a map would pay for, sending nothing;
 - :func:`prefetch` fills the cache at the account's limit before a map;
+- :func:`audio_folder` reads a folder of audio files as a dataset (no torch needed);
 - :func:`read_value` / :func:`encode_value` read and write audio-column values.
 
 Example
@@ -16,9 +17,10 @@ Example
 """
 
 from ._estimate import estimate_cost
+from ._folder import audio_folder
 from ._map import Isolate, isolate
 from ._prefetch import PrefetchReport, prefetch
 from ._values import encode_value, read_value
 
-__all__ = ["Isolate", "PrefetchReport", "encode_value", "estimate_cost", "isolate", "prefetch",
-           "read_value"]
+__all__ = ["Isolate", "PrefetchReport", "audio_folder", "encode_value", "estimate_cost",
+           "isolate", "prefetch", "read_value"]

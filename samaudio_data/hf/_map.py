@@ -64,8 +64,10 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
-from typing import Any, Dict, List, Optional
+from types import FrameType
+from typing import Any, Dict, List, Optional, cast
 
 import numpy as np
 
@@ -129,6 +131,7 @@ class Isolate:
         self.endpoint = client.identity if client is not None else _settings.endpoint(None)
         self._budget: Optional[Budget] = None
         self._hinted = False
+        self._batches = 0
 
     # --- what the fingerprint sees ------------------------------------------------------
 
@@ -156,6 +159,7 @@ class Isolate:
                                keep=self.keep, params=self.params)
         self._budget = None
         self._hinted = False
+        self._batches = 0
 
     def __repr__(self) -> str:
         return (f"isolate({self.description!r}, column={self.column!r}, "
@@ -207,16 +211,35 @@ class Isolate:
         rows = [BatchRow(examples, i if batched else None) for i in range(len(values))]
         before = self.client.usage.billed
         out = self._process(values, rows, row_names(len(values), batched, indices))
-        if batched and self.client.usage.billed > before:
+        paid = self.client.usage.billed > before
+        self._batches += 1
+        if batched and paid:
             self._hint_batch_size(len(values), len(self.prompts.stems))
+        elif not batched and paid:
+            self._hint_unbatched()
         return out if batched else {k: v[0] for k, v in out.items()}
+
+    def _hint_unbatched(self) -> None:
+        """Once: an unbatched map (``Dataset.map`` or ``IterableDataset.map`` without
+        ``batched=True``) sends one request and waits for its answer before the next row."""
+        if self._hinted:
+            return
+        self._hinted = True
+        _warn_at_user(
+            "this map is not batched: each row's request waits for the previous row's answer, "
+            "one call's latency (~12.6 s on the real endpoint) per row, whatever the account's "
+            "limit. Pass batched=True with batch_size >= 9 x latency x rate (e.g. "
+            "ds.map(fn, batched=True, batch_size=128), also for an IterableDataset), or run "
+            "samaudio_data.prefetch(ds, fn) first: it sends every row at the limit.")
 
     def _hint_batch_size(self, rows: int, calls_per_row: int = 1) -> None:
         """Once: say so when batches this small leave the account idle > 10 % of the time.
 
         A batch of ``B`` rows at ``r`` requests/s takes ``B / r`` to send, then waits one
-        latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``
-        (``B`` times the stems with several).
+        latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``, at
+        most 10 % from ``B >= 9 L r`` on (``B`` counts calls: rows times stems). Silent when
+        no bigger batch exists: a dataset (or ``num_proc`` shard) of at most that many rows,
+        or a first batch that was the whole dataset.
         """
         if self._hinted:
             return
@@ -226,15 +249,20 @@ class Isolate:
             return
         per_second = rate / 60.0
         idle = latency / (rows * calls_per_row / per_second + latency)
+        best = int(math.ceil(9 * latency * per_second / calls_per_row))
+        total = _rows_being_mapped()
+        if total is not None and total <= best:
+            return  # the dataset is smaller than the batch that would help
+        if total is None and self._batches < 2:
+            return  # one batch may have been the whole dataset: wait for a second
         if idle > 0.10:
             self._hinted = True
-            best = int(math.ceil(9 * latency * per_second / calls_per_row))
-            warnings.warn(
+            _warn_at_user(
                 f"batches of {rows} rows leave the account idle about {idle:.0%} of the time "
-                f"(each waits ~{latency:.1f} s for its slowest answer at {rate:.0f} requests/"
-                f"min). Use batch_size >= {best}, or run samaudio_data.prefetch(ds, fn) before "
-                "the map: it sends every row at the limit whatever the batch size.",
-                RuntimeWarning, stacklevel=3)
+                f"(each waits ~{latency:.1f} s, the latency observed so far, for its slowest "
+                f"answer at {rate:.0f} requests/min). Use batch_size >= {best} (9 x latency x "
+                "rate: idle under 10 %), or run samaudio_data.prefetch(ds, fn) before the "
+                "map: it sends every row at the limit whatever the batch size.")
 
     def _process(self, values: List[Any], rows: List[Any],
                  names: List[str]) -> Dict[str, List[Any]]:
@@ -317,6 +345,43 @@ class Isolate:
         row[f"{out}_description"] = self.client.redact(description)
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
         return row
+
+
+def _rows_being_mapped() -> Optional[int]:
+    """The number of rows of the ``Dataset`` (or ``num_proc`` shard) that ``datasets`` is
+    mapping this function over, found on the call stack; None when it cannot be told (an
+    ``IterableDataset``, or a ``datasets`` that names things otherwise)."""
+    import datasets
+
+    frame: Optional[FrameType] = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_DATASETS_DIR):
+            shard = frame.f_locals.get("shard")
+            if isinstance(shard, datasets.Dataset):
+                return shard.num_rows
+        frame = frame.f_back
+    return None
+
+
+def _warn_at_user(message: str) -> None:
+    """``RuntimeWarning`` pointing at the first caller outside samaudio_data and datasets
+    (the user's ``ds.map(...)`` line), as ``skip_file_prefixes`` does on Python 3.12+."""
+    level, frame = 1, cast(Optional[FrameType], sys._getframe(0))
+    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_DIRS):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level if frame is not None else 2)
+
+
+def _package_dir(name: str) -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    return os.path.dirname(spec.origin) + os.sep if spec and spec.origin else "\0"
+
+
+_DATASETS_DIR = _package_dir("datasets")
+_SKIPPED_DIRS = tuple(_package_dir(n) for n in ("samaudio_data", "datasets", "multiprocess",
+                                                 "dill"))
 
 
 def _session_id() -> str:

@@ -29,9 +29,10 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from .. import errors
+from .._models import plural
 from . import _triage
 from ._map import Isolate
 from ._values import SharedClip, dataset_rows, declared_dtype
@@ -41,7 +42,10 @@ from ._values import SharedClip, dataset_rows, declared_dtype
 class PrefetchReport:
     """What :func:`prefetch` did: rows read, calls paid for and already cached, the failed
     calls (row, reason), and silent ones (answered locally, free). Every stem of a row is a
-    call of its own."""
+    call of its own. Per row and stem, what it cost in this prefetch:
+    ``done[(row, output_column)] = (dollars, seconds, cached)`` (the ``map`` that follows
+    reads these calls from the cache: its own columns then say ``cost == 0.0, cached ==
+    True``; ``samaudio-data map`` writes these figures instead)."""
 
     rows: int = 0
     paid: int = 0
@@ -49,11 +53,13 @@ class PrefetchReport:
     failed: List[Tuple[int, str]] = field(default_factory=list)
     calls: int = 0
     silent: int = 0
+    done: Dict[Tuple[int, str], Tuple[float, float, bool]] = field(default_factory=dict,
+                                                                   repr=False)
 
     def __str__(self) -> str:
-        calls = "" if self.calls == self.rows else f" ({self.calls} calls)"
-        text = (f"{self.rows} rows{calls}: {self.paid} paid, {self.cached} already cached, "
-                f"{len(self.failed)} failed")
+        calls = "" if self.calls == self.rows else f" ({plural(self.calls, 'call')})"
+        text = (f"{plural(self.rows, 'row')}{calls}: {self.paid} paid, {self.cached} already "
+                f"cached, {len(self.failed)} failed")
         if self.silent:
             text += f", {self.silent} silent (free)"
         return text
@@ -77,8 +83,8 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     client, budget = fn.client, fn.budget()
     report = PrefetchReport()
 
-    def work(item: Tuple[int, SharedClip, Any]):
-        _, clip, ask = item
+    def work(item: Tuple[int, SharedClip, Any, str]):
+        _, clip, ask, _ = item
         for failed in (clip, ask):
             if isinstance(failed, BaseException):
                 raise failed
@@ -89,20 +95,26 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     def calls():
         for row, value, columns in dataset_rows(dataset, fn.column, fn.prompts):
             report.rows += 1
-            if isinstance(value, BaseException):
-                asks: List[Any] = [value]
+            if isinstance(value, BaseException):  # every stem's call fails, as in the map
+                asks: List[Any] = [value] * len(fn.prompts.stems)
             else:
                 asks = fn.prompts.resolve(columns, "")
                 value = SharedClip(value, uses=len(asks), dtype=fn.sample_dtype)
-            for ask in asks:
+            for ask, stem in zip(asks, fn.prompts.stems, strict=True):
                 report.calls += 1
-                yield row, value, ask
+                yield row, value, ask, stem.output_column
 
-    for (row, _, _), result in client.stream(work, calls(), progress=progress,
-                                             desc=f"caching {fn.prompts.describe()}"):
+    try:
+        total = len(dataset) * len(fn.prompts.stems)
+    except TypeError:  # an IterableDataset: no end known
+        total = None
+    for (row, _, _, stem), result in client.stream(work, calls(), progress=progress,
+                                                   total=total,
+                                                   desc=f"caching {fn.prompts.describe()}"):
         if isinstance(result, errors.SamAudioError):
             report.failed.append((row, result.message))
             continue
+        report.done[(row, stem)] = (result.cost, result.seconds, result.cached)
         if result.cost == 0.0 and not result.cached and result.attempts == 0 \
                 and result.flag == "absent:silent_input":
             report.silent += 1

@@ -6,7 +6,8 @@ Accepted values of an audio column:
   decoder's rate, not the mono ``["array"]`` shortcut;
 - 3.x-style dicts ``{"array": ..., "sampling_rate": ...}`` (``(n,)`` or ``(channels, n)``);
 - undecoded values ``{"bytes": ..., "path": ...}`` from ``Audio(decode=False)``, read with
-  soundfile (WAV, FLAC, MP3, OGG; no torch needed);
+  soundfile (WAV, FLAC, MP3, OGG, ...) or, for what it cannot read, ``librosa.load``: no
+  torch needed;
 - ``None``: a missing clip, reported as :class:`~samaudio_data.errors.InvalidAudioError`.
 
 Results are written as ``{"bytes": <32-bit float WAV>, "path": None}``: lossless, readable
@@ -131,13 +132,61 @@ def _samples(raw: Any, dtype: Optional[str]) -> np.ndarray:
 
 
 def _decode_bytes(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
+    """Decode a file's bytes: soundfile first (WAV, FLAC, MP3, OGG, AIFF, ...), then
+    ``librosa.load`` for what soundfile cannot read (through audioread and whatever decoder
+    it finds, e.g. ffmpeg for M4A/AAC/WMA). No torch either way."""
+    name = repr(os.path.basename(path)) if path else "this row's audio"
+    if not data:
+        raise InvalidAudioError(f"{name} is empty (0 bytes): it holds no audio; remove or "
+                                "replace the file.")
     try:
         return decode_audio(data)
-    except ResponseDecodeError:
-        raise InvalidAudioError(
-            f"cannot decode the audio of {path or 'this row'} without torch: soundfile reads "
-            "WAV, FLAC, MP3 and OGG. Let datasets decode the column (Audio(decode=True), with "
-            "torchcodec) or convert the files.") from None
+    except ResponseDecodeError as exc:
+        if "decodes to 0 samples" in exc.message:  # a valid header over no samples
+            raise InvalidAudioError(f"{name} holds 0 samples: an empty recording; remove or "
+                                    "replace the file.") from None
+        first = _soundfile_reason(exc)
+    try:
+        return _librosa_load(data, path)
+    except Exception as exc:  # noqa: BLE001 - audioread and its backends raise many kinds
+        second = ("no decoder for this format: audioread found no backend such as ffmpeg"
+                  if type(exc).__name__ == "NoBackendError" else _first_line(exc))
+    import importlib.util
+
+    # where torchcodec is installed, datasets' own decoder (FFmpeg) is one more way out
+    other = (", or let datasets decode the column (Audio(decode=True), with torchcodec)"
+             if importlib.util.find_spec("torchcodec") is not None else "")
+    raise InvalidAudioError(
+        f"cannot read {name}: neither soundfile ({first}) nor librosa ({second}) decodes it "
+        f"as audio; check the file, or convert it to WAV or FLAC{other}.") from None
+
+
+def _soundfile_reason(exc: ResponseDecodeError) -> str:
+    cause = exc.__cause__
+    text = str(cause) if cause is not None else exc.message
+    return re.sub(r"^Error opening .*?: (?=[A-Z])", "", text.strip().splitlines()[0]).rstrip(". ")
+
+
+def _librosa_load(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
+    """``librosa.load`` at the file's own rate and channels, as ``(channels, n)``."""
+    import tempfile
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():  # "PySoundFile failed. Trying audioread instead."
+        warnings.simplefilter("ignore")
+        if path and os.path.isfile(path):
+            y, sr = librosa.load(path, sr=None, mono=False)
+        else:  # audioread reads files only
+            with tempfile.NamedTemporaryFile(suffix=os.path.splitext(str(path or ""))[1]) as fh:
+                fh.write(data)
+                fh.flush()
+                y, sr = librosa.load(fh.name, sr=None, mono=False)
+    y = np.asarray(y, dtype=np.float32)
+    if y.size == 0:
+        raise ValueError("it decodes to 0 samples")
+    return np.ascontiguousarray(y[np.newaxis] if y.ndim == 1 else y), int(sr)
 
 
 def decoding_unavailable(column: str, exc: BaseException) -> Optional[InvalidAudioError]:

@@ -346,6 +346,29 @@ function render({ model, el }) {
     doubtBtn.classList.toggle("sa-hidden", !v.can_doubt);
   }
 
+  // a header may break after "_" or "." ("target_" / "db"), so that it is never wider than
+  // its numbers need
+  function breakable(text) {
+    const out = [];
+    for (const part of text.split(/(?<=[_.])/)) {
+      if (out.length) out.push(document.createElement("wbr"));
+      out.push(document.createTextNode(part));
+    }
+    return out;
+  }
+
+  // narrow the text columns (cut with an ellipsis; the full text is the cell's title) until
+  // the table fits its box; only then, at the narrowest, does the box scroll sideways
+  function fitTable() {
+    if (!tableWrap.clientWidth) return;
+    for (const w of [24, 18, 14, 11, 8, 6, 4]) {
+      table.style.setProperty("--sa-text-width", w + "ch");
+      if (table.scrollWidth <= tableWrap.clientWidth + 1) return;
+    }
+  }
+  const fitter = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => fitTable());
+  if (fitter) fitter.observe(tableWrap);
+
   function drawTable() {
     const t = model.get("table") || {};
     const cols = t.columns || [];
@@ -357,7 +380,8 @@ function render({ model, el }) {
     hr.append(th0, h("th", "", "decision"));
     for (const c of cols) {
       const arrow = sort.column === c.name ? (sort.ascending ? " ▲" : " ▼") : "";
-      const th = h("th", c.kind === "text" ? "" : "sa-num", c.short + arrow);
+      const th = h("th", c.kind === "text" ? "" : "sa-num");
+      th.append(...breakable(c.short + arrow));
       th.title = `${c.name}: click to sort`;
       th.addEventListener("click", () => send("sort", { column: c.name, ascending: sort.column === c.name ? !sort.ascending : true }));
       hr.append(th);
@@ -376,6 +400,7 @@ function render({ model, el }) {
       tr.addEventListener("click", () => send("open", { row: r.row }));
       return tr;
     }));
+    fitTable();
     pageInfo.textContent = `page ${(t.page || 0) + 1} of ${t.pages || 1} · ${t.total || 0} of ${t.n || 0} rows`;
     pagePrev.disabled = !(t.page > 0);
     pageNext.disabled = !((t.page || 0) + 1 < (t.pages || 1));
@@ -410,7 +435,10 @@ function render({ model, el }) {
   model.on("change:table", drawTable);
   model.on("change:media", drawMedia);
   drawMedia(); drawView(); drawTable(); setActive("original"); focusState();
-  return () => { for (const n of LANES) for (const u of lanes[n].urls || []) URL.revokeObjectURL(u); };
+  return () => {
+    if (fitter) fitter.disconnect();
+    for (const n of LANES) for (const u of lanes[n].urls || []) URL.revokeObjectURL(u);
+  };
 }
 
 export default { render };
