@@ -18,8 +18,9 @@ KEY = "local-key"
 DESCRIPTION = "a man speaking"
 
 
-def music_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0,
-               noise_db: float = -46.0) -> np.ndarray:
+def music_like(
+    seconds: float = 10.0, sr: int = 44100, seed: int = 0, noise_db: float = -46.0
+) -> np.ndarray:
     """Stereo float32 (2, n): decaying harmonic notes (4 a second), panned, over white noise
     at ``noise_db`` dBFS (RMS; None: none)."""
     rng = np.random.default_rng(seed)
@@ -40,8 +41,9 @@ def music_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0,
     return (y / max(1.0, 1.1 * np.abs(y).max())).astype(np.float32)
 
 
-def speech_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0,
-                noise_db: float = -50.0) -> np.ndarray:
+def speech_like(
+    seconds: float = 10.0, sr: int = 44100, seed: int = 0, noise_db: float = -50.0
+) -> np.ndarray:
     """Mono float32 (n,): voiced syllables (a glottal pulse train, 100-160 Hz with vibrato,
     through three moving formant resonators), 3-6 syllables a second with short pauses, over
     white room noise at ``noise_db`` dBFS (RMS; None: none)."""
@@ -64,14 +66,14 @@ def speech_like(seconds: float = 10.0, sr: int = 44100, seed: int = 0,
     y = np.zeros(n)
     block = int(0.05 * sr)  # formants move every 50 ms
     for i0 in range(0, n, block):
-        seg = source[i0:i0 + block]
+        seg = source[i0 : i0 + block]
         out = np.zeros_like(seg)
         for lo, hi, bw in ((300, 800, 80), (900, 2200, 120), (2300, 3000, 200)):
             f = rng.uniform(lo, hi)
             r = np.exp(-np.pi * bw / sr)
             a = [1.0, -2 * r * np.cos(2 * np.pi * f / sr), r * r]
             out += lfilter([1.0 - r], a, seg)
-        y[i0:i0 + block] = out
+        y[i0 : i0 + block] = out
     y *= env
     y = 0.5 * y / np.abs(y).max()
     if noise_db is not None:
@@ -83,8 +85,13 @@ def short_clips(rows: int, *, seconds: float = 0.5, sr: int = 16000, seed: int =
     """``rows`` distinct short mono float32 clips (tones + noise): every one a new request."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr
-    return [(0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t)
-             + 0.02 * rng.standard_normal(t.size)).astype(np.float32) for _ in range(rows)]
+    return [
+        (
+            0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t)
+            + 0.02 * rng.standard_normal(t.size)
+        ).astype(np.float32)
+        for _ in range(rows)
+    ]
 
 
 def wav_dataset(clips: list, sr: int):
@@ -96,7 +103,8 @@ def wav_dataset(clips: list, sr: int):
 
     values = [{"bytes": encode_wav(y, sr), "path": None} for y in clips]
     return Dataset.from_dict({"audio": values, "id": list(range(len(clips)))}).cast_column(
-        "audio", Audio(decode=False))
+        "audio", Audio(decode=False)
+    )
 
 
 def quiet_datasets() -> None:
@@ -126,12 +134,13 @@ def verdict(ok: bool) -> str:
 
 
 def load_line() -> str:
-    return (f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at the end "
-            "(other work on the machine skews every figure)")
+    return (
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at the end "
+        "(other work on the machine skews every figure)"
+    )
 
 
-_STAT_KEYS = ("requests", "billed", "by_status", "max_in_flight", "request_bytes",
-              "last_request")
+_STAT_KEYS = ("requests", "billed", "by_status", "max_in_flight", "request_bytes", "last_request")
 
 
 def _serve(conn, settings: dict) -> None:
@@ -181,8 +190,10 @@ class Server:
 
     def _recv(self, timeout: float = 120.0):
         if not self._conn.poll(timeout):
-            raise RuntimeError(f"the LocalEndpoint child process did not answer in {timeout:g} s "
-                               f"(alive: {self._proc.is_alive()})")
+            raise RuntimeError(
+                f"the LocalEndpoint child process did not answer in {timeout:g} s "
+                f"(alive: {self._proc.is_alive()})"
+            )
         return self._conn.recv()
 
     def _ask(self, cmd: str, arg=None):
@@ -211,7 +222,7 @@ class Server:
             self._ask("stop")
             self._proc.join(5)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -61,25 +61,55 @@ import sys
 import tempfile
 import time
 
-from _common import DESCRIPTION, KEY, Server, load_line, quiet_datasets, short_clips, \
-    verdict, wav_dataset
+from _common import (
+    DESCRIPTION,
+    KEY,
+    Server,
+    load_line,
+    quiet_datasets,
+    short_clips,
+    verdict,
+    wav_dataset,
+)
 
 from samaudio_data import Client, isolate, prefetch
 
 SCALE = 24.0
-WINDOW = 60.0 / SCALE        # 2.5 s
-LATENCY = 12.6 / SCALE       # 0.525 s
+WINDOW = 60.0 / SCALE  # 2.5 s
+LATENCY = 12.6 / SCALE  # 0.525 s
 SR = 16000
 TARGET_RATIO = 1.08
 
 
-def run(plan: str, rpm: int, ds, batch_size, *, use_prefetch: bool = False,
-        burst: int = 1, retry_after=True, in_process: bool = False) -> dict:
-    with Server(in_process=in_process, rate_limit_per_minute=rpm, rate_window=WINDOW,
-                rate_limit_burst=burst, latency=LATENCY, send_retry_after=retry_after) as ep, \
-            Client(KEY, endpoint=ep.url, requests_per_minute=rpm, rate_window=WINDOW,
-                   cache_dir=tempfile.mkdtemp(prefix="samaudio-limit-"),
-                   progress=False) as client:
+def run(
+    plan: str,
+    rpm: int,
+    ds,
+    batch_size,
+    *,
+    use_prefetch: bool = False,
+    burst: int = 1,
+    retry_after=True,
+    in_process: bool = False,
+) -> dict:
+    with (
+        Server(
+            in_process=in_process,
+            rate_limit_per_minute=rpm,
+            rate_window=WINDOW,
+            rate_limit_burst=burst,
+            latency=LATENCY,
+            send_retry_after=retry_after,
+        ) as ep,
+        Client(
+            KEY,
+            endpoint=ep.url,
+            requests_per_minute=rpm,
+            rate_window=WINDOW,
+            cache_dir=tempfile.mkdtemp(prefix="samaudio-limit-"),
+            progress=False,
+        ) as client,
+    ):
         fn = isolate(DESCRIPTION, client=client)
         t0 = time.perf_counter()
         if use_prefetch:
@@ -90,18 +120,32 @@ def run(plan: str, rpm: int, ds, batch_size, *, use_prefetch: bool = False,
         st, snap = ep.stats, client.limits.snapshot()
     rows = len(ds)
     errors = [e for e in out["isolated_error"] if e]
-    name = (f"prefetch, then map B={batch_size}" if use_prefetch
-            else f"map B={batch_size if batch_size < rows else 'rows'}")
+    name = (
+        f"prefetch, then map B={batch_size}"
+        if use_prefetch
+        else f"map B={batch_size if batch_size < rows else 'rows'}"
+    )
     if burst != 1:
         name += f", server burst {burst}"
     if retry_after is not True:  # True is one of the endpoint's choices, beside "fraction"
         name += ", Retry-After decimal"
-    r = {"plan": plan, "name": name, "rows": rows, "ok": len(out) - len(errors),
-         "errors": errors, "seconds": seconds, "rpm": rpm, "batch_size": batch_size,
-         "r429": st["by_status"].get(429, 0), "billed": st["billed"],
-         "requests": st["requests"], "max_in_flight": st["max_in_flight"],
-         "concurrency": snap["concurrency"], "burst": burst,
-         "control": burst != 1 or retry_after is not True}
+    r = {
+        "plan": plan,
+        "name": name,
+        "rows": rows,
+        "ok": len(out) - len(errors),
+        "errors": errors,
+        "seconds": seconds,
+        "rpm": rpm,
+        "batch_size": batch_size,
+        "r429": st["by_status"].get(429, 0),
+        "billed": st["billed"],
+        "requests": st["requests"],
+        "max_in_flight": st["max_in_flight"],
+        "concurrency": snap["concurrency"],
+        "burst": burst,
+        "control": burst != 1 or retry_after is not True,
+    }
     if use_prefetch:
         r["prefetch_seconds"], r["prefetch_report"] = t_pre, str(rep)
     return r
@@ -113,17 +157,24 @@ def report(r: dict) -> None:
     r["ratio"] = r["seconds"] / ideal
     r["paid_per_row"] = r["billed"] / r["rows"]
     b = min(r["batch_size"], r["rows"])
-    predicted = "" if r.get("prefetch_seconds") or b >= r["rows"] else \
-        f"  (boundary predicts {(b / rate + LATENCY) / (b / rate):.2f} x)"
-    print(f"  {r['plan']:<5} {r['name']:<26} {r['seconds']:7.2f} s = {r['ratio']:5.3f} x "
-          f"ideal {ideal:6.2f} s   429s {r['r429']:>3}  requests {r['requests']:>4}  "
-          f"billed {r['billed']:>4}  paid/row {r['paid_per_row']:.2f}  "
-          f"rows ok {r['ok']}/{r['rows']}  in flight max {r['max_in_flight']:>2} "
-          f"(client allows {r['concurrency']}){predicted}")
+    predicted = (
+        ""
+        if r.get("prefetch_seconds") or b >= r["rows"]
+        else f"  (boundary predicts {(b / rate + LATENCY) / (b / rate):.2f} x)"
+    )
+    print(
+        f"  {r['plan']:<5} {r['name']:<26} {r['seconds']:7.2f} s = {r['ratio']:5.3f} x "
+        f"ideal {ideal:6.2f} s   429s {r['r429']:>3}  requests {r['requests']:>4}  "
+        f"billed {r['billed']:>4}  paid/row {r['paid_per_row']:.2f}  "
+        f"rows ok {r['ok']}/{r['rows']}  in flight max {r['max_in_flight']:>2} "
+        f"(client allows {r['concurrency']}){predicted}"
+    )
     if r.get("prefetch_seconds"):
-        print(f"  {'':<32} prefetch {r['prefetch_seconds']:.2f} s "
-              f"({r['prefetch_seconds'] / ideal:.3f} x ideal: {r['prefetch_report']}), "
-              f"map from the cache {r['seconds'] - r['prefetch_seconds']:.2f} s")
+        print(
+            f"  {'':<32} prefetch {r['prefetch_seconds']:.2f} s "
+            f"({r['prefetch_seconds'] / ideal:.3f} x ideal: {r['prefetch_report']}), "
+            f"map from the cache {r['seconds'] - r['prefetch_seconds']:.2f} s"
+        )
     for e in r["errors"][:2]:
         print(f"  !! {e[:200]}")
 
@@ -133,24 +184,31 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="60 paid rows, 10 free rows")
     ap.add_argument("--paid-rows", type=int, default=None)
     ap.add_argument("--free-rows", type=int, default=None)
-    ap.add_argument("--in-process-server", action="store_true",
-                    help="run the local endpoint in this process (it then competes with the "
-                         "client for the interpreter lock, which no real provider does)")
+    ap.add_argument(
+        "--in-process-server",
+        action="store_true",
+        help="run the local endpoint in this process (it then competes with the "
+        "client for the interpreter lock, which no real provider does)",
+    )
     args = ap.parse_args(argv)
     paid_rows = args.paid_rows or (60 if args.quick else 800)
     free_rows = args.free_rows or (10 if args.quick else 80)
     quiet_datasets()
 
-    print(f"at_the_limit: time scaled {SCALE:g}x (a minute = {WINDOW:g} s, a call = "
-          f"{LATENCY:g} s), token bucket burst 1, 0.5 s clips, only the rate stated"
-          f"{' (quick)' if args.quick else ''}")
+    print(
+        f"at_the_limit: time scaled {SCALE:g}x (a minute = {WINDOW:g} s, a call = "
+        f"{LATENCY:g} s), token bucket burst 1, 0.5 s clips, only the rate stated"
+        f"{' (quick)' if args.quick else ''}"
+    )
     results = []
     for plan, rpm, rows in (("paid", 50, paid_rows), ("free", 5, free_rows)):
         rate = rpm / WINDOW
         ds = wav_dataset(short_clips(rows, sr=SR, seed=rpm), SR)
-        print(f"\n{plan}: {rpm} requests/window = {rate:g} requests/s, {rows} rows; baseline "
-              f"(the limit): ideal {rows} / {rate:g} = {rows / rate:.2f} s; Little's law "
-              f"{rate:g} x {LATENCY:g} = {rate * LATENCY:.1f} in flight")
+        print(
+            f"\n{plan}: {rpm} requests/window = {rate:g} requests/s, {rows} rows; baseline "
+            f"(the limit): ideal {rows} / {rate:g} = {rows / rate:.2f} s; Little's law "
+            f"{rate:g} x {LATENCY:g} = {rate * LATENCY:.1f} in flight"
+        )
         runs = [(16, False, 1, True), (rows, False, 1, True), (16, True, 1, True)]
         if plan == "paid" and not args.quick:
             runs.insert(1, (128, False, 1, True))
@@ -160,25 +218,44 @@ def main(argv=None) -> int:
         if args.quick:  # the boundary, one batch and the control; one free run
             runs = [r for r in runs if not r[1]] if plan == "paid" else [(rows, False, 1, True)]
         for batch_size, pre, burst, retry_after in runs:
-            r = run(plan, rpm, ds, batch_size, use_prefetch=pre, burst=burst,
-                    retry_after=retry_after, in_process=args.in_process_server)
+            r = run(
+                plan,
+                rpm,
+                ds,
+                batch_size,
+                use_prefetch=pre,
+                burst=burst,
+                retry_after=retry_after,
+                in_process=args.in_process_server,
+            )
             report(r)
             results.append(r)
 
-    print("\ntargets (one batch and prefetch runs; B=16 shows the batch boundary). For "
-          "prefetch the time at the limit is its own; the map from the cache after it is "
-          "local work that time scaling does not shrink (printed above; unscaled it is "
-          f"{SCALE:g} x smaller against the run)")
+    print(
+        "\ntargets (one batch and prefetch runs; B=16 shows the batch boundary). For "
+        "prefetch the time at the limit is its own; the map from the cache after it is "
+        "local work that time scaling does not shrink (printed above; unscaled it is "
+        f"{SCALE:g} x smaller against the run)"
+    )
     for r in results:
         if (r["batch_size"] < r["rows"] and not r.get("prefetch_seconds")) or r["control"]:
             continue
-        ratio = r["prefetch_seconds"] / (r["rows"] / (r["rpm"] / WINDOW)) \
-            if r.get("prefetch_seconds") else r["ratio"]
-        ok = ratio <= TARGET_RATIO and r["r429"] == 0 and r["paid_per_row"] == 1.0 \
+        ratio = (
+            r["prefetch_seconds"] / (r["rows"] / (r["rpm"] / WINDOW))
+            if r.get("prefetch_seconds")
+            else r["ratio"]
+        )
+        ok = (
+            ratio <= TARGET_RATIO
+            and r["r429"] == 0
+            and r["paid_per_row"] == 1.0
             and r["ok"] == r["rows"]
-        print(f"  {verdict(ok)}  {r['plan']} {r['name']}: {ratio:.3f} x the limit "
-              f"(target <= {TARGET_RATIO}), {r['r429']} 429s (target 0), "
-              f"{r['paid_per_row']:.2f} paid/row (target 1.00)")
+        )
+        print(
+            f"  {verdict(ok)}  {r['plan']} {r['name']}: {ratio:.3f} x the limit "
+            f"(target <= {TARGET_RATIO}), {r['r429']} 429s (target 0), "
+            f"{r['paid_per_row']:.2f} paid/row (target 1.00)"
+        )
     print(f"\n{load_line()}")
     return 0
 

@@ -66,8 +66,8 @@ from samaudio_data.testing import FRAME, MODEL_SR
 
 SR = 44100
 SECONDS = 10.0
-TARGET_PCT = 1.0      # client time < 1% of the audio duration
-TARGET_BYTES = 4.0    # request at least 4x smaller than the naive one
+TARGET_PCT = 1.0  # client time < 1% of the audio duration
+TARGET_BYTES = 4.0  # request at least 4x smaller than the naive one
 
 
 def timeit(fn, reps: int, clock=time.process_time):
@@ -115,8 +115,10 @@ def main(argv=None) -> int:
 
     y = music_like()
     n = y.shape[-1]
-    print(f"client_overhead: {SECONDS:g} s of {SR} Hz stereo float32, {reps} repetitions"
-          f"{' (quick)' if args.quick else ''}")
+    print(
+        f"client_overhead: {SECONDS:g} s of {SR} Hz stereo float32, {reps} repetitions"
+        f"{' (quick)' if args.quick else ''}"
+    )
 
     # cold first call: includes lazy imports paid once per process
     t0 = time.perf_counter()
@@ -129,8 +131,9 @@ def main(argv=None) -> int:
 
     def fit_back():
         a, asr = audio.decode_audio(answer)
-        target = audio.fit_answer(a, asr, sr=SR, n=n, gain=up.gain, reference=up.mono,
-                                  realign=False)
+        target = audio.fit_answer(
+            a, asr, sr=SR, n=n, gain=up.gain, reference=up.mono, realign=False
+        )
         return (up.mono - target).astype(np.float32)
 
     t_prep = timeit(lambda: prepare(y), reps)
@@ -140,9 +143,13 @@ def main(argv=None) -> int:
 
     # --- the real client against a server in a child process ---------------------------
     with Server(latency=0.0) as server:
-        with Client(KEY, endpoint=server.url, cache_dir=False, progress=False) as live, \
-                Client(KEY, endpoint=server.url, cache_dir=False, progress=False,
-                       upload_format="flac") as flac_client:
+        with (
+            Client(KEY, endpoint=server.url, cache_dir=False, progress=False) as live,
+            Client(
+                KEY, endpoint=server.url, cache_dir=False, progress=False, upload_format="flac"
+            ) as flac_client,
+        ):
+
             def ours_e2e():
                 live.separate(y, SR, DESCRIPTION)
 
@@ -157,9 +164,12 @@ def main(argv=None) -> int:
             sess = requests.Session()
 
             def naive_e2e():
-                r = sess.post(server.url, data=naive_body(y, SR),
-                              headers={"x-api-key": KEY, "Content-Type": "application/json"},
-                              timeout=60)
+                r = sess.post(
+                    server.url,
+                    data=naive_body(y, SR),
+                    headers={"x-api-key": KEY, "Content-Type": "application/json"},
+                    timeout=60,
+                )
                 r.raise_for_status()
                 sf.read(io.BytesIO(r.content), dtype="float32")
 
@@ -175,17 +185,23 @@ def main(argv=None) -> int:
     print("\nclient's own time per call (median [min])")
     print(f"  CPU time of Client.separate (this process, server in a child)  {ms(t_cpu)}")
     print(f"    of which validate + mix + resample + WAV (audio.make_upload)  {ms(t_prep)}")
-    print(f"    of which decode + fit_answer + residual                     {ms(t_ans)}"
-          f"   ({ans_n} samples @ 48 kHz -> {n} @ {SR})")
+    print(
+        f"    of which decode + fit_answer + residual                     {ms(t_ans)}"
+        f"   ({ans_n} samples @ 48 kHz -> {n} @ {SR})"
+    )
     print(f"    the rest: base64, JSON, HTTP                                {1e3 * http:7.2f} ms")
-    print(f"  first prepare in this process (cold)                          {1e3 * cold:7.2f} ms"
-          "  (lazy imports, once per process)")
+    print(
+        f"  first prepare in this process (cold)                          {1e3 * cold:7.2f} ms"
+        "  (lazy imports, once per process)"
+    )
     print("baselines (same process)")
     print(f"  np.copy of the audio                       {ms(t_copy)}")
     print(f"  naive upload encode (float WAV+b64+JSON)   {ms(t_naive)}")
     print("ratios")
-    print(f"  client time / audio duration               {pct(total):7.3f} %   "
-          f"(target < {TARGET_PCT:g} %: < {10 * SECONDS * TARGET_PCT:g} ms)")
+    print(
+        f"  client time / audio duration               {pct(total):7.3f} %   "
+        f"(target < {TARGET_PCT:g} %: < {10 * SECONDS * TARGET_PCT:g} ms)"
+    )
     print(f"  client time / naive upload encode          {total / t_naive[0]:7.2f} x")
     print(f"  client time / np.copy                      {total / t_copy[0]:7.1f} x")
 
@@ -199,32 +215,50 @@ def main(argv=None) -> int:
     print("\nrequest bytes per second of audio (JSON body, as received by the endpoint)")
     print(f"  ours (16-bit mono WAV @ {up.sr} Hz, base64)   {ours / SECONDS / 1e3:9.1f} kB/s")
     print(f"  naive (float32 stereo WAV, base64)          {naive / SECONDS / 1e3:9.1f} kB/s")
-    print(f"  naive / ours                                {naive / ours:9.4f} x  "
-          f"(target >= {TARGET_BYTES:g} x)")
-    print(f"  of which sample data: naive / ours          {samples_naive / samples_ours:9.4f} x  "
-          f"(float32 stereo vs 16-bit mono at {up.sr} Hz)")
+    print(
+        f"  naive / ours                                {naive / ours:9.4f} x  "
+        f"(target >= {TARGET_BYTES:g} x)"
+    )
+    print(
+        f"  of which sample data: naive / ours          {samples_naive / samples_ours:9.4f} x  "
+        f"(float32 stereo vs 16-bit mono at {up.sr} Hz)"
+    )
     ovh_ours = ours - 4 * -(-(samples_ours + 44) // 3)
     ovh_naive = (len(raw_naive) - samples_naive, naive - 4 * -(-len(raw_naive) // 3))
-    print(f"  fixed overhead: ours {ovh_ours} B of JSON beyond a 44-byte-header WAV in base64 "
-          f"(sends {sent}); naive {ovh_naive[0]} B header + {ovh_naive[1]} B JSON")
-    print("  (with 16-bit mono WAV at the input rate, naive / ours tends to the sample-data "
-          "ratio from below:\n   ours pays a fixed overhead for a quarter of the samples)")
-    print(f"  extra: upload_format='flac'                 {flac / SECONDS / 1e3:9.1f} kB/s"
-          f"   naive / flac = {naive / flac:.2f} x")
+    print(
+        f"  fixed overhead: ours {ovh_ours} B of JSON beyond a 44-byte-header WAV in base64 "
+        f"(sends {sent}); naive {ovh_naive[0]} B header + {ovh_naive[1]} B JSON"
+    )
+    print(
+        "  (with 16-bit mono WAV at the input rate, naive / ours tends to the sample-data "
+        "ratio from below:\n   ours pays a fixed overhead for a quarter of the samples)"
+    )
+    print(
+        f"  extra: upload_format='flac'                 {flac / SECONDS / 1e3:9.1f} kB/s"
+        f"   naive / flac = {naive / flac:.2f} x"
+    )
 
     print("\nend to end, INCLUDING the local server's work (LocalEndpoint latency=0, loopback)")
-    print(f"  Client.separate                            {ms(t_e2e)}   "
-          f"= {pct(t_e2e[0]):.2f} % of audio duration")
+    print(
+        f"  Client.separate                            {ms(t_e2e)}   "
+        f"= {pct(t_e2e[0]):.2f} % of audio duration"
+    )
     print(f"  naive requests.post + soundfile.read       {ms(t_e2e_naive)}")
-    print(f"  ours / naive                               {t_e2e[0] / t_e2e_naive[0]:7.2f} x"
-          f"   (server answered {st['billed']} calls, statuses {st['by_status']})")
+    print(
+        f"  ours / naive                               {t_e2e[0] / t_e2e_naive[0]:7.2f} x"
+        f"   (server answered {st['billed']} calls, statuses {st['by_status']})"
+    )
 
     print("\ntargets")
-    print(f"  {verdict(pct(total) < TARGET_PCT)}  client CPU time {1e3 * total:.1f} ms = "
-          f"{pct(total):.3f} % of {SECONDS:g} s (target < {TARGET_PCT:g} %)")
-    print(f"  {verdict(naive / ours >= TARGET_BYTES)}  request {naive / ours:.4f} x smaller "
-          f"than naive (target >= {TARGET_BYTES:g} x; sample data alone "
-          f"{samples_naive / samples_ours:.4f} x); flac {naive / flac:.2f} x")
+    print(
+        f"  {verdict(pct(total) < TARGET_PCT)}  client CPU time {1e3 * total:.1f} ms = "
+        f"{pct(total):.3f} % of {SECONDS:g} s (target < {TARGET_PCT:g} %)"
+    )
+    print(
+        f"  {verdict(naive / ours >= TARGET_BYTES)}  request {naive / ours:.4f} x smaller "
+        f"than naive (target >= {TARGET_BYTES:g} x; sample data alone "
+        f"{samples_naive / samples_ours:.4f} x); flac {naive / flac:.2f} x"
+    )
     print(f"\n{load_line()}")
     return 0
 

@@ -77,14 +77,16 @@ import numpy as np
 import requests
 import soundfile as sf
 from _common import DESCRIPTION, KEY, Server, load_line, peak_rss_mb, verdict
+
 CAP = 8
 RATES = (16000, 22050, 44100, 48000)
 TARGET_EFFICIENCY = 0.85
 TARGET_SPEEDUP = 6.0
 
 
-def make_clips(directory: str, rows: int, *, min_s: float, max_s: float, seed: int = 0,
-               rates=RATES) -> list:
+def make_clips(
+    directory: str, rows: int, *, min_s: float, max_s: float, seed: int = 0, rates=RATES
+) -> list:
     """Write ``rows`` 16-bit WAV clips (tones + noise, every third stereo); return paths."""
     rng = np.random.default_rng(seed)
     os.makedirs(directory, exist_ok=True)
@@ -93,8 +95,7 @@ def make_clips(directory: str, rows: int, *, min_s: float, max_s: float, seed: i
         sr = rates[i % len(rates)]
         n = int(rng.uniform(min_s, max_s) * sr)
         t = np.arange(n) / sr
-        y = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t) \
-            + 0.02 * rng.standard_normal(n)
+        y = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t) + 0.02 * rng.standard_normal(n)
         if i % 3 == 2:
             y = np.stack([y, 0.5 * y + 0.01 * rng.standard_normal(n)])
         path = os.path.join(directory, f"clip_{i:04d}.wav")
@@ -107,7 +108,8 @@ def audio_dataset(paths: list):
     from datasets import Audio, Dataset
 
     return Dataset.from_dict({"audio": paths, "id": list(range(len(paths)))}).cast_column(
-        "audio", Audio())
+        "audio", Audio()
+    )
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -122,7 +124,12 @@ def rss_mb(field: str = "VmRSS") -> float:
 class Result:
     def __init__(self, name: str, rows: int, seconds: float, stats: dict, ideal: float):
         self.name, self.rows, self.seconds, self.stats, self.ideal = (
-            name, rows, seconds, stats, ideal)
+            name,
+            rows,
+            seconds,
+            stats,
+            ideal,
+        )
 
     @property
     def per_min(self) -> float:
@@ -132,11 +139,13 @@ class Result:
     def efficiency(self) -> float:
         return self.ideal / self.seconds
 
-    def line(self, plain: "Result" = None) -> str:
+    def line(self, plain: Result = None) -> str:
         extra = f"{self.per_min / plain.per_min:6.2f} x plain" if plain else ""
-        return (f"  {self.name:<34} {self.seconds:7.2f} s  {self.per_min:8.1f} rows/min  "
-                f"eff {100 * self.efficiency:5.1f} %  billed {self.stats['billed']:>3}/"
-                f"{self.rows:<3} max in flight {self.stats['max_in_flight']:>2}  {extra}")
+        return (
+            f"  {self.name:<34} {self.seconds:7.2f} s  {self.per_min:8.1f} rows/min  "
+            f"eff {100 * self.efficiency:5.1f} %  billed {self.stats['billed']:>3}/"
+            f"{self.rows:<3} max in flight {self.stats['max_in_flight']:>2}  {extra}"
+        )
 
 
 def run_plain(server: Server, paths: list, latency: float, outdir: str) -> Result:
@@ -148,18 +157,35 @@ def run_plain(server: Server, paths: list, latency: float, outdir: str) -> Resul
     for i, path in enumerate(paths):
         with open(path, "rb") as fh:
             b64 = base64.b64encode(fh.read()).decode("utf-8")
-        resp = requests.post(url, json={"audio": b64, "description": DESCRIPTION},
-                             headers={"x-api-key": KEY}, timeout=60)
+        resp = requests.post(
+            url,
+            json={"audio": b64, "description": DESCRIPTION},
+            headers={"x-api-key": KEY},
+            timeout=60,
+        )
         resp.raise_for_status()
         with open(os.path.join(outdir, f"out_{i:04d}.wav"), "wb") as fh:
             fh.write(resp.content)
     seconds = time.perf_counter() - t0
-    return Result("plain requests loop (sequential)", len(paths), seconds, server.stats,
-                  len(paths) * latency / CAP)
+    return Result(
+        "plain requests loop (sequential)",
+        len(paths),
+        seconds,
+        server.stats,
+        len(paths) * latency / CAP,
+    )
 
 
-def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
-            num_proc=None, trace: bool = False) -> Result:
+def run_map(
+    server: Server,
+    ds,
+    latency: float,
+    *,
+    name: str,
+    batch_size: int,
+    num_proc=None,
+    trace: bool = False,
+) -> Result:
     """``ds.map(isolate(...), batched=True)``; with ``trace``, time the phases of each batch.
 
     The trace wraps (never changes) the map function, to split the wall time into: datasets
@@ -173,8 +199,9 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
     server.configure(latency)
     rows = len(ds)
     phases = {"column": 0.0, "fn": 0.0}
-    with Client(KEY, endpoint=server.url, max_concurrency=CAP, cache_dir=False,
-                progress=False) as client:
+    with Client(
+        KEY, endpoint=server.url, max_concurrency=CAP, cache_dir=False, progress=False
+    ) as client:
         fn = isolate(DESCRIPTION, client=client)
 
         def traced(batch):
@@ -189,8 +216,13 @@ def run_map(server: Server, ds, latency: float, *, name: str, batch_size: int,
 
         mapper = traced if trace else fn
         t0 = time.perf_counter()
-        out = ds.map(mapper, batched=True, batch_size=batch_size, num_proc=num_proc,
-                     new_fingerprint=f"samaudio-bench-{time.time_ns()}" if trace else None)
+        out = ds.map(
+            mapper,
+            batched=True,
+            batch_size=batch_size,
+            num_proc=num_proc,
+            new_fingerprint=f"samaudio-bench-{time.time_ns()}" if trace else None,
+        )
         seconds = time.perf_counter() - t0
         usage = client.usage
         phases["round_trip"] = usage.seconds / max(1, usage.requests)
@@ -208,13 +240,19 @@ def print_phases(r: Result, latency: float, batch_size: int) -> None:
     batches = -(-r.rows // batch_size)
     waves = sum(-(-min(batch_size, r.rows - i) // CAP) for i in range(0, r.rows, batch_size))
     other = r.seconds - ph["fn"] - ph["column"]
-    print(f"    where the {r.seconds:.2f} s of '{r.name}' went ({batches} batches, {waves} "
-          f"waves of <= {CAP} requests; ideal {r.ideal:.2f} s):")
-    print(f"      datasets decoding the Audio column (lazy)   {ph['column']:6.2f} s  "
-          f"{1e3 * ph['column'] / r.rows:5.1f} ms/row, serial, before any request")
-    print(f"      isolate call (rows pipelined in threads)     {ph['fn']:6.2f} s  "
-          f"{ph['fn'] / waves:.3f} s/wave vs latency {latency:g} s; round trip mean "
-          f"{1e3 * ph['round_trip']:.0f} ms (client.usage)")
+    print(
+        f"    where the {r.seconds:.2f} s of '{r.name}' went ({batches} batches, {waves} "
+        f"waves of <= {CAP} requests; ideal {r.ideal:.2f} s):"
+    )
+    print(
+        f"      datasets decoding the Audio column (lazy)   {ph['column']:6.2f} s  "
+        f"{1e3 * ph['column'] / r.rows:5.1f} ms/row, serial, before any request"
+    )
+    print(
+        f"      isolate call (rows pipelined in threads)     {ph['fn']:6.2f} s  "
+        f"{ph['fn'] / waves:.3f} s/wave vs latency {latency:g} s; round trip mean "
+        f"{1e3 * ph['round_trip']:.0f} ms (client.usage)"
+    )
     print(f"      datasets between batches (format, write)     {other:6.2f} s")
 
 
@@ -236,14 +274,23 @@ def run_memory(server: Server, paths: list, workdir: str, batch_size: int = 16) 
     rows = len(ds)
     samples = []
     server.configure(0.0)
-    with Client(KEY, endpoint=server.url, max_concurrency=CAP, cache_dir=False,
-                progress=False) as client:
+    with Client(
+        KEY, endpoint=server.url, max_concurrency=CAP, cache_dir=False, progress=False
+    ) as client:
         fn = isolate(DESCRIPTION, client=client)
 
         def sample(done: int) -> tuple:
             cur, peak = tracemalloc.get_traced_memory()
-            return (done, rss_mb(), peak_rss_mb(), cur / 2**20, peak / 2**20,
-                    pa.total_allocated_bytes() / 2**20, rss_mb("RssAnon"), rss_mb("RssFile"))
+            return (
+                done,
+                rss_mb(),
+                peak_rss_mb(),
+                cur / 2**20,
+                peak / 2**20,
+                pa.total_allocated_bytes() / 2**20,
+                rss_mb("RssAnon"),
+                rss_mb("RssFile"),
+            )
 
         def measured(batch):
             out = fn(batch)
@@ -259,8 +306,13 @@ def run_memory(server: Server, paths: list, workdir: str, batch_size: int = 16) 
         t0 = time.perf_counter()
         # writer_batch_size=batch_size: results go to the Arrow file as they come, so the
         # figure is the library's footprint, not datasets' write buffer (1000 rows default)
-        out = ds.map(measured, batched=True, batch_size=batch_size,
-                     writer_batch_size=batch_size, new_fingerprint="samaudio-bench-memory")
+        out = ds.map(
+            measured,
+            batched=True,
+            batch_size=batch_size,
+            writer_batch_size=batch_size,
+            new_fingerprint="samaudio-bench-memory",
+        )
         seconds = time.perf_counter() - t0
         tracemalloc.stop()
     billed = server.stats["billed"]
@@ -268,22 +320,36 @@ def run_memory(server: Server, paths: list, workdir: str, batch_size: int = 16) 
     def at(frac: float) -> tuple:
         return next(s for s in samples if s[0] >= frac * rows)
 
-    return {"rows": rows, "seconds": seconds, "billed": billed, "start": start,
-            "q1": at(0.25), "half": at(0.5), "q3": at(0.75), "end": samples[-1],
-            "errors": sum(1 for e in out["isolated_error"] if e), "samples": samples}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "billed": billed,
+        "start": start,
+        "q1": at(0.25),
+        "half": at(0.5),
+        "q3": at(0.75),
+        "end": samples[-1],
+        "errors": sum(1 for e in out["isolated_error"] if e),
+        "samples": samples,
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="latency 0.2 s and a 100-row memory run (under 30 s)")
+    ap.add_argument(
+        "--quick", action="store_true", help="latency 0.2 s and a 100-row memory run (under 30 s)"
+    )
     ap.add_argument("--latency", type=float, default=None, help="endpoint latency in seconds")
-    ap.add_argument("--rows", type=int, default=None,
-                    help="rows of the throughput dataset (48; --quick 32)")
+    ap.add_argument(
+        "--rows", type=int, default=None, help="rows of the throughput dataset (48; --quick 32)"
+    )
     ap.add_argument("--memory-rows", type=int, default=None, help="rows of the memory run")
-    ap.add_argument("--in-process-server", action="store_true",
-                    help="run the LocalEndpoint in this process (its work then competes with "
-                         "the client for the GIL)")
+    ap.add_argument(
+        "--in-process-server",
+        action="store_true",
+        help="run the LocalEndpoint in this process (its work then competes with "
+        "the client for the GIL)",
+    )
     args = ap.parse_args(argv)
     latency = args.latency if args.latency is not None else (0.2 if args.quick else 0.5)
     mem_rows = args.memory_rows or (100 if args.quick else 400)
@@ -302,29 +368,37 @@ def main(argv=None) -> int:
         ds = audio_dataset(paths)
         secs = sum(sf.info(p).duration for p in paths)
         where = "in this process" if args.in_process_server else "in a child process"
-        print(f"dataset_throughput: {args.rows} clips ({secs:.0f} s of audio, 1-3 s, "
-              f"{'/'.join(str(r) for r in RATES)} Hz, every 3rd stereo), LocalEndpoint "
-              f"{where}, latency {latency:g} s, cap {CAP}{' (quick)' if args.quick else ''}")
+        print(
+            f"dataset_throughput: {args.rows} clips ({secs:.0f} s of audio, 1-3 s, "
+            f"{'/'.join(str(r) for r in RATES)} Hz, every 3rd stereo), LocalEndpoint "
+            f"{where}, latency {latency:g} s, cap {CAP}{' (quick)' if args.quick else ''}"
+        )
         ideal = args.rows * latency / CAP
-        print(f"  ideal at cap {CAP}: {args.rows} x {latency:g} s / {CAP} = {ideal:.2f} s "
-              f"= {60 * args.rows / ideal:.1f} rows/min; plain loop ideal "
-              f"{args.rows * latency:.2f} s = {60 / latency:.1f} rows/min")
+        print(
+            f"  ideal at cap {CAP}: {args.rows} x {latency:g} s / {CAP} = {ideal:.2f} s "
+            f"= {60 * args.rows / ideal:.1f} rows/min; plain loop ideal "
+            f"{args.rows * latency:.2f} s = {60 / latency:.1f} rows/min"
+        )
 
         # warm-up (not timed): lazy imports, first decode
-        run_map(server, ds.select(range(min(4, args.rows))), 0.0, name="warm-up",
-                batch_size=16)
+        run_map(server, ds.select(range(min(4, args.rows))), 0.0, name="warm-up", batch_size=16)
 
         # memory first, so that the peak RSS is not set by the runs before it
-        print(f"\nmemory: map of {mem_rows} tiny clips (0.1-0.3 s) from disk, latency 0, "
-              "batch_size=16")
-        mem_paths = make_clips(os.path.join(workdir, "tiny"), mem_rows, min_s=0.1, max_s=0.3,
-                               seed=1)
+        print(
+            f"\nmemory: map of {mem_rows} tiny clips (0.1-0.3 s) from disk, latency 0, "
+            "batch_size=16"
+        )
+        mem_paths = make_clips(
+            os.path.join(workdir, "tiny"), mem_rows, min_s=0.1, max_s=0.3, seed=1
+        )
         mem = run_memory(server, mem_paths, workdir)
         for label in ("start", "q1", "half", "q3", "end"):
             done, rss, peak, cur, tpeak, arrow, anon, mapped = mem[label]
-            print(f"  after {done:>4} rows: RSS {rss:6.1f} MB (anon {anon:6.1f}, files "
-                  f"{mapped:5.1f})  peak RSS {peak:6.1f}  python heap {cur:5.2f} MB (peak "
-                  f"{tpeak:5.2f})  arrow pool {arrow:5.2f} MB")
+            print(
+                f"  after {done:>4} rows: RSS {rss:6.1f} MB (anon {anon:6.1f}, files "
+                f"{mapped:5.1f})  peak RSS {peak:6.1f}  python heap {cur:5.2f} MB (peak "
+                f"{tpeak:5.2f})  arrow pool {arrow:5.2f} MB"
+            )
         later = mem["end"][0] - mem["q1"][0]
         grow = mem["end"][1] - mem["q1"][1]
         grow_peak = mem["end"][2] - mem["q1"][2]
@@ -332,66 +406,92 @@ def main(argv=None) -> int:
         heap_peak_over = mem["end"][4] - mem["q1"][3]
         grow_anon = mem["end"][6] - mem["q1"][6]
         grow_file = mem["end"][7] - mem["q1"][7]
-        print(f"  first quarter -> end ({later} rows): RSS {grow:+.1f} MB "
-              f"({1024 * grow / max(1, later):+.1f} kB/row) = anon {grow_anon:+.1f} MB "
-              f"({1024 * grow_anon / max(1, later):+.1f} kB/row) + mapped files "
-              f"{grow_file:+.1f} MB (the input Arrow file, memory-mapped, pages in as rows are "
-              f"read), peak RSS {grow_peak:+.1f} MB, "
-              f"python heap {grow_heap:+.2f} MB ({1024 * grow_heap / max(1, later):+.2f} "
-              f"kB/row), heap high-water {heap_peak_over:+.2f} MB above the quarter mark")
-        print(f"  {mem['rows'] / mem['seconds'] * 60:.0f} rows/min at latency 0 (tracemalloc "
-              f"on), billed {mem['billed']}/{mem['rows']}, {mem['errors']} errors")
+        print(
+            f"  first quarter -> end ({later} rows): RSS {grow:+.1f} MB "
+            f"({1024 * grow / max(1, later):+.1f} kB/row) = anon {grow_anon:+.1f} MB "
+            f"({1024 * grow_anon / max(1, later):+.1f} kB/row) + mapped files "
+            f"{grow_file:+.1f} MB (the input Arrow file, memory-mapped, pages in as rows are "
+            f"read), peak RSS {grow_peak:+.1f} MB, "
+            f"python heap {grow_heap:+.2f} MB ({1024 * grow_heap / max(1, later):+.2f} "
+            f"kB/row), heap high-water {heap_peak_over:+.2f} MB above the quarter mark"
+        )
+        print(
+            f"  {mem['rows'] / mem['seconds'] * 60:.0f} rows/min at latency 0 (tracemalloc "
+            f"on), billed {mem['billed']}/{mem['rows']}, {mem['errors']} errors"
+        )
 
         print(f"\nthroughput ({args.rows} rows, latency {latency:g} s)")
         # sequential, so its rows/min does not depend on the row count: --quick times 16 rows
         plain_paths = paths[:16] if args.quick else paths
         plain = run_plain(server, plain_paths, latency, os.path.join(workdir, "plain_out"))
         print(plain.line())
-        m16 = run_map(server, ds, latency, name="map batched, batch_size=16", batch_size=16,
-                      trace=True)
+        m16 = run_map(
+            server, ds, latency, name="map batched, batch_size=16", batch_size=16, trace=True
+        )
         print(m16.line(plain))
-        m1000 = run_map(server, ds, latency, name="map batched, batch_size=1000",
-                        batch_size=1000)
+        m1000 = run_map(server, ds, latency, name="map batched, batch_size=1000", batch_size=1000)
         print(m1000.line(plain))
-        raw = run_map(server, ds.cast_column("audio", Audio(decode=False)), latency,
-                      name="map bs=16, Audio(decode=False)", batch_size=16, trace=True)
+        raw = run_map(
+            server,
+            ds.cast_column("audio", Audio(decode=False)),
+            latency,
+            name="map bs=16, Audio(decode=False)",
+            batch_size=16,
+            trace=True,
+        )
         print(raw.line(plain))
         saved = os.path.join(workdir, "ds_on_disk")
         ds.save_to_disk(saved)
-        mp = run_map(server, datasets.load_from_disk(saved), latency,
-                     name="map bs=16, num_proc=2, from disk", batch_size=16, num_proc=2)
+        mp = run_map(
+            server,
+            datasets.load_from_disk(saved),
+            latency,
+            name="map bs=16, num_proc=2, from disk",
+            batch_size=16,
+            num_proc=2,
+        )
         print(mp.line(plain))
         ovh = plain.seconds / plain.rows - latency
         fair = args.rows * (latency + ovh) / CAP
-        print(f"  per-request overhead of the plain loop (server stand-in's work + loopback HTTP,"
-              f" no contention): {1e3 * ovh:.0f} ms; ideal including it {fair:.2f} s -> "
-              f"bs=16 {100 * fair / m16.seconds:.1f} %, bs=1000 {100 * fair / m1000.seconds:.1f}"
-              f" %, decode=False {100 * fair / raw.seconds:.1f} %")
+        print(
+            f"  per-request overhead of the plain loop (server stand-in's work + loopback HTTP,"
+            f" no contention): {1e3 * ovh:.0f} ms; ideal including it {fair:.2f} s -> "
+            f"bs=16 {100 * fair / m16.seconds:.1f} %, bs=1000 {100 * fair / m1000.seconds:.1f}"
+            f" %, decode=False {100 * fair / raw.seconds:.1f} %"
+        )
         print()
         print_phases(m16, latency, 16)
         print_phases(raw, latency, 16)
 
         print("\ntargets")
-        print(f"  {verdict(m16.efficiency >= TARGET_EFFICIENCY)}  map (bs=16) efficiency "
-              f"{100 * m16.efficiency:.1f} % of ideal (target >= {100 * TARGET_EFFICIENCY:.0f} %)"
-              f"; bs=1000 {100 * m1000.efficiency:.1f} %, decode=False "
-              f"{100 * raw.efficiency:.1f} %")
+        print(
+            f"  {verdict(m16.efficiency >= TARGET_EFFICIENCY)}  map (bs=16) efficiency "
+            f"{100 * m16.efficiency:.1f} % of ideal (target >= {100 * TARGET_EFFICIENCY:.0f} %)"
+            f"; bs=1000 {100 * m1000.efficiency:.1f} %, decode=False "
+            f"{100 * raw.efficiency:.1f} %"
+        )
         sp = m16.per_min / plain.per_min
-        print(f"  {verdict(sp >= TARGET_SPEEDUP)}  map (bs=16) speed-up {sp:.2f} x the plain "
-              f"loop (target >= {TARGET_SPEEDUP:g} x at cap {CAP}); bs=1000 "
-              f"{m1000.per_min / plain.per_min:.2f} x, decode=False "
-              f"{raw.per_min / plain.per_min:.2f} x")
-        print(f"  {verdict(mp.stats['max_in_flight'] <= CAP)}  num_proc=2: max in flight "
-              f"{mp.stats['max_in_flight']} (cap {CAP}); {mp.per_min:.0f} rows/min, "
-              f"efficiency {100 * mp.efficiency:.1f} %, {mp.per_min / plain.per_min:.2f} x plain")
+        print(
+            f"  {verdict(sp >= TARGET_SPEEDUP)}  map (bs=16) speed-up {sp:.2f} x the plain "
+            f"loop (target >= {TARGET_SPEEDUP:g} x at cap {CAP}); bs=1000 "
+            f"{m1000.per_min / plain.per_min:.2f} x, decode=False "
+            f"{raw.per_min / plain.per_min:.2f} x"
+        )
+        print(
+            f"  {verdict(mp.stats['max_in_flight'] <= CAP)}  num_proc=2: max in flight "
+            f"{mp.stats['max_in_flight']} (cap {CAP}); {mp.per_min:.0f} rows/min, "
+            f"efficiency {100 * mp.efficiency:.1f} %, {mp.per_min / plain.per_min:.2f} x plain"
+        )
         per_row = 1024 * grow_heap / max(1, later)
         anon_row = 1024 * grow_anon / max(1, later)
         flat = per_row < 1 or grow_heap < 0.5  # few rows: a batch's buffers swing ~0.5 MB
-        print(f"  {'flat' if flat else 'GROWING'}  memory over the last {later} rows: "
-              f"python heap (incl. numpy arrays) {grow_heap:+.2f} MB ({per_row:+.2f} kB/row; "
-              f"one output row is ~{0.2 * 32500 * 4 / 1024:.0f} kB); anonymous RSS "
-              f"{grow_anon:+.1f} MB ({anon_row:+.1f} kB/row, allocator noise of a few MB is "
-              "normal)")
+        print(
+            f"  {'flat' if flat else 'GROWING'}  memory over the last {later} rows: "
+            f"python heap (incl. numpy arrays) {grow_heap:+.2f} MB ({per_row:+.2f} kB/row; "
+            f"one output row is ~{0.2 * 32500 * 4 / 1024:.0f} kB); anonymous RSS "
+            f"{grow_anon:+.1f} MB ({anon_row:+.1f} kB/row, allocator noise of a few MB is "
+            "normal)"
+        )
         print(f"\ntotal wall time {time.perf_counter() - t_start:.1f} s; {load_line()}")
     finally:
         server.close()

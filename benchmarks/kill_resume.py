@@ -44,8 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from samaudio_data.testing import LocalEndpoint  # noqa: E402
 from _common import verdict  # noqa: E402
+
+from samaudio_data.testing import LocalEndpoint  # noqa: E402
 
 KEY = "local-key"
 SR = 16000
@@ -73,8 +74,13 @@ def make_dataset(n: int, path: Path) -> None:
     from samaudio_data.hf import encode_value
 
     rng = np.random.default_rng(0)
-    rows = [{"audio": encode_value((0.2 * rng.standard_normal(SR // 4)).astype(np.float32), SR),
-             "id": i} for i in range(n)]
+    rows = [
+        {
+            "audio": encode_value((0.2 * rng.standard_normal(SR // 4)).astype(np.float32), SR),
+            "id": i,
+        }
+        for i in range(n)
+    ]
     Dataset.from_list(rows).cast_column("audio", Audio(decode=False)).save_to_disk(str(path))
 
 
@@ -83,30 +89,45 @@ def _kept(cache: Path) -> int:
     from samaudio_data._answers.cache import ResultCache
 
     journal = cache / "journal"
-    return (len(ResultCache(cache)) if cache.exists() else 0) + \
-        (len(list(journal.glob("*.json"))) if journal.is_dir() else 0)
+    return (len(ResultCache(cache)) if cache.exists() else 0) + (
+        len(list(journal.glob("*.json"))) if journal.is_dir() else 0
+    )
 
 
 def run(transport: str, n: int, kills: int, latency: float, work: Path, rng: random.Random):
     """One trial: ``kills`` random SIGKILLs, then a run to the end. Returns the figures."""
     cache = work / f"cache-{transport}"
-    env = dict(os.environ, SEGMIND_API_KEY=KEY,
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        SEGMIND_API_KEY=KEY,
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     t0 = time.monotonic()
     with LocalEndpoint(keys={KEY: None}, latency=latency) as ep:
-        args = [sys.executable, "-c", WORKER % CONCURRENCY, ep.url, str(cache), transport,
-                str(work / "data")]
+        args = [
+            sys.executable,
+            "-c",
+            WORKER % CONCURRENCY,
+            ep.url,
+            str(cache),
+            transport,
+            str(work / "data"),
+        ]
         done = window = 0
         billed_before = 0
         for _ in range(kills):
-            proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             start = ep.stats["requests"]
             billed_before = ep.stats["by_step"].get("submit", {}).get(200, 0) - _kept(cache)
             left = n - ep.stats["billed"]  # roughly what is not cached yet
             deadline = time.monotonic() + 120
-            while ep.stats["requests"] == start and proc.poll() is None \
-                    and time.monotonic() < deadline:
+            while (
+                ep.stats["requests"] == start
+                and proc.poll() is None
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.005)  # the worker has imported and loaded: it is sending
             # then a random moment (not tied to any request) within what is left to do
             expected = max(left, 1) * latency / CONCURRENCY
@@ -124,9 +145,15 @@ def run(transport: str, n: int, kills: int, latency: float, work: Path, rng: ran
             raise SystemExit(f"the last {transport} run failed:\n{final.stderr[-3000:]}")
         time.sleep(latency + 0.2)  # calls orphaned by the last kill finish (and are billed)
         billed = ep.stats["billed"]
-    return {"transport": transport, "kills": done, "billed": billed, "unique": n,
-            "window": window,
-            "ratio": billed / n, "seconds": time.monotonic() - t0}
+    return {
+        "transport": transport,
+        "kills": done,
+        "billed": billed,
+        "unique": n,
+        "window": window,
+        "ratio": billed / n,
+        "seconds": time.monotonic() - t0,
+    }
 
 
 def main() -> int:
@@ -143,24 +170,36 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         make_dataset(n, work / "data")
-        print(f"kill -9 and rerun: {n} clips of 0.25 s, {kills} kills per transport, "
-              f"endpoint latency {args.latency:g} s")
-        print(f"{'transport':<10}{'kills':>6}{'billed':>8}{'unique':>8}{'paid/unique':>13}"
-              f"{'lost':>6}{'seconds':>9}")
+        print(
+            f"kill -9 and rerun: {n} clips of 0.25 s, {kills} kills per transport, "
+            f"endpoint latency {args.latency:g} s"
+        )
+        print(
+            f"{'transport':<10}{'kills':>6}{'billed':>8}{'unique':>8}{'paid/unique':>13}"
+            f"{'lost':>6}{'seconds':>9}"
+        )
         results = {}
         for transport in ("sync", "queue"):
             r = results[transport] = run(transport, n, kills, args.latency, work, rng)
-            print(f"{transport:<10}{r['kills']:>6}{r['billed']:>8}{r['unique']:>8}"
-                  f"{r['ratio']:>13.2f}{r['billed'] - n:>6}{r['seconds']:>9.1f}")
+            print(
+                f"{transport:<10}{r['kills']:>6}{r['billed']:>8}{r['unique']:>8}"
+                f"{r['ratio']:>13.2f}{r['billed'] - n:>6}{r['seconds']:>9.1f}"
+            )
     q, s = results["queue"], results["sync"]
     print("\ntargets")
-    print(f"{verdict(q['billed'] == n)} queue pays exactly once per clip after "
-          f"{q['kills']} kills: {q['ratio']:.2f} (target 1.00)")
-    print(f"{verdict(q['billed'] - n == q['window'])} every extra queue payment is "
-          f"a kill inside a submit's round trip (accepted, answer not yet received): "
-          f"{q['billed'] - n} extra, {q['window']} such submits")
-    print(f"INFO sync pays {s['ratio']:.2f} per clip after {s['kills']} kills "
-          f"({s['billed'] - n} answers paid twice: in flight when killed)")
+    print(
+        f"{verdict(q['billed'] == n)} queue pays exactly once per clip after "
+        f"{q['kills']} kills: {q['ratio']:.2f} (target 1.00)"
+    )
+    print(
+        f"{verdict(q['billed'] - n == q['window'])} every extra queue payment is "
+        f"a kill inside a submit's round trip (accepted, answer not yet received): "
+        f"{q['billed'] - n} extra, {q['window']} such submits"
+    )
+    print(
+        f"INFO sync pays {s['ratio']:.2f} per clip after {s['kills']} kills "
+        f"({s['billed'] - n} answers paid twice: in flight when killed)"
+    )
     return 0
 
 

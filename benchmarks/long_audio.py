@@ -50,9 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from _common import verdict  # noqa: E402
 
 from samaudio_data import audio  # noqa: E402
-from _common import verdict  # noqa: E402
 
 SR = 44100
 KEY = "bench-key"
@@ -68,11 +68,16 @@ def _peak():
     sys.stderr.write('\\nPEAK_KB %d\\n' % kb)
 atexit.register(_peak)
 """
-CLI = PRELUDE + """
+CLI = (
+    PRELUDE
+    + """
 from samaudio_data.cli._main import main
 sys.exit(main(sys.argv[1:]))
 """
-BASELINE = PRELUDE + """
+)
+BASELINE = (
+    PRELUDE
+    + """
 from samaudio_data import audio
 src, dst = sys.argv[1:3]
 info = audio.audio_file_info(src)
@@ -80,6 +85,7 @@ with audio.BlockWriter(dst, info.sr, info.channels, frames=info.frames) as w:
     for block in audio.iter_blocks(src, 1 << 18):
         w.write(block)
 """
+)
 
 
 def make_file(path: Path, seconds: int) -> Path:
@@ -102,7 +108,7 @@ def run(cmd, env) -> dict:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)     # this child's own rusage
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -111,8 +117,13 @@ def run(cmd, env) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {errors[-2000:]}")
     peak = int(re.findall(r"PEAK_KB (\d+)", errors)[-1])
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": peak / 1024,
-            "out": text, "err": errors}
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "rss": peak / 1024,
+        "out": text,
+        "err": errors,
+    }
 
 
 def main() -> int:
@@ -120,22 +131,46 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 and 5 minutes of audio")
     args = parser.parse_args()
     lengths = [60, 300] if args.quick else [600, 7200]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               SEGMIND_API_KEY=KEY)
-    server = subprocess.Popen([sys.executable, "-m", "samaudio_data.cli", "serve", "--port", "0",
-                               "--key", KEY], env=env, stdout=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        SEGMIND_API_KEY=KEY,
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "samaudio_data.cli", "serve", "--port", "0", "--key", KEY],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     rows = []
     try:
         url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory(prefix="samaudio-long-") as tmp:
             for seconds in lengths:
                 src = make_file(Path(tmp) / f"{seconds}s.wav", seconds)
-                base = run([sys.executable, "-c", BASELINE, str(src), str(Path(tmp) / "copy.wav")],
-                           env)
-                cli = run([sys.executable, "-c", CLI, "isolate", str(src),
-                           "speech", "-o", str(Path(tmp) / "out.wav"), "--residual",
-                           str(Path(tmp) / "rest.wav"), "--endpoint", url, "--cache-dir",
-                           str(Path(tmp) / "cache"), "--quiet"], env)
+                base = run(
+                    [sys.executable, "-c", BASELINE, str(src), str(Path(tmp) / "copy.wav")], env
+                )
+                cli = run(
+                    [
+                        sys.executable,
+                        "-c",
+                        CLI,
+                        "isolate",
+                        str(src),
+                        "speech",
+                        "-o",
+                        str(Path(tmp) / "out.wav"),
+                        "--residual",
+                        str(Path(tmp) / "rest.wav"),
+                        "--endpoint",
+                        url,
+                        "--cache-dir",
+                        str(Path(tmp) / "cache"),
+                        "--quiet",
+                    ],
+                    env,
+                )
                 calls = int(re.search(r"(\d+) calls paid", cli["out"]).group(1))
                 expected = math.ceil((seconds - 2) / (20 - 2)) if seconds > 20 else 1
                 check = audio.audio_file_info(Path(tmp) / "out.wav")
@@ -147,26 +182,33 @@ def main() -> int:
         server.terminate()
         server.wait(10)
 
-    print(f"{'audio':>8} {'wall s':>8} {'x realtime':>10} {'CPU s':>7} {'CPU s/min':>9} "
-          f"{'CPU % of audio':>14} {'x baseline':>10} {'peak RSS MB':>11} {'calls':>6}")
+    print(
+        f"{'audio':>8} {'wall s':>8} {'x realtime':>10} {'CPU s':>7} {'CPU s/min':>9} "
+        f"{'CPU % of audio':>14} {'x baseline':>10} {'peak RSS MB':>11} {'calls':>6}"
+    )
     for seconds, cli, base, calls, expected in rows:
-        print(f"{seconds / 60:>6.0f} m {cli['wall']:>8.1f} {seconds / cli['wall']:>10.0f} "
-              f"{cli['cpu']:>7.1f} {cli['cpu'] / (seconds / 60):>9.3f} "
-              f"{100 * cli['cpu'] / seconds:>13.2f}% {cli['cpu'] / base['cpu']:>10.1f} "
-              f"{cli['rss']:>11.0f} {calls:>4}/{expected}")
-    print("baseline (soundfile read + float write, in blocks): " + ", ".join(
-        f"{s / 60:.0f} m {b['cpu']:.1f} s CPU, {b['rss']:.0f} MB" for s, _, b, _, _ in rows))
+        print(
+            f"{seconds / 60:>6.0f} m {cli['wall']:>8.1f} {seconds / cli['wall']:>10.0f} "
+            f"{cli['cpu']:>7.1f} {cli['cpu'] / (seconds / 60):>9.3f} "
+            f"{100 * cli['cpu'] / seconds:>13.2f}% {cli['cpu'] / base['cpu']:>10.1f} "
+            f"{cli['rss']:>11.0f} {calls:>4}/{expected}"
+        )
+    print(
+        "baseline (soundfile read + float write, in blocks): "
+        + ", ".join(
+            f"{s / 60:.0f} m {b['cpu']:.1f} s CPU, {b['rss']:.0f} MB" for s, _, b, _, _ in rows
+        )
+    )
     longest, cli, _, calls, expected = rows[-1]
     print("\ntargets")
     rss_ok = cli["rss"] < 500
-    print(f"{verdict(rss_ok)} peak RSS {cli['rss']:.0f} MB < 500 MB for "
-          f"{longest / 60:.0f} min")
+    print(f"{verdict(rss_ok)} peak RSS {cli['rss']:.0f} MB < 500 MB for {longest / 60:.0f} min")
     for seconds, c, _, _, _ in rows:
         pct = 100 * c["cpu"] / seconds
-        print(f"{verdict(pct < 1)} client CPU {pct:.2f}% < 1% of the audio "
-              f"({seconds / 60:.0f} min)")
-    print(f"{verdict(calls == expected)} calls {calls} == ceil((T - O)/(C - O)) "
-          f"= {expected}")
+        print(
+            f"{verdict(pct < 1)} client CPU {pct:.2f}% < 1% of the audio ({seconds / 60:.0f} min)"
+        )
+    print(f"{verdict(calls == expected)} calls {calls} == ceil((T - O)/(C - O)) = {expected}")
     return 0
 
 

@@ -40,8 +40,8 @@ from _common import DESCRIPTION, KEY, load_line, short_clips, verdict
 from samaudio_data import Client
 from samaudio_data.testing import LocalEndpoint
 
-LIMIT = 2          # requests per window
-WINDOW = 1.0       # seconds
+LIMIT = 2  # requests per window
+WINDOW = 1.0  # seconds
 BURST = 2
 LATENCY = 0.3
 CAP = 8
@@ -51,20 +51,41 @@ TARGET_429 = 3
 
 
 def run(clips: list, rpm) -> dict:
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=LIMIT, rate_window=WINDOW,
-                       rate_limit_burst=BURST, latency=LATENCY) as ep, \
-            Client(KEY, endpoint=ep.url, max_concurrency=CAP, requests_per_minute=rpm,
-                   rate_window=WINDOW, cache_dir=tempfile.mkdtemp(prefix="samaudio-storm-"),
-                   progress=False) as client:
+    with (
+        LocalEndpoint(
+            keys={KEY: None},
+            rate_limit_per_minute=LIMIT,
+            rate_window=WINDOW,
+            rate_limit_burst=BURST,
+            latency=LATENCY,
+        ) as ep,
+        Client(
+            KEY,
+            endpoint=ep.url,
+            max_concurrency=CAP,
+            requests_per_minute=rpm,
+            rate_window=WINDOW,
+            cache_dir=tempfile.mkdtemp(prefix="samaudio-storm-"),
+            progress=False,
+        ) as client,
+    ):
         t0 = time.perf_counter()
         out = client.separate_many(clips, SR, DESCRIPTION, return_exceptions=True)
         seconds = time.perf_counter() - t0
         st, usage, snap = ep.stats, client.usage, client.limits.snapshot()
     errors = [o for o in out if isinstance(o, BaseException)]
-    return {"rows": len(clips), "ok": len(clips) - len(errors), "errors": errors,
-            "seconds": seconds, "server_429": st["by_status"].get(429, 0),
-            "requests": st["requests"], "billed": st["billed"], "client_429": usage.rate_limited,
-            "max_in_flight": st["max_in_flight"], "snap": snap}
+    return {
+        "rows": len(clips),
+        "ok": len(clips) - len(errors),
+        "errors": errors,
+        "seconds": seconds,
+        "server_429": st["by_status"].get(429, 0),
+        "requests": st["requests"],
+        "billed": st["billed"],
+        "client_429": usage.rate_limited,
+        "max_in_flight": st["max_in_flight"],
+        "snap": snap,
+    }
 
 
 def report(name: str, r: dict) -> None:
@@ -73,15 +94,19 @@ def report(name: str, r: dict) -> None:
     r["share"] = r["billed"] / r["seconds"] / rate
     r["ratio"] = r["seconds"] / ideal
     s = r["snap"]
-    print(f"  {name:<28} {r['ok']:>3}/{r['rows']:<3} rows  {r['seconds']:6.1f} s "
-          f"= {r['ratio']:.3f} x ideal {ideal:.1f} s   429s {r['server_429']:>3} (client saw "
-          f"{r['client_429']})  requests {r['requests']:>3}  billed {r['billed']:>3}  "
-          f"share of limit {100 * r['share']:5.1f} %  max in flight {r['max_in_flight']}")
+    print(
+        f"  {name:<28} {r['ok']:>3}/{r['rows']:<3} rows  {r['seconds']:6.1f} s "
+        f"= {r['ratio']:.3f} x ideal {ideal:.1f} s   429s {r['server_429']:>3} (client saw "
+        f"{r['client_429']})  requests {r['requests']:>3}  billed {r['billed']:>3}  "
+        f"share of limit {100 * r['share']:5.1f} %  max in flight {r['max_in_flight']}"
+    )
     lat = "?" if s["latency"] is None else f"{s['latency']:.2f} s"
-    pace = "unpaced" if s["rate_per_minute"] is None else \
-        f"{s['rate_per_minute'] / 60 * WINDOW:.2f}/window"
-    print(f"  {'':<28} client ends at: pace {pace}, concurrency {s['concurrency']}, "
-          f"latency {lat}")
+    pace = (
+        "unpaced"
+        if s["rate_per_minute"] is None
+        else f"{s['rate_per_minute'] / 60 * WINDOW:.2f}/window"
+    )
+    print(f"  {'':<28} client ends at: pace {pace}, concurrency {s['concurrency']}, latency {lat}")
     for e in r["errors"][:2]:
         print(f"  !! {type(e).__name__}: {str(e)[:200]}")
 
@@ -94,11 +119,15 @@ def main(argv=None) -> int:
     rows = args.rows or (20 if args.quick else 60)
     clips = short_clips(rows, sr=SR)
 
-    print(f"rate_storm: {rows} clips of 0.5 s, max_concurrency {CAP}, account limit {LIMIT} "
-          f"per {WINDOW:g} s (token bucket, burst {BURST}), latency {LATENCY:g} s"
-          f"{' (quick)' if args.quick else ''}")
-    print(f"  baseline: the account's limit, {LIMIT / WINDOW:g} requests/s; ideal "
-          f"{rows} / {LIMIT / WINDOW:g} = {rows * WINDOW / LIMIT:.1f} s")
+    print(
+        f"rate_storm: {rows} clips of 0.5 s, max_concurrency {CAP}, account limit {LIMIT} "
+        f"per {WINDOW:g} s (token bucket, burst {BURST}), latency {LATENCY:g} s"
+        f"{' (quick)' if args.quick else ''}"
+    )
+    print(
+        f"  baseline: the account's limit, {LIMIT / WINDOW:g} requests/s; ideal "
+        f"{rows} / {LIMIT / WINDOW:g} = {rows * WINDOW / LIMIT:.1f} s"
+    )
     stated = run(clips, LIMIT)
     report(f"requests_per_minute={LIMIT}", stated)
     learned = run(short_clips(rows, sr=SR, seed=1), None)
@@ -107,13 +136,19 @@ def main(argv=None) -> int:
     print("\ntargets")
     ok = stated["ok"] == rows
     print(f"  {verdict(ok)}  rate stated: completes ({stated['ok']}/{rows} rows)")
-    print(f"  {verdict(stated['share'] >= TARGET_SHARE)}  rate stated: "
-          f"{100 * stated['share']:.1f} % of the limit (target >= {100 * TARGET_SHARE:.0f} %)")
-    print(f"  {verdict(stated['server_429'] <= TARGET_429)}  rate stated: "
-          f"{stated['server_429']} 429s (target <= {TARGET_429})")
-    print(f"  {verdict(learned['ok'] == rows)}  no rate stated: completes "
-          f"({learned['ok']}/{rows} rows, {learned['server_429']} 429s, "
-          f"{100 * learned['share']:.1f} % of the limit)")
+    print(
+        f"  {verdict(stated['share'] >= TARGET_SHARE)}  rate stated: "
+        f"{100 * stated['share']:.1f} % of the limit (target >= {100 * TARGET_SHARE:.0f} %)"
+    )
+    print(
+        f"  {verdict(stated['server_429'] <= TARGET_429)}  rate stated: "
+        f"{stated['server_429']} 429s (target <= {TARGET_429})"
+    )
+    print(
+        f"  {verdict(learned['ok'] == rows)}  no rate stated: completes "
+        f"({learned['ok']}/{rows} rows, {learned['server_429']} 429s, "
+        f"{100 * learned['share']:.1f} % of the limit)"
+    )
     print(f"\n{load_line()}")
     return 0
 

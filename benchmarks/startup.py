@@ -58,22 +58,22 @@ import sys
 import tempfile
 import time
 
-from _common import (DESCRIPTION, KEY, load_line, music_like, peak_rss_mb, speech_like,
-                     verdict)
+from _common import DESCRIPTION, KEY, load_line, music_like, peak_rss_mb, speech_like, verdict
 
 SR = 44100
 SECONDS = 10.0
-TARGET_FIRST = 0.3      # s added by the first call
-TARGET_RSS = 100.0      # MB
-TARGET_MAP = 1.15       # cold / warm
-TARGET_CACHE = 48.0     # kB per clip-second
+TARGET_FIRST = 0.3  # s added by the first call
+TARGET_RSS = 100.0  # MB
+TARGET_MAP = 1.15  # cold / warm
+TARGET_CACHE = 48.0  # kB per clip-second
 MAP_LATENCY = 0.5
 MAP_CLIP_SECONDS = 2.0
-FLOORS = (-50, -60, -70, None)   # noise floors (dBFS) of the sensitivity table
-UNBINDING_RPM = 60000   # a stated rate far above what is sent: in flight starts at the cap
+FLOORS = (-50, -60, -70, None)  # noise floors (dBFS) of the sensitivity table
+UNBINDING_RPM = 60000  # a stated rate far above what is sent: in flight starts at the cap
 
 
 # --- children (fresh processes) ---------------------------------------------------------
+
 
 def child_first_call(url: str, data: str) -> dict:
     import numpy as np
@@ -110,9 +110,12 @@ def child_naive(url: str, data: str) -> dict:
     def call(y):
         buf = io.BytesIO()
         sf.write(buf, y, SR, format="WAV", subtype="PCM_16")
-        r = session.post(url, json={"audio": base64.b64encode(buf.getvalue()).decode(),
-                                    "description": DESCRIPTION},
-                         headers={"x-api-key": KEY}, timeout=60)
+        r = session.post(
+            url,
+            json={"audio": base64.b64encode(buf.getvalue()).decode(), "description": DESCRIPTION},
+            headers={"x-api-key": KEY},
+            timeout=60,
+        )
         r.raise_for_status()
         return sf.read(io.BytesIO(r.content), dtype="float32")
 
@@ -139,8 +142,14 @@ def child_map(url: str, data: str, rpm=None) -> dict:
     half = len(clips) // 2
     cold_ds, warm_ds = wav_dataset(list(clips[:half]), SR), wav_dataset(list(clips[half:]), SR)
     times = []
-    with Client(KEY, endpoint=url, max_concurrency=8, cache_dir=False, requests_per_minute=rpm,
-                progress=False) as client:
+    with Client(
+        KEY,
+        endpoint=url,
+        max_concurrency=8,
+        cache_dir=False,
+        requests_per_minute=rpm,
+        progress=False,
+    ) as client:
         fn = isolate(DESCRIPTION, client=client)
         for ds in (cold_ds, warm_ds):
             t0 = time.perf_counter()
@@ -152,14 +161,21 @@ def child_map(url: str, data: str, rpm=None) -> dict:
     return {"cold": times[0], "warm": times[1], "rows": half, "peak_rss": peak_rss_mb()}
 
 
-CHILDREN = {"first-call": child_first_call, "naive": child_naive,
-            "map": lambda url, data: child_map(url, data, rpm=UNBINDING_RPM),
-            "map-unknown-rate": child_map}
+CHILDREN = {
+    "first-call": child_first_call,
+    "naive": child_naive,
+    "map": lambda url, data: child_map(url, data, rpm=UNBINDING_RPM),
+    "map-unknown-rate": child_map,
+}
 
 
 def spawn(mode: str, url: str, data: str) -> dict:
-    res = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", mode, url, data],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", mode, url, data],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if res.returncode != 0:
         raise SystemExit(f"child {mode} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -170,6 +186,7 @@ def median_of(runs: list, key: str) -> float:
 
 
 # --- the parent -------------------------------------------------------------------------
+
 
 def cache_bytes_per_second(url: str, y, label: str) -> float:
     """Isolate ``y`` with a fresh cache; the entry's bytes per second of the clip."""
@@ -240,20 +257,35 @@ def main(argv=None) -> int:
     n = int(MAP_CLIP_SECONDS * SR)
     rng = np.random.default_rng(2)
     t = np.arange(n) / SR
-    np.save(os.path.join(data, "map_clips.npy"), np.stack([
-        (0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t)
-         + 0.02 * rng.standard_normal(n)).astype(np.float32) for _ in range(2 * map_rows)]))
+    np.save(
+        os.path.join(data, "map_clips.npy"),
+        np.stack(
+            [
+                (
+                    0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t)
+                    + 0.02 * rng.standard_normal(n)
+                ).astype(np.float32)
+                for _ in range(2 * map_rows)
+            ]
+        ),
+    )
 
-    print(f"startup: fresh subprocesses against a LocalEndpoint in the parent, median of "
-          f"{repeats}{' (quick)' if args.quick else ''}")
+    print(
+        f"startup: fresh subprocesses against a LocalEndpoint in the parent, median of "
+        f"{repeats}{' (quick)' if args.quick else ''}"
+    )
     with LocalEndpoint(keys={KEY: None}) as ep:
         ours = [spawn("first-call", ep.url, data) for _ in range(repeats)]
         naive = [spawn("naive", ep.url, data) for _ in range(repeats)]
         kb_speech = cache_bytes_per_second(ep.url, speech, "speech") / 1e3
         kb_music = cache_bytes_per_second(ep.url, music, "music") / 1e3
-        floors = {name: [cache_bytes_per_second(ep.url, make(SECONDS, SR, noise_db=db),
-                                                name) / 1e3 for db in FLOORS]
-                  for name, make in (("speech-like", speech_like), ("music-like", music_like))}
+        floors = {
+            name: [
+                cache_bytes_per_second(ep.url, make(SECONDS, SR, noise_db=db), name) / 1e3
+                for db in FLOORS
+            ]
+            for name, make in (("speech-like", speech_like), ("music-like", music_like))
+        }
     flac_max = [flac_max_kb(y) for y in (speech, music)]
     # a fresh endpoint (port) per process: the client's shared limits are kept per endpoint
     maps, maps_aimd = [], []
@@ -265,65 +297,94 @@ def main(argv=None) -> int:
     first, warm = median_of(ours, "first"), median_of(ours, "warm")
     nfirst, nwarm = median_of(naive, "first"), median_of(naive, "warm")
     rss, nrss = median_of(ours, "peak_rss"), median_of(naive, "peak_rss")
-    print(f"\nfirst call vs warm call: client.isolate, 10 s of {SR} Hz speech-like audio, "
-          "latency 0")
+    print(
+        f"\nfirst call vs warm call: client.isolate, 10 s of {SR} Hz speech-like audio, latency 0"
+    )
     print(f"  import samaudio_data                {median_of(ours, 'import'):7.3f} s")
     print(f"  first call                          {first:7.3f} s")
     print(f"  warm call                           {warm:7.3f} s")
-    print(f"  first - warm                        {first - warm:7.3f} s   "
-          f"(first / warm {first / warm:.2f} x)")
+    print(
+        f"  first - warm                        {first - warm:7.3f} s   "
+        f"(first / warm {first / warm:.2f} x)"
+    )
     print(f"  peak RSS                            {rss:7.1f} MB")
-    print(f"  baseline: requests + soundfile      first {nfirst:.3f} s, warm {nwarm:.3f} s, "
-          f"first - warm {nfirst - nwarm:.3f} s, peak RSS {nrss:.1f} MB, import "
-          f"{median_of(naive, 'import'):.3f} s")
-    print(f"  ours / baseline                     first call {first / nfirst:.2f} x, "
-          f"peak RSS {rss / nrss:.2f} x")
+    print(
+        f"  baseline: requests + soundfile      first {nfirst:.3f} s, warm {nwarm:.3f} s, "
+        f"first - warm {nfirst - nwarm:.3f} s, peak RSS {nrss:.1f} MB, import "
+        f"{median_of(naive, 'import'):.3f} s"
+    )
+    print(
+        f"  ours / baseline                     first call {first / nfirst:.2f} x, "
+        f"peak RSS {rss / nrss:.2f} x"
+    )
 
     cold, mwarm = median_of(maps, "cold"), median_of(maps, "warm")
     rows = maps[0]["rows"]
     ideal = rows * MAP_LATENCY / 8
-    print(f"\ncold vs warm Dataset.map: {rows} rows of {MAP_CLIP_SECONDS:g} s at {SR} Hz, "
-          f"batch_size 16, cap 8, latency {MAP_LATENCY:g} s (ideal {ideal:.2f} s)")
+    print(
+        f"\ncold vs warm Dataset.map: {rows} rows of {MAP_CLIP_SECONDS:g} s at {SR} Hz, "
+        f"batch_size 16, cap 8, latency {MAP_LATENCY:g} s (ideal {ideal:.2f} s)"
+    )
     print(f"  cold (first map in the process)     {cold:7.3f} s")
     print(f"  warm (second map, other clips)      {mwarm:7.3f} s")
-    print(f"  cold / warm                         {cold / mwarm:7.3f} x   "
-          f"(peak RSS {median_of(maps, 'peak_rss'):.0f} MB, with datasets)")
+    print(
+        f"  cold / warm                         {cold / mwarm:7.3f} x   "
+        f"(peak RSS {median_of(maps, 'peak_rss'):.0f} MB, with datasets)"
+    )
     acold, awarm = median_of(maps_aimd, "cold"), median_of(maps_aimd, "warm")
-    print(f"  the same with no rate stated (in flight starts at 2 and doubles per round of "
-          f"successes; the warm map starts at the cap):\n  cold {acold:.3f} s, warm "
-          f"{awarm:.3f} s, cold / warm "
-          f"{acold / awarm:.3f} x")
+    print(
+        f"  the same with no rate stated (in flight starts at 2 and doubles per round of "
+        f"successes; the warm map starts at the cap):\n  cold {acold:.3f} s, warm "
+        f"{awarm:.3f} s, cold / warm "
+        f"{acold / awarm:.3f} x"
+    )
 
     print(f"\ncache bytes per clip-second (10 s at {SR} Hz; the answer is 48 kHz 16-bit)")
     print(f"  baseline: 48 kHz PCM16 as received  {96.0:7.1f} kB/s")
-    print(f"  speech-like, room noise -50 dBFS    {kb_speech:7.1f} kB/s   "
-          f"{kb_speech / 96.0:.3f} x baseline")
-    print(f"  music-like, noise -46 dBFS (mixed)  {kb_music:7.1f} kB/s   "
-          f"{kb_music / 96.0:.3f} x baseline")
-    print(f"  same answers, soundfile FLAC at its maximum compression: speech "
-          f"{flac_max[0]:.1f}, music {flac_max[1]:.1f} kB/s (the best FLAC setting)")
+    print(
+        f"  speech-like, room noise -50 dBFS    {kb_speech:7.1f} kB/s   "
+        f"{kb_speech / 96.0:.3f} x baseline"
+    )
+    print(
+        f"  music-like, noise -46 dBFS (mixed)  {kb_music:7.1f} kB/s   "
+        f"{kb_music / 96.0:.3f} x baseline"
+    )
+    print(
+        f"  same answers, soundfile FLAC at its maximum compression: speech "
+        f"{flac_max[0]:.1f}, music {flac_max[1]:.1f} kB/s (the best FLAC setting)"
+    )
     # speech-like: -50 dBFS mono; music-like: -46 dBFS per channel, -49 dBFS once averaged
     bound = (noise_entropy_kb(-50.0), noise_entropy_kb(-46.0 - 10 * math.log10(2)))
-    print(f"  the noise floors alone carry {bound[0]:.1f} (speech) and {bound[1]:.1f} (music) "
-          f"kB/s of information (white noise at {SR} Hz in 16-bit samples): no lossless "
-          f"store is smaller")
-    print("  lossless bytes follow the noise floor (white noise costs its entropy); "
-          "noise floor:  " + "  ".join(f"{'none' if db is None else db:>5}" for db in FLOORS))
+    print(
+        f"  the noise floors alone carry {bound[0]:.1f} (speech) and {bound[1]:.1f} (music) "
+        f"kB/s of information (white noise at {SR} Hz in 16-bit samples): no lossless "
+        f"store is smaller"
+    )
+    print(
+        "  lossless bytes follow the noise floor (white noise costs its entropy); "
+        "noise floor:  " + "  ".join(f"{'none' if db is None else db:>5}" for db in FLOORS)
+    )
     for name, row in floors.items():
         print(f"    {name:<34}" + "  ".join(f"{v:5.1f}" for v in row) + "  kB/s")
 
     print("\ntargets")
-    print(f"  {verdict(first - warm < TARGET_FIRST)}  first call adds {first - warm:.3f} s "
-          f"over a warm call (target < {TARGET_FIRST} s)")
+    print(
+        f"  {verdict(first - warm < TARGET_FIRST)}  first call adds {first - warm:.3f} s "
+        f"over a warm call (target < {TARGET_FIRST} s)"
+    )
     print(f"  {verdict(rss < TARGET_RSS)}  peak RSS {rss:.1f} MB (target < {TARGET_RSS:g} MB)")
-    print(f"  {verdict(cold / mwarm <= TARGET_MAP)}  cold Dataset.map {cold / mwarm:.3f} x warm "
-          f"(target <= {TARGET_MAP}); with no rate stated {acold / awarm:.3f} x")
+    print(
+        f"  {verdict(cold / mwarm <= TARGET_MAP)}  cold Dataset.map {cold / mwarm:.3f} x warm "
+        f"(target <= {TARGET_MAP}); with no rate stated {acold / awarm:.3f} x"
+    )
     worst = max(kb_speech, kb_music)
-    print(f"  {verdict(worst <= TARGET_CACHE)}  cache {kb_speech:.1f} kB/s speech-like, "
-          f"{kb_music:.1f} kB/s music-like (target <= {TARGET_CACHE:g} kB/s; their noise "
-          f"alone carries {min(bound):.1f}+ kB/s, so no lossless store meets it; with the "
-          f"noise 10 dB lower: {floors['speech-like'][1]:.1f} and "
-          f"{floors['music-like'][1]:.1f} kB/s)")
+    print(
+        f"  {verdict(worst <= TARGET_CACHE)}  cache {kb_speech:.1f} kB/s speech-like, "
+        f"{kb_music:.1f} kB/s music-like (target <= {TARGET_CACHE:g} kB/s; their noise "
+        f"alone carries {min(bound):.1f}+ kB/s, so no lossless store meets it; with the "
+        f"noise 10 dB lower: {floors['speech-like'][1]:.1f} and "
+        f"{floors['music-like'][1]:.1f} kB/s)"
+    )
     print(f"\n{load_line()}")
     return 0
 

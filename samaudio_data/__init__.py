@@ -17,9 +17,25 @@ from ._options import Chunking, RateLimits, Retries, Upload
 from ._version import __version__
 from .hf import audio_folder, estimate_cost, isolate, prefetch
 
-__all__ = ["Budget", "Chunking", "Client", "CostEstimate", "Explorer", "ExplorerError",
-           "RateLimits", "Retries", "Separation", "Upload", "Usage", "__version__",
-           "audio_folder", "errors", "estimate_cost", "isolate", "prefetch"]
+__all__ = [
+    "Budget",
+    "Chunking",
+    "Client",
+    "CostEstimate",
+    "Explorer",
+    "ExplorerError",
+    "RateLimits",
+    "Retries",
+    "Separation",
+    "Upload",
+    "Usage",
+    "__version__",
+    "audio_folder",
+    "errors",
+    "estimate_cost",
+    "isolate",
+    "prefetch",
+]
 
 
 def __getattr__(name):

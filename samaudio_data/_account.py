@@ -343,8 +343,9 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
         return data
 
     t0 = time.monotonic()
-    content, headers, via = exchange.send(caller.body(piece, job), cache_key=None,
-                                          max_bytes=max_bytes, on_submit=caller.note_headers)
+    content, headers, via = exchange.send(
+        caller.body(piece, job), cache_key=None, max_bytes=max_bytes, on_submit=caller.note_headers
+    )
     latency = time.monotonic() - t0
     caller.usage.record(requests=1, billed=1, cost=caller.price_per_call, seconds=latency)
     caller.note_headers(headers)

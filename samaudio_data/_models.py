@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,17 +50,22 @@ class Separation:
     seconds: float = 0.0
     cached: bool = False
     attempts: int = 0
-    windows: Tuple[Tuple[int, int], ...] = ()
-    _verdict: Optional["Verdict"] = field(default=None, repr=False, compare=False)
+    windows: tuple[tuple[int, int], ...] = ()
+    _verdict: Verdict | None = field(default=None, repr=False, compare=False)
 
     @property
-    def verdict(self) -> "Verdict":
+    def verdict(self) -> Verdict:
         """The quality verdict (computed once, on first use)."""
         if self._verdict is None:
             from .audio import judge
 
-            self._verdict = judge(self.target + self.residual, self.target, self.sr,
-                                  self.description, windows=self.windows or None)
+            self._verdict = judge(
+                self.target + self.residual,
+                self.target,
+                self.sr,
+                self.description,
+                windows=self.windows or None,
+            )
         return self._verdict
 
     @property
@@ -82,7 +87,7 @@ class Separation:
         )
 
 
-def plural(n: int, word: str, words: Optional[str] = None) -> str:
+def plural(n: int, word: str, words: str | None = None) -> str:
     """``n`` and the word, in the plural unless ``n`` is 1.
 
     >>> plural(1, "call"), plural(3, "retry", "retries"), plural(0, "row")
@@ -120,7 +125,7 @@ class Usage:
     remaining_credits: float | None = None
     rate_limit: float | None = None
     achieved_rate: float | None = None
-    first_sent: float | None = field(default=None, repr=False)   # time.monotonic()
+    first_sent: float | None = field(default=None, repr=False)  # time.monotonic()
     last_sent: float | None = field(default=None, repr=False)
     last_done: float | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -148,7 +153,7 @@ class Usage:
             return 0.0
         return max(self.last_done or 0.0, self.last_sent or 0.0) - self.first_sent
 
-    def send_rate(self) -> Optional[float]:
+    def send_rate(self) -> float | None:
         """Requests per wall-clock minute at which this client sent (None: too few to say)."""
         if self.requests < 3 or self.first_sent is None or self.last_sent is None:
             return None
@@ -161,8 +166,9 @@ class Usage:
         >>> Usage(requests=1, seconds=2.0).traffic()
         '1 request sent over 0.0 s of wall time, 2.0 s of request time summed over requests'
         """
-        text = (f"{plural(self.requests, 'request')} sent over {self.wall_seconds:.1f} s of "
-                "wall time")
+        text = (
+            f"{plural(self.requests, 'request')} sent over {self.wall_seconds:.1f} s of wall time"
+        )
         if self.achieved_rate is not None:
             limit = f" (limit {self.rate_limit:.0f}/min)" if self.rate_limit else ""
             text += f", at {self.achieved_rate:.1f} requests per minute{limit}"
@@ -176,9 +182,11 @@ class Usage:
             )
 
     def __str__(self) -> str:
-        text = (f"{plural(self.billed, 'billed call')} (${self.cost:.2f}), {self.cached} from "
-                f"cache, {self.failed} failed, {plural(self.retries, 'retry', 'retries')}, "
-                f"{self.rate_limited} rate-limited")
+        text = (
+            f"{plural(self.billed, 'billed call')} (${self.cost:.2f}), {self.cached} from "
+            f"cache, {self.failed} failed, {plural(self.retries, 'retry', 'retries')}, "
+            f"{self.rate_limited} rate-limited"
+        )
         if self.requests:
             text += f"; {self.traffic()}"
         if self.remaining_credits is not None:
@@ -196,7 +204,8 @@ class CostEstimate:
     a rerank policy (``on_doubt="rerank"``) may add, if every row turned out doubtful.
 
     >>> print(CostEstimate(calls=10, cached=0, price_per_call=0.062, silent=2, rerank_calls=10))
-    10 calls to pay for, 0 already cached, 2 silent rows answered locally for free: about $0.62 at $0.062 per call; reranking doubtful rows may add at most 10 calls ($0.62)
+    10 calls to pay for, 0 already cached, 2 silent rows answered locally for free:
+    about $0.62 at $0.062 per call; reranking doubtful rows may add at most 10 calls ($0.62)
     """
 
     calls: int
@@ -225,7 +234,8 @@ class CostEstimate:
         why (for a caller that lists them itself, so that no reason is printed twice).
 
         >>> print(CostEstimate(2, 0, 0.062, invalid=[(1, "empty")]).describe(reasons=False))
-        2 calls to pay for, 0 already cached, 1 row with missing or invalid audio: about $0.12 at $0.062 per call
+        2 calls to pay for, 0 already cached, 1 row with missing or invalid audio:
+        about $0.12 at $0.062 per call
         """
         bad = ""
         if self.invalid:
@@ -235,11 +245,15 @@ class CostEstimate:
             bad += f" ({shown}{more})" if reasons else ""
         if self.silent:
             bad += f", {plural(self.silent, 'silent row')} answered locally for free"
-        text = (f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
-                f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call")
+        text = (
+            f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
+            f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call"
+        )
         if self.rerank_calls:
-            text += (f"; reranking doubtful rows may add at most "
-                     f"{plural(self.rerank_calls, 'call')} (${self.rerank_cost:.2f})")
+            text += (
+                f"; reranking doubtful rows may add at most "
+                f"{plural(self.rerank_calls, 'call')} (${self.rerank_cost:.2f})"
+            )
         return text
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "samaudio_data"
 
 
-def cache_location(value: Any) -> Union[Path, str, None]:
+def cache_location(value: Any) -> Path | str | None:
     """Where answers are cached: a local directory (a ``Path``), an fsspec URL kept as a
     string (``s3://bucket/prefix``, ``gs://...``: storage shared by the nodes of a cluster),
     or None (no cache). ``None``/``True`` mean the default directory, ``False`` none.
@@ -77,7 +77,7 @@ def cache_location(value: Any) -> Union[Path, str, None]:
     return Path(text).expanduser()
 
 
-def api_key(value: Optional[str]) -> Optional[str]:
+def api_key(value: str | None) -> str | None:
     """The key given, else ``$SEGMIND_API_KEY``; surrounding whitespace removed.
 
     A key with whitespace or control characters inside is refused, without showing it.
@@ -89,17 +89,17 @@ def api_key(value: Optional[str]) -> Optional[str]:
     if key is None:
         return None
     if not isinstance(key, str):
-        raise errors.InvalidRequestError(
-            f"api_key must be a string, got {type(key).__name__}.")
+        raise errors.InvalidRequestError(f"api_key must be a string, got {type(key).__name__}.")
     key = key.strip()
     if any(ch.isspace() or not ch.isprintable() for ch in key):
         raise errors.InvalidRequestError(
             f"the API key ({len(key)} characters) contains whitespace or control characters "
-            "inside it; copy it again from the provider's dashboard (the key is not shown).")
+            "inside it; copy it again from the provider's dashboard (the key is not shown)."
+        )
     return key or None
 
 
-def endpoint(value: Optional[str]) -> str:
+def endpoint(value: str | None) -> str:
     """The endpoint URL given, else ``$SAMAUDIO_ENDPOINT``, else the provider's."""
     url = value or os.environ.get("SAMAUDIO_ENDPOINT") or DEFAULT_ENDPOINT
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -109,7 +109,7 @@ def endpoint(value: Optional[str]) -> str:
     return check_url(url, error=errors.InvalidRequestError).rstrip("/")
 
 
-def price_per_call(value: Optional[float]) -> float:
+def price_per_call(value: float | None) -> float:
     """The price given, else ``$SAMAUDIO_PRICE_PER_CALL``, else the published figure."""
     raw: Any = value
     if raw is None:
@@ -120,11 +120,12 @@ def price_per_call(value: Optional[float]) -> float:
         price = math.nan
     if not math.isfinite(price) or price < 0:
         raise errors.InvalidRequestError(
-            f"price_per_call must be a number of dollars >= 0, got {raw!r}.")
+            f"price_per_call must be a number of dollars >= 0, got {raw!r}."
+        )
     return price
 
 
-def requests_per_minute(value: Union[float, str, None]) -> Optional[float]:
+def requests_per_minute(value: float | str | None) -> float | None:
     """The account's limit: a number, a plan name (``free``, ``paid``), else
     ``$SAMAUDIO_RATE_LIMIT``; None when unknown (the client then adapts to 429s)."""
     if value is None:
@@ -140,7 +141,8 @@ def requests_per_minute(value: Union[float, str, None]) -> Optional[float]:
     if not math.isfinite(rpm) or rpm <= 0:
         raise errors.InvalidRequestError(
             f"requests_per_minute must be a number > 0 or a plan name ({', '.join(PLANS)}), "
-            f"got {value!r}.")
+            f"got {value!r}."
+        )
     return rpm
 
 
@@ -157,7 +159,8 @@ def positive(name: str, value: Any, *, integer: bool = False, zero: bool = False
     if not ok:
         kind = "a whole number" if integer else "a number"
         raise errors.InvalidRequestError(
-            f"{name} must be {kind} {'>= 0' if zero else '> 0'}, got {value!r}.")
+            f"{name} must be {kind} {'>= 0' if zero else '> 0'}, got {value!r}."
+        )
     return int(value) if integer else float(value)
 
 
@@ -169,14 +172,16 @@ def check_description(description: Any) -> str:
     """
     if not isinstance(description, str) or not description.strip():
         raise errors.InvalidRequestError(
-            f"description must be a non-empty string such as 'man speaking', got {description!r}.")
+            f"description must be a non-empty string such as 'man speaking', got {description!r}."
+        )
     if len(description) > 1000:
         raise errors.InvalidRequestError(
-            f"description is {len(description)} characters; keep it short ('dog barking').")
+            f"description is {len(description)} characters; keep it short ('dog barking')."
+        )
     return description.strip()
 
 
-def check_choice(name: str, value: Any, choices: Tuple[Any, ...]) -> Any:
+def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> Any:
     """``value`` if it is one of ``choices`` (strings or whole numbers); a clear error
     otherwise.
 
@@ -186,7 +191,8 @@ def check_choice(name: str, value: Any, choices: Tuple[Any, ...]) -> Any:
     known = isinstance(value, (str, int)) and not isinstance(value, bool)
     if not known or value not in choices:
         raise errors.InvalidRequestError(
-            f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+            f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
+        )
     return value
 
 
@@ -199,14 +205,14 @@ def check_candidates(value: Any, name: str = "reranking_candidates") -> int:
     ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
     if not ok or int(value) not in CANDIDATES:
         raise errors.InvalidRequestError(
-            f"{name} must be an integer from {CANDIDATES[0]} to {CANDIDATES[-1]}, "
-            f"got {value!r}.")
+            f"{name} must be an integer from {CANDIDATES[0]} to {CANDIDATES[-1]}, got {value!r}."
+        )
     return int(value)
 
 
-def check_params(**params: Any) -> Dict[str, Any]:
+def check_params(**params: Any) -> dict[str, Any]:
     """Validate endpoint parameters (``output_format``, ``reranking_candidates``)."""
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for name, value in params.items():
         if name == "output_format":
             check_choice("output_format", value, OUTPUT_FORMATS)
@@ -214,8 +220,8 @@ def check_params(**params: Any) -> Dict[str, Any]:
             value = check_candidates(value)
         else:
             raise errors.InvalidRequestError(
-                f"unknown parameter {name!r}; known: output_format, reranking_candidates, "
-                "channels.")
+                f"unknown parameter {name!r}; known: output_format, reranking_candidates, channels."
+            )
         out[name] = value
     return out
 

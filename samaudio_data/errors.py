@@ -53,7 +53,6 @@ RateLimitError 429 12.0 True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
 
 
 @dataclass(frozen=True)
@@ -64,11 +63,11 @@ class ResponseInfo:
     429
     """
 
-    status: Optional[int]
+    status: int | None
     url: str = ""
-    headers: Dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
-    request_id: Optional[str] = None
+    request_id: str | None = None
 
 
 class SamAudioError(Exception):
@@ -82,8 +81,14 @@ class SamAudioError(Exception):
     'no key Set SEGMIND_API_KEY.'
     """
 
-    def __init__(self, message: str, *, status_code: Optional[int] = None,
-                 hint: Optional[str] = None, response: Optional[ResponseInfo] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        hint: str | None = None,
+        response: ResponseInfo | None = None,
+    ) -> None:
         self.message = message
         self.status_code = status_code
         self.hint = hint
@@ -107,6 +112,7 @@ def _rebuild(cls, message, state):
 
 
 # --- rejected on the client, before any request (never billed) ---------------------------
+
 
 class InvalidRequestError(SamAudioError, ValueError):
     """A parameter is wrong (description, output_format, reranking_candidates, ...).
@@ -140,6 +146,7 @@ class ExplorerError(SamAudioError, ValueError):
 
 # --- answers from the endpoint ----------------------------------------------------------
 
+
 class APIError(SamAudioError):
     """Something went wrong talking to the endpoint."""
 
@@ -147,9 +154,15 @@ class APIError(SamAudioError):
 class APIStatusError(APIError):
     """The endpoint answered with an error status."""
 
-    def __init__(self, message: str, *, status_code: Optional[int] = None,
-                 hint: Optional[str] = None, response: Optional[ResponseInfo] = None,
-                 retry_after: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        hint: str | None = None,
+        response: ResponseInfo | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, status_code=status_code, hint=hint, response=response)
         self.retry_after = retry_after
 
@@ -202,7 +215,7 @@ class APIConnectionError(APIError):
     """The connection failed or dropped before a complete answer arrived. ``unreachable``
     says why no request can get through (DNS, refused, TLS), when that is the case."""
 
-    unreachable: Optional[str] = None
+    unreachable: str | None = None
 
 
 class APITimeoutError(APIConnectionError):
@@ -283,8 +296,13 @@ _HINTS = {
 }
 
 
-def error_for_status(status: int, message: str, *, retry_after: Optional[float] = None,
-                     response: Optional[ResponseInfo] = None) -> APIStatusError:
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    response: ResponseInfo | None = None,
+) -> APIStatusError:
     """Build the typed error for an HTTP ``status`` and the server's ``message``.
 
     >>> type(error_for_status(406, "no credits")).__name__
@@ -293,8 +311,13 @@ def error_for_status(status: int, message: str, *, retry_after: Optional[float] 
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = ServerError if 500 <= status < 600 else APIStatusError
-    return cls(message, status_code=status, hint=_HINTS.get(status), response=response,
-               retry_after=retry_after)
+    return cls(
+        message,
+        status_code=status,
+        hint=_HINTS.get(status),
+        response=response,
+        retry_after=retry_after,
+    )
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -306,11 +329,13 @@ def is_retryable(exc: BaseException) -> bool:
     """
     if isinstance(exc, EndpointUnreachableError):
         return False
-    return isinstance(exc, (RateLimitError, ServerError, APIConnectionError,
-                            IncompleteResponseError))
+    return isinstance(
+        exc, (RateLimitError, ServerError, APIConnectionError, IncompleteResponseError)
+    )
 
 
 # --- signals inside the library (never raised to a caller) ------------------------------
+
 
 class Halted(Exception):
     """Raised by the shared limits' ``wait_turn`` when a fatal error stopped everyone; the

@@ -22,8 +22,9 @@ def cut_short(send):
         r = send()
     except requests.RequestException as exc:
         return exc
-    assert r.status_code == 200 and len(r.content) < int(r.headers["Content-Length"]), \
+    assert r.status_code == 200 and len(r.content) < int(r.headers["Content-Length"]), (
         "the body was not cut short"
+    )
     return r
 
 

@@ -4,7 +4,6 @@ columns ``dataset_map.isolate`` adds (computed here with the Client and the sign
 from __future__ import annotations
 
 import io
-from typing import List, Optional
 
 import numpy as np
 import soundfile as sf
@@ -33,20 +32,30 @@ def wav_bytes(y: np.ndarray, sr: int, subtype: str = "PCM_16") -> bytes:
     return buf.getvalue()
 
 
-def _row_columns(mix: np.ndarray, target: np.ndarray, sr: int, cost: float, cached: bool,
-                 error: str = "") -> dict:
+def _row_columns(
+    mix: np.ndarray, target: np.ndarray, sr: int, cost: float, cached: bool, error: str = ""
+) -> dict:
     mono = mix.mean(axis=0) if mix.ndim == 2 else mix
     residual = (mono - target).astype(np.float32)
     sig = cleaning_signals(mono, target, residual, sr)
-    row = {"isolated": {"bytes": wav_bytes(target, sr, "FLOAT"), "path": None},
-           "isolated_cost": cost, "isolated_seconds": 0.01, "isolated_cached": cached,
-           "isolated_error": error}
+    row = {
+        "isolated": {"bytes": wav_bytes(target, sr, "FLOAT"), "path": None},
+        "isolated_cost": cost,
+        "isolated_seconds": 0.01,
+        "isolated_cached": cached,
+        "isolated_error": error,
+    }
     row.update({f"isolated_{k}": sig[k] for k in SIGNAL_NAMES})
     return row
 
 
-def synthetic_dataset(n: int = 6, sr: int = 16000, seconds: float = 1.0,
-                      gains: Optional[List[float]] = None, channels: int = 1):
+def synthetic_dataset(
+    n: int = 6,
+    sr: int = 16000,
+    seconds: float = 1.0,
+    gains: list[float] | None = None,
+    channels: int = 1,
+):
     """``n`` rows whose "isolated" audio is ``gain * mix`` (no endpoint involved).
 
     Row i has gain ``gains[i]`` (default cycling 1.0, 0.5, 0.1, 0.0), so its target_db is
@@ -60,16 +69,16 @@ def synthetic_dataset(n: int = 6, sr: int = 16000, seconds: float = 1.0,
         mix = clip(i, sr, seconds, channels)
         mono = mix.mean(axis=0) if mix.ndim == 2 else mix
         target = (gains[i] * mono).astype(np.float32)
-        row = {"audio": {"bytes": wav_bytes(mix, sr), "path": None}, "id": i,
-               "label": f"clip-{i}"}
+        row = {"audio": {"bytes": wav_bytes(mix, sr), "path": None}, "id": i, "label": f"clip-{i}"}
         row.update(_row_columns(mix, target, sr, PRICE, False))
         rows.append(row)
     ds = Dataset.from_list(rows)
     return ds.cast_column("audio", Audio()).cast_column("isolated", Audio())
 
 
-def isolated_dataset(client, description: str = "a man speaking", n: int = 4,
-                     sr: int = 16000, seconds: float = 1.0):
+def isolated_dataset(
+    client, description: str = "a man speaking", n: int = 4, sr: int = 16000, seconds: float = 1.0
+):
     """``n`` rows isolated through ``client`` (e.g. against a LocalEndpoint)."""
     from datasets import Audio, Dataset
 

@@ -53,8 +53,9 @@ import io
 import json
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, NamedTuple, Optional
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -68,11 +69,12 @@ class Recorded(NamedTuple):
 
     method: str
     path: str
-    headers: Dict[str, str]
+    headers: dict[str, str]
     body: bytes
 
 
 # --- audio helpers ----------------------------------------------------------------------
+
 
 def wav_bytes(y: np.ndarray, sr: int = 48000, subtype: str = "PCM_16") -> bytes:
     """``y`` ((n,) or (channels, n)) as WAV bytes."""
@@ -84,17 +86,25 @@ def wav_bytes(y: np.ndarray, sr: int = 48000, subtype: str = "PCM_16") -> bytes:
 
 # --- behaviours -------------------------------------------------------------------------
 
-def respond(code: int = 200, body: bytes = b"", content_type: str = "application/json",
-            headers: Optional[Dict[str, str]] = None) -> Behaviour:
+
+def respond(
+    code: int = 200,
+    body: bytes = b"",
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Behaviour:
     """A complete answer with a correct Content-Length."""
-    def run(h: "_Handler") -> None:
+
+    def run(h: _Handler) -> None:
         h.head(code, content_type, len(body), headers)
         h.send(body)
+
     return run
 
 
-def status(code: int, message: str = "injected", *, retry_after=None,
-           headers: Optional[Dict[str, str]] = None) -> Behaviour:
+def status(
+    code: int, message: str = "injected", *, retry_after=None, headers: dict[str, str] | None = None
+) -> Behaviour:
     """A JSON error ``{"error": message}``; ``retry_after`` is sent verbatim if not None."""
     extra = dict(headers or {})
     if retry_after is not None:
@@ -102,7 +112,7 @@ def status(code: int, message: str = "injected", *, retry_after=None,
     return respond(code, json.dumps({"error": message}).encode(), headers=extra)
 
 
-def json_doc(doc, code: int = 200, headers: Optional[Dict[str, str]] = None) -> Behaviour:
+def json_doc(doc, code: int = 200, headers: dict[str, str] | None = None) -> Behaviour:
     """Any JSON document."""
     return respond(code, json.dumps(doc).encode(), headers=headers)
 
@@ -112,16 +122,18 @@ def audio(y: np.ndarray, sr: int = 48000, content_type: str = "audio/wav") -> Be
     return respond(200, wav_bytes(y, sr), content_type)
 
 
-def cut_body(body: bytes, at: int, *, declare: str = "full",
-             content_type: str = "audio/wav") -> Behaviour:
+def cut_body(
+    body: bytes, at: int, *, declare: str = "full", content_type: str = "audio/wav"
+) -> Behaviour:
     """Send ``body[:at]`` then close; Content-Length is ``len(body)`` ("full") or ``at`` ("cut")."""
     if declare not in ("full", "cut"):
         raise ValueError("declare must be 'full' or 'cut'")
 
-    def run(h: "_Handler") -> None:
+    def run(h: _Handler) -> None:
         h.head(200, content_type, len(body) if declare == "full" else at)
         h.send(body[:at])
         h.close_connection = True
+
     return run
 
 
@@ -130,31 +142,39 @@ def redirect(location: str, code: int = 307) -> Behaviour:
     return respond(code, b"", "text/plain", {"Location": location})
 
 
-def echo_key(code: int = 200, template: str = '{{"detail": "bad audio for key {key}"}}',
-             content_type: str = "application/json") -> Behaviour:
+def echo_key(
+    code: int = 200,
+    template: str = '{{"detail": "bad audio for key {key}"}}',
+    content_type: str = "application/json",
+) -> Behaviour:
     """A body holding the request's ``x-api-key`` (``template`` with ``{key}``)."""
-    def run(h: "_Handler") -> None:
+
+    def run(h: _Handler) -> None:
         body = template.format(key=h.headers.get("x-api-key", "")).encode()
         h.head(code, content_type, len(body))
         h.send(body)
+
     return run
 
 
 def drip(body: bytes, every: float = 1.0, content_type: str = "audio/wav") -> Behaviour:
     """Send ``body`` one byte every ``every`` seconds (Content-Length is the whole body)."""
-    def run(h: "_Handler") -> None:
+
+    def run(h: _Handler) -> None:
         h.head(200, content_type, len(body))
         for i in range(len(body)):
             if i and h.server.stopping.wait(every):
                 break
-            if not h.send(body[i:i + 1]):
+            if not h.send(body[i : i + 1]):
                 break
         h.close_connection = True
+
     return run
 
 
-def huge(size: int, *, content_type: str = "audio/wav", declare_length: bool = True,
-         block: int = 1 << 20) -> Behaviour:
+def huge(
+    size: int, *, content_type: str = "audio/wav", declare_length: bool = True, block: int = 1 << 20
+) -> Behaviour:
     """Stream ``size`` bytes: a WAV header claiming them, then zeros, one reused block at a time.
 
     With ``declare_length=False`` no Content-Length is sent: the body ends when the connection
@@ -162,7 +182,7 @@ def huge(size: int, *, content_type: str = "audio/wav", declare_length: bool = T
     """
     header = _wav_header(size)
 
-    def run(h: "_Handler") -> None:
+    def run(h: _Handler) -> None:
         h.head(200, content_type, size if declare_length else None)
         h.send(header[:size])
         left, zeros = size - len(header[:size]), bytes(block)
@@ -172,24 +192,32 @@ def huge(size: int, *, content_type: str = "audio/wav", declare_length: bool = T
                 break
             left -= n
         h.close_connection = True
+
     return run
 
 
-def accepted(request_id: Optional[str] = "req-1", status_url: Optional[str] = None,
-             response_url: Optional[str] = None, **extra) -> Behaviour:
+def accepted(
+    request_id: str | None = "req-1",
+    status_url: str | None = None,
+    response_url: str | None = None,
+    **extra,
+) -> Behaviour:
     """A queue's 200 to a submit; fields that are None are left out."""
     doc = {"request_id": request_id, "status_url": status_url, "response_url": response_url}
     return json_doc({**{k: v for k, v in doc.items() if v is not None}, **extra})
 
 
-def queued_result(y: np.ndarray, sr: int = 48000, *, request_id: Optional[str] = None,
-                  output=None) -> Behaviour:
+def queued_result(
+    y: np.ndarray, sr: int = 48000, *, request_id: str | None = None, output=None
+) -> Behaviour:
     """A COMPLETED queue result: ``y`` as base64 WAV in ``output`` (or ``output`` as given),
     naming ``request_id`` when it is not None."""
     import base64
 
-    doc = {"status": "COMPLETED",
-           "output": base64.b64encode(wav_bytes(y, sr)).decode() if output is None else output}
+    doc = {
+        "status": "COMPLETED",
+        "output": base64.b64encode(wav_bytes(y, sr)).decode() if output is None else output,
+    }
     if request_id is not None:
         doc["request_id"] = request_id
     return json_doc(doc)
@@ -197,19 +225,30 @@ def queued_result(y: np.ndarray, sr: int = 48000, *, request_id: Optional[str] =
 
 def drop() -> Behaviour:
     """Close the connection without answering."""
-    def run(h: "_Handler") -> None:
+
+    def run(h: _Handler) -> None:
         h.close_connection = True
+
     return run
 
 
 def _wav_header(total: int, sr: int = 48000) -> bytes:
     """A 44-byte PCM16 mono WAV header for a file of ``total`` bytes (sizes capped at 4 GiB)."""
     data = max(0, min(total - 44, 0xFFFFFFFF - 36))
-    return (b"RIFF" + (36 + data).to_bytes(4, "little") + b"WAVEfmt "
-            + (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + (1).to_bytes(2, "little")
-            + sr.to_bytes(4, "little") + (sr * 2).to_bytes(4, "little")
-            + (2).to_bytes(2, "little") + (16).to_bytes(2, "little")
-            + b"data" + data.to_bytes(4, "little"))
+    return (
+        b"RIFF"
+        + (36 + data).to_bytes(4, "little")
+        + b"WAVEfmt "
+        + (16).to_bytes(4, "little")
+        + (1).to_bytes(2, "little")
+        + (1).to_bytes(2, "little")
+        + sr.to_bytes(4, "little")
+        + (sr * 2).to_bytes(4, "little")
+        + (2).to_bytes(2, "little")
+        + (16).to_bytes(2, "little")
+        + b"data"
+        + data.to_bytes(4, "little")
+    )
 
 
 def refused_url(path: str = "/v1/sam-audio-large") -> str:
@@ -223,6 +262,7 @@ def refused_url(path: str = "/v1/sam-audio-large") -> str:
 
 # --- the server -------------------------------------------------------------------------
 
+
 class HostileServer:
     """A threaded HTTP server on ``host`` that answers with queued behaviours and records all."""
 
@@ -230,13 +270,14 @@ class HostileServer:
         self.default: Behaviour = status(404, "no behaviour queued for this request")
         self._address = (host, port)
         self._lock = threading.Lock()
-        self._routes: List[list] = []  # [method, path, behaviour, times left or None]
-        self._requests: List[Recorded] = []
+        self._routes: list[list] = []  # [method, path, behaviour, times left or None]
+        self._requests: list[Recorded] = []
         self._billed = 0
-        self._server: Optional[_Server] = None
+        self._server: _Server | None = None
 
-    def add(self, method: str, path: str, behaviour: Behaviour,
-            times: Optional[int] = 1) -> "HostileServer":
+    def add(
+        self, method: str, path: str, behaviour: Behaviour, times: int | None = 1
+    ) -> HostileServer:
         """Answer the next ``times`` (None: every) ``method path`` requests with ``behaviour``."""
         with self._lock:
             self._routes.append([method.upper(), path, behaviour, times])
@@ -250,7 +291,7 @@ class HostileServer:
             self._billed = 0
 
     @property
-    def requests(self) -> List[Recorded]:
+    def requests(self) -> list[Recorded]:
         """Every request received so far, in order."""
         with self._lock:
             return list(self._requests)
@@ -274,12 +315,13 @@ class HostileServer:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "HostileServer":
+    def start(self) -> HostileServer:
         """Listen and serve in a background thread."""
         self._server = _Server(self._address, _Handler)
         self._server.hostile = self
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -296,7 +338,7 @@ class HostileServer:
             except OSError:
                 pass
 
-    def __enter__(self) -> "HostileServer":
+    def __enter__(self) -> HostileServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -347,8 +389,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:
         """Quiet."""
 
-    def head(self, code: int, content_type: str, length: Optional[int],
-             headers: Optional[Dict[str, str]] = None) -> None:
+    def head(
+        self,
+        code: int,
+        content_type: str,
+        length: int | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Status line and headers (Content-Length if ``length`` is not None)."""
         if self.command == "POST" and 200 <= code < 300:
             with self.server.hostile._lock:
@@ -378,8 +425,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _any(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        record = Recorded(self.command, urlsplit(self.path).path,
-                          {k.lower(): v for k, v in self.headers.items()}, body)
+        record = Recorded(
+            self.command,
+            urlsplit(self.path).path,
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+        )
         self.server.hostile._behaviour_for(record)(self)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any

@@ -26,7 +26,7 @@ def bandlimited(n: int, sr: int, seed: int = 0, amp: float = 0.3, channels: int 
         spec = np.fft.rfft(x)
         freqs = np.fft.rfftfreq(x.size, 1 / sr)
         spec[freqs > 3000] = 0
-        y = np.fft.irfft(spec, x.size)[1024:1024 + n]
+        y = np.fft.irfft(spec, x.size)[1024 : 1024 + n]
         out.append(amp * y / np.max(np.abs(y)))
     y = np.stack(out)
     return (y[0] if channels == 1 else y).astype(np.float32)

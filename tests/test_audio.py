@@ -2,26 +2,28 @@
 
 import numpy as np
 import pytest
+from signals import bandlimited
 
 from samaudio_data import audio
 from samaudio_data.errors import InvalidAudioError, ResponseDecodeError
 
-from signals import bandlimited
 
-
-@pytest.mark.parametrize("y, sr, words", [
-    (np.zeros(0), 16000, "empty"),
-    (np.array([0.0, np.nan]), 16000, "NaN"),
-    (np.array([0.0, np.inf]), 16000, "NaN or infinite"),
-    (np.zeros(100), 4000, "outside the supported"),
-    (np.zeros(100), 400000, "outside the supported"),
-    (np.zeros(100), 16000.5, "whole number"),
-    (np.zeros(100), "16k", "number of Hz"),
-    (np.zeros((44100, 2)), 44100, "looks transposed"),
-    (np.zeros((2, 2, 10)), 16000, "1-D"),
-    (np.array(["a", "b"]), 16000, "numeric"),
-    (None, 16000, "None"),
-])
+@pytest.mark.parametrize(
+    "y, sr, words",
+    [
+        (np.zeros(0), 16000, "empty"),
+        (np.array([0.0, np.nan]), 16000, "NaN"),
+        (np.array([0.0, np.inf]), 16000, "NaN or infinite"),
+        (np.zeros(100), 4000, "outside the supported"),
+        (np.zeros(100), 400000, "outside the supported"),
+        (np.zeros(100), 16000.5, "whole number"),
+        (np.zeros(100), "16k", "number of Hz"),
+        (np.zeros((44100, 2)), 44100, "looks transposed"),
+        (np.zeros((2, 2, 10)), 16000, "1-D"),
+        (np.array(["a", "b"]), 16000, "numeric"),
+        (None, 16000, "None"),
+    ],
+)
 def test_bad_audio_is_rejected_with_a_clear_message(y, sr, words):
     with pytest.raises(InvalidAudioError, match=words):
         audio.check_audio(y, sr)
@@ -32,20 +34,26 @@ def test_too_long_audio_names_the_limit():
         audio.check_audio(np.zeros(3 * 8000), 8000, max_seconds=2)
 
 
-@pytest.mark.parametrize("dtype, scale", [(np.int16, 2 ** 15), (np.int32, 2 ** 31),
-                                          (np.uint8, None), (np.float32, 1), (np.float64, 1)])
+@pytest.mark.parametrize(
+    "dtype, scale",
+    [(np.int16, 2**15), (np.int32, 2**31), (np.uint8, None), (np.float32, 1), (np.float64, 1)],
+)
 def test_integer_pcm_is_scaled_like_soundfile(dtype, scale):
     if dtype is np.uint8:
-        assert audio.to_float(np.array([128, 255, 0], dtype=np.uint8)).tolist() == \
-            [0.0, 127 / 128, -1.0]
+        assert audio.to_float(np.array([128, 255, 0], dtype=np.uint8)).tolist() == [
+            0.0,
+            127 / 128,
+            -1.0,
+        ]
         return
     y = (np.array([0.25, -0.5]) * scale).astype(dtype)
     assert audio.to_float(y).tolist() == [0.25, -0.5]
 
 
 def test_upload_is_mono_16bit_at_most_48k():
-    import soundfile as sf
     import io
+
+    import soundfile as sf
 
     up = audio.make_upload(bandlimited(96000, 96000), 96000)
     info = sf.info(io.BytesIO(up.data))

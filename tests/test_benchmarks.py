@@ -24,8 +24,13 @@ def run(script: str, *args: str) -> str:
     env = dict(os.environ)
     root = str(BENCH.parent)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    res = subprocess.run([sys.executable, str(BENCH / script), "--quick", *args],
-                         capture_output=True, text=True, timeout=240, env=env)
+    res = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout
     targets = out.split("\ntargets")[-1].split("\n\n")[0].strip().splitlines()[1:]
@@ -63,8 +68,10 @@ def test_client_overhead():
     assert 0 < flac < ours
     assert num(r"sample data: naive / ours\s+" + NUM, out) == 4.0
     assert 3.9 < num(r"naive / ours\s+" + NUM, out) < 4.0  # fixed overhead keeps it under 4
-    e2e, e2e_naive = num(r"Client\.separate\s+" + NUM + " ms", out), \
-        num(r"naive requests\.post \+ soundfile\.read\s+" + NUM, out)
+    e2e, e2e_naive = (
+        num(r"Client\.separate\s+" + NUM + " ms", out),
+        num(r"naive requests\.post \+ soundfile\.read\s+" + NUM, out),
+    )
     assert e2e > 0 and e2e_naive > 0
     calls = num(r"server answered (\d+) calls", out)
     assert re.search(rf"statuses \{{200: {calls:.0f}\}}", out), out
@@ -72,8 +79,11 @@ def test_client_overhead():
 
 def test_dataset_throughput():
     out = run("dataset_throughput.py")
-    rows = nums(r"(\d+\.\d+) s\s+(\d+\.\d+) rows/min\s+eff\s+(\d+\.\d+) %\s+billed\s+(\d+)/(\d+)"
-                r"\s+max in flight\s+(\d+)", out)
+    rows = nums(
+        r"(\d+\.\d+) s\s+(\d+\.\d+) rows/min\s+eff\s+(\d+\.\d+) %\s+billed\s+(\d+)/(\d+)"
+        r"\s+max in flight\s+(\d+)",
+        out,
+    )
     assert len(rows) == 5
     for seconds, per_min, eff, billed, total, in_flight in rows:
         assert seconds > 0 and per_min > 0
@@ -89,9 +99,17 @@ def test_dataset_throughput():
 
 def test_rate_storm():
     out = run("rate_storm.py")
-    runs = nums(r"(\d+)/(\d+)\s+rows\s+" + NUM + r" s = " + NUM + r" x ideal " + NUM
-                + r" s\s+429s\s+(\d+) \(client saw (\d+)\)\s+requests\s+(\d+)\s+billed\s+(\d+)"
-                r"\s+share of limit\s+" + NUM + r" %\s+max in flight (\d+)", out)
+    runs = nums(
+        r"(\d+)/(\d+)\s+rows\s+"
+        + NUM
+        + r" s = "
+        + NUM
+        + r" x ideal "
+        + NUM
+        + r" s\s+429s\s+(\d+) \(client saw (\d+)\)\s+requests\s+(\d+)\s+billed\s+(\d+)"
+        r"\s+share of limit\s+" + NUM + r" %\s+max in flight (\d+)",
+        out,
+    )
     assert len(runs) == 2
     for ok, rows, seconds, ratio, ideal, s429, c429, requests, billed, share, in_flight in runs:
         assert 0 <= ok <= rows
@@ -108,9 +126,18 @@ def test_rate_storm():
 
 def test_at_the_limit():
     out = run("at_the_limit.py")
-    line = re.compile(r"^\s+(paid|free)\s+.*?" + NUM + r" s = " + NUM + r" x ideal\s+" + NUM
-                      + r" s\s+429s\s+(\d+)\s+requests\s+(\d+)\s+billed\s+(\d+)\s+paid/row "
-                      + NUM + r"\s+rows ok (\d+)/(\d+)\s+in flight max\s+(\d+)", re.M)
+    line = re.compile(
+        r"^\s+(paid|free)\s+.*?"
+        + NUM
+        + r" s = "
+        + NUM
+        + r" x ideal\s+"
+        + NUM
+        + r" s\s+429s\s+(\d+)\s+requests\s+(\d+)\s+billed\s+(\d+)\s+paid/row "
+        + NUM
+        + r"\s+rows ok (\d+)/(\d+)\s+in flight max\s+(\d+)",
+        re.M,
+    )
     runs = line.findall(out)
     assert len(runs) >= 4, out
     for plan, *figures in runs:
@@ -151,9 +178,10 @@ def test_startup():
     music = num(r"music-like, noise -46 dBFS \(mixed\)\s+" + NUM + " kB/s", out)
     for kb in (speech, music):
         assert 0 < kb <= 96.5
-    table = {name: [float(v) for v in row.split()]
-             for name, row in re.findall(r"^\s+(speech-like|music-like)\s+([\d. ]+?)\s+kB/s$",
-                                         out, re.M)}
+    table = {
+        name: [float(v) for v in row.split()]
+        for name, row in re.findall(r"^\s+(speech-like|music-like)\s+([\d. ]+?)\s+kB/s$", out, re.M)
+    }
     for name, row in table.items():
         assert len(row) == 4 and all(0 < v <= 96.5 for v in row)
         assert row == sorted(row, reverse=True), (name, row)  # less noise, fewer bytes
@@ -162,8 +190,22 @@ def test_startup():
 
 def test_long_audio():
     out = run("long_audio.py")
-    rows = nums(r"(\d+) m\s+" + NUM + r"\s+" + NUM + r"\s+" + NUM + r"\s+" + NUM + r"\s+"
-                + NUM + r"%\s+" + NUM + r"\s+(\d+)\s+(\d+)/(\d+)", out)
+    rows = nums(
+        r"(\d+) m\s+"
+        + NUM
+        + r"\s+"
+        + NUM
+        + r"\s+"
+        + NUM
+        + r"\s+"
+        + NUM
+        + r"\s+"
+        + NUM
+        + r"%\s+"
+        + NUM
+        + r"\s+(\d+)\s+(\d+)/(\d+)",
+        out,
+    )
     assert len(rows) == 2
     for minutes, wall, realtime, cpu, cpu_min, cpu_pct, base, rss, calls, expected in rows:
         assert wall > 0 and realtime > 1 and cpu > 0 and 0 < cpu_pct < 100 and base > 0
@@ -173,8 +215,12 @@ def test_long_audio():
 
 def test_kill_resume():
     out = run("kill_resume.py")
-    rows = {m[0]: m[1:] for m in re.findall(
-        r"^(sync|queue)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d+)\s+(\d+)", out, re.M)}
+    rows = {
+        m[0]: m[1:]
+        for m in re.findall(
+            r"^(sync|queue)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d+)\s+(\d+)", out, re.M
+        )
+    }
     assert set(rows) == {"sync", "queue"}, out
     for kills, billed, unique, per_unique, lost in rows.values():
         billed, unique = int(billed), int(unique)
@@ -185,8 +231,16 @@ def test_kill_resume():
 
 def test_stems():
     out = run("stems.py")
-    runs = nums(r"(\d+)/(\d+)\s+calls billed\s+429s\s+(\d+)\s+" + NUM + r" s = " + NUM
-                + r" x ideal " + NUM + " s", out)
+    runs = nums(
+        r"(\d+)/(\d+)\s+calls billed\s+429s\s+(\d+)\s+"
+        + NUM
+        + r" s = "
+        + NUM
+        + r" x ideal "
+        + NUM
+        + " s",
+        out,
+    )
     assert len(runs) == 2
     for billed, calls, s429, seconds, ratio, ideal in runs:
         assert billed <= calls == 16 and s429 >= 0
@@ -201,8 +255,10 @@ def test_stems():
 def test_ray_scale():
     pytest.importorskip("ray.data", reason="the Ray extra is not installed here")
     out = run("ray_scale.py")
-    runs = nums(r"(?:one process|two nodes)\s+" + NUM + r"\s+(\d+)\s+(\d+)\s+(\d+)\s+"
-                + NUM + r"\s+" + NUM, out)
+    runs = nums(
+        r"(?:one process|two nodes)\s+" + NUM + r"\s+(\d+)\s+(\d+)\s+(\d+)\s+" + NUM + r"\s+" + NUM,
+        out,
+    )
     assert len(runs) == 2, out
     for share, r429, requests, billed, paid_row, wall in runs:
         assert requests == billed + r429  # every request was answered 200 (billed) or 429
@@ -215,12 +271,16 @@ def test_ray_scale():
 
 def test_quality():
     out = run("quality.py")
-    rows = re.findall(r"^\s+(good|empty|invented|wrong_source|unchanged|absent)\s+(\d+) %\s+"
-                      r"(\d+) %\s+(\d+) %\s+(\d+) %", out, re.M)
-    assert len(rows) in (6, 12), out           # one table, or two with speech detection
+    rows = re.findall(
+        r"^\s+(good|empty|invented|wrong_source|unchanged|absent)\s+(\d+) %\s+"
+        r"(\d+) %\s+(\d+) %\s+(\d+) %",
+        out,
+        re.M,
+    )
+    assert len(rows) in (6, 12), out  # one table, or two with speech detection
     for _, *pcts in rows:
         assert all(0 <= int(p) <= 100 for p in pcts)
     per_second = nums(NUM + r" ms per clip-second", out)
-    assert all(0 < ms < 1000 for ms in per_second)       # CPU per second of audio
+    assert all(0 < ms < 1000 for ms in per_second)  # CPU per second of audio
     base = num(r"baseline\)\s+" + NUM + " ms", out)
     assert base > 0

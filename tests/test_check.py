@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import KEY
 
 from samaudio_data import Client
 from samaudio_data.cli import main
 from samaudio_data.testing import LocalEndpoint
-
-from conftest import KEY
 
 
 def check(ep, probe=False, key=KEY, **kw):
@@ -32,11 +31,14 @@ def test_good_key_free_check_spends_nothing():
     assert KEY not in text and KEY not in repr(report)
 
 
-@pytest.mark.parametrize("setup,code,advice", [
-    (dict(keys={"someone-else": 1.0}), "401", "SEGMIND_API_KEY"),
-    (dict(keys={KEY: 1.0}, forbidden_keys=[KEY]), "403", "permissions"),
-    (dict(keys={KEY: 0.0}), "less than one call", "Top up"),
-])
+@pytest.mark.parametrize(
+    "setup,code,advice",
+    [
+        (dict(keys={"someone-else": 1.0}), "401", "SEGMIND_API_KEY"),
+        (dict(keys={KEY: 1.0}, forbidden_keys=[KEY]), "403", "permissions"),
+        (dict(keys={KEY: 0.0}), "less than one call", "Top up"),
+    ],
+)
 def test_account_problems_are_diagnosed_and_block_the_probe(setup, code, advice):
     with LocalEndpoint(**setup) as ep:
         report, _ = check(ep, probe=True)
@@ -64,8 +66,7 @@ def test_unreachable_endpoint_is_a_problem():
         url = ep.url
     report, _ = check(type("E", (), {"url": url})())
     assert not report.ok and report.reachable == "NO"
-    assert any("cannot be reached" in p or "nothing is listening" in p
-               for p in report.problems)
+    assert any("cannot be reached" in p or "nothing is listening" in p for p in report.problems)
 
 
 def test_probe_spends_exactly_one_call_and_describes_the_answer():
@@ -84,9 +85,14 @@ def test_probe_spends_exactly_one_call_and_describes_the_answer():
 
 
 def test_probe_on_sync_json_answer_without_padding():
-    with LocalEndpoint(keys={KEY: 2.0}, queue=False, response_format="json-data-uri",
-                       pad_to_frame=False, output_sample_rate=44100,
-                       output_channels=2) as ep:
+    with LocalEndpoint(
+        keys={KEY: 2.0},
+        queue=False,
+        response_format="json-data-uri",
+        pad_to_frame=False,
+        output_sample_rate=44100,
+        output_channels=2,
+    ) as ep:
         report, _ = check(ep, probe=True)
     assert report.ok, str(report)
     p = report.probe
@@ -98,8 +104,7 @@ def test_probe_reports_a_price_that_differs_from_the_setting():
     with LocalEndpoint(keys={KEY: 2.0}, price_per_call=0.074) as ep:
         report, _ = check(ep, probe=True, price_per_call=0.062)
     assert not report.ok
-    assert any("charged $0.0740" in p and "SAMAUDIO_PRICE_PER_CALL" in p
-               for p in report.problems)
+    assert any("charged $0.0740" in p and "SAMAUDIO_PRICE_PER_CALL" in p for p in report.problems)
 
 
 def test_probe_whose_answer_is_not_audio_is_diagnosed():

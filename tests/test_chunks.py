@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from signals import bandlimited
 
 from samaudio_data import audio
 from samaudio_data.errors import InvalidRequestError
-
-from signals import bandlimited
 
 RATES = [8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000]
 
@@ -38,13 +37,17 @@ def check_plan(plan):
 
 # --- planning ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("chunk, overlap", [(10, 2), (10, 0), (10, 5), (10, 4), (1, 0.25),
-                                            (0.01, 0.003), (29, 3)])
+
+@pytest.mark.parametrize(
+    "chunk, overlap", [(10, 2), (10, 0), (10, 5), (10, 4), (1, 0.25), (0.01, 0.003), (29, 3)]
+)
 def test_every_plan_covers_the_clip_with_exact_overlaps(chunk, overlap):
     sr = 8000
     c = round(chunk * sr)
-    ns = sorted({1, 2, c - 1, c, c + 1, c + 2, 2 * c - 1, 2 * c, 2 * c + 1, 7 * c + 3}
-                | set(np.random.default_rng(0).integers(1, 12 * c, 200).tolist()))
+    ns = sorted(
+        {1, 2, c - 1, c, c + 1, c + 2, 2 * c - 1, 2 * c, 2 * c + 1, 7 * c + 3}
+        | set(np.random.default_rng(0).integers(1, 12 * c, 200).tolist())
+    )
     for n in ns:
         plan = check_plan(audio.plan_chunks(n, sr, chunk, overlap))
         assert len(plan) == len(plan.windows) == len(list(plan))
@@ -59,7 +62,7 @@ def test_a_clip_of_exactly_one_chunk_is_one_call():
 def test_one_chunk_plus_one_sample_is_two_balanced_windows():
     plan = check_plan(audio.plan_chunks(10 * 44100 + 1, 44100, 10, 2))
     assert len(plan) == 2
-    assert abs(plan.lengths()[0] - plan.lengths()[1]) <= 1   # not a 1-sample sliver
+    assert abs(plan.lengths()[0] - plan.lengths()[1]) <= 1  # not a 1-sample sliver
     assert plan.overlap == 2 * 44100
 
 
@@ -84,25 +87,28 @@ def test_tiny_clips_and_tiny_chunks():
 
 
 def test_seconds_are_rounded_to_whole_samples():
-    plan = audio.plan_chunks(10 ** 6, 11025, 10, 2.5)
+    plan = audio.plan_chunks(10**6, 11025, 10, 2.5)
     assert (plan.chunk, plan.overlap, plan.sr) == (110250, 27562, 11025)  # 27562.5 -> even
-    assert plan.seconds == 10 ** 6 / 11025
+    assert plan.seconds == 10**6 / 11025
 
 
-@pytest.mark.parametrize("args, words", [
-    ((100, 8000, 10, 10), "not less than chunk_seconds=10"),
-    ((100, 8000, 10, 12), "not less than chunk_seconds"),
-    ((100, 8000, 10, 5.5), "more than half of chunk_seconds=10"),
-    ((100, 8000, 10, -1), "must be 0 or more"),
-    ((100, 8000, 0, 0), "must be positive"),
-    ((100, 8000, 1e-5, 0), "shorter than one sample"),
-    ((100, 8000, "10", 2), "number of seconds"),
-    ((100, 8000, 10, float("nan")), "finite"),
-    ((0, 8000, 10, 2), "at least 1"),
-    ((10.5, 8000, 10, 2), "whole number of samples"),
-    ((100, 0, 10, 2), "positive whole number of Hz"),
-    ((100, 44100.5, 10, 2), "positive whole number of Hz"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ((100, 8000, 10, 10), "not less than chunk_seconds=10"),
+        ((100, 8000, 10, 12), "not less than chunk_seconds"),
+        ((100, 8000, 10, 5.5), "more than half of chunk_seconds=10"),
+        ((100, 8000, 10, -1), "must be 0 or more"),
+        ((100, 8000, 0, 0), "must be positive"),
+        ((100, 8000, 1e-5, 0), "shorter than one sample"),
+        ((100, 8000, "10", 2), "number of seconds"),
+        ((100, 8000, 10, float("nan")), "finite"),
+        ((0, 8000, 10, 2), "at least 1"),
+        ((10.5, 8000, 10, 2), "whole number of samples"),
+        ((100, 0, 10, 2), "positive whole number of Hz"),
+        ((100, 44100.5, 10, 2), "positive whole number of Hz"),
+    ],
+)
 def test_bad_settings_say_what_to_do(args, words):
     with pytest.raises(InvalidRequestError, match=words) as info:
         audio.plan_chunks(*args)
@@ -121,13 +127,14 @@ def test_default_settings_cost_200_calls_per_hour_and_keep_20_s_clips_whole():
 
 
 def test_plans_are_frozen_and_comparable():
-    plan = audio.plan_chunks(10 ** 5, 8000, 2, 0.5)
-    assert plan == audio.plan_chunks(10 ** 5, 8000, 2, 0.5)
+    plan = audio.plan_chunks(10**5, 8000, 2, 0.5)
+    assert plan == audio.plan_chunks(10**5, 8000, 2, 0.5)
     with pytest.raises(AttributeError):
         plan.n = 5
 
 
 # --- joining: exact for linear time-invariant separations ---------------------------------
+
 
 @pytest.mark.parametrize("sr", RATES)
 @pytest.mark.parametrize("channels", [1, 2, 3])
@@ -165,12 +172,12 @@ def test_zero_overlap_is_plain_concatenation():
 
 
 def test_crossfade_weights_sum_to_one_and_rise_smoothly():
-    plan = audio.plan_chunks(3000, 8000, 0.25, 0.125)   # 2000-sample windows, 1000 overlap
+    plan = audio.plan_chunks(3000, 8000, 0.25, 0.125)  # 2000-sample windows, 1000 overlap
     ones = [np.ones(b - a, dtype=np.float32) for a, b in plan]
     zeros = [np.zeros(b - a, dtype=np.float32) for a, b in plan]
     assert np.array_equal(audio.join_chunks(plan, ones), np.ones(plan.n, dtype=np.float32))
     # the fade-in alone: 0 -> 1 over the overlap, raised-cosine shaped, symmetric
-    fade = audio.join_chunks(plan, [zeros[0], ones[1]])[plan.windows[1][0]:plan.windows[0][1]]
+    fade = audio.join_chunks(plan, [zeros[0], ones[1]])[plan.windows[1][0] : plan.windows[0][1]]
     assert fade.size == plan.overlap
     assert np.all(np.diff(fade) > 0) and 0 < fade[0] < 1e-5 and 1 - 1e-5 < fade[-1] < 1
     np.testing.assert_allclose(fade + fade[::-1], 1, atol=1e-6)
@@ -178,12 +185,15 @@ def test_crossfade_weights_sum_to_one_and_rise_smoothly():
     np.testing.assert_allclose(fade, np.sin(np.pi / 2 * t) ** 2, atol=1e-7)
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("count", "got 1 answers for a plan of 2"),
-    ("length", "has 11999 samples but its window"),
-    ("channels", "expected 1 channel"),
-    ("dtype", "must be a float array"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("count", "got 1 answers for a plan of 2"),
+        ("length", "has 11999 samples but its window"),
+        ("channels", "expected 1 channel"),
+        ("dtype", "must be a float array"),
+    ],
+)
 def test_join_rejects_answers_that_do_not_fit_the_plan(bad, words):
     plan = audio.plan_chunks(20000, 8000, 1.5, 0.5)
     answers = [np.zeros(b - a, dtype=np.float32) for a, b in plan]
@@ -200,6 +210,7 @@ def test_join_rejects_answers_that_do_not_fit_the_plan(bad, words):
 
 
 # --- streaming ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("channels", [1, 2])
 @pytest.mark.parametrize("seed", range(4))
@@ -234,14 +245,17 @@ def test_streaming_in_order_holds_at_most_two_answers_and_hands_out_what_is_fina
         # everything before the next window's fade-in is final; the fade-in waits for it
         expected_end = b if i == len(plan) - 1 else plan.windows[i + 1][0]
         assert joiner.position == expected_end
-        assert np.array_equal(part, y[expected_end - part.size:expected_end])
+        assert np.array_equal(part, y[expected_end - part.size : expected_end])
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("twice", "already added"),
-    ("index", "outside the plan's"),
-    ("layout", "earlier answers were 1-D"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("twice", "already added"),
+        ("index", "outside the plan's"),
+        ("layout", "earlier answers were 1-D"),
+    ],
+)
 def test_joiner_rejects_misuse(bad, words):
     plan = audio.plan_chunks(30000, 8000, 1.5, 0.5)
     joiner = audio.ChunkJoiner(plan)
@@ -259,6 +273,7 @@ def test_joiner_rejects_misuse(bad, words):
 
 
 # --- a time-varying separation: no click, no shift ------------------------------------------
+
 
 def seam_jumps(plan, out):
     """Largest sample-to-sample step inside each crossfade (or at each cut, with no overlap)."""
@@ -285,7 +300,7 @@ def test_a_time_varying_separation_has_no_click_and_no_shift(transform):
             return [g * p for g, p in zip(gains, slices(plan, y), strict=True)]
         return [p / np.max(np.abs(p)) * np.float32(0.9) for p in slices(plan, y)]
 
-    own = np.max(np.abs(np.diff(y)))        # the signal's own largest step
+    own = np.max(np.abs(np.diff(y)))  # the signal's own largest step
     smooth = audio.plan_chunks(y.size, sr, 10, 2)
     out = audio.join_chunks(smooth, separate(smooth))
     gain = np.max(np.abs(out)) / np.max(np.abs(y))

@@ -6,8 +6,8 @@ import numpy as np
 import soundfile as sf
 from datasets import Audio, Dataset
 from datasets.fingerprint import Hasher
-
 from signals import bandlimited
+
 from samaudio_data import Client, isolate
 from samaudio_data.cli import main
 
@@ -27,8 +27,22 @@ def audiofolder(tmp_path, n=3, broken=()):
 def test_dry_run_names_each_undecodable_file_and_why(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     d = audiofolder(tmp_path, n=4, broken=(1, 2))
-    assert main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"),
-                 "--dry-run", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert (
+        main(
+            [
+                "map",
+                str(d),
+                "--description",
+                "speech",
+                "--out",
+                str(tmp_path / "o"),
+                "--dry-run",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 calls to pay for" in out
     assert "row 1 (clip1.wav):" in out and "row 2 (clip2.wav):" in out
@@ -37,8 +51,16 @@ def test_dry_run_names_each_undecodable_file_and_why(tmp_path, capsys, monkeypat
 def test_a_broken_file_stops_before_sending_unless_skipped(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     d = audiofolder(tmp_path, n=3, broken=(1,))
-    args = ["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"),
-            "--cache-dir", str(tmp_path / "c")]
+    args = [
+        "map",
+        str(d),
+        "--description",
+        "speech",
+        "--out",
+        str(tmp_path / "o"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
     assert main(args) == 3
     assert "refusing to start" in capsys.readouterr().err
     assert main(args + ["--on-error", "skip"]) == 0
@@ -52,13 +74,39 @@ def test_a_broken_file_stops_before_sending_unless_skipped(tmp_path, capsys, mon
 def test_a_bad_column_or_missing_directory_is_one_clear_line(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
     d = audiofolder(tmp_path, n=1)
-    assert main(["map", str(d), "--description", "speech", "--out", str(tmp_path / "o"),
-                 "--column", "sound", "--dry-run"]) == 2
+    assert (
+        main(
+            [
+                "map",
+                str(d),
+                "--description",
+                "speech",
+                "--out",
+                str(tmp_path / "o"),
+                "--column",
+                "sound",
+                "--dry-run",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     ours = [line for line in err.splitlines() if line.startswith("samaudio-data")]
     assert "no column 'sound'" in err and len(ours) == 1 and "Traceback" not in err
-    assert main(["map", str(tmp_path / "nope"), "--description", "speech", "--out",
-                 str(tmp_path / "o"), "--dry-run"]) == 2
+    assert (
+        main(
+            [
+                "map",
+                str(tmp_path / "nope"),
+                "--description",
+                "speech",
+                "--out",
+                str(tmp_path / "o"),
+                "--dry-run",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "no folder at" in err and "Traceback" not in err
 
@@ -87,12 +135,24 @@ def test_the_fingerprint_depends_on_the_endpoint_never_the_key(monkeypatch):
 
 def test_a_rerun_reads_every_row_from_the_cache_and_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SEGMIND_API_KEY", raising=False)
-    ds = Dataset.from_dict({"audio": [{"array": bandlimited(4000, 16000, seed=i),
-                                       "sampling_rate": 16000} for i in range(2)]})
+    ds = Dataset.from_dict(
+        {
+            "audio": [
+                {"array": bandlimited(4000, 16000, seed=i), "sampling_rate": 16000}
+                for i in range(2)
+            ]
+        }
+    )
     ds = ds.cast_column("audio", Audio(sampling_rate=16000))
     ds.save_to_disk(str(tmp_path / "d"))
-    args = ["map", str(tmp_path / "d"), "--description", "speech",
-            "--cache-dir", str(tmp_path / "c")]
+    args = [
+        "map",
+        str(tmp_path / "d"),
+        "--description",
+        "speech",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
     assert main(args + ["--out", str(tmp_path / "o1")]) == 0
     capsys.readouterr()
     assert main(args + ["--out", str(tmp_path / "o2")]) == 0
@@ -113,8 +173,13 @@ def test_int16_dicts_and_bad_rates_read_as_the_client_reads_them(client, endpoin
     assert np.allclose(got[0], client.isolate(y, 16000, "speech"), atol=1e-6)
     before = endpoint.stats["requests"]
     bad = isolate("speech", client=client, on_error="skip")(
-        {"audio": [{"array": y, "sampling_rate": 16000.5},
-                   {"array": y, "sampling_rate": float("nan")}]})
+        {
+            "audio": [
+                {"array": y, "sampling_rate": 16000.5},
+                {"array": y, "sampling_rate": float("nan")},
+            ]
+        }
+    )
     assert all("sample rate" in e for e in bad["isolated_error"])
     assert endpoint.stats["requests"] == before
     assert len(ds) == 1

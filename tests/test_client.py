@@ -9,16 +9,16 @@ import time
 
 import numpy as np
 import pytest
-
-from samaudio_data import Client, errors
-
 from conftest import KEY
 from signals import bandlimited
+
+from samaudio_data import Client, errors
 
 TRANSPORT = 2.5 / 32768  # 16-bit quantisation, both ways
 
 
 # --- exactly right: rate, length, level, channels ----------------------------------------
+
 
 @pytest.mark.parametrize("sr", [8000, 16000, 22050, 44100, 48000, 96000, 192000])
 def test_identity_answer_comes_back_at_input_rate_length_and_level(client, sr):
@@ -39,8 +39,11 @@ def test_48k_identity_is_exact_to_16_bits(client):
 @pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float64])
 def test_integer_and_float64_input(client, dtype):
     y = bandlimited(16000, 48000)
-    scaled = (y * 2 ** (8 * np.dtype(dtype).itemsize - 1)).astype(dtype) \
-        if np.dtype(dtype).kind == "i" else y.astype(dtype)
+    scaled = (
+        (y * 2 ** (8 * np.dtype(dtype).itemsize - 1)).astype(dtype)
+        if np.dtype(dtype).kind == "i"
+        else y.astype(dtype)
+    )
     np.testing.assert_allclose(client.isolate(scaled, 48000, "speech"), y, atol=TRANSPORT * 2)
 
 
@@ -113,22 +116,26 @@ def test_mp3_answer_is_aligned_and_level_kept(client):
 
 # --- validation before sending ------------------------------------------------------------
 
-@pytest.mark.parametrize("kw, err", [
-    (dict(description=""), errors.InvalidRequestError),
-    (dict(description="   "), errors.InvalidRequestError),
-    (dict(description=None), errors.InvalidRequestError),
-    (dict(output_format="flac"), errors.InvalidRequestError),
-    (dict(reranking_candidates=0), errors.InvalidRequestError),
-    (dict(reranking_candidates=9), errors.InvalidRequestError),
-    (dict(reranking_candidates=True), errors.InvalidRequestError),
-    (dict(reranking_candidates=2.5), errors.InvalidRequestError),
-    (dict(y=np.zeros(0)), errors.InvalidAudioError),
-    (dict(y=np.full(100, np.nan)), errors.InvalidAudioError),
-    (dict(sr=1000), errors.InvalidAudioError),
-    (dict(y=np.zeros((16000, 2))), errors.InvalidAudioError),
-    (dict(y=np.full(16000, 1e39)), errors.InvalidAudioError),  # beyond float32: would be inf
-    (dict(temperature=3), errors.InvalidRequestError),
-])
+
+@pytest.mark.parametrize(
+    "kw, err",
+    [
+        (dict(description=""), errors.InvalidRequestError),
+        (dict(description="   "), errors.InvalidRequestError),
+        (dict(description=None), errors.InvalidRequestError),
+        (dict(output_format="flac"), errors.InvalidRequestError),
+        (dict(reranking_candidates=0), errors.InvalidRequestError),
+        (dict(reranking_candidates=9), errors.InvalidRequestError),
+        (dict(reranking_candidates=True), errors.InvalidRequestError),
+        (dict(reranking_candidates=2.5), errors.InvalidRequestError),
+        (dict(y=np.zeros(0)), errors.InvalidAudioError),
+        (dict(y=np.full(100, np.nan)), errors.InvalidAudioError),
+        (dict(sr=1000), errors.InvalidAudioError),
+        (dict(y=np.zeros((16000, 2))), errors.InvalidAudioError),
+        (dict(y=np.full(16000, 1e39)), errors.InvalidAudioError),  # beyond float32: would be inf
+        (dict(temperature=3), errors.InvalidRequestError),
+    ],
+)
 def test_bad_input_sends_nothing(client, endpoint, kw, err):
     args = dict(y=np.zeros(16000, dtype=np.float32), sr=16000, description="speech")
     args.update(kw)
@@ -155,11 +162,17 @@ def test_missing_key_fails_before_sending(endpoint, monkeypatch, tmp_path):
 
 # --- errors and retries -------------------------------------------------------------------
 
-@pytest.mark.parametrize("status, err", [
-    (400, errors.BadRequestError), (401, errors.AuthenticationError),
-    (403, errors.PermissionDeniedError), (404, errors.NotFoundError),
-    (406, errors.InsufficientCreditsError),
-])
+
+@pytest.mark.parametrize(
+    "status, err",
+    [
+        (400, errors.BadRequestError),
+        (401, errors.AuthenticationError),
+        (403, errors.PermissionDeniedError),
+        (404, errors.NotFoundError),
+        (406, errors.InsufficientCreditsError),
+    ],
+)
 def test_final_errors_are_typed_and_not_retried(make_client, endpoint, status, err):
     client = make_client(transport="sync")
     endpoint.inject("status", status=status, message="told you so")
@@ -169,12 +182,18 @@ def test_final_errors_are_typed_and_not_retried(make_client, endpoint, status, e
     assert endpoint.stats["requests"] == 1
 
 
-@pytest.mark.parametrize("kind, status, err", [
-    ("status", 500, errors.ServerError),
-    ("status", 502, errors.BadGatewayError), ("status", 503, errors.ServerError),
-    ("status", 504, errors.GatewayTimeoutError), ("drop", None, errors.APIConnectionError),
-    ("truncate", None, errors.APIConnectionError), ("html", None, errors.BadGatewayError),
-])
+@pytest.mark.parametrize(
+    "kind, status, err",
+    [
+        ("status", 500, errors.ServerError),
+        ("status", 502, errors.BadGatewayError),
+        ("status", 503, errors.ServerError),
+        ("status", 504, errors.GatewayTimeoutError),
+        ("drop", None, errors.APIConnectionError),
+        ("truncate", None, errors.APIConnectionError),
+        ("html", None, errors.BadGatewayError),
+    ],
+)
 def test_transient_errors_are_retried_then_typed(make_client, endpoint, kind, status, err):
     y = bandlimited(1600, 16000)
     endpoint.inject(kind, status=status, times=2)
@@ -231,14 +250,22 @@ def test_timeout_is_typed(make_client, endpoint):
     endpoint.inject("slow", delay=2.0)
     with pytest.raises(errors.APITimeoutError):
         make_client(timeout=(2, 0.3), max_retries=0).isolate(
-            bandlimited(1600, 16000), 16000, "speech")
+            bandlimited(1600, 16000), 16000, "speech"
+        )
 
 
 def test_pace_keeps_under_the_server_limit(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=3, rate_window=2.0)
     # a "minute" shrunk to 2 s on both sides: 3 requests per window
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=3,
-               rate_window=2.0, max_concurrency=8, progress=False)
+    c = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        requests_per_minute=3,
+        rate_window=2.0,
+        max_concurrency=8,
+        progress=False,
+    )
     clips = [bandlimited(800, 16000, seed=i) for i in range(7)]
     t0 = time.monotonic()
     c.isolate_many(clips, 16000, "speech")
@@ -248,8 +275,9 @@ def test_pace_keeps_under_the_server_limit(make_endpoint, tmp_path):
 
 def test_without_pace_429s_slow_everyone_and_recover(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0)
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, rate_window=1.0,
-               max_concurrency=4, progress=False)
+    c = Client(
+        KEY, endpoint=ep.url, cache_dir=tmp_path, rate_window=1.0, max_concurrency=4, progress=False
+    )
     clips = [bandlimited(800, 16000, seed=i) for i in range(6)]
     outs = c.isolate_many(clips, 16000, "speech")
     assert len(outs) == 6 and ep.stats["by_status"].get(429, 0) >= 1
@@ -258,14 +286,21 @@ def test_without_pace_429s_slow_everyone_and_recover(make_endpoint, tmp_path):
 
 # --- concurrency, order, usage ------------------------------------------------------------
 
+
 def test_isolate_many_is_concurrent_bounded_and_ordered(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: None}, latency=0.3)
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=3, progress=False,
-               transport="sync")
+    c = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        max_concurrency=3,
+        progress=False,
+        transport="sync",
+    )
     clips = [bandlimited(1600, 16000, seed=i, amp=0.1 + 0.05 * i) for i in range(9)]
     outs = c.isolate_many(clips, [16000] * 9, "speech")
     assert ep.stats["max_in_flight"] == 3  # concurrent, and never above the cap
-    for y, out in zip(clips, outs):
+    for y, out in zip(clips, outs, strict=True):
         np.testing.assert_allclose(out[50:-50], y[50:-50], atol=2e-3)
     assert c.usage.billed == 9 and c.usage.cost == pytest.approx(9 * 0.062)
 
@@ -306,6 +341,7 @@ def test_usage_and_remaining_credits(make_endpoint):
 
 # --- paying once ----------------------------------------------------------------------------
 
+
 def test_asking_twice_pays_once(client, endpoint):
     y = bandlimited(16000, 16000)
     a = client.separate(y, 16000, "speech")
@@ -343,6 +379,7 @@ def test_concurrent_askers_of_one_clip_pay_once(make_endpoint, tmp_path):
 
 
 # --- the key stays secret -------------------------------------------------------------------
+
 
 def test_key_never_leaks(make_client, endpoint, tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
@@ -398,8 +435,11 @@ def test_seconds_count_the_endpoint_not_the_pace(make_client, endpoint):
 
 
 def test_cli_serve_takes_its_options():
-    proc = subprocess.Popen([sys.executable, "-m", "samaudio_data.cli", "serve", "--port", "0",
-                             "--key", "cli-key"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samaudio_data.cli", "serve", "--port", "0", "--key", "cli-key"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().split()[-1]
         assert url.startswith("http://127.0.0.1:")

@@ -7,13 +7,12 @@ import sys
 import datasets
 import numpy as np
 import pytest
+from conftest import HIDE_TORCH, KEY
 from datasets import Audio, Dataset
+from signals import bandlimited
 
 from samaudio_data import Client, errors, estimate_cost, isolate
 from samaudio_data.hf import encode_value, read_value
-
-from conftest import HIDE_TORCH, KEY
-from signals import bandlimited
 
 RATES = [16000, 22050, 44100, 48000, 8000, 32000]
 
@@ -41,13 +40,12 @@ def check_outputs(ds_out, ds_in, column="isolated", tol=3e-3):
     """Each output has its row's rate and length and matches the (identity) input."""
     out = ds_out.cast_column(column, Audio(decode=False))
     raw = ds_in.cast_column("audio", Audio(decode=False))
-    for r_out, r_in in zip(out, raw):
+    for r_out, r_in in zip(out, raw, strict=True):
         y_in, sr_in = read_value(r_in["audio"])
         y_out, sr_out = read_value(r_out[column])
         assert sr_out == sr_in and y_out.shape == (1, y_in.shape[-1])
         edge = sr_in // 100
-        np.testing.assert_allclose(y_out[0, edge:-edge], y_in.mean(axis=0)[edge:-edge],
-                                   atol=tol)
+        np.testing.assert_allclose(y_out[0, edge:-edge], y_in.mean(axis=0)[edge:-edge], atol=tol)
 
 
 @pytest.fixture
@@ -89,9 +87,17 @@ def test_decode_false_and_dict_forms(client, ep, tmp_path):
     out = by_path.map(isolate("speech", client=client), batched=True)
     assert out["isolated_cached"] == [True] * 3
     # 3.x-style {"array", "sampling_rate"} dicts, stored as plain structs
-    arrays = Dataset.from_list([{"audio": {"array": read_value(r["audio"])[0][0].tolist(),
-                                           "sampling_rate": read_value(r["audio"])[1]}}
-                                for r in rows])
+    arrays = Dataset.from_list(
+        [
+            {
+                "audio": {
+                    "array": read_value(r["audio"])[0][0].tolist(),
+                    "sampling_rate": read_value(r["audio"])[1],
+                }
+            }
+            for r in rows
+        ]
+    )
     out = arrays.map(isolate("speech", client=client), batched=True)
     assert out["isolated_cached"] == [True] * 3
 
@@ -99,18 +105,20 @@ def test_decode_false_and_dict_forms(client, ep, tmp_path):
 def test_decode_false_works_without_torch(ep, tmp_path):
     path = str(tmp_path / "ds")  # a str: older fsspec (datasets 3.x) takes no Path
     Dataset.from_list(make_rows(2)).cast_column("audio", Audio(decode=False)).save_to_disk(path)
-    code = HIDE_TORCH + f"""
+    code = (
+        HIDE_TORCH
+        + f"""
 import sys
 import datasets
 from samaudio_data import Client, isolate
 ds = datasets.load_from_disk({str(path)!r})
-c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / 'c')!r}, progress=False)
+c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / "c")!r}, progress=False)
 out = ds.map(isolate("speech", client=c), batched=True)
 assert out["isolated_error"] == ["", ""], out["isolated_error"]
 print("ok", "torch" in sys.modules)
 """
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=180)
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split()[-2:] == ["ok", "False"]
 
@@ -139,24 +147,26 @@ def test_first_batch_all_failing_keeps_types(client, ep):
 
 def test_iterable_dataset(client, ep):
     ds = decoded_dataset(5)
-    it = ds.to_iterable_dataset().map(isolate("speech", client=client), batched=True,
-                                      batch_size=2)
+    it = ds.to_iterable_dataset().map(isolate("speech", client=client), batched=True, batch_size=2)
     rows = list(it)
     assert len(rows) == 5 and all(r["isolated_error"] == "" for r in rows)
-    for r, src in zip(rows, ds.cast_column("audio", Audio(decode=False))):
+    for r, src in zip(rows, ds.cast_column("audio", Audio(decode=False)), strict=True):
         y, sr = read_value(r["isolated"])
-        assert (sr, y.shape[-1]) == (read_value(src["audio"])[1],
-                                     read_value(src["audio"])[0].shape[-1])
+        assert (sr, y.shape[-1]) == (
+            read_value(src["audio"])[1],
+            read_value(src["audio"])[0].shape[-1],
+        )
     assert estimate_cost(ds.to_iterable_dataset(), isolate("speech", client=client)).cached == 5
 
 
 def test_keep_residual_and_both(client, ep):
     ds = decoded_dataset(2)
-    out = ds.map(isolate("half", client=client, output_column="no_half", keep="residual"),
-                 batched=True)
+    out = ds.map(
+        isolate("half", client=client, output_column="no_half", keep="residual"), batched=True
+    )
     both = ds.map(isolate("half", client=client, keep="both"), batched=True)
     assert ep.stats["requests"] == 2
-    for r_res, r_both in zip(out, both):
+    for r_res, r_both in zip(out, both, strict=True):
         a, _ = read_value(r_res["no_half"])
         b, _ = read_value(r_both["isolated_residual"])
         np.testing.assert_allclose(a, b, atol=1e-7)
@@ -176,8 +186,9 @@ def test_cleaning_signals_tell_present_from_absent(client, ep):
 
 def test_num_proc_2_shares_the_concurrency_cap(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: None}, latency=0.15)
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
-               progress=False)
+    c = Client(
+        KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2, progress=False
+    )
     ds = on_disk(tmp_path, 8)
     out = ds.map(isolate("speech", client=c), batched=True, batch_size=2, num_proc=2)
     check_outputs(out, ds)
@@ -191,11 +202,12 @@ def test_fingerprint_stable_and_free_of_the_key(ep, tmp_path):
         code = f"""
 from datasets.fingerprint import Hasher
 from samaudio_data import Client, isolate
-c = Client({key!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / 'c')!r})
+c = Client({key!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / "c")!r})
 print(Hasher.hash(isolate({description!r}, client=c, **{kw!r})))
 """
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              check=True, timeout=120).stdout.strip()
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+        ).stdout.strip()
 
     a = fp(KEY)
     assert a == fp("another-key-entirely") == fp(KEY)
@@ -220,8 +232,9 @@ def test_key_in_no_cache_file(ep, tmp_path):
 
 def test_406_stops_the_map_and_a_rerun_pays_only_for_the_rest(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: 3 * 0.062 + 0.001})
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
-               progress=False)
+    c = Client(
+        KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2, progress=False
+    )
     ds = decoded_dataset(8)
     with pytest.raises(errors.InsufficientCreditsError, match="pays only for the rest"):
         ds.map(isolate("speech", client=c, on_error="skip"), batched=True, batch_size=4)
@@ -234,8 +247,9 @@ def test_406_stops_the_map_and_a_rerun_pays_only_for_the_rest(make_endpoint, tmp
 
 def test_406_stops_every_num_proc_worker(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: 2 * 0.062 + 0.001}, latency=0.1)
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=1,
-               progress=False)
+    c = Client(
+        KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=1, progress=False
+    )
     ds = on_disk(tmp_path, 12)
     with pytest.raises(errors.InsufficientCreditsError):
         ds.map(isolate("speech", client=c), batched=True, batch_size=6, num_proc=2)
@@ -250,8 +264,11 @@ def test_max_cost_refuses_to_start_or_stops_before_exceeding(client, ep):
         ds.map(isolate("speech", client=client, max_cost=0.05), batched=True)
     assert ep.stats["requests"] == 0
     with pytest.raises(errors.BudgetExceededError, match="max_cost \\$0.20"):
-        ds.map(isolate("speech", client=client, max_cost=0.20, on_error="skip"),
-               batched=True, batch_size=2)
+        ds.map(
+            isolate("speech", client=client, max_cost=0.20, on_error="skip"),
+            batched=True,
+            batch_size=2,
+        )
     assert ep.stats["billed"] == 3  # 3 x $0.062 <= $0.20 < 4 x $0.062
 
 
@@ -269,8 +286,12 @@ def test_bad_column_and_arguments_are_clear(client):
     ds = decoded_dataset(1)
     with pytest.raises(errors.InvalidRequestError, match="no column 'sound'"):
         ds.map(isolate("speech", column="sound", client=client))
-    for kw in (dict(keep="all"), dict(on_error="ignore"), dict(max_cost=-1),
-               dict(reranking_candidates=0)):
+    for kw in (
+        dict(keep="all"),
+        dict(on_error="ignore"),
+        dict(max_cost=-1),
+        dict(reranking_candidates=0),
+    ):
         with pytest.raises(errors.InvalidRequestError):
             isolate("speech", **kw)
 
@@ -281,8 +302,16 @@ def test_cli_map_dry_run_refusal_and_save(ep, tmp_path, monkeypatch):
     Dataset.from_list(make_rows(3)).cast_column("audio", Audio()).save_to_disk(str(tmp_path / "d"))
     monkeypatch.setenv("SEGMIND_API_KEY", KEY)
     monkeypatch.setenv("SAMAUDIO_CACHE_DIR", str(tmp_path / "cache"))
-    base = ["map", str(tmp_path / "d"), "--description", "speech", "--out",
-            str(tmp_path / "out"), "--endpoint", ep.url]
+    base = [
+        "map",
+        str(tmp_path / "d"),
+        "--description",
+        "speech",
+        "--out",
+        str(tmp_path / "out"),
+        "--endpoint",
+        ep.url,
+    ]
     assert main(base + ["--dry-run"]) == 0 and ep.stats["requests"] == 0
     assert main(base + ["--max-cost", "0.1"]) == 3 and ep.stats["requests"] == 0
     assert main(base) == 0 and ep.stats["billed"] == 3
@@ -300,12 +329,38 @@ def test_cli_isolate_file(ep, tmp_path, monkeypatch):
     sf.write(tmp_path / "in.wav", y.T, 44100, subtype="PCM_16")
     monkeypatch.setenv("SEGMIND_API_KEY", KEY)
     monkeypatch.setenv("SAMAUDIO_CACHE_DIR", str(tmp_path / "cache"))
-    assert main(["isolate", str(tmp_path / "in.wav"), "speech", "-o", str(tmp_path / "o.wav"),
-                 "--residual", str(tmp_path / "r.wav"), "--endpoint", ep.url]) == 0
+    assert (
+        main(
+            [
+                "isolate",
+                str(tmp_path / "in.wav"),
+                "speech",
+                "-o",
+                str(tmp_path / "o.wav"),
+                "--residual",
+                str(tmp_path / "r.wav"),
+                "--endpoint",
+                ep.url,
+            ]
+        )
+        == 0
+    )
     out, sr = sf.read(tmp_path / "o.wav")
     assert sr == 44100 and out.shape == (44100,)
-    assert main(["isolate", str(tmp_path / "missing.wav"), "speech", "-o", "x.wav",
-                 "--endpoint", ep.url]) == 2
+    assert (
+        main(
+            [
+                "isolate",
+                str(tmp_path / "missing.wav"),
+                "speech",
+                "-o",
+                "x.wav",
+                "--endpoint",
+                ep.url,
+            ]
+        )
+        == 2
+    )
 
 
 def test_cli_map_on_an_audiofolder(ep, tmp_path, monkeypatch):
@@ -319,8 +374,23 @@ def test_cli_map_on_an_audiofolder(ep, tmp_path, monkeypatch):
         sf.write(folder / f"clip{i}.wav", bandlimited(sr // 2, sr, seed=i), sr)
     monkeypatch.setenv("SEGMIND_API_KEY", KEY)
     monkeypatch.setenv("SAMAUDIO_CACHE_DIR", str(tmp_path / "cache"))
-    assert main(["map", str(folder), "--description", "speech", "--out", str(tmp_path / "out"),
-                 "--endpoint", ep.url, "--keep", "both"]) == 0
+    assert (
+        main(
+            [
+                "map",
+                str(folder),
+                "--description",
+                "speech",
+                "--out",
+                str(tmp_path / "out"),
+                "--endpoint",
+                ep.url,
+                "--keep",
+                "both",
+            ]
+        )
+        == 0
+    )
     saved = datasets.load_from_disk(str(tmp_path / "out"))
     assert len(saved) == 3 and ep.stats["billed"] == 3
     for row in saved.cast_column("isolated", Audio(decode=False)):
@@ -354,9 +424,9 @@ def test_interrupted_map_loses_nothing_paid_for(make_endpoint, tmp_path, signal_
     code = f"""
 import datasets
 from samaudio_data import Client, isolate
-c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / 'cache')!r},
+c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / "cache")!r},
            max_concurrency=2, progress=False, transport="sync")
-datasets.load_from_disk({str(tmp_path / 'd')!r}).map(isolate("speech", client=c),
+datasets.load_from_disk({str(tmp_path / "d")!r}).map(isolate("speech", client=c),
                                                      batched=True, batch_size=10)
 """
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
@@ -376,26 +446,27 @@ datasets.load_from_disk({str(tmp_path / 'd')!r}).map(isolate("speech", client=c)
         assert cached >= paid - 2  # at most the 2 in flight when killed were lost
     ep.reset_stats()
     c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", progress=False)
-    out = datasets.load_from_disk(str(tmp_path / "d")).map(isolate("speech", client=c),
-                                                      batched=True)
+    out = datasets.load_from_disk(str(tmp_path / "d")).map(
+        isolate("speech", client=c), batched=True
+    )
     assert ep.stats["billed"] == 10 - cached and sum(out["isolated_cached"]) == cached
 
 
 def test_max_cost_is_shared_by_num_proc_workers(make_endpoint, tmp_path):
     ep = make_endpoint(keys={KEY: None}, latency=0.05)
-    c = Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2,
-               progress=False)
+    c = Client(
+        KEY, endpoint=ep.url, cache_dir=tmp_path / "cache", max_concurrency=2, progress=False
+    )
     ds = on_disk(tmp_path, 12)
     with pytest.raises(errors.BudgetExceededError):
-        ds.map(isolate("speech", client=c, max_cost=0.20), batched=True, batch_size=3,
-               num_proc=2)
+        ds.map(isolate("speech", client=c, max_cost=0.20), batched=True, batch_size=3, num_proc=2)
     assert ep.stats["billed"] == 3  # both workers together: 3 x $0.062 <= $0.20
 
 
 def test_undecodable_bytes_say_what_to_do(client, ep):
-    ds = Dataset.from_list([{"audio": {"bytes": b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 64,
-                                       "path": "clip.m4a"}}]).cast_column("audio",
-                                                                          Audio(decode=False))
+    ds = Dataset.from_list(
+        [{"audio": {"bytes": b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 64, "path": "clip.m4a"}}]
+    ).cast_column("audio", Audio(decode=False))
     with pytest.raises(errors.InvalidAudioError, match="clip.m4a.*Audio\\(decode=True\\)"):
         ds.map(isolate("speech", client=client))
     assert ep.stats["requests"] == 0

@@ -16,17 +16,17 @@ import sys
 
 import datasets
 import pytest
+from conftest import HIDE_TORCH, KEY
 from datasets import Audio, Dataset
+from signals import bandlimited
 
 from samaudio_data import errors, isolate
 from samaudio_data.hf import encode_value
 
-from conftest import HIDE_TORCH, KEY
-from signals import bandlimited
-
 pytestmark = pytest.mark.skipif(
     int(datasets.__version__.split(".")[0]) < 4,
-    reason="datasets 3.x decodes Audio with soundfile and librosa: no torch to be missing")
+    reason="datasets 3.x decodes Audio with soundfile and librosa: no torch to be missing",
+)
 
 # the libavutil of FFmpeg 4 to 8, which every libtorchcodec_core<N> needs
 LIBAVUTIL = [f"libavutil.so.{major}" for major in range(56, 61)]
@@ -36,8 +36,9 @@ LIBAVUTIL = [f"libavutil.so.{major}" for major in range(56, 61)]
 def saved(tmp_path):
     """A two-row dataset with a decoded ``Audio()`` column, saved (saving decodes nothing)."""
     path = str(tmp_path / "ds")
-    rows = [{"audio": encode_value(bandlimited(8000 + 800 * i, 16000, seed=i), 16000)}
-            for i in range(2)]
+    rows = [
+        {"audio": encode_value(bandlimited(8000 + 800 * i, 16000, seed=i), 16000)} for i in range(2)
+    ]
     Dataset.from_list(rows).cast_column("audio", Audio()).save_to_disk(path)
     return path
 
@@ -57,15 +58,22 @@ def broken(request, tmp_path):
 
 
 def run(code: str, env: dict) -> str:
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=180, env={**os.environ, **env})
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return res.stdout
 
 
 def test_reading_a_row_says_both_ways_out(saved, broken):
     prelude, env = broken
-    out = run(prelude + f"""
+    out = run(
+        prelude
+        + f"""
 import datasets
 from samaudio_data import errors
 from samaudio_data.hf._values import audio_decoding
@@ -79,7 +87,9 @@ try:
         ds[0]["audio"]
 except errors.InvalidAudioError as exc:
     print("OURS", exc.__cause__ is not None, str(exc).replace(chr(10), " "))
-""", env)
+""",
+        env,
+    )
     assert "DATASETS ImportError" in out or "DATASETS RuntimeError" in out
     ours = out.split("OURS ", 1)[1]
     assert ours.startswith("True ")  # the cause is kept
@@ -91,7 +101,9 @@ except errors.InvalidAudioError as exc:
 def test_inside_map_and_the_way_out_works(saved, broken, endpoint, tmp_path):
     """Dataset.map decodes lazily, when the function reads the column: read_column is there."""
     prelude, env = broken
-    out = run(prelude + f"""
+    out = run(
+        prelude
+        + f"""
 import datasets
 from samaudio_data import Client, errors, isolate
 from samaudio_data.hf import read_value
@@ -105,10 +117,12 @@ except errors.InvalidAudioError as exc:
 # the way out that needs no decoder: samaudio_data reads the bytes itself
 raw = ds.cast_column("audio", datasets.Audio(decode=False))
 print("RATES", list(raw.map(rates, batched=True)["sr"]))
-c = Client({KEY!r}, endpoint={endpoint.url!r}, cache_dir={str(tmp_path / 'c')!r},
+c = Client({KEY!r}, endpoint={endpoint.url!r}, cache_dir={str(tmp_path / "c")!r},
            progress=False)
 print("ISOLATED", list(raw.map(isolate("speech", client=c), batched=True)["isolated_error"]))
-""", env)
+""",
+        env,
+    )
     assert "MAP True" in out
     assert "RATES [16000, 16000]" in out
     assert "ISOLATED ['', '']" in out
@@ -117,11 +131,13 @@ print("ISOLATED", list(raw.map(isolate("speech", client=c), batched=True)["isola
 
 def test_isolate_and_estimate_cost_say_both_ways_out(saved, broken, endpoint, tmp_path):
     prelude, env = broken
-    out = run(prelude + f"""
+    out = run(
+        prelude
+        + f"""
 import datasets
 from samaudio_data import Client, errors, estimate_cost, isolate
 ds = datasets.load_from_disk({saved!r})
-c = Client({KEY!r}, endpoint={endpoint.url!r}, cache_dir={str(tmp_path / 'c')!r},
+c = Client({KEY!r}, endpoint={endpoint.url!r}, cache_dir={str(tmp_path / "c")!r},
            progress=False)
 for name, call in [("MAP", lambda: ds.map(isolate("speech", client=c), batched=True)),
                    ("ESTIMATE", lambda: estimate_cost(ds, isolate("speech", client=c)))]:
@@ -131,7 +147,9 @@ for name, call in [("MAP", lambda: ds.map(isolate("speech", client=c), batched=T
         print(name, "decode=False" in str(exc))
     except Exception as exc:
         print(name, type(exc).__name__)
-""", env)
+""",
+        env,
+    )
     assert "MAP True" in out and "ESTIMATE True" in out
     assert endpoint.stats["requests"] == 0
 

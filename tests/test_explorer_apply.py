@@ -14,14 +14,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from explorer_fixtures import (PRICE, clip, isolated_dataset, lane_audio, send,  # noqa: E402
-                               synthetic_dataset, wav_bytes)
+from conftest import KEY  # noqa: E402  endpoint and client fixtures too
+from explorer_fixtures import (  # noqa: E402
+    PRICE,
+    clip,
+    isolated_dataset,
+    lane_audio,
+    send,
+    synthetic_dataset,
+    wav_bytes,
+)
 
 from samaudio_data import Client  # noqa: E402
-from samaudio_data.hf import read_value  # noqa: E402
 from samaudio_data.explorer import Explorer, ExplorerError  # noqa: E402
-
-from conftest import KEY  # noqa: E402  endpoint and client fixtures too
+from samaudio_data.hf import read_value  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +36,7 @@ def small_ds():
 
 
 # --- session file ------------------------------------------------------------------------------
+
 
 def test_session_round_trip(small_ds, tmp_path):
     path = tmp_path / "review.json"
@@ -42,10 +49,10 @@ def test_session_round_trip(small_ds, tmp_path):
     ex.sort_by("isolated_target_db", ascending=False)
     ex.set_filter(text="clip")
     ex.goto(5)
-    assert [p.name for p in tmp_path.iterdir()] == ["review.json"]   # no temp files left
+    assert [p.name for p in tmp_path.iterdir()] == ["review.json"]  # no temp files left
     ex.close()
 
-    ex2 = Explorer(small_ds, session=str(path))          # e.g. after a kernel restart
+    ex2 = Explorer(small_ds, session=str(path))  # e.g. after a kernel restart
     assert ex2.decisions == {0: "keep", 1: "discard", 2: "flag"}
     assert ex2.row == 5 and ex2.state.sort == ("isolated_target_db", False)
     assert ex2.table["filter"]["text"] == "clip"
@@ -68,12 +75,13 @@ def test_session_errors_say_what_to_do(small_ds, tmp_path):
 
 # --- apply ----------------------------------------------------------------------------------
 
+
 def test_apply_filter_and_column(small_ds):
     ex = Explorer(small_ds)
     ex.decide("keep", row=0)
     ex.decide("discard", row=1)
     ex.decide("flag", row=2)
-    assert ex.apply(small_ds)["id"][:] == [0, 3, 4, 5, 6, 7]   # discards and flags dropped
+    assert ex.apply(small_ds)["id"][:] == [0, 3, 4, 5, 6, 7]  # discards and flags dropped
     assert ex.apply(small_ds, keep_flagged=True)["id"][:] == [0, 2, 3, 4, 5, 6, 7]
     assert ex.apply(small_ds, keep_undecided=False)["id"][:] == [0]
     marked = ex.apply(small_ds, mode="column")
@@ -107,14 +115,20 @@ def test_bad_arguments_are_explained(small_ds):
 
 # --- re-isolation against a real local endpoint ---------------------------------------------
 
+
 def test_reisolate_shows_price_then_spends_once_then_is_cached(endpoint, client, tmp_path):
     ds = isolated_dataset(client, n=3)
     session = tmp_path / "review.json"
-    ex = Explorer(ds, client=client, session=session, description="a man speaking",
-                  columns=["isolated_target_db", "isolated_cost", "isolated_cached"])
+    ex = Explorer(
+        ds,
+        client=client,
+        session=session,
+        description="a man speaking",
+        columns=["isolated_target_db", "isolated_cost", "isolated_cached"],
+    )
     ex.goto(1)
     before = endpoint.stats["requests"]
-    v = send(ex, "quote", description="half", candidates="3")   # the price, nothing sent
+    v = send(ex, "quote", description="half", candidates="3")  # the price, nothing sent
     assert endpoint.stats["requests"] == before
     assert v["quote"]["ready"] and v["quote"]["label"] == f"confirm: spend ${PRICE:.3f}"
     assert v["quote"]["text"].startswith("row 2: isolate 'half' with 3 candidate(s) costs $0.062")
@@ -123,7 +137,7 @@ def test_reisolate_shows_price_then_spends_once_then_is_cached(endpoint, client,
     send(ex, "quote", description="half", candidates="4")
     v = send(ex, "confirm", description="half", candidates="4")
     assert v["message"] == "row 2 re-isolated with 'half' for $0.062." and not v["quote"]
-    assert endpoint.stats["requests"] == before + 1      # one billed request
+    assert endpoint.stats["requests"] == before + 1  # one billed request
 
     expected = client.isolate(clip(1, 16000, 1.0), 16000, "half", reranking_candidates=4)
     iso, _ = lane_audio(ex, "isolated")
@@ -131,17 +145,18 @@ def test_reisolate_shows_price_then_spends_once_then_is_cached(endpoint, client,
     assert v["lanes"][1]["note"].startswith("re-isolated: 'half'")
     meta = ex.reisolated[1]
     assert (meta["description"], meta["reranking_candidates"], meta["cost"]) == ("half", 4, PRICE)
-    assert meta["signals"]["target_db"] == pytest.approx(-6.02, abs=0.05)   # 0.5 x the mix
+    assert meta["signals"]["target_db"] == pytest.approx(-6.02, abs=0.05)  # 0.5 x the mix
     # the table and the signals show the new cost and cache state; one spend figure adds up
     cells = next(r for r in ex.table["rows"] if r["row"] == 1)["cells"]
     assert cells[1:] == [f"${2 * PRICE:.3f}", "no"]
     sig = {s["name"]: s for s in v["signals"]}
     assert sig["target_db"]["value"] == "-6.0" and sig["cost"]["was"] == "$0.062"
     assert v["spend"] == "spent $0.248 = dataset $0.186 + re-isolations $0.062"
-    assert ex.spend() == pytest.approx({"dataset": 3 * PRICE, "reisolations": PRICE,
-                                        "total": 4 * PRICE})
+    assert ex.spend() == pytest.approx(
+        {"dataset": 3 * PRICE, "reisolations": PRICE, "total": 4 * PRICE}
+    )
 
-    v = send(ex, "quote", description="half", candidates="4")   # the same again: cached
+    v = send(ex, "quote", description="half", candidates="4")  # the same again: cached
     assert v["quote"]["label"] == "confirm (free, cached)"
     assert v["quote"]["text"].startswith("row 2: isolate 'half' with 4 candidate(s) is already")
     n = endpoint.stats["requests"]
@@ -160,8 +175,9 @@ def test_reisolate_shows_price_then_spends_once_then_is_cached(endpoint, client,
     assert out.features["isolated"] == ds.features["isolated"]
 
     # a new kernel: the metadata comes from the session file, the audio from the cache
-    with Client(KEY, endpoint=endpoint.url, cache_dir=tmp_path / "cache",
-                progress=False) as client2:
+    with Client(
+        KEY, endpoint=endpoint.url, cache_dir=tmp_path / "cache", progress=False
+    ) as client2:
         n = endpoint.stats["requests"]
         ex2 = Explorer(ds, client=client2, session=session)
         assert ex2.row == 1 and ex2.reisolated[1]["description"] == "half"
@@ -184,10 +200,10 @@ def test_reisolate_errors_are_shown_in_the_widget(endpoint, client):
     assert "type what to isolate" in v["message"]
     v = send(ex, "quote", description="dog", candidates="9")
     assert v["message"] == "candidates must be 1..8, got 9."
-    assert (v["description"], v["candidates"]) == ("dog", "9")   # the boxes keep the typing
+    assert (v["description"], v["candidates"]) == ("dog", "9")  # the boxes keep the typing
     assert not v["quote"]
     send(ex, "quote", description="dog", candidates="1")
-    endpoint.inject("status", status=406)               # out of credits
+    endpoint.inject("status", status=406)  # out of credits
     v = send(ex, "confirm", description="dog", candidates="1")
     assert "credits" in v["message"].lower() and v["message_error"] and KEY not in v["message"]
     assert ex.reisolated == {}
@@ -212,8 +228,9 @@ def test_api_key_never_in_widget_state_or_session(endpoint, client, tmp_path):
     with pytest.raises(ExplorerError, match="API key"):
         ex.quote(f"speech {KEY}")
     assert KEY not in (tmp_path / "s.json").read_text()
-    assert not any(KEY.encode() in p.read_bytes()
-                   for p in client.cache_dir.rglob("*") if p.is_file())
+    assert not any(
+        KEY.encode() in p.read_bytes() for p in client.cache_dir.rglob("*") if p.is_file()
+    )
 
 
 def test_works_on_dataset_map_output(endpoint, client):
@@ -222,8 +239,9 @@ def test_works_on_dataset_map_output(endpoint, client):
     from samaudio_data import isolate
 
     sr = 16000
-    ds = Dataset.from_list([{"audio": {"bytes": wav_bytes(clip(i, sr, 0.5), sr), "path": None}}
-                            for i in range(3)]).cast_column("audio", Audio())
+    ds = Dataset.from_list(
+        [{"audio": {"bytes": wav_bytes(clip(i, sr, 0.5), sr), "path": None}} for i in range(3)]
+    ).cast_column("audio", Audio())
     ds = ds.map(isolate("low", client=client, keep="both"), batched=True, batch_size=4)
     ex = Explorer(ds, client=client)
     assert ex.residual == "isolated_residual" and "isolated_target_db" in ex.metrics

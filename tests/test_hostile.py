@@ -10,11 +10,23 @@ import numpy as np
 import pytest
 import requests
 import soundfile as sf
-
 from conftest import cut_short
 from endpoint_helpers import wait_for
-from hostile import (HostileServer, audio, cut_body, drip, drop, echo_key, huge, json_doc,
-                     redirect, refused_url, respond, status, wav_bytes)
+from hostile import (
+    HostileServer,
+    audio,
+    cut_body,
+    drip,
+    drop,
+    echo_key,
+    huge,
+    json_doc,
+    redirect,
+    refused_url,
+    respond,
+    status,
+    wav_bytes,
+)
 from signals import tone
 
 KEY = "sk-hostile-test-SECRET"
@@ -30,8 +42,12 @@ def bad():
 
 def call(server, path=PATH, **kw):
     kw.setdefault("timeout", 10)
-    return requests.post(server.url + path, json={"audio": "AAAA", "description": "x"},
-                         headers={"x-api-key": KEY}, **kw)
+    return requests.post(
+        server.url + path,
+        json={"audio": "AAAA", "description": "x"},
+        headers={"x-api-key": KEY},
+        **kw,
+    )
 
 
 def test_records_every_request_and_answers_404_by_default(bad):
@@ -40,8 +56,7 @@ def test_records_every_request_and_answers_404_by_default(bad):
     requests.get(bad.url + "/other?x=1", timeout=5)
     first, second = bad.requests
     assert (first.method, first.path) == ("POST", PATH)
-    assert first.headers["x-api-key"] == KEY and first.headers["content-type"] == \
-        "application/json"
+    assert first.headers["x-api-key"] == KEY and first.headers["content-type"] == "application/json"
     assert b'"description": "x"' in first.body
     assert (second.method, second.path, second.body) == ("GET", "/other", b"")
     bad.clear()
@@ -83,7 +98,7 @@ def test_valid_but_short_audio(bad):
 def test_redirect_to_another_origin_records_what_arrives_there(bad, code):
     with HostileServer() as other:
         bad.add("POST", PATH, redirect(other.url + "/elsewhere", code), times=None)
-        other.add("GET", "*", respond(200, b"{}"), times=None)   # a 302 turns POST into GET
+        other.add("GET", "*", respond(200, b"{}"), times=None)  # a 302 turns POST into GET
         other.add("POST", "*", respond(200, b"{}"), times=None)
         r = call(bad, allow_redirects=False)
         assert r.status_code == code and r.headers["Location"] == other.url + "/elsewhere"
@@ -155,13 +170,17 @@ def test_429_flood_with_chosen_retry_after(bad, value):
 
 def test_json_with_urls_to_itself_and_to_another_origin(bad):
     with HostileServer() as other:
-        bad.add("POST", PATH, json_doc({"audio_url": bad.url + "/out.wav",
-                                        "output": other.url + "/big.bin"}))
+        bad.add(
+            "POST",
+            PATH,
+            json_doc({"audio_url": bad.url + "/out.wav", "output": other.url + "/big.bin"}),
+        )
         bad.add("GET", "/out.wav", audio(tone(0.5)))
         other.add("GET", "/big.bin", respond(200, b"\0" * (5 * MiB), "application/octet-stream"))
         doc = call(bad).json()
-        assert sf.read(io.BytesIO(requests.get(doc["audio_url"], timeout=5).content))[0].size \
-            == 24000
+        assert (
+            sf.read(io.BytesIO(requests.get(doc["audio_url"], timeout=5).content))[0].size == 24000
+        )
         assert len(requests.get(doc["output"], timeout=5).content) == 5 * MiB
         assert [r.path for r in other.requests] == ["/big.bin"]
 

@@ -15,14 +15,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
+from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, post, wait_for
+from signals import noise
 
 from samaudio_data.audio import decode_audio, encode_flac, encode_wav
 from samaudio_data.errors import InvalidRequestError
-from samaudio_data.testing import (FRAME, FakeClock, LocalEndpoint, UploadInfo,
-                                   choose_transform, serve_main, separate)
-
-from endpoint_helpers import KEY, SR, TOL, answer, b64, body_for, post, wait_for
-from signals import noise
+from samaudio_data.testing import (
+    FRAME,
+    FakeClock,
+    LocalEndpoint,
+    UploadInfo,
+    choose_transform,
+    separate,
+    serve_main,
+)
 
 
 @pytest.fixture
@@ -32,6 +38,7 @@ def ep():
 
 
 # --- the deterministic "model" ---------------------------------------------------------
+
 
 def test_identity_round_trip_is_exact_at_48k(ep):
     y = noise(SR)  # 25 whole frames: no padding
@@ -77,16 +84,19 @@ def _two_tones():
     return low, high
 
 
-@pytest.mark.parametrize("description, expected", [
-    ("silence", lambda low, high: np.zeros_like(low)),
-    ("half of everything", lambda low, high: 0.5 * (low + high)),
-    ("bass guitar", lambda low, high: low),
-    ("low rumble", lambda low, high: low),
-    ("treble", lambda low, high: high),
-    ("high hats", lambda low, high: high),
-    ("Dog Barking", lambda low, high: low + high),
-    ("half the bass", lambda low, high: 0.5 * (low + high)),  # first rule wins
-])
+@pytest.mark.parametrize(
+    "description, expected",
+    [
+        ("silence", lambda low, high: np.zeros_like(low)),
+        ("half of everything", lambda low, high: 0.5 * (low + high)),
+        ("bass guitar", lambda low, high: low),
+        ("low rumble", lambda low, high: low),
+        ("treble", lambda low, high: high),
+        ("high hats", lambda low, high: high),
+        ("Dog Barking", lambda low, high: low + high),
+        ("half the bass", lambda low, high: 0.5 * (low + high)),  # first rule wins
+    ],
+)
 def test_description_transforms(ep, description, expected):
     low, high = _two_tones()
     out, _ = answer(post(ep, body_for(low + high, description=description)))
@@ -117,8 +127,9 @@ def test_mp3_output_decodes(ep):
 
 
 def test_output_shape_options():
-    with LocalEndpoint(keys={KEY: None}, output_sample_rate=44100, output_channels=2,
-                       output_subtype="FLOAT") as ep:
+    with LocalEndpoint(
+        keys={KEY: None}, output_sample_rate=44100, output_channels=2, output_subtype="FLOAT"
+    ) as ep:
         y = noise(SR)
         out, sr = answer(post(ep, body_for(y)))
         assert ep.stats["last_upload"] == UploadInfo(SR, 1, SR, "PCM_16")
@@ -196,6 +207,7 @@ def test_base64_with_line_breaks_is_accepted(ep):
 
 # --- concurrency, stats, lifecycle -------------------------------------------------------
 
+
 def test_parallel_requests_overlap():
     with LocalEndpoint(keys={KEY: None}, latency=0.3) as ep:
         body = body_for(noise(FRAME))
@@ -221,8 +233,11 @@ def test_stats_record_what_the_client_sent(ep):
     assert stats["last_request"] is None
     post(ep, body)
     last = ep.stats["last_request"]
-    assert last == {"audio": len(body["audio"]), "description": "dog barking",
-                    "reranking_candidates": 3}
+    assert last == {
+        "audio": len(body["audio"]),
+        "description": "dog barking",
+        "reranking_candidates": 3,
+    }
     assert ep.stats["last_upload"] == (16000, 1, FRAME * 2, "PCM_16")
     assert ep.stats["last_upload_format"] == "WAV"
     ep.reset_stats()
@@ -236,8 +251,14 @@ def test_many_start_stop_cycles_leave_no_threads():
     for _ in range(25):
         with LocalEndpoint() as ep:
             s = requests.Session()  # a kept-alive connection must not block stop()
-            assert s.get(ep.base_url + "/v1/get-user-credits",
-                         headers={"x-api-key": "local-key"}, timeout=5).status_code == 200
+            assert (
+                s.get(
+                    ep.base_url + "/v1/get-user-credits",
+                    headers={"x-api-key": "local-key"},
+                    timeout=5,
+                ).status_code
+                == 200
+            )
         s.close()
     assert time.monotonic() - t0 < 25  # a stop() blocked by keep-alive would hang
     deadline = time.monotonic() + 2
@@ -248,16 +269,18 @@ def test_many_start_stop_cycles_leave_no_threads():
 
 def test_latency_and_slow_faults_follow_the_endpoints_clock():
     clock = FakeClock()
-    with LocalEndpoint(keys={"local-key": 1.0}, latency=5.0, clock=clock) as ep, \
-            ThreadPoolExecutor(1) as pool:
+    with (
+        LocalEndpoint(keys={"local-key": 1.0}, latency=5.0, clock=clock) as ep,
+        ThreadPoolExecutor(1) as pool,
+    ):
         pending = pool.submit(post, ep, body_for(noise(FRAME)), key="local-key")
         wait_for(lambda: clock.waiting == 1, "the call to reach the model")
-        clock.advance(4.9)                   # the model is still working: no answer yet
+        clock.advance(4.9)  # the model is still working: no answer yet
         assert not concurrent.futures.wait([pending], timeout=0.2).done
         clock.advance(0.1)
         assert pending.result(timeout=30).status_code == 200
         ep.latency = 0
-        ep.inject("slow", delay=60.0)        # a minute of the endpoint's time, not the test's
+        ep.inject("slow", delay=60.0)  # a minute of the endpoint's time, not the test's
         pending = pool.submit(post, ep, body_for(noise(FRAME)), key="local-key")
         wait_for(lambda: clock.waiting == 1, "the slow request to arrive")
         clock.advance(60.0)
@@ -279,8 +302,10 @@ def test_stop_abandons_sleeping_requests_quickly():
 
     th = threading.Thread(target=call)
     th.start()
-    wait_for(lambda: ep.stats["in_flight"] == 1 and ep.stats["requests"] == 1,
-             "the call to reach the model")
+    wait_for(
+        lambda: ep.stats["in_flight"] == 1 and ep.stats["requests"] == 1,
+        "the call to reach the model",
+    )
     t0 = time.monotonic()
     ep.stop()
     th.join(5)
@@ -303,14 +328,27 @@ def test_silent_by_default(capsys):
     assert captured.out == "" and captured.err == ""
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"response_format": "xml"}, {"output_subtype": "PCM_8"}, {"keys": {KEY: -1.0}},
-    {"keys": {"": None}}, {"rate_limit_per_minute": 0}, {"rate_window": 0},
-    {"rate_limit_burst": 0}, {"latency": -1}, {"output_channels": 0},
-    {"output_sample_rate": 5}, {"max_body_bytes": 0}, {"queue_output": "ftp"},
-    {"queue_off_status": 500}, {"queue_retention": -1}, {"queue_url_origin": "nowhere"},
-    {"no_such_setting": 1},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"response_format": "xml"},
+        {"output_subtype": "PCM_8"},
+        {"keys": {KEY: -1.0}},
+        {"keys": {"": None}},
+        {"rate_limit_per_minute": 0},
+        {"rate_window": 0},
+        {"rate_limit_burst": 0},
+        {"latency": -1},
+        {"output_channels": 0},
+        {"output_sample_rate": 5},
+        {"max_body_bytes": 0},
+        {"queue_output": "ftp"},
+        {"queue_off_status": 500},
+        {"queue_retention": -1},
+        {"queue_url_origin": "nowhere"},
+        {"no_such_setting": 1},
+    ],
+)
 def test_constructor_validation(kwargs):
     with pytest.raises(InvalidRequestError):
         LocalEndpoint(**kwargs)
@@ -330,12 +368,14 @@ def test_settings_are_attributes_validated_on_assignment():
 
 # --- command line ------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def serving(args):
     """Run ``serve_main(args)`` in a subprocess; yield its first stdout line (the model URL)."""
     code = f"from samaudio_data.testing import serve_main; serve_main({args!r})"
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
         try:
             yield proc
         finally:
@@ -345,13 +385,26 @@ def serving(args):
 
 def test_serve_main_in_a_subprocess():
     """The first stdout line is the URL, the next names the key; the server answers."""
-    with serving(["--port", "0", "--key", "cli-key", "--credits", "1",
-                  "--response-format", "json-base64", "--price", "0.1"]) as proc:
+    with serving(
+        [
+            "--port",
+            "0",
+            "--key",
+            "cli-key",
+            "--credits",
+            "1",
+            "--response-format",
+            "json-base64",
+            "--price",
+            "0.1",
+        ]
+    ) as proc:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/sam-audio-large")
         assert "cli-key" in proc.stdout.readline()
-        r = requests.post(url, json=body_for(noise(FRAME)), headers={"x-api-key": "cli-key"},
-                          timeout=10)
+        r = requests.post(
+            url, json=body_for(noise(FRAME)), headers={"x-api-key": "cli-key"}, timeout=10
+        )
         assert r.status_code == 200 and r.headers["x-remaining-credits"] == "0.9"
         assert decode_audio(base64.b64decode(r.json()["audio"]))[0].shape == (1, FRAME)
         assert requests.post(url, json={}, timeout=10).status_code == 401
@@ -363,8 +416,21 @@ def test_serve_main_rejects_bad_flags():
 
 
 def test_serve_main_queue_and_limit_flags():
-    with serving(["--port", "0", "--no-queue", "--rpm", "60", "--burst", "1",
-                  "--max-body-bytes", "2000", "--max-audio-seconds", "0.01"]) as proc:
+    with serving(
+        [
+            "--port",
+            "0",
+            "--no-queue",
+            "--rpm",
+            "60",
+            "--burst",
+            "1",
+            "--max-body-bytes",
+            "2000",
+            "--max-audio-seconds",
+            "0.01",
+        ]
+    ) as proc:
         url = proc.stdout.readline().strip()
         base = url.rsplit("/v1/", 1)[0]
         headers = {"x-api-key": "local-key"}
@@ -385,6 +451,5 @@ def test_serve_main_queue_and_limit_flags():
         wait_for(past_the_limit, "the bucket's next token", interval=0.05)
         r = answers[-1]
         assert r.status_code == 400 and "at most 0.01 s" in r.json()["error"]
-        r = requests.post(base + "/v2/sam-audio-large", json=short, headers=headers,
-                          timeout=10)
+        r = requests.post(base + "/v2/sam-audio-large", json=short, headers=headers, timeout=10)
         assert r.status_code == 404

@@ -7,14 +7,13 @@ import time
 import numpy as np
 import pytest
 import requests
+from conftest import cut_short
+from endpoint_helpers import KEY, SR, b64, body_for, post
+from signals import noise
 
 from samaudio_data.audio import decode_audio, encode_wav
 from samaudio_data.errors import InvalidRequestError, ResponseDecodeError
 from samaudio_data.testing import FRAME, LocalEndpoint
-
-from conftest import cut_short
-from endpoint_helpers import KEY, SR, b64, body_for, post
-from signals import noise
 
 
 @pytest.fixture
@@ -24,6 +23,7 @@ def ep():
 
 
 # --- errors ------------------------------------------------------------------------------
+
 
 def test_auth_errors():
     with LocalEndpoint(keys={KEY: 1.0}, forbidden_keys=["banned"]) as ep:
@@ -39,27 +39,30 @@ def test_auth_errors():
 WAV = b64(encode_wav(np.zeros(FRAME), SR))
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"not json", "JSON"),
-    (b"[1, 2]", "JSON object"),
-    ({"description": "x"}, "'audio' is required"),
-    ({"audio": 123, "description": "x"}, "must be a string"),
-    ({"audio": "%%%notbase64%%%", "description": "x"}, "not valid base64"),
-    ({"audio": "", "description": "x"}, "empty"),
-    ({"audio": b64(b"hello, not audio"), "description": "x"}, "could not be decoded"),
-    ({"audio": "data:audio/wav,plain", "description": "x"}, "data URI"),
-    ({"audio": "https://example.com/a.wav", "description": "x"}, "remote URLs not supported"),
-    ({"audio": WAV}, "'description' is required"),
-    ({"audio": WAV, "description": ""}, "'description' is required"),
-    ({"audio": WAV, "description": "   "}, "'description' is required"),
-    ({"audio": WAV, "description": 5}, "'description' is required"),
-    ({"audio": WAV, "description": "x", "output_format": "flac"}, "output_format"),
-    ({"audio": WAV, "description": "x", "reranking_candidates": 0}, "reranking_candidates"),
-    ({"audio": WAV, "description": "x", "reranking_candidates": 9}, "reranking_candidates"),
-    ({"audio": WAV, "description": "x", "reranking_candidates": True}, "reranking_candidates"),
-    ({"audio": WAV, "description": "x", "reranking_candidates": 2.5}, "reranking_candidates"),
-    ({"audio": WAV, "description": "x", "reranking_candidates": "3"}, "reranking_candidates"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"not json", "JSON"),
+        (b"[1, 2]", "JSON object"),
+        ({"description": "x"}, "'audio' is required"),
+        ({"audio": 123, "description": "x"}, "must be a string"),
+        ({"audio": "%%%notbase64%%%", "description": "x"}, "not valid base64"),
+        ({"audio": "", "description": "x"}, "empty"),
+        ({"audio": b64(b"hello, not audio"), "description": "x"}, "could not be decoded"),
+        ({"audio": "data:audio/wav,plain", "description": "x"}, "data URI"),
+        ({"audio": "https://example.com/a.wav", "description": "x"}, "remote URLs not supported"),
+        ({"audio": WAV}, "'description' is required"),
+        ({"audio": WAV, "description": ""}, "'description' is required"),
+        ({"audio": WAV, "description": "   "}, "'description' is required"),
+        ({"audio": WAV, "description": 5}, "'description' is required"),
+        ({"audio": WAV, "description": "x", "output_format": "flac"}, "output_format"),
+        ({"audio": WAV, "description": "x", "reranking_candidates": 0}, "reranking_candidates"),
+        ({"audio": WAV, "description": "x", "reranking_candidates": 9}, "reranking_candidates"),
+        ({"audio": WAV, "description": "x", "reranking_candidates": True}, "reranking_candidates"),
+        ({"audio": WAV, "description": "x", "reranking_candidates": 2.5}, "reranking_candidates"),
+        ({"audio": WAV, "description": "x", "reranking_candidates": "3"}, "reranking_candidates"),
+    ],
+)
 def test_bad_requests_are_400_and_unbilled(body, words):
     with LocalEndpoint(keys={KEY: 1.0}) as ep:
         r = post(ep, body)
@@ -70,8 +73,18 @@ def test_bad_requests_are_400_and_unbilled(body, words):
 
 def test_valid_optional_fields(ep):
     for n in (1, 8):
-        assert post(ep, {"audio": WAV, "description": "x", "reranking_candidates": n,
-                         "output_format": "wav"}).status_code == 200
+        assert (
+            post(
+                ep,
+                {
+                    "audio": WAV,
+                    "description": "x",
+                    "reranking_candidates": n,
+                    "output_format": "wav",
+                },
+            ).status_code
+            == 200
+        )
 
 
 def test_data_uri_refused_when_disabled():
@@ -111,6 +124,7 @@ def test_404_and_405(ep):
 
 # --- credits and rate limits -------------------------------------------------------------
 
+
 def test_credits_run_out_with_406_unbilled():
     with LocalEndpoint(keys={KEY: 0.2}, price_per_call=0.062) as ep:
         body = body_for(noise(FRAME))
@@ -145,6 +159,7 @@ def test_get_user_credits():
 
 
 # --- injected faults ---------------------------------------------------------------------
+
 
 def test_fault_status_times_and_retry_after():
     with LocalEndpoint(keys={KEY: 1.0}, rate_limit_per_minute=1, rate_window=60) as ep:
@@ -219,13 +234,16 @@ def test_faults_are_fifo_and_clearable(ep):
     assert post(ep, body).status_code == 200
 
 
-@pytest.mark.parametrize("args, kwargs", [
-    (("explode",), {}),
-    (("status",), {}),
-    (("status",), {"status": 200}),
-    (("drop",), {"times": 0}),
-    (("slow",), {}),
-])
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [
+        (("explode",), {}),
+        (("status",), {}),
+        (("status",), {"status": 200}),
+        (("drop",), {"times": 0}),
+        (("slow",), {}),
+    ],
+)
 def test_inject_rejects_bad_arguments(args, kwargs):
     with pytest.raises(InvalidRequestError):
         LocalEndpoint().inject(*args, **kwargs)

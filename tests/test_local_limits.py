@@ -8,11 +8,10 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-
-from samaudio_data.testing import FRAME, FakeClock, LocalEndpoint
-
 from endpoint_helpers import KEY, SR, body_for, post
 from signals import noise
+
+from samaudio_data.testing import FRAME, FakeClock, LocalEndpoint
 
 SMALL = body_for(noise(FRAME))
 
@@ -22,8 +21,9 @@ def test_token_bucket_refuses_a_burst_the_sliding_window_allows():
     with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0) as ep:
         assert [post(ep, SMALL).status_code for _ in range(2)] == [200] * 2
     clock = FakeClock()
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0,
-                       rate_limit_burst=1, clock=clock) as ep:
+    with LocalEndpoint(
+        keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0, rate_limit_burst=1, clock=clock
+    ) as ep:
         assert post(ep, SMALL).status_code == 200
         r = post(ep, SMALL)
         assert r.status_code == 429 and r.headers["Retry-After"] == "1"
@@ -37,8 +37,13 @@ def test_token_bucket_refuses_a_burst_the_sliding_window_allows():
 
 def test_token_bucket_burst_then_steady_rate():
     clock = FakeClock()
-    with LocalEndpoint(keys={KEY: None, "other": None}, rate_limit_per_minute=3,
-                       rate_window=1.0, rate_limit_burst=3, clock=clock) as ep:
+    with LocalEndpoint(
+        keys={KEY: None, "other": None},
+        rate_limit_per_minute=3,
+        rate_window=1.0,
+        rate_limit_burst=3,
+        clock=clock,
+    ) as ep:
         codes = [post(ep, SMALL).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         assert post(ep, SMALL, key="other").status_code == 200  # buckets are per key
@@ -49,29 +54,42 @@ def test_token_bucket_burst_then_steady_rate():
 
 
 def test_fractional_retry_after_from_the_bucket():
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=2, rate_window=1.0,
-                       rate_limit_burst=1, send_retry_after="fraction") as ep:
+    with LocalEndpoint(
+        keys={KEY: None},
+        rate_limit_per_minute=2,
+        rate_window=1.0,
+        rate_limit_burst=1,
+        send_retry_after="fraction",
+    ) as ep:
         post(ep, SMALL)
         r = post(ep, SMALL)
         assert r.status_code == 429 and "." in r.headers["Retry-After"]
         assert 0 < float(r.headers["Retry-After"]) <= 0.5
 
 
-@pytest.mark.parametrize("setting, expected", [
-    (3600, "3600"), ("inf", "inf"), (-5, "-5"), ("nan", "nan"), ("soon", "soon"),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00 GMT"), (2.5, "2.5"),
-])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        (3600, "3600"),
+        ("inf", "inf"),
+        (-5, "-5"),
+        ("nan", "nan"),
+        ("soon", "soon"),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00 GMT"),
+        (2.5, "2.5"),
+    ],
+)
 def test_hostile_retry_after_values_are_sent_verbatim(setting, expected):
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=1,
-                       send_retry_after=setting) as ep:
+    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=1, send_retry_after=setting) as ep:
         post(ep, SMALL)
         r = post(ep, SMALL)
         assert r.status_code == 429 and r.headers["Retry-After"] == expected
 
 
 def test_retry_after_as_an_http_date():
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=1, rate_window=30,
-                       send_retry_after="http-date") as ep:
+    with LocalEndpoint(
+        keys={KEY: None}, rate_limit_per_minute=1, rate_window=30, send_retry_after="http-date"
+    ) as ep:
         post(ep, SMALL)
         r = post(ep, SMALL)
     when = email.utils.parsedate_to_datetime(r.headers["Retry-After"])
@@ -114,8 +132,9 @@ def test_max_audio_seconds_on_v1_and_v2():
 
 def test_rate_limit_429_retry_after_and_recovery():
     clock = FakeClock()
-    with LocalEndpoint(keys={KEY: None, "other": None}, rate_limit_per_minute=2,
-                       rate_window=1.0, clock=clock) as ep:
+    with LocalEndpoint(
+        keys={KEY: None, "other": None}, rate_limit_per_minute=2, rate_window=1.0, clock=clock
+    ) as ep:
         body = body_for(noise(FRAME))
         assert [post(ep, body).status_code for _ in range(2)] == [200, 200]
         r = post(ep, body)
@@ -130,8 +149,9 @@ def test_rate_limit_429_retry_after_and_recovery():
 
 
 def test_rate_limit_without_retry_after():
-    with LocalEndpoint(keys={KEY: None}, rate_limit_per_minute=1, rate_window=1.0,
-                       send_retry_after=False) as ep:
+    with LocalEndpoint(
+        keys={KEY: None}, rate_limit_per_minute=1, rate_window=1.0, send_retry_after=False
+    ) as ep:
         body = body_for(noise(FRAME))
         assert post(ep, body).status_code == 200
         r = post(ep, body)

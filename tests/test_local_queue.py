@@ -7,13 +7,12 @@ import base64
 import numpy as np
 import pytest
 import requests
-
-from samaudio_data.audio import decode_audio
-from samaudio_data.testing import FRAME, FakeClock, LocalEndpoint
-
 from conftest import cut_short
 from endpoint_helpers import KEY, SR, TOL, body_for, get, post, wait_until_done
 from signals import noise
+
+from samaudio_data.audio import decode_audio
+from samaudio_data.testing import FRAME, FakeClock, LocalEndpoint
 
 PRICE = 0.062
 
@@ -59,7 +58,7 @@ def test_happy_path_submit_poll_fetch(form):
         assert set(result["metrics"]) == {"queue_time", "inference_time"}
         out, sr = decode_audio(output_audio(result, form))
         assert sr == SR and out.shape == (1, -(-y.size // FRAME) * FRAME)
-        assert np.max(np.abs(out[0, :y.size] - y)) <= TOL
+        assert np.max(np.abs(out[0, : y.size] - y)) <= TOL
         assert get(doc["poll_url"]).json() == result  # the SDK's poll_url is the result too
         stats = ep.stats
         assert (stats["submits"], stats["polls"], stats["fetches"]) == (1, 1, 2)
@@ -75,8 +74,10 @@ def test_slow_job_goes_queued_processing_completed():
         doc = submit(ep, body_for(noise(FRAME), description="half")).json()
         assert doc["status"] == "QUEUED"
         early = get(doc["response_url"])
-        assert early.status_code == 202 and early.json() == {"request_id": doc["request_id"],
-                                                             "status": "QUEUED"}
+        assert early.status_code == 202 and early.json() == {
+            "request_id": doc["request_id"],
+            "status": "QUEUED",
+        }
         states = []
         for _ in range(3):
             states.append(get(doc["status_url"]).json()["status"])
@@ -179,8 +180,7 @@ def test_faults_on_each_step_are_served_and_never_billed():
         stats = ep.stats
         assert stats["submits"] == 2 and stats["billed"] == 1
         assert ep.credits(KEY) == pytest.approx(1.0 - PRICE)
-        assert stats["faults"] == {"status": 1, "drop": 1, "html": 1, "truncate": 1,
-                                   "garbage": 1}
+        assert stats["faults"] == {"status": 1, "drop": 1, "html": 1, "truncate": 1, "garbage": 1}
 
 
 def test_default_fault_step_is_the_next_model_post_v1_or_submit():
@@ -212,8 +212,12 @@ def test_status_urls_can_point_to_another_origin():
 
 
 def test_polls_need_the_submitting_key_and_are_not_rate_limited():
-    with LocalEndpoint(keys={KEY: None, "other": None}, forbidden_keys=["banned"],
-                       rate_limit_per_minute=1, rate_window=60) as ep:
+    with LocalEndpoint(
+        keys={KEY: None, "other": None},
+        forbidden_keys=["banned"],
+        rate_limit_per_minute=1,
+        rate_window=60,
+    ) as ep:
         doc = submit(ep, body_for(noise(FRAME))).json()
         assert get(doc["status_url"], key=None).status_code == 401
         assert get(doc["status_url"], key="wrong").status_code == 401
@@ -237,8 +241,13 @@ def test_submit_validates_and_bills_like_v1():
         assert submit(ep, body_for(noise(FRAME)), key="nope").status_code == 401
         stats = ep.stats
         assert stats["billed"] == 1 and stats["by_status"] == {400: 2, 200: 1, 406: 1, 401: 1}
-        assert stats["descriptions"] == ["x", "a man speaking", "a man speaking",
-                                         "a man speaking", "a man speaking"]
+        assert stats["descriptions"] == [
+            "x",
+            "a man speaking",
+            "a man speaking",
+            "a man speaking",
+            "a man speaking",
+        ]
 
 
 def test_wrong_methods_on_queue_routes_are_405():

@@ -15,17 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import KEY
+from signals import bandlimited
 
 from samaudio_data import Budget, Client, audio, errors
 from samaudio_data.testing import LocalEndpoint
 
-from conftest import KEY
-from signals import bandlimited
-
 ROOT = Path(__file__).resolve().parent.parent
 RATES = [8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000]
-TRANSPORT = 2.5 / 32768          # 16-bit quantisation, both ways
-CHUNK, OVERLAP = 1.0, 0.3        # small windows keep the tests fast; the logic is the same
+TRANSPORT = 2.5 / 32768  # 16-bit quantisation, both ways
+CHUNK, OVERLAP = 1.0, 0.3  # small windows keep the tests fast; the logic is the same
 
 
 def write(path: Path, y: np.ndarray, sr: int, subtype: str = "FLOAT") -> Path:
@@ -60,20 +59,26 @@ def chunked(make_client):
 
 # --- exact joins at every rate, mono and multichannel ------------------------------------
 
+
 @pytest.mark.parametrize("sr", RATES)
 @pytest.mark.parametrize("channels, mode", [(1, "mix"), (2, "mix"), (2, "each")])
-def test_a_file_comes_back_as_in_memory_and_as_unchunked(sr, channels, mode, endpoint,
-                                                         make_client, tmp_path):
+def test_a_file_comes_back_as_in_memory_and_as_unchunked(
+    sr, channels, mode, endpoint, make_client, tmp_path
+):
     n = round(3.7 * sr)
     y = bandlimited(n, sr, seed=sr, channels=channels)
     src = write(tmp_path / "in.wav", y, sr)
     client = make_client(chunk_seconds=CHUNK, overlap_seconds=OVERLAP, channels=mode)
-    whole = make_client(cache_dir=tmp_path / "other", channels=mode)   # one call per channel
+    whole = make_client(cache_dir=tmp_path / "other", channels=mode)  # one call per channel
     ref = y if mode == "each" or channels == 1 else audio.mix_to_mono(y.astype(np.float64))
     for description, gain in (("speech", 1.0), ("half", 0.5)):
         before = billed(endpoint)
-        out = client.isolate_file(src, description, tmp_path / f"{description}.wav",
-                                  residual_path=tmp_path / f"{description}-rest.wav")
+        out = client.isolate_file(
+            src,
+            description,
+            tmp_path / f"{description}.wav",
+            residual_path=tmp_path / f"{description}-rest.wav",
+        )
         windows = len(audio.plan_chunks(n, sr, CHUNK, OVERLAP))
         sent = channels if mode == "each" else 1
         assert billed(endpoint) - before == windows * sent
@@ -92,11 +97,14 @@ def test_a_file_comes_back_as_in_memory_and_as_unchunked(sr, channels, mode, end
         assert_transform(rest, (1 - gain) * ref, sr)
 
 
-@pytest.mark.parametrize("seconds, calls", [
-    (CHUNK, 1),                       # exactly one chunk: one call, no join
-    (CHUNK + 1 / 16000, 2),           # one chunk plus one sample: two balanced windows
-    (2 * CHUNK - OVERLAP + 0.1, 3),   # a tail (0.1 s) shorter than the overlap
-])
+@pytest.mark.parametrize(
+    "seconds, calls",
+    [
+        (CHUNK, 1),  # exactly one chunk: one call, no join
+        (CHUNK + 1 / 16000, 2),  # one chunk plus one sample: two balanced windows
+        (2 * CHUNK - OVERLAP + 0.1, 3),  # a tail (0.1 s) shorter than the overlap
+    ],
+)
 def test_awkward_lengths(seconds, calls, endpoint, chunked, tmp_path):
     sr = 16000
     y = bandlimited(round(seconds * sr), sr, seed=3, channels=2)
@@ -110,8 +118,9 @@ def test_awkward_lengths(seconds, calls, endpoint, chunked, tmp_path):
     assert np.array_equal(out, chunked.isolate(y, sr, "half"))
 
 
-def test_a_window_dependent_separation_joins_without_a_click_or_a_shift(endpoint, make_client,
-                                                                        tmp_path):
+def test_a_window_dependent_separation_joins_without_a_click_or_a_shift(
+    endpoint, make_client, tmp_path
+):
     # the local "bass" transform is a brick wall over the FFT of each upload: circular, so
     # each window's edges differ from the whole clip's. The crossfade must hide that.
     sr = 48000
@@ -124,23 +133,27 @@ def test_a_window_dependent_separation_joins_without_a_click_or_a_shift(endpoint
     plan = audio.plan_chunks(y.size, sr, 2, 0.5)
     own = np.max(np.abs(np.diff(y)))
     for (a1, _), (_, b0) in zip(plan.windows[1:], plan.windows, strict=False):
-        assert np.max(np.abs(np.diff(out[a1 - 1:b0 + 1]))) <= 1.05 * own
+        assert np.max(np.abs(np.diff(out[a1 - 1 : b0 + 1]))) <= 1.05 * own
     assert audio.estimate_lag(out, y, max_lag=sr // 10) == 0
     np.testing.assert_allclose(out[sr:-sr], y[sr:-sr], atol=0.02)  # below 500 Hz: kept
     # the same windows joined without a crossfade do click: the measure can fail
-    hard = read(make_client(chunk_seconds=1.5, overlap_seconds=0, cache_dir=tmp_path / "h"
-                            ).isolate_file(src, "bass", tmp_path / "hard.wav"))
+    hard = read(
+        make_client(chunk_seconds=1.5, overlap_seconds=0, cache_dir=tmp_path / "h").isolate_file(
+            src, "bass", tmp_path / "hard.wav"
+        )
+    )
     cuts = audio.plan_chunks(y.size, sr, 1.5, 0).windows
-    assert max(np.max(np.abs(np.diff(hard[a - 1:a + 1]))) for a, _ in cuts[1:]) > 2 * own
+    assert max(np.max(np.abs(np.diff(hard[a - 1 : a + 1]))) for a, _ in cuts[1:]) > 2 * own
 
 
 # --- the provider's limits -----------------------------------------------------------------
+
 
 def test_chunks_stay_under_a_duration_and_a_body_limit(tmp_path):
     sr = 44100
     y = bandlimited(12 * sr, sr, seed=5, channels=2)
     src = write(tmp_path / "in.wav", y, sr)
-    body_limit = 400_000     # 3 s of 44.1 kHz 16-bit mono is ~355 kB in base64 JSON; 12 s is not
+    body_limit = 400_000  # 3 s of 44.1 kHz 16-bit mono is ~355 kB in base64 JSON; 12 s is not
     with LocalEndpoint(keys={KEY: None}, max_audio_seconds=5, max_body_bytes=body_limit) as ep:
         kw = dict(endpoint=ep.url, cache_dir=False, progress=False, max_retries=0)
         with Client(KEY, chunk_seconds=20, **kw) as whole:
@@ -158,24 +171,29 @@ def test_chunks_stay_under_a_duration_and_a_body_limit(tmp_path):
 
 # --- estimates, failures, resuming ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["mix", "each"])
 def test_the_estimate_is_what_the_run_pays(mode, endpoint, make_client, tmp_path):
     sr = 22050
-    files = [write(tmp_path / f"in{i}.wav", bandlimited(round(s * sr), sr, seed=i, channels=2), sr)
-             for i, s in enumerate((0.5, 1.0, 4.3, 7.9))]
+    files = [
+        write(tmp_path / f"in{i}.wav", bandlimited(round(s * sr), sr, seed=i, channels=2), sr)
+        for i, s in enumerate((0.5, 1.0, 4.3, 7.9))
+    ]
     client = make_client(chunk_seconds=CHUNK, overlap_seconds=OVERLAP, channels=mode)
-    no_cache = make_client(chunk_seconds=CHUNK, overlap_seconds=OVERLAP, channels=mode,
-                           cache_dir=False)
+    no_cache = make_client(
+        chunk_seconds=CHUNK, overlap_seconds=OVERLAP, channels=mode, cache_dir=False
+    )
     est = client.estimate_file(files, "speech")
     assert no_cache.estimate_file(files, "speech").calls == est.calls and est.cached == 0
-    client.isolate_file(files[2], "speech")        # one file paid already
+    client.isolate_file(files[2], "speech")  # one file paid already
     est = client.estimate_file(files, "speech")
     before = billed(endpoint)
     for f in files:
         client.isolate_file(f, "speech")
     assert billed(endpoint) - before == est.calls
     assert est.cached == len(audio.plan_chunks(round(4.3 * sr), sr, CHUNK, OVERLAP)) * (
-        2 if mode == "each" else 1)
+        2 if mode == "each" else 1
+    )
     assert est.cost == pytest.approx(est.calls * client.price_per_call)
     again = client.estimate_file(files, "speech")
     assert again.calls == 0 and again.cached == est.calls + est.cached
@@ -188,8 +206,9 @@ def test_a_failing_window_leaves_no_output_and_says_where(endpoint, make_client,
     src = write(tmp_path / "in.wav", bandlimited(5 * sr, sr), sr)
     client = make_client(chunk_seconds=CHUNK, overlap_seconds=OVERLAP, max_retries=0)
     # the model fails on "fail": a 500 from the synchronous call, FAILED from the queue
-    with pytest.raises((errors.ServerError, errors.QueueJobFailedError),
-                       match=r"in\.wav, window \d+ of 7"):
+    with pytest.raises(
+        (errors.ServerError, errors.QueueJobFailedError), match=r"in\.wav, window \d+ of 7"
+    ):
         client.isolate_file(src, "please fail", tmp_path / "out.wav", residual_path=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "in.wav"]
     with pytest.raises(errors.InvalidRequestError, match="is the input file"):
@@ -206,8 +225,7 @@ def test_a_failing_window_leaves_no_output_and_says_where(endpoint, make_client,
         client.isolate_file(tmp_path / "nope.wav", "speech")
 
 
-def test_a_budget_stops_mid_file_and_a_rerun_with_more_finishes(endpoint, make_client,
-                                                                 tmp_path):
+def test_a_budget_stops_mid_file_and_a_rerun_with_more_finishes(endpoint, make_client, tmp_path):
     sr = 16000
     y = bandlimited(5 * sr, sr, seed=2)
     src = write(tmp_path / "in.wav", y, sr)
@@ -239,21 +257,30 @@ def test_a_run_killed_mid_file_pays_only_the_missing_windows_when_run_again(tmp_
     cache = tmp_path / "cache"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with LocalEndpoint(keys={KEY: None}, latency=0.05) as ep:
-        proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, ep.url, KEY, str(cache),
-                                 str(src)], env=env, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLED_RUN, ep.url, KEY, str(cache), str(src)],
+            env=env,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.time() + 60
         while ep.stats["billed"] < 12 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         while ep.stats["in_flight"] and time.time() < deadline:  # the server bills what it
-            time.sleep(0.01)                                     # had received, then is idle
+            time.sleep(0.01)  # had received, then is idle
         paid_before = ep.stats["billed"]
         assert 12 <= paid_before < total, proc.stderr.read().decode()[-2000:]
         out = src.with_name("long.isolated-speech.wav")
         assert not out.exists()
-        with Client(KEY, endpoint=ep.url, cache_dir=cache, chunk_seconds=1, overlap_seconds=0.3,
-                    progress=False) as c:
+        with Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=cache,
+            chunk_seconds=1,
+            overlap_seconds=0.3,
+            progress=False,
+        ) as c:
             est = c.estimate_file(src, "speech")
             # at most the answers in flight at the kill (2) were paid and not yet cached
             assert est.cached >= paid_before - 2 and est.calls == total - est.cached
@@ -265,15 +292,16 @@ def test_a_run_killed_mid_file_pays_only_the_missing_windows_when_run_again(tmp_
 
 # --- memory ----------------------------------------------------------------------------------
 
-def test_memory_does_not_grow_with_the_length_of_the_file(make_endpoint, make_client,
-                                                          tmp_path):
+
+def test_memory_does_not_grow_with_the_length_of_the_file(make_endpoint, make_client, tmp_path):
     sr = 8000
     # the local endpoint runs in this process: it keeps only a few queued results, so that
     # what is traced is the client's memory
     ep = make_endpoint(queue_max_jobs=4)
     # one window in flight: the windows finish in order, so the peak is deterministic
-    client = make_client(endpoint=ep.url, chunk_seconds=2, overlap_seconds=0.5,
-                         max_concurrency=1, cache_dir=False)
+    client = make_client(
+        endpoint=ep.url, chunk_seconds=2, overlap_seconds=0.5, max_concurrency=1, cache_dir=False
+    )
     peaks = {}
     for seconds in (40, 160):
         src = tmp_path / f"{seconds}.wav"
@@ -301,18 +329,34 @@ def test_memory_does_not_grow_with_the_length_of_the_file(make_endpoint, make_cl
 
 # --- the command line ------------------------------------------------------------------------
 
+
 def cli(*args, key=KEY):
     env = dict(os.environ, PYTHONPATH=str(ROOT), SEGMIND_API_KEY=key)
-    return subprocess.run([sys.executable, "-m", "samaudio_data.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "samaudio_data.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_the_cli_streams_a_file_and_counts_its_windows(endpoint, make_client, tmp_path):
     sr = 44100
     y = bandlimited(round(6.5 * sr), sr, seed=11, channels=2)
     src = write(tmp_path / "talk.wav", y, sr, subtype="PCM_16")
-    opts = ["--endpoint", endpoint.url, "--cache-dir", tmp_path / "cache", "--chunk-seconds",
-            CHUNK, "--overlap-seconds", OVERLAP, "--channels", "each"]
+    opts = [
+        "--endpoint",
+        endpoint.url,
+        "--cache-dir",
+        tmp_path / "cache",
+        "--chunk-seconds",
+        CHUNK,
+        "--overlap-seconds",
+        OVERLAP,
+        "--channels",
+        "each",
+    ]
     windows = len(audio.plan_chunks(y.shape[-1], sr, CHUNK, OVERLAP))
     dry = cli("isolate", src, "half", *opts, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -323,7 +367,7 @@ def test_the_cli_streams_a_file_and_counts_its_windows(endpoint, make_client, tm
     res = cli("isolate", src, "half", *opts, "--residual", tmp_path / "rest.flac")
     assert res.returncode == 0, res.stderr
     assert f"{2 * windows} calls paid" in res.stdout and billed(endpoint) == 2 * windows
-    assert "chunk" in res.stderr          # the progress bar counts windows
+    assert "chunk" in res.stderr  # the progress bar counts windows
     out = src.with_name("talk.isolated-half.wav")
     client = make_client(chunk_seconds=CHUNK, overlap_seconds=OVERLAP, channels="each")
     mine = read(client.isolate_file(src, "half", tmp_path / "mine.wav"))

@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-
-from samaudio_data import Budget, Client, errors
-from samaudio_data.testing import FakeClock, LocalEndpoint
-
 from conftest import KEY
 from endpoint_helpers import wait_for
 from signals import bandlimited
+
+from samaudio_data import Budget, Client, errors
+from samaudio_data.testing import FakeClock, LocalEndpoint
 
 SR = 16000
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +39,10 @@ def journal_files(cache_dir):
 
 
 def sync_reference(y, description="half"):
-    with LocalEndpoint(keys={KEY: None}) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=False, transport="sync",
-                   progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: None}) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=False, transport="sync", progress=False) as c,
+    ):
         return c.isolate(y, SR, description)
 
 
@@ -62,9 +62,10 @@ def test_queue_happy_path_pays_once_and_matches_sync(make_client, endpoint, tmp_
 
 
 def test_submit_answer_sets_remaining_credits(tmp_path):
-    with LocalEndpoint(keys={KEY: 5.0}) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                   progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: 5.0}) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False) as c,
+    ):
         c.isolate(clip(), SR, "speech")
         assert c.usage.remaining_credits == pytest.approx(5.0 - 0.062)
         assert c.usage.billed == 1 and ep.credits(KEY) == pytest.approx(5.0 - 0.062)
@@ -87,8 +88,9 @@ def test_timeout_while_waiting_never_pays_twice(tmp_path):
     y = clip(2)
     clock = FakeClock(ticking=True)
     with LocalEndpoint(keys={KEY: None}, latency=1.2, clock=clock) as ep:
-        kw = dict(endpoint=ep.url, timeout=(5, 0.5), max_retries=3, backoff_base=0.01,
-                  progress=False)
+        kw = dict(
+            endpoint=ep.url, timeout=(5, 0.5), max_retries=3, backoff_base=0.01, progress=False
+        )
         with Client(KEY, cache_dir=tmp_path / "q", transport="queue", **kw) as c:
             c.isolate(y, SR, "speech")
             assert c.usage.retries >= 1
@@ -98,8 +100,10 @@ def test_timeout_while_waiting_never_pays_twice(tmp_path):
             with pytest.raises(errors.APITimeoutError):
                 c.isolate(y, SR, "speech")
         clock.advance(1.2)  # the abandoned calls finish on the server, billed
-        wait_for(lambda: ep.stats["requests"] == 4 and not ep.stats["in_flight"],
-                 "the four abandoned calls to finish on the server")
+        wait_for(
+            lambda: ep.stats["requests"] == 4 and not ep.stats["in_flight"],
+            "the four abandoned calls to finish on the server",
+        )
         assert ep.stats["billed"] == 4
 
 
@@ -116,12 +120,23 @@ def test_failed_job_is_typed_not_retried_not_billed(make_client, endpoint, tmp_p
     assert c.usage.failed == 1 and c.usage.billed == 0
 
 
-@pytest.mark.parametrize("step,kind,status", [
-    ("status", "status", 503), ("status", "drop", None), ("status", "html", 502),
-    ("status", "slow", None), ("status", "garbage", None), ("result", "status", 500),
-    ("result", "drop", None), ("result", "truncate", None), ("result", "garbage", None)])
-def test_poll_and_fetch_faults_are_retried_without_resubmitting(make_client, endpoint, step,
-                                                                kind, status):
+@pytest.mark.parametrize(
+    "step,kind,status",
+    [
+        ("status", "status", 503),
+        ("status", "drop", None),
+        ("status", "html", 502),
+        ("status", "slow", None),
+        ("status", "garbage", None),
+        ("result", "status", 500),
+        ("result", "drop", None),
+        ("result", "truncate", None),
+        ("result", "garbage", None),
+    ],
+)
+def test_poll_and_fetch_faults_are_retried_without_resubmitting(
+    make_client, endpoint, step, kind, status
+):
     endpoint.inject(kind, step=step, times=2, status=status, delay=1.0)
     c = make_client(transport="queue", timeout=(5, 0.5))
     y = clip(3)
@@ -142,9 +157,11 @@ def test_submit_fault_is_retried_and_billed_once(make_client, endpoint):
 
 @pytest.mark.parametrize("off_status", [404, 405])
 def test_auto_falls_back_to_sync_once_and_remembers(tmp_path, off_status, caplog):
-    with LocalEndpoint(keys={KEY: 1.0}, queue=False, queue_off_status=off_status) as ep, \
-            caplog.at_level(logging.INFO, logger="samaudio_data"), \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: 1.0}, queue=False, queue_off_status=off_status) as ep,
+        caplog.at_level(logging.INFO, logger="samaudio_data"),
+        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c,
+    ):
         y = clip(4)
         np.testing.assert_array_equal(c.isolate(y, SR, "half"), sync_reference(y))
         c.isolate(clip(5), SR, "speech")
@@ -155,9 +172,10 @@ def test_auto_falls_back_to_sync_once_and_remembers(tmp_path, off_status, caplog
 
 
 def test_queue_transport_without_queue_is_an_error_not_billed(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, queue=False) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                   progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: None}, queue=False) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False) as c,
+    ):
         with pytest.raises(errors.NotFoundError, match="not billed|nothing was billed"):
             c.isolate(clip(), SR, "speech")
         assert ep.stats["billed"] == 0 and "call" not in ep.stats["by_step"]
@@ -168,12 +186,14 @@ def test_status_url_on_another_origin_is_refused_and_gets_nothing(tmp_path):
     and asking again neither submits again nor sends anything to the other origin."""
     with LocalEndpoint(keys={KEY: None}) as other, LocalEndpoint(keys={KEY: None}) as ep:
         ep.queue_url_origin = other.base_url
-        with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                    progress=False) as c:
+        with Client(
+            KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
+        ) as c:
             for _ in range(2):
-                with pytest.raises(errors.UncollectableRequestError,
-                                   match="billed.*not both plain URLs on the endpoint's origin"
-                                   ) as info:
+                with pytest.raises(
+                    errors.UncollectableRequestError,
+                    match="billed.*not both plain URLs on the endpoint's origin",
+                ) as info:
                     c.isolate(clip(), SR, "speech")
             assert c.usage.billed == 1
         assert KEY not in str(info.value) and KEY not in repr(info.value.__dict__)
@@ -190,16 +210,26 @@ def test_interrupted_wait_is_collected_by_the_next_client(tmp_path, caplog):
     with the same cache finds the journalled request and collects it: paid once."""
     y = clip(6)
     with LocalEndpoint(keys={KEY: None}, latency=1.0) as ep:
-        with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                    timeout=(5, 0.3), max_retries=0, progress=False) as c:
+        with Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=tmp_path,
+            transport="queue",
+            timeout=(5, 0.3),
+            max_retries=0,
+            progress=False,
+        ) as c:
             with pytest.raises(errors.APITimeoutError, match="paid for and kept"):
                 c.isolate(y, SR, "half")
         [entry] = journal_files(tmp_path)
         text = entry.read_text()
         assert KEY not in text and "status_url" in text and "request_id" in text
-        with caplog.at_level(logging.INFO, logger="samaudio_data"), \
-                Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                       progress=False) as c2:
+        with (
+            caplog.at_level(logging.INFO, logger="samaudio_data"),
+            Client(
+                KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
+            ) as c2,
+        ):
             out = c2.isolate(y, SR, "half")
         np.testing.assert_array_equal(out, sync_reference(y))
         assert (ep.stats["submits"], ep.stats["billed"]) == (1, 1)
@@ -211,17 +241,27 @@ def test_expired_result_is_sent_again(tmp_path, caplog):
     y = clip(7)
     clock = FakeClock(ticking=True)
     with LocalEndpoint(keys={KEY: None}, latency=0.5, queue_retention=0.1, clock=clock) as ep:
-        with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                    timeout=(5, 0.2), max_retries=0, progress=False) as c:
+        with Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=tmp_path,
+            transport="queue",
+            timeout=(5, 0.2),
+            max_retries=0,
+            progress=False,
+        ) as c:
             with pytest.raises(errors.APITimeoutError):
                 c.isolate(y, SR, "half")
         assert len(journal_files(tmp_path)) == 1
         clock.advance(0.6)  # finished and past the server's retention
         requests.get(f"{ep.base_url}/v2/requests/any/status", headers={"x-api-key": KEY})
         ep.queue_retention = 3600  # the first job is gone; the second one stays
-        with caplog.at_level(logging.WARNING, logger="samaudio_data"), \
-                Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                       progress=False) as c2:
+        with (
+            caplog.at_level(logging.WARNING, logger="samaudio_data"),
+            Client(
+                KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
+            ) as c2,
+        ):
             out = c2.isolate(y, SR, "half")
         np.testing.assert_array_equal(out, sync_reference(y))
         assert ep.stats["submits"] == 2 and "expired" in caplog.text
@@ -231,22 +271,39 @@ def test_expired_result_is_sent_again(tmp_path, caplog):
 def test_journal_entry_past_the_client_retention_is_not_collected(tmp_path):
     y = clip(8)
     with LocalEndpoint(keys={KEY: None}, latency=0.6) as ep:
-        with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                    timeout=(5, 0.2), max_retries=0, progress=False) as c:
+        with Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=tmp_path,
+            transport="queue",
+            timeout=(5, 0.2),
+            max_retries=0,
+            progress=False,
+        ) as c:
             with pytest.raises(errors.APITimeoutError):
                 c.isolate(y, SR, "speech")
         [entry] = journal_files(tmp_path)
-        wait_for(lambda: time.time() - entry.stat().st_mtime > 0.1,
-                 "the journal entry to be older than the next client's retention")
-        with Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                    queue_retention=0.1, progress=False) as c2:
+        wait_for(
+            lambda: time.time() - entry.stat().st_mtime > 0.1,
+            "the journal entry to be older than the next client's retention",
+        )
+        with Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=tmp_path,
+            transport="queue",
+            queue_retention=0.1,
+            progress=False,
+        ) as c2:
             c2.isolate(y, SR, "speech")
         assert ep.stats["submits"] == 2
 
 
 def test_max_cost_refuses_when_provider_credits_are_below_the_price(tmp_path):
-    with LocalEndpoint(keys={KEY: 0.1}) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: 0.1}) as ep,
+        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c,
+    ):
         c.separate(clip(0), SR, "speech", budget=Budget(10.0))
         assert c.usage.remaining_credits == pytest.approx(0.038)
         with pytest.raises(errors.BudgetExceededError, match="credits left"):
@@ -269,8 +326,12 @@ print("done", len(outs))
 
 
 def test_kill_9_then_rerun_pays_exactly_once_per_piece(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
     code = _WORKER % KEY
     cache = tmp_path / "cache"
     clock = FakeClock()  # jobs run 1 s of this clock: they finish when the test says
@@ -280,8 +341,9 @@ def test_kill_9_then_rerun_pays_exactly_once_per_piece(tmp_path):
 
         def settled(submits, fetches):  # every accepted request is journaled or collected
             s = ep.stats
-            return (s["submits"], s["fetches"]) == (submits, fetches) and \
-                len(journal_files(cache)) == submits - fetches
+            return (s["submits"], s["fetches"]) == (submits, fetches) and len(
+                journal_files(cache)
+            ) == submits - fetches
 
         # 4 in flight at a time; the first wave finishes, the second waits: kill then (a
         # kill between the provider accepting a submit and its answer arriving would still
@@ -295,7 +357,7 @@ def test_kill_9_then_rerun_pays_exactly_once_per_piece(tmp_path):
         assert ep.stats["submits"] == 8 and len(entries) == 4  # killed, paid requests waiting
         assert all(KEY not in e.read_text() for e in entries)
         clock.advance(1.0)  # the second wave finishes on the server
-        ep.latency = 0      # and what the rerun sends finishes at once
+        ep.latency = 0  # and what the rerun sends finishes at once
         done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "done 10" in done.stdout
@@ -305,9 +367,19 @@ def test_kill_9_then_rerun_pays_exactly_once_per_piece(tmp_path):
 
 
 def test_budget_holds_one_price_per_paid_request_and_refunds_failed_jobs(tmp_path):
-    with LocalEndpoint(keys={KEY: None}, latency=1.0) as ep, \
-            Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue",
-                   timeout=(5, 0.4), max_retries=4, backoff_base=0.01, progress=False) as c:
+    with (
+        LocalEndpoint(keys={KEY: None}, latency=1.0) as ep,
+        Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=tmp_path,
+            transport="queue",
+            timeout=(5, 0.4),
+            max_retries=4,
+            backoff_base=0.01,
+            progress=False,
+        ) as c,
+    ):
         budget = Budget(0.1)
         ep.inject("fail")
         with pytest.raises(errors.QueueJobFailedError):

@@ -9,10 +9,10 @@ import warnings
 
 import numpy as np
 import pytest
-from datasets import Dataset
-
 from conftest import KEY
+from datasets import Dataset
 from signals import bandlimited
+
 from samaudio_data import Client, isolate, prefetch
 
 
@@ -22,10 +22,16 @@ def clips(n, seed=0):
 
 def test_with_only_the_rate_stated_no_429_and_concurrency_follows(make_endpoint, tmp_path):
     # 20 requests a second, as 40 per 2 s windows (a sliding window)
-    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=40, rate_window=2.0,
-                       latency=0.3)
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=40,
-                    rate_window=2.0, progress=False, transport="sync")
+    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=40, rate_window=2.0, latency=0.3)
+    client = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        requests_per_minute=40,
+        rate_window=2.0,
+        progress=False,
+        transport="sync",
+    )
     client.isolate_many(clips(40), 16000, "speech")
     assert ep.stats["billed"] == 40
     assert 429 not in ep.stats["by_status"]
@@ -43,15 +49,40 @@ def test_requests_arrive_evenly_spaced_against_a_token_bucket(tmp_path):
     # in its own process, as a provider does (here it would stamp arrivals with this
     # process's scheduling jitter).
     server = subprocess.Popen(
-        [sys.executable, "-m", "samaudio_data.cli", "serve", "--port", "0", "--key", KEY,
-         "--rpm", "16", "--rate-window", "2", "--burst", "1", "--latency", "0.2"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "samaudio_data.cli",
+            "serve",
+            "--port",
+            "0",
+            "--key",
+            KEY,
+            "--rpm",
+            "16",
+            "--rate-window",
+            "2",
+            "--burst",
+            "1",
+            "--latency",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = server.stdout.readline().strip()
-        client = Client(KEY, endpoint=url, cache_dir=tmp_path, requests_per_minute=16,
-                        rate_window=2.0, progress=False)
+        client = Client(
+            KEY,
+            endpoint=url,
+            cache_dir=tmp_path,
+            requests_per_minute=16,
+            rate_window=2.0,
+            progress=False,
+        )
         client.isolate_many(clips(32), 16000, "speech")
-        usage = client.usage                      # requests per minute: 16 per 2 s = 480
+        usage = client.usage  # requests per minute: 16 per 2 s = 480
     finally:
         server.terminate()
         server.wait(10)
@@ -66,12 +97,25 @@ def test_the_plan_name_states_the_rate(monkeypatch):
 
 
 def test_with_no_rate_stated_it_learns_the_limit_and_finishes(make_endpoint, tmp_path):
-    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                   rate_limit_burst=2, latency=0.1, send_retry_after="fraction")
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, rate_window=1.0,
-                    max_concurrency=8, max_retries=0, progress=False)
+    ep = make_endpoint(
+        keys={KEY: None},
+        rate_limit_per_minute=10,
+        rate_window=1.0,
+        rate_limit_burst=2,
+        latency=0.1,
+        send_retry_after="fraction",
+    )
+    client = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        rate_window=1.0,
+        max_concurrency=8,
+        max_retries=0,
+        progress=False,
+    )
     client.isolate_many(clips(40, seed=100), 16000, "speech")
-    assert ep.stats["billed"] == 40                      # nothing failed, none paid twice
+    assert ep.stats["billed"] == 40  # nothing failed, none paid twice
     learned = client.limits.snapshot()["rate_per_minute"]
     assert learned is not None and 300 <= learned <= 900  # ~10/s, i.e. 600 per minute
     assert ep.stats["by_status"].get(429, 0) < 20
@@ -80,31 +124,46 @@ def test_with_no_rate_stated_it_learns_the_limit_and_finishes(make_endpoint, tmp
 def test_small_batches_get_a_one_time_hint_at_the_users_line(make_endpoint, tmp_path):
     rows = [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(24, seed=200)]
     ds = Dataset.from_list(rows)
-    ep = make_endpoint(keys={KEY: None}, latency=0.1)   # ~0.3 s observed with the overhead
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=300,
-                    rate_window=60.0, progress=False)
+    ep = make_endpoint(keys={KEY: None}, latency=0.1)  # ~0.3 s observed with the overhead
+    client = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        requests_per_minute=300,
+        rate_window=60.0,
+        progress=False,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds.map(isolate("speech", client=client), batched=True, batch_size=3,
-               load_from_cache_file=False)
+        ds.map(
+            isolate("speech", client=client), batched=True, batch_size=3, load_from_cache_file=False
+        )
     hints = [w for w in caught if "idle" in str(w.message)]
     assert len(hints) == 1 and "batch_size >=" in str(hints[0].message)
-    assert hints[0].filename == __file__              # the user's ds.map line, not datasets'
+    assert hints[0].filename == __file__  # the user's ds.map line, not datasets'
     best = int(str(hints[0].message).split("batch_size >= ")[1].split()[0])
-    assert 3 < best < 24                               # 9 x latency x rate, a batch that exists
+    assert 3 < best < 24  # 9 x latency x rate, a batch that exists
     assert ep.stats["billed"] == 24
 
 
 def test_no_hint_when_the_dataset_is_smaller_than_the_batch_it_would_ask_for(
-        make_endpoint, tmp_path):
+    make_endpoint, tmp_path
+):
     rows = [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(8, seed=210)]
-    ep = make_endpoint(keys={KEY: None}, latency=0.3)   # 9 x 0.3 s x 10/s: batches of 27
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=600,
-                    rate_window=60.0, progress=False)
+    ep = make_endpoint(keys={KEY: None}, latency=0.3)  # 9 x 0.3 s x 10/s: batches of 27
+    client = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        requests_per_minute=600,
+        rate_window=60.0,
+        progress=False,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        Dataset.from_list(rows).map(isolate("speech", client=client), batched=True,
-                                    batch_size=2, load_from_cache_file=False)
+        Dataset.from_list(rows).map(
+            isolate("speech", client=client), batched=True, batch_size=2, load_from_cache_file=False
+        )
     assert not [w for w in caught if "idle" in str(w.message)]
     assert ep.stats["billed"] == 8
 
@@ -129,11 +188,11 @@ def test_prefetch_fills_the_cache_and_the_map_pays_nothing(make_endpoint, tmp_pa
 def test_prefetch_stops_everything_on_406(make_endpoint, tmp_path):
     from samaudio_data import errors
 
-    ds = Dataset.from_list([{"audio": {"array": y, "sampling_rate": 16000}}
-                            for y in clips(8, seed=400)])
+    ds = Dataset.from_list(
+        [{"audio": {"array": y, "sampling_rate": 16000}} for y in clips(8, seed=400)]
+    )
     ep = make_endpoint(keys={KEY: 0.062 * 3})
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=2,
-                    progress=False)
+    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=2, progress=False)
     with pytest.raises(errors.InsufficientCreditsError, match="Stopped every request"):
         prefetch(ds, isolate("speech", client=client), progress=False)
     assert ep.stats["billed"] == 3
@@ -144,13 +203,25 @@ def test_a_rate_stated_too_high_slows_down_and_pays_once(make_endpoint, tmp_path
     # the account allows 6 a second, the client is told 12; every answer, 429s included,
     # takes 80 ms to come back, so a 429 may arrive while the next request is between its
     # turn and the wire: that one waits again, and is neither sent nor counted
-    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
-                       rate_limit_burst=1, send_retry_after="fraction")
+    ep = make_endpoint(
+        keys={KEY: None},
+        rate_limit_per_minute=6,
+        rate_window=1.0,
+        rate_limit_burst=1,
+        send_retry_after="fraction",
+    )
     ep.inject("slow", times=1000, delay=0.08, step="call")
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=12,
-                    rate_window=1.0, progress=False, transport="sync")
+    client = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        requests_per_minute=12,
+        rate_window=1.0,
+        progress=False,
+        transport="sync",
+    )
     client.isolate_many(clips(24, seed=300), 16000, "speech")
     usage = client.usage
-    assert ep.stats["billed"] == usage.billed == 24                 # each paid once
+    assert ep.stats["billed"] == usage.billed == 24  # each paid once
     assert ep.stats["by_status"].get(429, 0) == usage.rate_limited > 0
     assert usage.requests == ep.stats["requests"] == 24 + usage.rate_limited

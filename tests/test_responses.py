@@ -8,21 +8,30 @@ import time
 import numpy as np
 import pytest
 
-from samaudio_data.audio import encode_mp3, encode_wav
-from samaudio_data._net.retry import parse_retry_after as _retry_after
-from samaudio_data.errors import ResponseDecodeError
 from samaudio_data._net.responses import audio_bytes
+from samaudio_data._net.retry import parse_retry_after as _retry_after
+from samaudio_data.audio import encode_mp3, encode_wav
+from samaudio_data.errors import ResponseDecodeError
 
 WAV = encode_wav(np.zeros(100), 16000)
 
 
-@pytest.mark.parametrize("body", [
-    WAV,
-    json.dumps({"audio": base64.b64encode(WAV).decode()}).encode(),
-    json.dumps({"status": "ok", "output": {"audio_base64": "data:audio/wav;base64,"
-                                           + base64.b64encode(WAV).decode()}}).encode(),
-    json.dumps({"result": [{"id": "1", "data": base64.encodebytes(WAV).decode()}]}).encode(),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        WAV,
+        json.dumps({"audio": base64.b64encode(WAV).decode()}).encode(),
+        json.dumps(
+            {
+                "status": "ok",
+                "output": {
+                    "audio_base64": "data:audio/wav;base64," + base64.b64encode(WAV).decode()
+                },
+            }
+        ).encode(),
+        json.dumps({"result": [{"id": "1", "data": base64.encodebytes(WAV).decode()}]}).encode(),
+    ],
+)
 def test_audio_is_found_in_every_shape(body):
     assert audio_bytes(body, fetch=None) == (WAV, "wav")
 
@@ -37,13 +46,18 @@ def test_urls_are_followed_with_the_given_fetch():
         audio_bytes(body, fetch=lambda u: b"<html>expired</html>")
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"<html><body>Bad gateway</body></html>", "neither audio nor JSON"),
-    (json.dumps({"error": "model is loading"}).encode(), "an error: 'model is loading'"),
-    (json.dumps({"audio": "not base64 at all!"}).encode(), "JSON without audio"),
-    (json.dumps({"audio": base64.b64encode(b"just some text, not audio").decode()}).encode(),
-     "JSON without audio"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"<html><body>Bad gateway</body></html>", "neither audio nor JSON"),
+        (json.dumps({"error": "model is loading"}).encode(), "an error: 'model is loading'"),
+        (json.dumps({"audio": "not base64 at all!"}).encode(), "JSON without audio"),
+        (
+            json.dumps({"audio": base64.b64encode(b"just some text, not audio").decode()}).encode(),
+            "JSON without audio",
+        ),
+    ],
+)
 def test_bodies_without_audio_say_what_came(body, words):
     with pytest.raises(ResponseDecodeError, match=words):
         audio_bytes(body, fetch=None)

@@ -15,12 +15,23 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import KEY
-from signals import bandlimited
-from hostile import (HostileServer, audio, cut_body, drip, echo_key, huge, json_doc, redirect,
-                     refused_url, respond, status, wav_bytes)
-from signals import tone
+from hostile import (
+    HostileServer,
+    audio,
+    cut_body,
+    drip,
+    echo_key,
+    huge,
+    json_doc,
+    redirect,
+    refused_url,
+    respond,
+    status,
+    wav_bytes,
+)
+from signals import bandlimited, tone
+
 from samaudio_data import Client, errors
 
 PATH = "/v1/sam-audio-large"
@@ -46,6 +57,7 @@ def assert_no_key(*texts):
 
 
 # --- wrong results never come back silently, nor are cached ---------------------------------
+
 
 @pytest.mark.parametrize("declare", ["full", "cut"])
 def test_an_answer_cut_short_is_an_error_and_never_cached(tmp_path, declare):
@@ -98,6 +110,7 @@ def test_a_good_answer_after_a_cut_one_is_used_and_cached(tmp_path):
 
 # --- the cache is verified before it is served ------------------------------------------
 
+
 def entries(client):
     return sorted(p for p in (client.cache_dir / "results").glob("*/*.bin"))
 
@@ -122,7 +135,7 @@ def test_a_damaged_cache_entry_is_a_miss_and_is_replaced(client, endpoint, damag
     with caplog.at_level(logging.WARNING, logger="samaudio_data"):
         out_a = client.isolate(a, SR, "speech")
         client.isolate(a, SR, "speech")
-    assert endpoint.stats["billed"] == before + 1          # re-requested once, then served
+    assert endpoint.stats["billed"] == before + 1  # re-requested once, then served
     assert np.allclose(out_a, a, atol=1e-4)
     assert sum("unusable" in r.message for r in caplog.records) == 1  # logged once
 
@@ -166,9 +179,14 @@ def full_disk(tmp_path):
 
     mnt = tmp_path / "full"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
+
     def fill(leave: int = 0):
         """Fill the file system, then free ``leave`` bytes again."""
         try:
@@ -190,8 +208,8 @@ def full_disk(tmp_path):
 def test_a_full_disk_still_returns_the_paid_answer(endpoint, full_disk):
     cache_dir, fill = full_disk
     client = Client(KEY, endpoint=endpoint.url, cache_dir=cache_dir, progress=False)
-    client.isolate(bandlimited(480, SR, seed=6), SR, "speech")   # a cache in use...
-    fill()                                                       # ...then the disk fills up
+    client.isolate(bandlimited(480, SR, seed=6), SR, "speech")  # a cache in use...
+    fill()  # ...then the disk fills up
     y = bandlimited(4800, SR, seed=5)
     with pytest.warns(RuntimeWarning, match="could not write"):
         out = client.isolate(y, SR, "speech")
@@ -202,8 +220,9 @@ def test_a_paid_answer_that_cannot_be_cached_is_collected_again_not_paid(endpoin
     # room for the journal's few hundred bytes, not for the answer: the queued request stays
     # journalled, so asking again collects it from the queue instead of paying for it again
     cache_dir, fill = full_disk
-    client = Client(KEY, endpoint=endpoint.url, cache_dir=cache_dir, transport="queue",
-                    progress=False)
+    client = Client(
+        KEY, endpoint=endpoint.url, cache_dir=cache_dir, transport="queue", progress=False
+    )
     client.isolate(bandlimited(480, SR, seed=6), SR, "speech")
     fill(leave=3 * 4096)
     y = bandlimited(16000, SR, seed=7)
@@ -217,6 +236,7 @@ def test_a_paid_answer_that_cannot_be_cached_is_collected_again_not_paid(endpoin
 
 # --- the key stays with the endpoint ------------------------------------------------------
 
+
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
 def test_a_redirect_to_another_origin_never_receives_the_key(tmp_path, code):
     with HostileServer() as bad, HostileServer() as other:
@@ -225,9 +245,9 @@ def test_a_redirect_to_another_origin_never_receives_the_key(tmp_path, code):
         client = hostile_client(bad, tmp_path)
         with pytest.raises(errors.RedirectError) as info:
             client.isolate(clip(), SR, "speech")
-        assert other.requests == []                      # nothing, key or audio, went there
+        assert other.requests == []  # nothing, key or audio, went there
         assert "SAMAUDIO_ENDPOINT" in str(info.value)
-        assert len(bad.requests) == 1                    # not retried
+        assert len(bad.requests) == 1  # not retried
 
 
 def test_a_same_origin_307_is_followed_with_the_key(tmp_path):
@@ -278,6 +298,7 @@ def test_urls_in_answers_are_downloaded_without_the_key_and_bounded(tmp_path):
 
 # --- nothing hangs, nothing explodes -------------------------------------------------------
 
+
 def test_a_huge_body_is_refused_unread(tmp_path):
     with HostileServer() as bad:
         bad.add("POST", PATH, huge(300 * 1024 * 1024), times=None)
@@ -305,8 +326,7 @@ def test_retry_after_is_capped_and_garbage_is_ignored(tmp_path, value):
         t0 = time.monotonic()
         client.isolate(clip(0.2), SR, "speech")
         assert time.monotonic() - t0 < 10
-        state = json.loads(next((tmp_path / "cache" / "limits").glob("*/state.json"))
-                           .read_text())
+        state = json.loads(next((tmp_path / "cache" / "limits").glob("*/state.json")).read_text())
         assert math.isfinite(state["backoff_until"]) and state["backoff_until"] < time.time() + 5
 
 
@@ -321,12 +341,26 @@ def test_connection_refused_on_a_local_endpoint_fails_fast_with_a_hint(tmp_path)
 
 # --- 429 storms slow a run down; they never kill it ----------------------------------------
 
+
 def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint, tmp_path):
 
-    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                   rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
-                    rate_window=1.0, max_retries=1, progress=False)
+    ep = make_endpoint(
+        keys={KEY: None},
+        rate_limit_per_minute=10,
+        rate_window=1.0,
+        rate_limit_burst=2,
+        latency=0.05,
+        send_retry_after="fraction",
+    )
+    client = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        max_concurrency=8,
+        rate_window=1.0,
+        max_retries=1,
+        progress=False,
+    )
     clips = [bandlimited(800, 16000, seed=i) for i in range(30)]
     outs = client.isolate_many(clips, 16000, "speech")
     assert len(outs) == 30 and ep.stats["billed"] == 30
@@ -334,12 +368,24 @@ def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint,
 
 def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, tmp_path):
 
-    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=10, rate_window=1.0,
-                   rate_limit_burst=2, latency=0.05, send_retry_after="fraction")
-    client = Client(KEY, endpoint=ep.url, cache_dir=tmp_path, max_concurrency=8,
-                    rate_window=1.0, requests_per_minute=10, progress=False)
-    client.isolate_many([bandlimited(800, 16000, seed=i) for i in range(20)], 16000,
-                        "speech")
+    ep = make_endpoint(
+        keys={KEY: None},
+        rate_limit_per_minute=10,
+        rate_window=1.0,
+        rate_limit_burst=2,
+        latency=0.05,
+        send_retry_after="fraction",
+    )
+    client = Client(
+        KEY,
+        endpoint=ep.url,
+        cache_dir=tmp_path,
+        max_concurrency=8,
+        rate_window=1.0,
+        requests_per_minute=10,
+        progress=False,
+    )
+    client.isolate_many([bandlimited(800, 16000, seed=i) for i in range(20)], 16000, "speech")
     assert ep.stats["billed"] == 20
     assert ep.stats["by_status"].get(429, 0) <= 2
 
@@ -347,13 +393,31 @@ def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, tmp_pa
 def test_concurrent_threads_share_one_pace(make_endpoint, tmp_path):
     """Two clients (threads) on one endpoint share the pace through the cache directory."""
 
-    ep = make_endpoint(keys={KEY: None}, rate_limit_per_minute=6, rate_window=1.0,
-                   rate_limit_burst=1, send_retry_after="fraction")
-    clients = [Client(KEY, endpoint=ep.url, cache_dir=tmp_path, requests_per_minute=6,
-                      rate_window=1.0, progress=False) for _ in range(2)]
-    threads = [threading.Thread(target=c.isolate_many, args=(
-        [bandlimited(800, 16000, seed=10 * k + i) for i in range(5)], 16000, "speech"))
-        for k, c in enumerate(clients)]
+    ep = make_endpoint(
+        keys={KEY: None},
+        rate_limit_per_minute=6,
+        rate_window=1.0,
+        rate_limit_burst=1,
+        send_retry_after="fraction",
+    )
+    clients = [
+        Client(
+            KEY,
+            endpoint=ep.url,
+            cache_dir=tmp_path,
+            requests_per_minute=6,
+            rate_window=1.0,
+            progress=False,
+        )
+        for _ in range(2)
+    ]
+    threads = [
+        threading.Thread(
+            target=c.isolate_many,
+            args=([bandlimited(800, 16000, seed=10 * k + i) for i in range(5)], 16000, "speech"),
+        )
+        for k, c in enumerate(clients)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -366,5 +430,6 @@ def test_a_key_pasted_into_the_description_is_refused_before_sending(client, end
     with pytest.raises(errors.InvalidRequestError, match="API key") as info:
         client.isolate(bandlimited(800, 16000), 16000, f"speech {KEY}")
     assert KEY not in str(info.value) and endpoint.stats["requests"] == 0
-    assert not any(KEY.encode() in p.read_bytes()
-                   for p in client.cache_dir.rglob("*") if p.is_file())
+    assert not any(
+        KEY.encode() in p.read_bytes() for p in client.cache_dir.rglob("*") if p.is_file()
+    )

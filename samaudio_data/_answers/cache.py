@@ -44,9 +44,10 @@ import stat
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Set, Union
+from typing import Any
 
 import numpy as np
 
@@ -69,8 +70,11 @@ def request_key(upload: bytes, description: str, params: dict, endpoint: str) ->
     h = hashlib.sha256()
     h.update(_MAGIC1)  # unchanged since 0.1, so entries written then are still found
     h.update(hashlib.sha256(upload).digest())
-    h.update(json.dumps({"description": description, "params": params, "endpoint": endpoint},
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            {"description": description, "params": params, "endpoint": endpoint}, sort_keys=True
+        ).encode()
+    )
     return h.hexdigest()
 
 
@@ -92,12 +96,18 @@ def compress(data: bytes, fmt: str):
     'flac'
     """
     lay = wav_layout(data) if fmt == "wav" else None
-    if lay is None or lay.fmt_tag != 1 or lay.bits != 16 or lay.channels < 1 \
-            or lay.available_bytes < lay.declared_bytes:
+    if (
+        lay is None
+        or lay.fmt_tag != 1
+        or lay.bits != 16
+        or lay.channels < 1
+        or lay.available_bytes < lay.declared_bytes
+    ):
         return data, fmt
     frames = lay.declared_bytes // (2 * lay.channels)
-    pcm = np.frombuffer(data, dtype="<i2", count=frames * lay.channels,
-                        offset=lay.data_offset).reshape(frames, lay.channels)
+    pcm = np.frombuffer(
+        data, dtype="<i2", count=frames * lay.channels, offset=lay.data_offset
+    ).reshape(frames, lay.channels)
     if frames == 0:
         return data, fmt
     return encode_pcm(pcm.T, lay.sr, "FLAC", "PCM_16"), "flac"
@@ -107,9 +117,9 @@ class ResultCache:
     """Answers under ``root/results`` (a directory, or an fsspec URL); see the module
     docstring."""
 
-    def __init__(self, root: Union[str, Path]) -> None:
+    def __init__(self, root: str | Path) -> None:
         self._fs: Any = None
-        self.root: Union[str, Path]
+        self.root: str | Path
         self._url = ""  # where the results live on shared storage (with _fs)
         self._results = Path()  # where they live on this machine's disk (without)
         if isinstance(root, str) and "://" in root:
@@ -126,7 +136,7 @@ class ResultCache:
             self._locks = self.root / "locks"
             self._results.mkdir(parents=True, exist_ok=True)
         self._locks.mkdir(parents=True, exist_ok=True)
-        self._reported: Set[str] = set()
+        self._reported: set[str] = set()
         self._report_lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
@@ -140,10 +150,13 @@ class ResultCache:
             if key in self._reported:
                 return
             self._reported.add(key)
-        log.warning("cache entry %s is unusable (%s); it counts as a miss and the next answer "
-                    "replaces it", self._url_of(key) if self._fs else self._path(key), why)
+        log.warning(
+            "cache entry %s is unusable (%s); it counts as a miss and the next answer replaces it",
+            self._url_of(key) if self._fs else self._path(key),
+            why,
+        )
 
-    def _read(self, key: str) -> Optional[bytes]:
+    def _read(self, key: str) -> bytes | None:
         path = self._path(key)
         if self._fs is not None:
             try:
@@ -168,24 +181,24 @@ class ResultCache:
         with os.fdopen(fd, "rb") as fh:
             return fh.read()
 
-    def get(self, key: str) -> Optional[CachedAnswer]:
+    def get(self, key: str) -> CachedAnswer | None:
         """The verified answer for ``key``, or None (missing or damaged: a miss)."""
         raw = self._read(key)
         if raw is None:
             return None
-        magic = raw[:len(_MAGIC2)]
+        magic = raw[: len(_MAGIC2)]
         if magic not in (_MAGIC1, _MAGIC2):
             self._damaged(key, "unknown format")
             return None
         end = raw.find(b"\n", len(magic), len(magic) + _MAX_HEADER)
         try:
-            meta = json.loads(raw[len(magic):end]) if end > 0 else None
+            meta = json.loads(raw[len(magic) : end]) if end > 0 else None
         except ValueError:
             meta = None
         if not isinstance(meta, dict):
             self._damaged(key, "header unreadable")
             return None
-        payload = raw[end + 1:]
+        payload = raw[end + 1 :]
         if magic == _MAGIC1:
             fmt = meta.get("format") or "wav"
             return CachedAnswer(data=payload, fmt=fmt, meta=meta, legacy=True)
@@ -210,8 +223,15 @@ class ResultCache:
         the cache directory is read-only or full.
         """
         payload, stored = compress(data, fmt)
-        header = dict(meta, entry={"key": key, "format": stored, "size": len(payload),
-                                   "sha256": hashlib.sha256(payload).hexdigest()})
+        header = dict(
+            meta,
+            entry={
+                "key": key,
+                "format": stored,
+                "size": len(payload),
+                "sha256": hashlib.sha256(payload).hexdigest(),
+            },
+        )
         blob = _MAGIC2 + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
         try:
             if self._fs is None:
@@ -219,11 +239,15 @@ class ResultCache:
             elif self.get(key) is None:  # shared storage: written once, by whoever first
                 self._fs.pipe_file(self._url_of(key), blob)
         except OSError as exc:
-            warnings.warn(f"could not write the answer to the cache ({exc}); it is returned, "
-                          "but a rerun pays for it again (unless it came through the queue "
-                          "and its journal entry could be written: then a rerun within "
-                          f"queue_retention collects it). Free space or fix the permissions "
-                          f"of {self.root}.", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"could not write the answer to the cache ({exc}); it is returned, "
+                "but a rerun pays for it again (unless it came through the queue "
+                "and its journal entry could be written: then a rerun within "
+                f"queue_retention collects it). Free space or fix the permissions "
+                f"of {self.root}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return False
         with self._report_lock:
             self._reported.discard(key)

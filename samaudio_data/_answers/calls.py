@@ -1,6 +1,7 @@
 """One piece's answer: from the cache if a verified entry is there, else paid for once.
 
-:class:`Caller` is what turns an upload into a validated :class:`~samaudio_data._answers.jobs.Answer`:
+:class:`Caller` is what turns an upload into a validated
+:class:`~samaudio_data._answers.jobs.Answer`:
 
 1. the cache: an entry is verified (checksum, the key it answers) and decoded, and must
    cover the upload, before it is served; a damaged one is a miss;
@@ -34,19 +35,18 @@ import logging
 import math
 import random
 import time
-from typing import Optional
 
 from .. import audio, errors
-from .cache import ResultCache, request_key
-from .jobs import Answer, Job, Piece
-from .._state.limits import SharedLimits
 from .._models import Budget, Usage
 from .._net.queue import QueueExchange
 from .._net.responses import audio_bytes
 from .._net.retry import RetryPolicy, rate_limit_headers
 from .._net.transport import Transport
-from .._version import __version__
 from .._net.wire import departing
+from .._state.limits import SharedLimits
+from .._version import __version__
+from .cache import ResultCache, request_key
+from .jobs import Answer, Job, Piece
 
 log = logging.getLogger("samaudio_data")
 
@@ -55,10 +55,12 @@ log = logging.getLogger("samaudio_data")
 _ANSWER_BYTES_PER_SECOND = 192000 * 2 * 8 * 4 // 3
 _ANSWER_BYTES_BASE = 1 << 20
 # where to go without a key: everything works offline against the local endpoint
-NO_KEY_HINT = ("No key yet? Try everything offline against the local endpoint: "
-               "from samaudio_data.testing import LocalEndpoint; ep = LocalEndpoint().start(); "
-               "client = Client('local-key', endpoint=ep.url) (or samaudio-data serve, or the "
-               "CLI's --local).")
+NO_KEY_HINT = (
+    "No key yet? Try everything offline against the local endpoint: "
+    "from samaudio_data.testing import LocalEndpoint; ep = LocalEndpoint().start(); "
+    "client = Client('local-key', endpoint=ep.url) (or samaudio-data serve, or the "
+    "CLI's --local)."
+)
 # a connection-level failure (DNS, refused, TLS) met this many times in a row by one request
 # stops the run: every other request would meet it too
 UNREACHABLE_ATTEMPTS = 3
@@ -67,10 +69,20 @@ UNREACHABLE_ATTEMPTS = 3
 class Caller:
     """Cache, limits, retries and accounting around a :class:`Transport`."""
 
-    def __init__(self, transport: Transport, *, cache: Optional[ResultCache],
-                 limits: SharedLimits, policy: RetryPolicy, usage: Usage,
-                 price_per_call: float, identity: str, audio_encoding: str,
-                 upload_format: str, exchange: QueueExchange) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        cache: ResultCache | None,
+        limits: SharedLimits,
+        policy: RetryPolicy,
+        usage: Usage,
+        price_per_call: float,
+        identity: str,
+        audio_encoding: str,
+        upload_format: str,
+        exchange: QueueExchange,
+    ) -> None:
         self.transport = transport
         self.exchange = exchange  # how bodies are sent: the sync call or the queue
 
@@ -90,7 +102,7 @@ class Caller:
         params = dict(job.params, upload_format=self.upload_format)
         return request_key(piece.upload.data, job.description, params, self.identity)
 
-    def cached(self, piece: Piece, job: Job) -> Optional[Answer]:
+    def cached(self, piece: Piece, job: Job) -> Answer | None:
         """The verified cached answer of ``piece``, or None (a miss)."""
         if self.cache is None:
             return None
@@ -100,11 +112,20 @@ class Caller:
             return None
         try:
             samples, sr = audio.decode_audio(hit.data)
-            audio.check_covers(samples.shape[-1], sr, piece.upload.frames, piece.upload.sr,
-                               lossy=hit.fmt in ("mp3", "ogg"))
+            audio.check_covers(
+                samples.shape[-1],
+                sr,
+                piece.upload.frames,
+                piece.upload.sr,
+                lossy=hit.fmt in ("mp3", "ogg"),
+            )
         except errors.ResponseDecodeError as exc:
-            log.warning("cache entry for %s does not decode to this clip's answer (%s); it "
-                        "counts as a miss", key[:12], exc.message)
+            log.warning(
+                "cache entry for %s does not decode to this clip's answer (%s); it "
+                "counts as a miss",
+                key[:12],
+                exc.message,
+            )
             return None
         if hit.legacy:  # written by 0.1 without a checksum: rewrite it verified
             self.cache.put(key, hit.data, hit.fmt, hit.meta)
@@ -116,15 +137,16 @@ class Caller:
         A piece already paid for on the queue and journalled by an interrupted run counts as
         a hit: the next run collects it instead of paying again.
         """
-        hits = sum(self.cached(piece, job) is not None
-                   or self.exchange.pending(self.key(piece, job)) is not None
-                   for piece in job.pieces)
+        hits = sum(
+            self.cached(piece, job) is not None
+            or self.exchange.pending(self.key(piece, job)) is not None
+            for piece in job.pieces
+        )
         return len(job.pieces) - hits, hits
 
     # --- one piece -------------------------------------------------------------------------
 
-    def answer(self, piece: Piece, job: Job, *, started: float,
-               budget: Optional[Budget]) -> Answer:
+    def answer(self, piece: Piece, job: Job, *, started: float, budget: Budget | None) -> Answer:
         """The answer for one piece: cached, else requested (once) and cached."""
         hit = self.cached(piece, job)
         if hit is None and self.cache is not None:
@@ -132,11 +154,19 @@ class Caller:
                 hit = self.cached(piece, job)
                 if hit is None:
                     ans, data = self.request(piece, job, started=started, budget=budget)
-                    if self.cache.put(self.key(piece, job), data, ans.fmt, {
-                            "cost": ans.cost, "seconds": ans.seconds,
+                    if self.cache.put(
+                        self.key(piece, job),
+                        data,
+                        ans.fmt,
+                        {
+                            "cost": ans.cost,
+                            "seconds": ans.seconds,
                             "description": self.transport.redact(job.description),
                             "params": job.params,
-                            "created": time.time(), "version": __version__}):
+                            "created": time.time(),
+                            "version": __version__,
+                        },
+                    ):
                         self.exchange.done(self.key(piece, job))  # cached: its request is spent
                     # (not cached: a queued request stays journalled, so that asking again
                     # collects it instead of paying for it again)
@@ -152,23 +182,31 @@ class Caller:
         """The JSON body that asks for ``piece``."""
         b64 = base64.b64encode(piece.upload.data).decode("ascii")
         mime = "audio/flac" if self.upload_format == "flac" else "audio/wav"
-        return {"audio": f"data:{mime};base64,{b64}" if self.audio_encoding == "data_uri"
-                else b64, "description": job.description, **job.params}
+        return {
+            "audio": f"data:{mime};base64,{b64}" if self.audio_encoding == "data_uri" else b64,
+            "description": job.description,
+            **job.params,
+        }
 
     @staticmethod
     def max_answer_bytes(piece: Piece) -> int:
         """The largest answer accepted for ``piece`` (larger ones are refused unread)."""
-        return _ANSWER_BYTES_BASE + int(piece.upload.frames / piece.upload.sr
-                                        * _ANSWER_BYTES_PER_SECOND)
+        return _ANSWER_BYTES_BASE + int(
+            piece.upload.frames / piece.upload.sr * _ANSWER_BYTES_PER_SECOND
+        )
 
-    def request(self, piece: Piece, job: Job, *, started: float, budget: Optional[Budget]):
+    def request(self, piece: Piece, job: Job, *, started: float, budget: Budget | None):
         """Send one piece with retries; returns ``(Answer, audio bytes to cache)``."""
         if not self.transport.has_key:
             raise errors.AuthenticationError(
                 "no API key: set SEGMIND_API_KEY or pass api_key= to Client. Nothing was sent.",
-                hint=NO_KEY_HINT)
-        body, max_bytes, key = self.body(piece, job), self.max_answer_bytes(piece), \
-            self.key(piece, job)
+                hint=NO_KEY_HINT,
+            )
+        body, max_bytes, key = (
+            self.body(piece, job),
+            self.max_answer_bytes(piece),
+            self.key(piece, job),
+        )
         expired = False
         held = {"reserved": False}  # a budget reservation this request holds
         faults = attempts = 0
@@ -177,13 +215,20 @@ class Caller:
             attempts += 1
             try:
                 samples, sr, fmt, data, took, billed = self._attempt(
-                    body, piece, key=key, started=started, budget=budget, max_bytes=max_bytes,
-                    held=held)
+                    body,
+                    piece,
+                    key=key,
+                    started=started,
+                    budget=budget,
+                    max_bytes=max_bytes,
+                    held=held,
+                )
                 spent += took
                 paid += billed
                 self.usage.record(seconds=took)
-                return Answer(samples=samples, sr=sr, fmt=fmt, cost=paid, seconds=spent,
-                              attempts=attempts), data
+                return Answer(
+                    samples=samples, sr=sr, fmt=fmt, cost=paid, seconds=spent, attempts=attempts
+                ), data
             except errors.QueueResultExpiredError as exc:
                 if expired:  # a fresh request expired too: something is wrong, stop
                     self.usage.record(failed=1)
@@ -209,9 +254,11 @@ class Caller:
                     self.usage.record(failed=1)
                     raise self._unreachable(unreachable, faults) from exc
                 delay = self.policy.fault_delay(exc, faults)
-                queued = isinstance(exc, errors.ResponseDecodeError) \
-                    and not isinstance(exc, errors.UncollectableRequestError) \
+                queued = (
+                    isinstance(exc, errors.ResponseDecodeError)
+                    and not isinstance(exc, errors.UncollectableRequestError)
                     and self.exchange.pending(key) is not None
+                )
                 if delay is None and queued and faults <= self.policy.max_retries:
                     # a queued answer is fetched again for free: retried like a fault
                     delay = self.policy.fault_delay(errors.IncompleteResponseError(""), faults)
@@ -219,18 +266,30 @@ class Caller:
                     self.usage.record(failed=1)
                     if queued:  # paid, invalid after its retries: not fetched for ever
                         self.exchange.done(key)
-                        exc.message += (" The request was paid for; its journal entry is "
-                                        "removed, so asking for this piece again submits it "
-                                        "again (and pays again).")
+                        exc.message += (
+                            " The request was paid for; its journal entry is "
+                            "removed, so asking for this piece again submits it "
+                            "again (and pays again)."
+                        )
                         exc.args = (exc.message,) + exc.args[1:]
                     raise
-                log.info("%s; retry %d of %d in %.1f s", exc, faults, self.policy.max_retries,
-                         delay)
+                log.info(
+                    "%s; retry %d of %d in %.1f s", exc, faults, self.policy.max_retries, delay
+                )
                 self.usage.record(retries=1)
                 time.sleep(delay)
 
-    def _attempt(self, body: dict, piece: Piece, *, key: str, started: float,
-                 budget: Optional[Budget], max_bytes: int, held: dict):
+    def _attempt(
+        self,
+        body: dict,
+        piece: Piece,
+        *,
+        key: str,
+        started: float,
+        budget: Budget | None,
+        max_bytes: int,
+        held: dict,
+    ):
         """One attempt: slot, pace, send (or collect a queued request already paid for),
         validate. Raises typed errors."""
         with self.limits.slot():
@@ -257,9 +316,9 @@ class Caller:
 
             try:
                 with departing(self._leaving(started, count=not resuming)):
-                    content, headers, via = self.exchange.send(body, cache_key=key,
-                                                               max_bytes=max_bytes,
-                                                               on_submit=accepted)
+                    content, headers, via = self.exchange.send(
+                        body, cache_key=key, max_bytes=max_bytes, on_submit=accepted
+                    )
                 billed = box[0]
                 if via == "sync":  # a sync 200 is billed, whatever it holds
                     billed = self.price_per_call
@@ -327,14 +386,19 @@ class Caller:
             f"({attempts} attempts in a row). Every request would meet it, so the run stops "
             "here; nothing was billed for these attempts.",
             hint="Check the network and the endpoint URL (SAMAUDIO_ENDPOINT or endpoint=) "
-                 "with `samaudio-data check`, then run again: answers already paid for are "
-                 "cached.")
+            "with `samaudio-data check`, then run again: answers already paid for are "
+            "cached.",
+        )
 
     @staticmethod
     def _stopped(halt: dict) -> errors.SamAudioError:
         err = errors.error_for_status(halt["status"] or 0, halt["message"])
-        return type(err)(f"stopped: another request got {halt['kind']} ({halt['message']}); "
-                         "nothing more was sent.", status_code=halt["status"], hint=err.hint)
+        return type(err)(
+            f"stopped: another request got {halt['kind']} ({halt['message']}); "
+            "nothing more was sent.",
+            status_code=halt["status"],
+            hint=err.hint,
+        )
 
     def _reserve(self, budget: Budget) -> None:
         if not budget.reserve(self.price_per_call):
@@ -343,21 +407,28 @@ class Caller:
                 f"max_cost ${budget.max_cost:.2f}: ${spent:.2f} spent so far, and the next "
                 f"call (${self.price_per_call:.3f}) would bring it to "
                 f"${spent + self.price_per_call:.2f}. Nothing more was sent; raise max_cost "
-                "to continue (paid results are cached).")
+                "to continue (paid results are cached)."
+            )
         left = self.usage.remaining_credits  # the provider's own figure, when it sends one
         if left is not None and left < self.price_per_call:
             budget.refund(self.price_per_call)
             raise errors.BudgetExceededError(
                 f"the provider reports ${left:.3f} of credits left, less than one call "
                 f"(${self.price_per_call:.3f}). Nothing more was sent; top up the account, "
-                "then run again (paid results are cached).")
+                "then run again (paid results are cached)."
+            )
 
-    def _refund(self, budget: Optional[Budget], billed: float, key: str, held: dict) -> None:
+    def _refund(self, budget: Budget | None, billed: float, key: str, held: dict) -> None:
         # a queued request accepted is paid for (and its reservation with it) until the queue
         # reports it FAILED; one collected from an earlier run's journal was never reserved
         # by this one
-        if budget is not None and not billed and held["reserved"] \
-                and not held.get("submitted") and self.exchange.pending(key) is None:
+        if (
+            budget is not None
+            and not billed
+            and held["reserved"]
+            and not held.get("submitted")
+            and self.exchange.pending(key) is None
+        ):
             budget.refund(self.price_per_call)
             held["reserved"] = False
 
@@ -385,6 +456,7 @@ def validate(data: bytes, fmt: str, piece: Piece):
     """Decode an answer and check it is whole and covers the piece; typed errors otherwise."""
     audio.check_complete(data, fmt)
     samples, sr = audio.decode_audio(data)
-    audio.check_covers(samples.shape[-1], sr, piece.upload.frames, piece.upload.sr,
-                       lossy=fmt in ("mp3", "ogg"))
+    audio.check_covers(
+        samples.shape[-1], sr, piece.upload.frames, piece.upload.sr, lossy=fmt in ("mp3", "ogg")
+    )
     return samples, sr

@@ -16,8 +16,9 @@ Example
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +40,11 @@ class Piece:
 class Job:
     """A validated clip and the pieces to request for it."""
 
-    pieces: List[Piece]
-    original: np.ndarray        # float64 (channels, n)
+    pieces: list[Piece]
+    original: np.ndarray  # float64 (channels, n)
     sr: int
     description: str
-    params: Dict[str, Any]
+    params: dict[str, Any]
     each: bool
     plan: audio.ChunkPlan
 
@@ -52,7 +53,7 @@ class Job:
 class Answer:
     """A validated answer for one piece, decoded."""
 
-    samples: np.ndarray         # float32 (channels, m) as answered
+    samples: np.ndarray  # float32 (channels, m) as answered
     sr: int
     fmt: str
     cost: float = 0.0
@@ -61,9 +62,18 @@ class Answer:
     attempts: int = 0
 
 
-def prepare(y: Any, sr: Any, description: str, params: Dict[str, Any], *, channels: str,
-            upload_format: str, chunk_seconds: float, overlap_seconds: float,
-            max_seconds: Optional[float] = None) -> Job:
+def prepare(
+    y: Any,
+    sr: Any,
+    description: str,
+    params: dict[str, Any],
+    *,
+    channels: str,
+    upload_format: str,
+    chunk_seconds: float,
+    overlap_seconds: float,
+    max_seconds: float | None = None,
+) -> Job:
     """Validate a clip (typed errors, nothing sent) and build its uploads: one per channel
     sent and per window of the chunk plan (a clip up to ``chunk_seconds`` is one window)."""
     y2d = audio.check_audio(y, sr, max_seconds=max_seconds)
@@ -71,8 +81,15 @@ def prepare(y: Any, sr: Any, description: str, params: Dict[str, Any], *, channe
     return _job(y2d, plan, description, params, channels=channels, upload_format=upload_format)
 
 
-def window_job(window: Any, sr: Any, description: str, params: Dict[str, Any], *,
-               channels: str, upload_format: str) -> Job:
+def window_job(
+    window: Any,
+    sr: Any,
+    description: str,
+    params: dict[str, Any],
+    *,
+    channels: str,
+    upload_format: str,
+) -> Job:
     """One window of a long file as a job of its own, for streaming (nothing else is read).
 
     Its uploads are byte for byte those :func:`prepare` builds for the same window of the
@@ -94,28 +111,51 @@ def window_job(window: Any, sr: Any, description: str, params: Dict[str, Any], *
     return _job(y2d, plan, description, params, channels=channels, upload_format=upload_format)
 
 
-def _job(y2d: np.ndarray, plan: audio.ChunkPlan, description: str, params: Dict[str, Any], *,
-         channels: str, upload_format: str) -> Job:
+def _job(
+    y2d: np.ndarray,
+    plan: audio.ChunkPlan,
+    description: str,
+    params: dict[str, Any],
+    *,
+    channels: str,
+    upload_format: str,
+) -> Job:
     """The job of a validated clip: one upload per channel sent and per window of ``plan``."""
     each = channels == "each" and y2d.shape[0] > 1
     sources = list(y2d) if each else [audio.mix_to_mono(y2d)]
-    pieces = [Piece(audio.make_upload(src[a:b], plan.sr, fmt=upload_format), ch, a, b)
-              for ch, src in enumerate(sources) for a, b in plan.windows]
-    return Job(pieces=pieces, original=y2d, sr=plan.sr, description=description,
-               params=params, each=each, plan=plan)
+    pieces = [
+        Piece(audio.make_upload(src[a:b], plan.sr, fmt=upload_format), ch, a, b)
+        for ch, src in enumerate(sources)
+        for a, b in plan.windows
+    ]
+    return Job(
+        pieces=pieces,
+        original=y2d,
+        sr=plan.sr,
+        description=description,
+        params=params,
+        each=each,
+        plan=plan,
+    )
 
 
 def fit(piece: Piece, answer: Answer, sr: int) -> np.ndarray:
     """One answer at the input's rate, its window's length and the input's level."""
-    return audio.fit_answer(answer.samples, answer.sr, sr=sr, n=piece.stop - piece.start,
-                            gain=piece.upload.gain, reference=piece.upload.mono,
-                            realign=answer.fmt in ("mp3", "ogg"))
+    return audio.fit_answer(
+        answer.samples,
+        answer.sr,
+        sr=sr,
+        n=piece.stop - piece.start,
+        gain=piece.upload.gain,
+        reference=piece.upload.mono,
+        realign=answer.fmt in ("mp3", "ogg"),
+    )
 
 
 def assemble(job: Job, answers: Sequence[Answer]) -> Separation:
     """The clip's :class:`~samaudio_data.Separation` from its pieces' answers (in order)."""
-    per_channel: Dict[int, List[np.ndarray]] = {}
-    for piece, ans in zip(job.pieces, answers):
+    per_channel: dict[int, list[np.ndarray]] = {}
+    for piece, ans in zip(job.pieces, answers, strict=True):
         per_channel.setdefault(piece.channel, []).append(fit(piece, ans, job.sr))
     targets = [audio.join_chunks(job.plan, per_channel[ch]) for ch in sorted(per_channel)]
     if job.each:
@@ -124,8 +164,14 @@ def assemble(job: Job, answers: Sequence[Answer]) -> Separation:
     else:
         target = targets[0]
         residual = (audio.mix_to_mono(job.original) - target).astype(np.float32)
-    return Separation(target=target, residual=residual, sr=job.sr, description=job.description,
-                      cost=sum(a.cost for a in answers), seconds=sum(a.seconds for a in answers),
-                      cached=all(a.cached for a in answers),
-                      attempts=sum(a.attempts for a in answers),
-                      windows=tuple(job.plan.windows) if len(job.plan.windows) > 1 else ())
+    return Separation(
+        target=target,
+        residual=residual,
+        sr=job.sr,
+        description=job.description,
+        cost=sum(a.cost for a in answers),
+        seconds=sum(a.seconds for a in answers),
+        cached=all(a.cached for a in answers),
+        attempts=sum(a.attempts for a in answers),
+        windows=tuple(job.plan.windows) if len(job.plan.windows) > 1 else (),
+    )

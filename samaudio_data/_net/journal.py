@@ -36,9 +36,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
 
 from .._state.files import atomic_write
 from .urls import url_problem
@@ -46,9 +46,9 @@ from .urls import url_problem
 log = logging.getLogger("samaudio_data")
 
 _FIELDS = ("request_id", "status_url", "response_url", "cache_key", "created")
-_MAX_ID = 200          # characters of a request id
+_MAX_ID = 200  # characters of a request id
 _MAX_ENTRY = 64 << 10  # bytes of one entry
-_SKEW = 60.0           # seconds a created time may lie ahead before it is clamped
+_SKEW = 60.0  # seconds a created time may lie ahead before it is clamped
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Ticket:
     request_id: str
     status_url: str
     response_url: str
-    cache_key: Optional[str] = None
+    cache_key: str | None = None
     created: float = 0.0
     unfollowable: str = ""  # paid, but its answer cannot be followed: why
 
@@ -70,13 +70,14 @@ class Ticket:
 class Journal:
     """Tickets by cache key, one small JSON file each, in ``directory``."""
 
-    def __init__(self, directory, *, retention: float = 3600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, directory, *, retention: float = 3600.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.directory = Path(directory).expanduser()
         self.retention = float(retention)
         self._clock = clock
 
-    def _path(self, cache_key: Optional[str]) -> Path:
+    def _path(self, cache_key: str | None) -> Path:
         if not cache_key or not all(c in "0123456789abcdefABCDEF" for c in cache_key):
             raise ValueError(f"not a cache key: {cache_key!r}")
         return self.directory / f"{cache_key}.json"
@@ -85,7 +86,7 @@ class Journal:
         """Record ``ticket`` (atomically; a reader sees the old entry or the new one whole)."""
         atomic_write(self._path(ticket.cache_key), json.dumps(asdict(ticket)).encode())
 
-    def get(self, cache_key: str) -> Optional[Ticket]:
+    def get(self, cache_key: str) -> Ticket | None:
         """The ticket for ``cache_key`` if one is recorded and younger than ``retention``.
 
         A damaged entry (wrong types, unbounded values), or one past the retention (its
@@ -109,13 +110,17 @@ class Journal:
             with contextlib.suppress(OSError):
                 self.put(ticket)
         if now - ticket.created > self.retention:
-            log.info("journalled request %s is older than %g s: its result is gone, the piece "
-                     "will be sent again", ticket.request_id, self.retention)
+            log.info(
+                "journalled request %s is older than %g s: its result is gone, the piece "
+                "will be sent again",
+                ticket.request_id,
+                self.retention,
+            )
             self.remove(cache_key)
             return None
         return ticket
 
-    def owner(self, request_id: str) -> Optional[str]:
+    def owner(self, request_id: str) -> str | None:
         """The cache key whose entry records ``request_id`` (None if no entry does).
 
         >>> import tempfile
@@ -140,7 +145,7 @@ class Journal:
         except FileNotFoundError:
             pass
 
-    def keys(self) -> List[str]:
+    def keys(self) -> list[str]:
         """Cache keys with an entry (young or not)."""
         if not self.directory.is_dir():
             return []
@@ -169,8 +174,11 @@ def check_ticket(doc, cache_key: str, now: float) -> Ticket:
         raise ValueError("request_id is empty")
     if doc.get("cache_key") != cache_key:
         raise ValueError("it is filed under another cache key")
-    if isinstance(created, bool) or not isinstance(created, (int, float)) \
-            or not math.isfinite(created):
+    if (
+        isinstance(created, bool)
+        or not isinstance(created, (int, float))
+        or not math.isfinite(created)
+    ):
         raise ValueError("created is not a finite number")
     if not isinstance(why, str) or len(why) > 1000:
         raise ValueError("unfollowable is not a short string")
@@ -179,7 +187,14 @@ def check_ticket(doc, cache_key: str, now: float) -> Ticket:
             problem = url_problem(doc.get(name))
             if problem is not None:
                 raise ValueError(f"{name}: {problem}")
-    urls = [str(doc[n]) if isinstance(doc.get(n), str) else "" for n in ("status_url",
-                                                                        "response_url")]
-    return Ticket(rid, urls[0], urls[1], cache_key=cache_key, created=min(float(created), now),
-                  unfollowable=why)
+    urls = [
+        str(doc[n]) if isinstance(doc.get(n), str) else "" for n in ("status_url", "response_url")
+    ]
+    return Ticket(
+        rid,
+        urls[0],
+        urls[1],
+        cache_key=cache_key,
+        created=min(float(created), now),
+        unfollowable=why,
+    )

@@ -57,32 +57,32 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
 
 from urllib3.util import parse_url
 
 from .. import errors
 from .._settings import TRANSPORTS, check_choice
 from .._state.files import atomic_write
+from ..audio import excerpt, sniff_format
 from .journal import Journal, Ticket
 from .polls import PollSchedule
 from .tickets import Tickets
 from .transport import Transport, is_local
 from .urls import same_origin
-from ..audio import excerpt, sniff_format
 
 log = logging.getLogger("samaudio_data")
 
 REMEMBER = 24 * 3600.0  # how long "this endpoint has no queue" is believed
-LAG_GRACE = 30.0     # seconds after a submit during which a status 404 is polled again
-_MAX_ID = 200        # characters of a request id
+LAG_GRACE = 30.0  # seconds after a submit during which a status 404 is polled again
+_MAX_ID = 200  # characters of a request id
 _PENDING = ("QUEUED", "PROCESSING", "IN_QUEUE", "IN_PROGRESS", "STARTING", "RUNNING")
 _FAILED = ("FAILED", "ERROR", "CANCELLED", "CANCELED")
 
 
-def queue_url(endpoint: str) -> Optional[str]:
+def queue_url(endpoint: str) -> str | None:
     """The queue's submit URL for a v1 endpoint URL (``/v1/<model>`` -> ``/v2/<model>``).
 
     None when the URL has no ``/v1/`` segment to replace.
@@ -103,34 +103,47 @@ def queue_url(endpoint: str) -> Optional[str]:
 class QueueExchange:
     """Sends request bodies by the sync call or the queue; see the module docstring."""
 
-    def __init__(self, transport: Transport, *, mode: str = "auto",
-                 journal: Optional[Journal] = None, state_dir: Optional[Path] = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        mode: str = "auto",
+        journal: Journal | None = None,
+        state_dir: Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.transport = transport
         self.mode = check_choice("transport", mode, TRANSPORTS)
         self.submit_url = queue_url(transport.endpoint)
         if self.mode == "queue" and self.submit_url is None:
             raise errors.InvalidRequestError(
                 f"transport='queue' needs an endpoint URL with a /v1/ segment to derive the "
-                f"queue's /v2/ URL from; {transport.endpoint} has none. Use transport='sync'.")
+                f"queue's /v2/ URL from; {transport.endpoint} has none. Use transport='sync'."
+            )
         self.journal = journal
         # a local endpoint's port is reused by others: its answer is not kept on disk
-        self._state_path = (Path(state_dir) / "queue.json"
-                            if state_dir and not is_local(transport.endpoint) else None)
-        self._served: Optional[Tuple[bool, float]] = None
+        self._state_path = (
+            Path(state_dir) / "queue.json"
+            if state_dir and not is_local(transport.endpoint)
+            else None
+        )
+        self._served: tuple[bool, float] | None = None
         self._sleep = sleep
         self._clock = clock
         # accepted requests, this run's and the journal's (read back checked)
         self.tickets = Tickets(transport, journal, clock=clock)
-        self.pending, self.inherited, self.done = (self.tickets.pending, self.tickets.inherited,
-                                                   self.tickets.done)
+        self.pending, self.inherited, self.done = (
+            self.tickets.pending,
+            self.tickets.inherited,
+            self.tickets.done,
+        )
         self._lock = threading.Lock()
         self.polls = PollSchedule()
 
     # --- is the model on the queue? ----------------------------------------------------------
 
-    def served(self) -> Optional[bool]:
+    def served(self) -> bool | None:
         """Whether the endpoint serves the queue: True, False, or None (not known yet)."""
         if self.mode == "sync" or self.submit_url is None:
             return False
@@ -153,16 +166,24 @@ class QueueExchange:
             self._served = (served, time.time())
         if self._state_path is not None:
             try:
-                atomic_write(self._state_path, json.dumps(
-                    {"served": served, "checked": time.time()}).encode(), fsync=False)
+                atomic_write(
+                    self._state_path,
+                    json.dumps({"served": served, "checked": time.time()}).encode(),
+                    fsync=False,
+                )
             except OSError as exc:
                 log.debug("could not record whether the queue is served: %s", exc)
 
     # --- one request ---------------------------------------------------------------------------
 
-    def send(self, body: dict, *, cache_key: Optional[str], max_bytes: int,
-             on_submit: Optional[Callable[[dict], None]] = None
-             ) -> Tuple[bytes, Dict[str, str], str]:
+    def send(
+        self,
+        body: dict,
+        *,
+        cache_key: str | None,
+        max_bytes: int,
+        on_submit: Callable[[dict], None] | None = None,
+    ) -> tuple[bytes, dict[str, str], str]:
         """Send ``body`` (or collect the request already paid for ``cache_key``).
 
         Returns ``(content, headers, via)``: the answer to find the audio in, the headers of
@@ -171,7 +192,7 @@ class QueueExchange:
         accepted (it is billed then).
         """
         ticket = self.pending(cache_key)
-        headers: Dict[str, str] = {}
+        headers: dict[str, str] = {}
         if ticket is None:
             if self.mode == "sync" or (self.mode == "auto" and self.served() is False):
                 return self._sync(body, max_bytes)
@@ -183,36 +204,47 @@ class QueueExchange:
                 if self.mode == "queue":
                     raise errors.NotFoundError(
                         f"the endpoint does not serve this model on the queue ({exc.message}); "
-                        "nothing was billed.", status_code=exc.status_code,
-                        hint="Use transport='auto' or 'sync'.", response=exc.response) from exc
-                log.info("%s is not served on the queue (HTTP %s, not billed); using the "
-                         "synchronous call from now on", self.submit_url, exc.status_code)
+                        "nothing was billed.",
+                        status_code=exc.status_code,
+                        hint="Use transport='auto' or 'sync'.",
+                        response=exc.response,
+                    ) from exc
+                log.info(
+                    "%s is not served on the queue (HTTP %s, not billed); using the "
+                    "synchronous call from now on",
+                    self.submit_url,
+                    exc.status_code,
+                )
                 self._remember(False)
                 return self._sync(body, max_bytes)
             return self.collect(ticket, max_bytes=max_bytes, fresh=True), headers, "queue"
         elif ticket.unfollowable:
             raise self.tickets.uncollectable(ticket)
         else:
-            log.info("collecting request %s, paid for earlier, instead of sending it again",
-                     ticket.request_id)
+            log.info(
+                "collecting request %s, paid for earlier, instead of sending it again",
+                ticket.request_id,
+            )
         return self.collect(ticket, max_bytes=max_bytes), headers, "queue"
 
     def _sync(self, body: dict, max_bytes: int):
-        _, content, headers = self.transport.request("POST", self.transport.endpoint,
-                                                     json_body=body, max_bytes=max_bytes)
+        _, content, headers = self.transport.request(
+            "POST", self.transport.endpoint, json_body=body, max_bytes=max_bytes
+        )
         return content, headers, "sync"
 
-    def submit(self, body: dict, *, cache_key: Optional[str],
-               on_submit: Optional[Callable[[dict], None]] = None
-               ) -> Tuple[Ticket, Dict[str, str]]:
+    def submit(
+        self, body: dict, *, cache_key: str | None, on_submit: Callable[[dict], None] | None = None
+    ) -> tuple[Ticket, dict[str, str]]:
         """``POST /v2/<model>``; the accepted request, journalled, and the answer's headers.
 
         ``on_submit(headers)`` runs as soon as the submit is accepted: it is billed from
         then on, whatever follows.
         """
         assert self.submit_url is not None  # the queue is used only with a /v2/ URL
-        _, content, headers = self.transport.request("POST", self.submit_url, json_body=body,
-                                                     max_bytes=1 << 20)
+        _, content, headers = self.transport.request(
+            "POST", self.submit_url, json_body=body, max_bytes=1 << 20
+        )
         self._remember(True)
         if on_submit is not None:
             on_submit(headers)
@@ -221,23 +253,36 @@ class QueueExchange:
         except (ValueError, UnicodeDecodeError):
             doc = None
         doc = doc if isinstance(doc, dict) else {}
-        request_id, urls = doc.get("request_id"), [doc.get("status_url"),
-                                                   doc.get("response_url")]
+        request_id, urls = doc.get("request_id"), [doc.get("status_url"), doc.get("response_url")]
         why = ""
-        if not (isinstance(request_id, str) and request_id and len(request_id) <= _MAX_ID
-                and request_id.isprintable()):
+        if not (
+            isinstance(request_id, str)
+            and request_id
+            and len(request_id) <= _MAX_ID
+            and request_id.isprintable()
+        ):
             request_id = ""
-            why = ("its answer has no usable request_id (body starts with "
-                   f"{self.transport.redact(excerpt(content, 200))})")
+            why = (
+                "its answer has no usable request_id (body starts with "
+                f"{self.transport.redact(excerpt(content, 200))})"
+            )
         elif not all(same_origin(u, self.transport.endpoint) for u in urls):
             shown = ", ".join(self.transport.redact(repr(u))[:200] for u in urls)
-            why = (f"its status and result URLs ({shown}) are not both plain URLs on the "
-                   f"endpoint's origin ({self.transport.endpoint})")
+            why = (
+                f"its status and result URLs ({shown}) are not both plain URLs on the "
+                f"endpoint's origin ({self.transport.endpoint})"
+            )
         elif self.tickets.owned_elsewhere(request_id, cache_key):
             why = f"its id {request_id!r} is that of a request already kept for another piece"
         status_url, response_url = (str(urls[0]), str(urls[1])) if not why else ("", "")
-        ticket = Ticket(request_id, status_url, response_url, cache_key=cache_key,
-                        created=time.time(), unfollowable=why)
+        ticket = Ticket(
+            request_id,
+            status_url,
+            response_url,
+            cache_key=cache_key,
+            created=time.time(),
+            unfollowable=why,
+        )
         if not why:
             self.tickets.submitted(request_id)
         self.tickets.keep(ticket)  # on disk before any waiting: a crash now loses nothing paid
@@ -250,7 +295,7 @@ class QueueExchange:
         ``fresh``: just submitted (its completion time teaches the poll schedule)."""
         start = self._clock()
         deadline = start + self.transport.total_timeout
-        delay: Optional[float] = None
+        delay: float | None = None
         while True:
             state = self._status(ticket)
             if state == "COMPLETED":
@@ -266,10 +311,11 @@ class QueueExchange:
                     f"queued request {ticket.request_id} is still {state} after "
                     f"{self.transport.total_timeout:g} s; it is paid for and kept, so the next "
                     "attempt (or run) collects it without paying again.",
-                    hint="Raise timeout= for long clips or cold starts.")
+                    hint="Raise timeout= for long clips or cold starts.",
+                )
             self._sleep(delay)
 
-    def _get(self, ticket: Ticket, url: str, max_bytes: int) -> Optional[Tuple[int, bytes]]:
+    def _get(self, ticket: Ticket, url: str, max_bytes: int) -> tuple[int, bytes] | None:
         """``GET`` a status or result URL; None while a lagging store does not know it yet."""
         try:
             status, content, _ = self.transport.request("GET", url, max_bytes=max_bytes)
@@ -289,20 +335,30 @@ class QueueExchange:
         since = self.tickets.since(ticket.request_id)
         age = (self._clock() - since) if since is not None else time.time() - ticket.created
         if 0 <= age < LAG_GRACE:
-            log.info("request %s is not known to the status store yet (%.1f s after its "
-                     "submit); polling again", ticket.request_id, age)
+            log.info(
+                "request %s is not known to the status store yet (%.1f s after its "
+                "submit); polling again",
+                ticket.request_id,
+                age,
+            )
             return
         kept = self.journal.retention if self.journal is not None else 3600.0
         if since is not None and age < kept:  # ours, young: never known, not "expired"
-            ticket = replace(ticket, status_url="", response_url="", unfollowable=(
-                f"the queue still answers 404 for it {age:.0f} s after its submit"))
+            ticket = replace(
+                ticket,
+                status_url="",
+                response_url="",
+                unfollowable=(f"the queue still answers 404 for it {age:.0f} s after its submit"),
+            )
             self.tickets.keep(ticket)
             raise self.tickets.uncollectable(ticket) from exc
         self.done(ticket.cache_key)
         raise errors.QueueResultExpiredError(
             f"queued request {ticket.request_id} is gone ({exc.message}); results are "
-            "kept about an hour. It has to be sent again.", status_code=404,
-            response=exc.response) from exc
+            "kept about an hour. It has to be sent again.",
+            status_code=404,
+            response=exc.response,
+        ) from exc
 
     def _named(self, ticket: Ticket, doc: dict) -> None:
         """An answer naming another request than ``ticket``'s is never used."""
@@ -311,7 +367,8 @@ class QueueExchange:
             raise errors.AnswerMismatchError(
                 f"the queue's answer for request {ticket.request_id} names request "
                 f"{self.transport.redact(repr(named))[:100]}: it is another request's answer "
-                "and was not used.")
+                "and was not used."
+            )
 
     def _status(self, ticket: Ticket) -> str:
         got = self._get(ticket, ticket.status_url, 1 << 20)
@@ -322,15 +379,18 @@ class QueueExchange:
             doc = json.loads(content)
             state = str(doc["status"]).upper()
         except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-            log.info("status of request %s is unreadable (%s); polling again",
-                     ticket.request_id, excerpt(content))
+            log.info(
+                "status of request %s is unreadable (%s); polling again",
+                ticket.request_id,
+                excerpt(content),
+            )
             return "UNKNOWN"
         self._named(ticket, doc)
         if state in _FAILED:
             self._failed(ticket, doc.get("error") or state, None)
         return state
 
-    def _result(self, ticket: Ticket, max_bytes: int) -> Optional[bytes]:
+    def _result(self, ticket: Ticket, max_bytes: int) -> bytes | None:
         """The result's content to find the audio in; None if it is not ready after all."""
         got = self._get(ticket, ticket.response_url, max_bytes)
         if got is None or got[0] == 202:
@@ -345,7 +405,8 @@ class QueueExchange:
         if not isinstance(doc, dict):
             raise errors.IncompleteResponseError(
                 f"the result of queued request {ticket.request_id} is not the expected JSON: "
-                f"{self.transport.redact(excerpt(content))}; fetching it again costs nothing.")
+                f"{self.transport.redact(excerpt(content))}; fetching it again costs nothing."
+            )
         self._named(ticket, doc)
         if str(doc.get("status", "")).upper() in _FAILED:
             self._failed(ticket, doc.get("error"), None)
@@ -354,11 +415,13 @@ class QueueExchange:
         output = doc.get("output")
         return content if output is None else json.dumps(output).encode()
 
-    def _failed(self, ticket: Ticket, why, cause: Optional[BaseException]) -> None:
+    def _failed(self, ticket: Ticket, why, cause: BaseException | None) -> None:
         self.done(ticket.cache_key)
         raise errors.QueueJobFailedError(
             f"the queue reports request {ticket.request_id} FAILED: {why or 'no reason given'}."
             " A failed job is not billed; it is not retried, since the same input usually "
-            "fails again.", status_code=422,
+            "fails again.",
+            status_code=422,
             hint="Try another description or candidates setting, or retry later.",
-            response=getattr(cause, "response", None)) from cause
+            response=getattr(cause, "response", None),
+        ) from cause

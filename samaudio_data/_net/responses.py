@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Callable, Iterator, Optional, Tuple
+from collections.abc import Callable, Iterator
 
 from ..audio import excerpt, sniff_format
 from ..errors import ResponseDecodeError
@@ -27,7 +27,7 @@ from ..errors import ResponseDecodeError
 _PREFERRED = ("audio", "output", "audio_url", "url", "result", "data", "file", "audio_base64")
 
 
-def audio_bytes(body: bytes, fetch: Optional[Callable[[str], bytes]]) -> Tuple[bytes, str]:
+def audio_bytes(body: bytes, fetch: Callable[[str], bytes] | None) -> tuple[bytes, str]:
     """Return ``(audio file bytes, format)`` found in a 200 body.
 
     ``fetch(url) -> bytes`` downloads a URL found in JSON (None: URLs are not followed).
@@ -40,7 +40,8 @@ def audio_bytes(body: bytes, fetch: Optional[Callable[[str], bytes]]) -> Tuple[b
     except (ValueError, UnicodeDecodeError):
         raise ResponseDecodeError(
             f"the endpoint answered 200 with {len(body)} bytes that are neither audio nor JSON; "
-            f"body starts with {excerpt(body)}") from None
+            f"body starts with {excerpt(body)}"
+        ) from None
     for value in _strings(doc):
         found = _audio_from_string(value, fetch)
         if found:
@@ -48,7 +49,8 @@ def audio_bytes(body: bytes, fetch: Optional[Callable[[str], bytes]]) -> Tuple[b
     error = doc.get("error") if isinstance(doc, dict) else None
     what = f"an error: {error!r}" if error else "JSON without audio"
     raise ResponseDecodeError(
-        f"the endpoint answered 200 with {what}; body starts with {excerpt(body, 200)}")
+        f"the endpoint answered 200 with {what}; body starts with {excerpt(body, 200)}"
+    )
 
 
 def _strings(doc) -> Iterator[str]:
@@ -56,8 +58,9 @@ def _strings(doc) -> Iterator[str]:
     if isinstance(doc, str):
         yield doc
     elif isinstance(doc, dict):
-        keys = sorted(doc, key=lambda k: (k not in _PREFERRED, _PREFERRED.index(k)
-                                          if k in _PREFERRED else 0))
+        keys = sorted(
+            doc, key=lambda k: (k not in _PREFERRED, _PREFERRED.index(k) if k in _PREFERRED else 0)
+        )
         for k in keys:
             yield from _strings(doc[k])
     elif isinstance(doc, list):
@@ -65,7 +68,7 @@ def _strings(doc) -> Iterator[str]:
             yield from _strings(v)
 
 
-def _audio_from_string(value: str, fetch) -> Optional[Tuple[bytes, str]]:
+def _audio_from_string(value: str, fetch) -> tuple[bytes, str] | None:
     text = value.strip()
     if text.startswith(("http://", "https://")):
         if fetch is None:
@@ -75,7 +78,8 @@ def _audio_from_string(value: str, fetch) -> Optional[Tuple[bytes, str]]:
         if not fmt:
             raise ResponseDecodeError(
                 f"the audio URL in the answer gave {len(data)} bytes that are not audio; "
-                f"they start with {excerpt(data)}")
+                f"they start with {excerpt(data)}"
+            )
         return data, fmt
     if text.startswith("data:"):
         text = text.partition(",")[2]

@@ -20,17 +20,16 @@ True
 from __future__ import annotations
 
 import math
-import re
 import random
+import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Dict, Optional, Tuple
 
 from .. import errors
 
 
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (seconds or an HTTP date).
 
     None when absent or unusable: negative, not finite, or not a number or a date.
@@ -57,11 +56,11 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def _header(headers: Dict[str, str], *names: str) -> Optional[str]:
+def _header(headers: dict[str, str], *names: str) -> str | None:
     return next((headers[n] for n in names if n in headers), None)
 
 
-def _seconds(value: Optional[str], now: float) -> Optional[float]:
+def _seconds(value: str | None, now: float) -> float | None:
     """A reset: seconds (``"1.5"``), a duration (``"1m30s"``, ``"250ms"``) or a Unix time."""
     if not value or len(value) > 40:
         return None
@@ -78,8 +77,9 @@ def _seconds(value: Optional[str], now: float) -> Optional[float]:
     return seconds if math.isfinite(seconds) and 0 <= seconds <= 86400 else None
 
 
-def rate_limit_headers(headers: Dict[str, str], now: Optional[float] = None
-                       ) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+def rate_limit_headers(
+    headers: dict[str, str], now: float | None = None
+) -> tuple[float | None, float | None, float | None]:
     """``(limit, remaining, reset seconds)`` a provider announces in ``x-ratelimit-*``
     headers (plain, ``-requests`` as OpenAI spells them, or IETF ``ratelimit-*``); None for
     what is absent or unusable. Header names are lower-case.
@@ -94,16 +94,19 @@ def rate_limit_headers(headers: Dict[str, str], now: Optional[float] = None
     now = time.time() if now is None else now
     out = []
     for what in ("limit", "remaining"):
-        raw = _header(headers, f"x-ratelimit-{what}-requests", f"x-ratelimit-{what}",
-                      f"ratelimit-{what}")
+        raw = _header(
+            headers, f"x-ratelimit-{what}-requests", f"x-ratelimit-{what}", f"ratelimit-{what}"
+        )
         try:
             value = float(raw) if raw is not None and len(raw) < 20 else None
         except ValueError:
             value = None
-        out.append(value if value is not None and math.isfinite(value) and 0 <= value < 1e7
-                   else None)
-    reset = _seconds(_header(headers, "x-ratelimit-reset-requests", "x-ratelimit-reset",
-                             "ratelimit-reset"), now)
+        out.append(
+            value if value is not None and math.isfinite(value) and 0 <= value < 1e7 else None
+        )
+    reset = _seconds(
+        _header(headers, "x-ratelimit-reset-requests", "x-ratelimit-reset", "ratelimit-reset"), now
+    )
     return out[0], out[1], reset
 
 
@@ -118,7 +121,7 @@ class RetryPolicy:
     rate_window: float = 60.0
     rate_limit_patience: float = 3600.0
 
-    def fault_delay(self, exc: BaseException, attempt: int) -> Optional[float]:
+    def fault_delay(self, exc: BaseException, attempt: int) -> float | None:
         """Seconds to wait before attempt ``attempt + 1`` after a fault; None: give up.
 
         >>> RetryPolicy(max_retries=1).fault_delay(errors.ServerError("x"), attempt=2) is None
@@ -131,8 +134,9 @@ class RetryPolicy:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return min(retry_after, self.retry_after_max)
-        return random.uniform(0.5, 1.0) * min(self.backoff_max,
-                                              self.backoff_base * 2 ** (attempt - 1))
+        return random.uniform(0.5, 1.0) * min(
+            self.backoff_max, self.backoff_base * 2 ** (attempt - 1)
+        )
 
     def rate_limit_wait(self, exc: BaseException) -> float:
         """Seconds every sender waits after a 429: ``Retry-After`` capped, or a whole window.

@@ -27,20 +27,20 @@ import ipaddress
 import socket
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
 from urllib3.util import Url, parse_url
 
 from .. import errors
+from .._version import __version__
+from ..audio import excerpt
 from .retry import parse_retry_after
 from .urls import check_url, origin, same_origin, unredact_url
-from .._version import __version__
 from .wire import GatedAdapter
-from ..audio import excerpt
 
-Timeout = Union[float, Tuple[float, float]]
+Timeout = float | tuple[float, float]
 _CHUNK = 64 * 1024
 _MAX_REDIRECTS = 3
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
@@ -65,13 +65,19 @@ def is_local(url: str) -> bool:
 class Transport:
     """Session, key and single HTTP exchanges for one endpoint; see the module docstring."""
 
-    def __init__(self, endpoint: str, api_key: Optional[str], *, timeout: Timeout = (10.0, 300.0),
-                 pool_size: int = 16) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str | None,
+        *,
+        timeout: Timeout = (10.0, 300.0),
+        pool_size: int = 16,
+    ) -> None:
         self.endpoint = endpoint
         self._key = api_key
         self.timeout = timeout
         self._pool_size = pool_size
-        self._session: Optional[requests.Session] = None
+        self._session: requests.Session | None = None
         self._lock = threading.Lock()
 
     # --- configuration ---------------------------------------------------------------------
@@ -85,16 +91,18 @@ class Transport:
     def account(self) -> str:
         """The account's identity: the endpoint and a one-way hash of the key, never the key
         (16 hex digits; it names the account's shared limits)."""
-        h = hashlib.sha256(b"samaudio-account\0" + self.endpoint.encode() + b"\0"
-                           + (self._key or "").encode())
+        h = hashlib.sha256(
+            b"samaudio-account\0" + self.endpoint.encode() + b"\0" + (self._key or "").encode()
+        )
         return h.hexdigest()[:16]
 
     @property
     def credits_url(self) -> str:
         """``GET`` URL of the account's credits, on the endpoint's origin."""
         parts = parse_url(self.endpoint)  # rebuilt from the parts urllib3 connects to
-        return Url(scheme=parts.scheme, host=parts.host, port=parts.port,
-                   path="/v1/get-user-credits").url
+        return Url(
+            scheme=parts.scheme, host=parts.host, port=parts.port, path="/v1/get-user-credits"
+        ).url
 
     @property
     def total_timeout(self) -> float:
@@ -138,9 +146,15 @@ class Transport:
 
     # --- exchanges ---------------------------------------------------------------------------
 
-    def request(self, method: str, url: str, *, json_body: Optional[dict] = None,
-                with_key: bool = True, max_bytes: int = 64 * 1024 * 1024
-                ) -> Tuple[int, bytes, Dict[str, str]]:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: dict | None = None,
+        with_key: bool = True,
+        max_bytes: int = 64 * 1024 * 1024,
+    ) -> tuple[int, bytes, dict[str, str]]:
         """One exchange; returns ``(status, body, headers)`` for any status below 300.
 
         Error statuses raise their typed error (with the response); ``with_key`` requests
@@ -152,13 +166,13 @@ class Transport:
             raise errors.RedirectError(
                 f"refusing to send the API key to {self.redact(url)}: it is not on the "
                 f"endpoint's origin ({self.endpoint}).",
-                hint="Only the endpoint's own origin ever receives the key.")
+                hint="Only the endpoint's own origin ever receives the key.",
+            )
         headers = {"Content-Type": "application/json"} if json_body is not None else {}
         if with_key:
             headers["x-api-key"] = self._key or ""
         for _ in range(_MAX_REDIRECTS + 1):
-            status, body, resp_headers = self._exchange(method, url, json_body, headers,
-                                                        max_bytes)
+            status, body, resp_headers = self._exchange(method, url, json_body, headers, max_bytes)
             if status in (301, 302, 303, 307, 308):
                 location = resp_headers.get("location", "")
                 target = urljoin(url, location)
@@ -170,30 +184,43 @@ class Transport:
                 raise errors.RedirectError(
                     f"the endpoint answered {status} redirecting to {self.redact(target)}; "
                     "the request was not repeated there, so the API key never left the "
-                    "endpoint's origin.", status_code=status,
+                    "endpoint's origin.",
+                    status_code=status,
                     hint="If the endpoint moved, set SAMAUDIO_ENDPOINT (or endpoint=) to the "
-                         "new URL.", response=self._info(status, url, resp_headers, body))
+                    "new URL.",
+                    response=self._info(status, url, resp_headers, body),
+                )
             if status >= 300:
                 raise self._status_error(status, url, resp_headers, body)
             return status, body, resp_headers
-        raise errors.RedirectError(f"more than {_MAX_REDIRECTS} redirects from "
-                                   f"{self.redact(url)}.", hint="Check the endpoint URL.")
+        raise errors.RedirectError(
+            f"more than {_MAX_REDIRECTS} redirects from {self.redact(url)}.",
+            hint="Check the endpoint URL.",
+        )
 
     def _exchange(self, method, url, json_body, headers, max_bytes):
         deadline = time.monotonic() + self.total_timeout
         try:
-            resp = self.session.request(method, url, json=json_body, headers=headers,
-                                        timeout=self.timeout, stream=True,
-                                        allow_redirects=False)
+            resp = self.session.request(
+                method,
+                url,
+                json=json_body,
+                headers=headers,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
+            )
         except requests.Timeout as exc:
             raise errors.APITimeoutError(
                 f"no answer from {url} within the timeout ({self.timeout}).",
-                hint="Raise timeout= for long clips or cold starts.") from exc
+                hint="Raise timeout= for long clips or cold starts.",
+            ) from exc
         except requests.ConnectionError as exc:
             raise self._connection_error(url, exc) from exc
         except requests.RequestException as exc:
             raise errors.APIConnectionError(
-                f"the request to {url} failed: {self.redact(exc)}") from exc
+                f"the request to {url} failed: {self.redact(exc)}"
+            ) from exc
         try:
             body = self._read(resp, url, deadline, max_bytes)
         finally:
@@ -213,63 +240,86 @@ class Transport:
                     raise errors.ResponseDecodeError(
                         f"the answer from {url} is larger than {max_bytes} bytes, far more than "
                         "this input can need; it was not read further.",
-                        status_code=resp.status_code)
+                        status_code=resp.status_code,
+                    )
                 if time.monotonic() > deadline:
                     raise errors.APITimeoutError(
                         f"the answer from {url} did not arrive whole within "
-                        f"{self.total_timeout:g} s (the total deadline of one attempt).")
+                        f"{self.total_timeout:g} s (the total deadline of one attempt)."
+                    )
                 chunks.append(chunk)
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
             if time.monotonic() >= deadline:
                 raise errors.APITimeoutError(
                     f"the answer from {url} did not arrive whole within "
-                    f"{self.total_timeout:g} s (the total deadline of one attempt).") from exc
+                    f"{self.total_timeout:g} s (the total deadline of one attempt)."
+                ) from exc
             raise errors.APIConnectionError(
                 f"the connection dropped while reading the answer from {url} "
-                f"({size} bytes arrived): {self.redact(exc)}") from exc
+                f"({size} bytes arrived): {self.redact(exc)}"
+            ) from exc
         except requests.Timeout as exc:
             raise errors.APITimeoutError(
-                f"the answer from {url} stalled past the read timeout.") from exc
+                f"the answer from {url} stalled past the read timeout."
+            ) from exc
         finally:
             timer.cancel()
         body = b"".join(chunks)
         announced = resp.headers.get("Content-Length")
-        if announced and announced.isdigit() and not resp.headers.get("Content-Encoding") \
-                and int(announced) != len(body):
+        if (
+            announced
+            and announced.isdigit()
+            and not resp.headers.get("Content-Encoding")
+            and int(announced) != len(body)
+        ):
             raise errors.APIConnectionError(
-                f"the answer from {url} was cut short: {len(body)} of {announced} bytes "
-                "arrived.", status_code=resp.status_code)
+                f"the answer from {url} was cut short: {len(body)} of {announced} bytes arrived.",
+                status_code=resp.status_code,
+            )
         return body
 
     # --- errors ------------------------------------------------------------------------------
 
     def _connection_error(self, url: str, exc: BaseException) -> errors.APIError:
-        refused = isinstance(_root_cause(exc), ConnectionRefusedError) or \
-            "refused" in str(exc).lower()
+        refused = (
+            isinstance(_root_cause(exc), ConnectionRefusedError) or "refused" in str(exc).lower()
+        )
         if refused and is_local(url):
             return errors.EndpointDownError(
                 f"nothing is listening at {url} (connection refused).",
                 hint="Start the local endpoint (samaudio-data serve --port PORT) or point "
-                     "SAMAUDIO_ENDPOINT / endpoint= at a running one.")
+                "SAMAUDIO_ENDPOINT / endpoint= at a running one.",
+            )
         err = errors.APIConnectionError(f"could not connect to {url}: {self.redact(exc)}")
         err.unreachable = unreachable_reason(exc)  # every request would meet it: fail fast
         return err
 
-    def _info(self, status: int, url: str, headers: Dict[str, str],
-              body: bytes) -> errors.ResponseInfo:
+    def _info(
+        self, status: int, url: str, headers: dict[str, str], body: bytes
+    ) -> errors.ResponseInfo:
         request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
         safe = {k: self.redact(v) for k, v in headers.items() if k != "set-cookie"}
-        return errors.ResponseInfo(status=status, url=self.redact(url), headers=safe,
-                                   body=self.redact(excerpt(body, 500)),
-                                   request_id=request_id)
+        return errors.ResponseInfo(
+            status=status,
+            url=self.redact(url),
+            headers=safe,
+            body=self.redact(excerpt(body, 500)),
+            request_id=request_id,
+        )
 
-    def _status_error(self, status: int, url: str, headers: Dict[str, str],
-                      body: bytes) -> errors.APIStatusError:
+    def _status_error(
+        self, status: int, url: str, headers: dict[str, str], body: bytes
+    ) -> errors.APIStatusError:
         return errors.error_for_status(
-            status, self.redact(server_message(status, body)),
+            status,
+            self.redact(server_message(status, body)),
             retry_after=parse_retry_after(headers.get("retry-after")),
-            response=self._info(status, url, headers, body))
+            response=self._info(status, url, headers, body),
+        )
 
 
 def server_message(status: int, body: bytes) -> str:
@@ -294,7 +344,7 @@ def server_message(status: int, body: bytes) -> str:
     return excerpt(body, 300).strip("'") if text else f"HTTP {status}"
 
 
-def unreachable_reason(exc: BaseException) -> Optional[str]:
+def unreachable_reason(exc: BaseException) -> str | None:
     """Why no request can reach the endpoint, for a connection-level failure that every
     request would meet: its name does not resolve, the connection is refused, TLS fails.
     None for anything that may pass on its own (a dropped connection, a timeout).
@@ -309,9 +359,13 @@ def unreachable_reason(exc: BaseException) -> Optional[str]:
 
     root = _root_cause(exc)
     text = f"{exc} {root}".lower()
-    if isinstance(root, socket.gaierror) or "name or service not known" in text \
-            or "failed to resolve" in text or "nodename nor servname" in text \
-            or "temporary failure in name resolution" in text:
+    if (
+        isinstance(root, socket.gaierror)
+        or "name or service not known" in text
+        or "failed to resolve" in text
+        or "nodename nor servname" in text
+        or "temporary failure in name resolution" in text
+    ):
         return "the endpoint's host name does not resolve (DNS)"
     if isinstance(root, ConnectionRefusedError) or "connection refused" in text:
         return "the endpoint's host refuses the connection"
@@ -324,9 +378,11 @@ def _root_cause(exc: BaseException) -> BaseException:
     seen = set()
     while id(exc) not in seen:
         seen.add(id(exc))
-        nxt = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and
-                                                   isinstance(exc.args[0], BaseException)
-                                                   else None)
+        nxt = (
+            exc.__cause__
+            or exc.__context__
+            or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        )
         reason = getattr(exc, "reason", None)
         nxt = reason if isinstance(reason, BaseException) else nxt
         if nxt is None:

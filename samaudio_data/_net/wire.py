@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import ContextManager, Iterator, Optional
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -45,7 +46,7 @@ _pending = threading.local()
 
 
 @contextlib.contextmanager
-def departing(gate: Optional[ContextManager]) -> Iterator[None]:
+def departing(gate: AbstractContextManager | None) -> Iterator[None]:
     """Within this block, this thread's next request passes ``gate`` as it leaves."""
     previous = getattr(_pending, "gate", None)
     _pending.gate = gate
@@ -88,5 +89,7 @@ class GatedAdapter(requests.adapters.HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GatedHTTPConnectionPool,
-                                                   "https": _GatedHTTPSConnectionPool}
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GatedHTTPConnectionPool,
+            "https": _GatedHTTPSConnectionPool,
+        }

@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Union
 
 from filelock import FileLock, Timeout
 
@@ -53,7 +54,7 @@ def atomic_write(path: PathLike, data: bytes, *, fsync: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: PathLike, *, timeout: Optional[float] = None) -> Iterator[bool]:
+def file_lock(path: PathLike, *, timeout: float | None = None) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` (shared by threads and processes) while inside.
 
     With ``timeout`` the lock is tried for at most that long and the context yields False
@@ -106,15 +107,19 @@ def private_dir(name: str) -> Path:
         os.mkdir(path, 0o700)
     try:
         st = os.lstat(path)
-        ok = stat.S_ISDIR(st.st_mode) and (uid is None or (
-            st.st_uid == uid and not st.st_mode & 0o077))
+        ok = stat.S_ISDIR(st.st_mode) and (
+            uid is None or (st.st_uid == uid and not st.st_mode & 0o077)
+        )
     except OSError:
         ok = False
     if ok:
         return path
-    warnings.warn(f"{path} is not a private directory of this user (a symlink, another "
-                  "owner, or open to others): it is not used; the limits are kept in a new "
-                  "private temporary directory, shared by this process only. Set cache_dir "
-                  "(SAMAUDIO_CACHE_DIR) to share them between processes.", RuntimeWarning,
-                  stacklevel=3)
+    warnings.warn(
+        f"{path} is not a private directory of this user (a symlink, another "
+        "owner, or open to others): it is not used; the limits are kept in a new "
+        "private temporary directory, shared by this process only. Set cache_dir "
+        "(SAMAUDIO_CACHE_DIR) to share them between processes.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     return Path(tempfile.mkdtemp(prefix=f"{name}-"))

@@ -51,8 +51,8 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from .rules import Halted, Requeue, Rules, State
 from .statefile import FileState
@@ -61,21 +61,32 @@ __all__ = ["Halted", "Requeue", "SharedLimits"]
 
 log = logging.getLogger("samaudio_data")
 
+
 class SharedLimits:
     """Pace, concurrency, 429 back-off, halt and ledgers of one account, shared through a
     :class:`~.statefile.FileState` in ``directory``, or the state ``coordinator`` gives
     for ``account`` (an identity of endpoint and key, never the key)."""
 
-    def __init__(self, directory, *, max_concurrency: int = 16,
-                 requests_per_minute: Optional[float] = None, rate_window: float = 60.0,
-                 retry_after_max: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time,
-                 coordinator=None, account: str = "") -> None:
+    def __init__(
+        self,
+        directory,
+        *,
+        max_concurrency: int = 16,
+        requests_per_minute: float | None = None,
+        rate_window: float = 60.0,
+        retry_after_max: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        coordinator=None,
+        account: str = "",
+    ) -> None:
         self.directory = Path(directory)
-        self.rules = Rules(max_concurrency=max_concurrency,
-                           requests_per_minute=requests_per_minute, rate_window=rate_window,
-                           retry_after_max=retry_after_max)
+        self.rules = Rules(
+            max_concurrency=max_concurrency,
+            requests_per_minute=requests_per_minute,
+            rate_window=rate_window,
+            retry_after_max=retry_after_max,
+        )
         self.max_concurrency = self.rules.max_concurrency
         self.requests_per_minute = self.rules.requests_per_minute
         self.rate_window = self.rules.rate_window
@@ -84,14 +95,16 @@ class SharedLimits:
         self._local = threading.BoundedSemaphore(self.max_concurrency)
         # one machine: a file in ``directory``; a cluster: ``coordinator.state(account,
         # rules)``, e.g. a Ray actor (samaudio_data.ray.Coordinator)
-        self.state: State = (coordinator.state(account, self.rules) if coordinator is not None
-                             else FileState(self.directory, self.rules, clock=clock,
-                                            sleep=sleep))
+        self.state: State = (
+            coordinator.state(account, self.rules)
+            if coordinator is not None
+            else FileState(self.directory, self.rules, clock=clock, sleep=sleep)
+        )
 
     def _apply(self, rule: str, *args):
         return self.state.apply(rule, *args)
 
-    def _since(self, started: Optional[float]) -> Optional[float]:
+    def _since(self, started: float | None) -> float | None:
         """How long ago an operation began (the rules compare it on the state's clock)."""
         return None if started is None else max(0.0, self._clock() - started)
 
@@ -105,7 +118,7 @@ class SharedLimits:
 
     # --- pace and back-off ---------------------------------------------------------------
 
-    def wait_turn(self, started: Optional[float] = None) -> float:
+    def wait_turn(self, started: float | None = None) -> float:
         """Block until shortly before this request's turn (pace and back-off).
 
         Each sender reserves a send time one interval after the previous reservation, so
@@ -124,7 +137,7 @@ class SharedLimits:
             waited += pause
 
     @contextlib.contextmanager
-    def gate(self, started: Optional[float] = None) -> Iterator[None]:
+    def gate(self, started: float | None = None) -> Iterator[None]:
         """Pass just before a request's first bytes are written; leave once they are out.
 
         Entering waits until one interval after the previous request left (as recorded
@@ -158,8 +171,9 @@ class SharedLimits:
         (once per back-off: the 429s of a burst count as one)."""
         self._apply("rate_limited", float(wait))
 
-    def record_announced(self, limit: Optional[float], remaining: Optional[float],
-                         reset: Optional[float]) -> None:
+    def record_announced(
+        self, limit: float | None, remaining: float | None, reset: float | None
+    ) -> None:
         """The provider's ``x-ratelimit-*`` figures (see
         :func:`samaudio_data._net.retry.rate_limit_headers`)."""
         if limit is not None or remaining is not None:
@@ -175,13 +189,13 @@ class SharedLimits:
 
     # --- fatal halt ----------------------------------------------------------------------
 
-    def halt(self, status: Optional[int], kind: str, message: str) -> None:
+    def halt(self, status: int | None, kind: str, message: str) -> None:
         """Record a fatal error: operations that began before now must stop."""
         self._apply("halt", status, kind, message)
 
     # --- spending ledgers ----------------------------------------------------------------
 
-    def spend(self, ledger: str, amount: float, cap: Optional[float]) -> bool:
+    def spend(self, ledger: str, amount: float, cap: float | None) -> bool:
         """Add ``amount`` to ``ledger`` unless that would pass ``cap``; True if added."""
         return self._apply("spend", ledger, float(amount), cap)
 

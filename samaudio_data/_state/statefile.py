@@ -37,19 +37,19 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional
 
 from .files import atomic_write, file_lock
 
 log = logging.getLogger("samaudio_data")
 
-_THREAD_LOCKS: Dict[str, threading.Lock] = {}
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 # the last document read or written per file, with the file's identity then
-_PARSED: Dict[str, tuple] = {}
+_PARSED: dict[str, tuple] = {}
 _SLOT_POLL = 0.01
-_ALLOWED_TTL = 0.2         # seconds a process reuses the in-flight limit it read
+_ALLOWED_TTL = 0.2  # seconds a process reuses the in-flight limit it read
 _MAX_BYTES = 4 << 20  # a state document is a few kB
 
 
@@ -92,8 +92,7 @@ class StateFile:
         except (OSError, ValueError) as exc:
             if not self._damage_logged:
                 self._damage_logged = True
-                log.warning("the shared state %s is damaged (%s); it is replaced",
-                            self.path, exc)
+                log.warning("the shared state %s is damaged (%s); it is replaced", self.path, exc)
             damaged[0] = True
             return {}
         _PARSED[self._key] = (ident, _copy(state))
@@ -106,11 +105,14 @@ class StateFile:
         except OSError as exc:  # a full disk must not stop paid work
             if not self._write_failed:
                 self._write_failed = True
-                log.warning("cannot save %s (%s): other processes will not see this one's "
-                            "updates", self.path, exc)
+                log.warning(
+                    "cannot save %s (%s): other processes will not see this one's updates",
+                    self.path,
+                    exc,
+                )
 
 
-def _identity(path: Path) -> Optional[tuple]:
+def _identity(path: Path) -> tuple | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -136,8 +138,14 @@ class FileState:
     ...     pass
     """
 
-    def __init__(self, directory, rules, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        directory,
+        rules,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.rules = rules
@@ -155,9 +163,12 @@ class FileState:
             result, fixed = self.rules.run(rule, st, self._clock(), *args)
         if fixed and not self._reported.issuperset(fixed):
             self._reported.update(fixed)
-            log.warning("the shared limits state %s held unusable or out-of-range values "
-                        "(%s: a damaged file or a clock step); they were reset or clamped",
-                        self._doc.path, ", ".join(sorted(set(fixed))))
+            log.warning(
+                "the shared limits state %s held unusable or out-of-range values "
+                "(%s: a damaged file or a clock step); they were reset or clamped",
+                self._doc.path,
+                ", ".join(sorted(set(fixed))),
+            )
         return result
 
     @contextlib.contextmanager

@@ -19,33 +19,104 @@ Example
 """
 
 from ._align import estimate_lag, fit_length, resample, shift
-from ._checks import (MAX_CHANNELS, MAX_SR, MIN_SR, MODEL_SR, check_audio, check_sample_rate,
-                      mix_to_mono, to_float)
-from ._codec import (check_complete, decode_audio, encode_flac, encode_mp3, encode_wav, excerpt,
-                     sniff_format)
+from ._checks import (
+    MAX_CHANNELS,
+    MAX_SR,
+    MIN_SR,
+    MODEL_SR,
+    check_audio,
+    check_sample_rate,
+    mix_to_mono,
+    to_float,
+)
+from ._chunks import (
+    DEFAULT_CHUNK_SECONDS,
+    DEFAULT_OVERLAP_SECONDS,
+    ChunkJoiner,
+    ChunkPlan,
+    check_chunk_settings,
+    count_chunks,
+    join_chunks,
+    plan_chunks,
+)
+from ._codec import (
+    check_complete,
+    decode_audio,
+    encode_flac,
+    encode_mp3,
+    encode_wav,
+    excerpt,
+    sniff_format,
+)
+from ._quality import (
+    FLAGS,
+    SILENT_INPUT_DBFS,
+    Verdict,
+    WindowVerdict,
+    is_silent,
+    is_speech_description,
+    judge,
+    silent_verdict,
+)
+from ._quality_file import judge_file
 from ._roundtrip import Upload, check_covers, fit_answer, make_upload
 from ._signals import SIGNAL_NAMES, cleaning_signals
+from ._stream import (
+    AudioFileInfo,
+    BlockWriter,
+    audio_file_info,
+    iter_blocks,
+    output_path,
+    read_window,
+)
 
-__all__ = ["MAX_CHANNELS", "MAX_SR", "MIN_SR", "MODEL_SR", "SIGNAL_NAMES", "Upload", "check_covers",
-           "check_audio", "check_complete", "check_sample_rate", "cleaning_signals", "decode_audio",
-           "encode_flac", "encode_mp3", "encode_wav", "estimate_lag", "excerpt", "fit_answer",
-           "fit_length", "make_upload", "mix_to_mono", "resample", "shift", "sniff_format",
-           "to_float"]
-from ._chunks import (DEFAULT_CHUNK_SECONDS, DEFAULT_OVERLAP_SECONDS, ChunkJoiner, ChunkPlan,
-                      check_chunk_settings, count_chunks, join_chunks, plan_chunks)
-
-__all__ += ["DEFAULT_CHUNK_SECONDS", "DEFAULT_OVERLAP_SECONDS", "ChunkJoiner", "ChunkPlan",
-            "check_chunk_settings", "count_chunks", "join_chunks", "plan_chunks"]
-from ._stream import (AudioFileInfo, BlockWriter, audio_file_info, iter_blocks, output_path,
-                      read_window)
-
-__all__ += ["AudioFileInfo", "BlockWriter", "audio_file_info", "iter_blocks", "output_path",
-            "read_window"]
-from ._quality import (FLAGS, SILENT_INPUT_DBFS, Verdict, WindowVerdict, is_silent,
-                       is_speech_description, judge, silent_verdict)
-
-__all__ += ["FLAGS", "SILENT_INPUT_DBFS", "Verdict", "WindowVerdict", "is_silent",
-            "is_speech_description", "judge", "silent_verdict"]
-from ._quality_file import judge_file
-
-__all__ += ["judge_file"]
+__all__ = [
+    "MAX_CHANNELS",
+    "MAX_SR",
+    "MIN_SR",
+    "MODEL_SR",
+    "SIGNAL_NAMES",
+    "Upload",
+    "check_covers",
+    "check_audio",
+    "check_complete",
+    "check_sample_rate",
+    "cleaning_signals",
+    "decode_audio",
+    "encode_flac",
+    "encode_mp3",
+    "encode_wav",
+    "estimate_lag",
+    "excerpt",
+    "fit_answer",
+    "fit_length",
+    "make_upload",
+    "mix_to_mono",
+    "resample",
+    "shift",
+    "sniff_format",
+    "to_float",
+    "DEFAULT_CHUNK_SECONDS",
+    "DEFAULT_OVERLAP_SECONDS",
+    "ChunkJoiner",
+    "ChunkPlan",
+    "check_chunk_settings",
+    "count_chunks",
+    "join_chunks",
+    "plan_chunks",
+    "AudioFileInfo",
+    "BlockWriter",
+    "audio_file_info",
+    "iter_blocks",
+    "output_path",
+    "read_window",
+    "FLAGS",
+    "SILENT_INPUT_DBFS",
+    "Verdict",
+    "WindowVerdict",
+    "is_silent",
+    "is_speech_description",
+    "judge",
+    "silent_verdict",
+    "judge_file",
+]

@@ -66,7 +66,7 @@ def estimate_lag(y: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
     size = 1 << int(np.ceil(np.log2(2 * n)))
     xc = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)
     lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
-    vals = np.concatenate([xc[: max_lag + 1], xc[size - max_lag:]])
+    vals = np.concatenate([xc[: max_lag + 1], xc[size - max_lag :]])
     best = int(np.argmax(vals))
     # accept only a clear peak: well correlated, and better than no shift at all
     if vals[best] < 0.2 * energy or vals[best] <= xc[0] * 1.05:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..errors import InvalidAudioError
@@ -32,7 +30,8 @@ def to_float(y: np.ndarray) -> np.ndarray:
         half = float(2 ** (8 * y.dtype.itemsize - 1))
         return (y.astype(np.float64) - half) / half
     raise InvalidAudioError(
-        f"audio has dtype {y.dtype}; pass float32/float64 or integer PCM samples.")
+        f"audio has dtype {y.dtype}; pass float32/float64 or integer PCM samples."
+    )
 
 
 def check_sample_rate(sr) -> int:
@@ -49,11 +48,12 @@ def check_sample_rate(sr) -> int:
     if not MIN_SR <= sr <= MAX_SR:
         raise InvalidAudioError(
             f"sample rate {sr} Hz is outside the supported {MIN_SR}..{MAX_SR} Hz; "
-            "resample first (librosa.resample).")
+            "resample first (librosa.resample)."
+        )
     return sr
 
 
-def check_audio(y, sr, *, max_seconds: Optional[float] = None) -> np.ndarray:
+def check_audio(y, sr, *, max_seconds: float | None = None) -> np.ndarray:
     """Validate audio and return it as float64 ``(channels, n)``.
 
     Raises :class:`~samaudio_data.errors.InvalidAudioError` for empty, non-finite,
@@ -67,8 +67,7 @@ def check_audio(y, sr, *, max_seconds: Optional[float] = None) -> np.ndarray:
         raise InvalidAudioError("audio is None; pass a numpy array of samples.")
     arr = np.asarray(y)
     if arr.dtype == object or arr.dtype.kind not in "fiu":
-        raise InvalidAudioError(
-            f"audio must be a numeric numpy array, got dtype {arr.dtype}.")
+        raise InvalidAudioError(f"audio must be a numeric numpy array, got dtype {arr.dtype}.")
     if arr.ndim == 1:
         arr = arr[np.newaxis, :]
     elif arr.ndim == 2:
@@ -76,30 +75,36 @@ def check_audio(y, sr, *, max_seconds: Optional[float] = None) -> np.ndarray:
         if c > n and n <= MAX_CHANNELS:
             raise InvalidAudioError(
                 f"audio of shape {arr.shape} looks transposed: samples are (channels, n) as in "
-                f"librosa, so pass y.T (shape {arr.shape[::-1]}).")
+                f"librosa, so pass y.T (shape {arr.shape[::-1]})."
+            )
         if c > MAX_CHANNELS:
             raise InvalidAudioError(
                 f"audio has {c} channels, more than the {MAX_CHANNELS} supported; "
-                "pass (channels, n) with fewer channels.")
+                "pass (channels, n) with fewer channels."
+            )
     else:
         raise InvalidAudioError(
-            f"audio must be 1-D (n,) or 2-D (channels, n), got shape {arr.shape}.")
+            f"audio must be 1-D (n,) or 2-D (channels, n), got shape {arr.shape}."
+        )
     if arr.shape[-1] == 0 or arr.shape[0] == 0:
         raise InvalidAudioError("audio is empty (0 samples); nothing to isolate.")
     out = to_float(arr)
     if not np.all(np.isfinite(out)):
         raise InvalidAudioError(
-            "audio contains NaN or infinite samples; clean it (np.nan_to_num) first.")
+            "audio contains NaN or infinite samples; clean it (np.nan_to_num) first."
+        )
     peak = float(np.max(np.abs(out)))
     if peak > _FLOAT32_MAX:
         raise InvalidAudioError(
             f"audio has samples of magnitude {peak:.3g}, beyond what float32 can hold "
-            "(3.4e38): the result could only come back as inf. Scale it to about [-1, 1].")
+            "(3.4e38): the result could only come back as inf. Scale it to about [-1, 1]."
+        )
     seconds = out.shape[-1] / sr
     if max_seconds is not None and seconds > max_seconds:
         raise InvalidAudioError(
             f"audio is {seconds:.1f} s long, over the limit of {max_seconds:g} s; split it into "
-            "shorter clips or raise max_seconds= on the Client.")
+            "shorter clips or raise max_seconds= on the Client."
+        )
     return out
 
 

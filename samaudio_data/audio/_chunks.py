@@ -28,14 +28,14 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import InvalidRequestError
 
-Window = Tuple[int, int]
+Window = tuple[int, int]
 
 DEFAULT_CHUNK_SECONDS = 20.0
 """Recommended longest window: twice the ~10 s training clips, well under the ~29 s the
@@ -46,7 +46,7 @@ DEFAULT_OVERLAP_SECONDS = 2.0
 less than 15 %); costs 11 % more calls than no overlap at 20 s windows."""
 
 
-def check_chunk_settings(chunk_seconds: float, overlap_seconds: float) -> Tuple[float, float]:
+def check_chunk_settings(chunk_seconds: float, overlap_seconds: float) -> tuple[float, float]:
     """Validate ``chunk_seconds`` and ``overlap_seconds`` and return them as floats.
 
     The overlap must be at least 0 and at most half the chunk (beyond that every second of
@@ -61,29 +61,32 @@ def check_chunk_settings(chunk_seconds: float, overlap_seconds: float) -> Tuple[
     overlap_seconds=6 is more than half of chunk_seconds=10: ... e.g. overlap_seconds=2.
     """
     for name, value in (("chunk_seconds", chunk_seconds), ("overlap_seconds", overlap_seconds)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
-                                                             np.floating)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise InvalidRequestError(f"{name} must be a number of seconds, got {value!r}.")
         if not math.isfinite(float(value)):
             raise InvalidRequestError(f"{name} must be finite, got {value!r}.")
     chunk, overlap = float(chunk_seconds), float(overlap_seconds)
     if chunk <= 0:
         raise InvalidRequestError(
-            f"chunk_seconds={chunk_seconds:g} must be positive; use e.g. chunk_seconds=10.")
+            f"chunk_seconds={chunk_seconds:g} must be positive; use e.g. chunk_seconds=10."
+        )
     if overlap < 0:
         raise InvalidRequestError(
             f"overlap_seconds={overlap_seconds:g} must be 0 or more; use e.g. "
-            "overlap_seconds=2 (0 joins chunks without a crossfade).")
+            "overlap_seconds=2 (0 joins chunks without a crossfade)."
+        )
     if overlap >= chunk:
         raise InvalidRequestError(
             f"overlap_seconds={overlap_seconds:g} is not less than "
             f"chunk_seconds={chunk_seconds:g}: windows would never advance. Use an overlap of "
-            f"at most half the chunk, e.g. overlap_seconds={chunk / 5:g}.")
+            f"at most half the chunk, e.g. overlap_seconds={chunk / 5:g}."
+        )
     if 2 * overlap > chunk:
         raise InvalidRequestError(
             f"overlap_seconds={overlap_seconds:g} is more than half of "
             f"chunk_seconds={chunk_seconds:g}: every second would be paid for more than twice. "
-            f"Use at most overlap_seconds={chunk / 2:g}, e.g. overlap_seconds={chunk / 5:g}.")
+            f"Use at most overlap_seconds={chunk / 2:g}, e.g. overlap_seconds={chunk / 5:g}."
+        )
     return chunk, overlap
 
 
@@ -104,7 +107,7 @@ class ChunkPlan:
     sr: int
     chunk: int
     overlap: int
-    windows: Tuple[Window, ...]
+    windows: tuple[Window, ...]
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -121,7 +124,7 @@ class ChunkPlan:
         """
         return self.n / self.sr
 
-    def lengths(self) -> List[int]:
+    def lengths(self) -> list[int]:
         """Length of each window in samples.
 
         >>> plan_chunks(8000 * 25, 8000, 10, 2).lengths()
@@ -149,8 +152,9 @@ def plan_chunks(n: int, sr: int, chunk_seconds: float, overlap_seconds: float) -
     n, sr, chunk, overlap = _samples(n, sr, chunk_seconds, overlap_seconds)
     if n <= chunk:
         return ChunkPlan(n=n, sr=sr, chunk=chunk, overlap=0, windows=((0, n),))
-    return ChunkPlan(n=n, sr=sr, chunk=chunk, overlap=overlap,
-                     windows=tuple(_spread(n, chunk, overlap)))
+    return ChunkPlan(
+        n=n, sr=sr, chunk=chunk, overlap=overlap, windows=tuple(_spread(n, chunk, overlap))
+    )
 
 
 def count_chunks(n: int, sr: int, chunk_seconds: float, overlap_seconds: float) -> int:
@@ -165,7 +169,7 @@ def count_chunks(n: int, sr: int, chunk_seconds: float, overlap_seconds: float) 
     return 1 if n <= chunk else -(-(n - overlap) // (chunk - overlap))
 
 
-def _samples(n, sr, chunk_seconds, overlap_seconds) -> Tuple[int, int, int, int]:
+def _samples(n, sr, chunk_seconds, overlap_seconds) -> tuple[int, int, int, int]:
     """Validate the arguments and return ``n, sr, chunk, overlap`` in whole samples."""
     chunk_s, overlap_s = check_chunk_settings(chunk_seconds, overlap_seconds)
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
@@ -176,23 +180,25 @@ def _samples(n, sr, chunk_seconds, overlap_seconds) -> Tuple[int, int, int, int]
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise InvalidRequestError(
             f"n must be a whole number of samples, at least 1, got {n!r}; empty audio has "
-            "nothing to isolate.")
+            "nothing to isolate."
+        )
     n, sr = int(n), int(sr)
     chunk = int(round(chunk_s * sr))
     overlap = int(round(overlap_s * sr))
     if chunk < 1:
         raise InvalidRequestError(
             f"chunk_seconds={chunk_seconds:g} is shorter than one sample at {sr} Hz; "
-            "use e.g. chunk_seconds=10.")
+            "use e.g. chunk_seconds=10."
+        )
     if 2 * overlap > chunk:  # only possible through rounding to whole samples
         overlap = chunk // 2
     return n, sr, chunk, overlap
 
 
-def _spread(n: int, chunk: int, overlap: int) -> List[Window]:
+def _spread(n: int, chunk: int, overlap: int) -> list[Window]:
     """Windows for ``n > chunk``: each window's hop is its length minus the overlap."""
-    total = n - overlap                      # the hops sum to this
-    k = -(-total // (chunk - overlap))       # fewest windows with every hop <= chunk - overlap
+    total = n - overlap  # the hops sum to this
+    k = -(-total // (chunk - overlap))  # fewest windows with every hop <= chunk - overlap
     base, extra = divmod(total, k)
     hops = [base + 1] * extra + [base] * (k - extra)
     if k >= 3 and base < overlap:
@@ -225,25 +231,29 @@ def _crossfade(out_tail: np.ndarray, in_head: np.ndarray) -> np.ndarray:
     return mixed.astype(np.float32)
 
 
-def _as_answer(plan: ChunkPlan, i: int, y, channels: Optional[int]) -> np.ndarray:
+def _as_answer(plan: ChunkPlan, i: int, y, channels: int | None) -> np.ndarray:
     """Check one window's answer: ``(L,)`` or ``(channels, L)`` with L the window's length."""
     if not 0 <= i < len(plan):
         raise InvalidRequestError(
-            f"chunk index {i} is outside the plan's {len(plan)} windows (0..{len(plan) - 1}).")
+            f"chunk index {i} is outside the plan's {len(plan)} windows (0..{len(plan) - 1})."
+        )
     arr = np.asarray(y)
     if arr.ndim not in (1, 2) or arr.dtype.kind != "f":
         raise InvalidRequestError(
             f"chunk {i}'s answer must be a float array (L,) or (channels, L), got "
-            f"{arr.dtype} of shape {arr.shape}.")
+            f"{arr.dtype} of shape {arr.shape}."
+        )
     a, b = plan.windows[i]
     if arr.shape[-1] != b - a:
         raise InvalidRequestError(
             f"chunk {i}'s answer has {arr.shape[-1]} samples but its window [{a}, {b}) has "
-            f"{b - a}; fit it first (audio.fit_length or audio.fit_answer with n={b - a}).")
+            f"{b - a}; fit it first (audio.fit_length or audio.fit_answer with n={b - a})."
+        )
     if channels is not None and (1 if arr.ndim == 1 else arr.shape[0]) != channels:
         raise InvalidRequestError(
             f"chunk {i}'s answer has shape {arr.shape}, expected {channels} channel(s) like "
-            "the others; give every chunk the same channel layout.")
+            "the others; give every chunk the same channel layout."
+        )
     return arr
 
 
@@ -262,7 +272,8 @@ def join_chunks(plan: ChunkPlan, answers: Sequence[np.ndarray]) -> np.ndarray:
     if len(answers) != len(plan):
         raise InvalidRequestError(
             f"got {len(answers)} answers for a plan of {len(plan)} windows; pass one answer "
-            "per window, in order.")
+            "per window, in order."
+        )
     first = _as_answer(plan, 0, answers[0], None)
     channels = 1 if first.ndim == 1 else first.shape[0]
     parts = [_as_answer(plan, i, y, channels) for i, y in enumerate(answers)]
@@ -271,9 +282,9 @@ def join_chunks(plan: ChunkPlan, answers: Sequence[np.ndarray]) -> np.ndarray:
     for i, ((a, b), y) in enumerate(zip(plan.windows, parts, strict=True)):
         lo = ov if i > 0 else 0
         hi = (b - a) - ov if i < len(plan) - 1 else b - a
-        out[..., a + lo:a + hi] = y[..., lo:hi]
+        out[..., a + lo : a + hi] = y[..., lo:hi]
         if i > 0 and ov:
-            out[..., a:a + ov] = _crossfade(parts[i - 1][..., -ov:], y[..., :ov])
+            out[..., a : a + ov] = _crossfade(parts[i - 1][..., -ov:], y[..., :ov])
     return out
 
 
@@ -302,13 +313,13 @@ class ChunkJoiner:
     ((16000,), True)
     """
 
-    def __init__(self, plan: ChunkPlan, channels: Optional[int] = None) -> None:
+    def __init__(self, plan: ChunkPlan, channels: int | None = None) -> None:
         self.plan = plan
         self.channels = channels
-        self._answers: Dict[int, np.ndarray] = {}
-        self._ndim: Optional[int] = None   # 1 for (n,) answers, 2 for (channels, n)
-        self._next = 0          # first window whose samples are not all handed out
-        self._pos = 0           # samples handed out so far
+        self._answers: dict[int, np.ndarray] = {}
+        self._ndim: int | None = None  # 1 for (n,) answers, 2 for (channels, n)
+        self._next = 0  # first window whose samples are not all handed out
+        self._pos = 0  # samples handed out so far
 
     @property
     def position(self) -> int:
@@ -359,12 +370,14 @@ class ChunkJoiner:
         if self._ndim is not None and arr.ndim != self._ndim:
             raise InvalidRequestError(
                 f"chunk {i}'s answer has shape {arr.shape} but earlier answers were "
-                f"{self._ndim}-D; give every chunk the same layout.")
+                f"{self._ndim}-D; give every chunk the same layout."
+            )
         self._ndim = arr.ndim
         self.channels = 1 if arr.ndim == 1 else arr.shape[0]
         if i < self._next or i in self._answers:
             raise InvalidRequestError(
-                f"chunk {i} was already added; each window's answer is added once.")
+                f"chunk {i} was already added; each window's answer is added once."
+            )
         self._answers[i] = np.asarray(arr, dtype=np.float32)
 
     def take(self) -> np.ndarray:
@@ -381,7 +394,7 @@ class ChunkJoiner:
             y = self._answers[i]
             solo_end = b - ov if i < last else b
             if self._pos < solo_end:
-                parts.append(y[..., self._pos - a:solo_end - a])
+                parts.append(y[..., self._pos - a : solo_end - a])
                 self._pos = solo_end
             if i < last and ov:
                 if i + 1 not in self._answers:
@@ -391,7 +404,7 @@ class ChunkJoiner:
             del self._answers[i]
             self._next += 1
         if not parts:
-            channels = self.channels or 1   # set with the first answer, if any came
+            channels = self.channels or 1  # set with the first answer, if any came
             mono = self._ndim == 1 or (self._ndim is None and channels == 1)
             return np.zeros((0,) if mono else (channels, 0), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(parts, axis=-1), dtype=np.float32)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,10 +38,22 @@ def _wav_header(sr: int, channels: int, bits: int, fmt_tag: int, n: int) -> byte
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, int(sr), int(sr) * block, block, bits)
     chunks = b"fmt " + struct.pack("<I", 16) + fmt
     if fmt_tag != _PCM:
-        chunks = (b"fmt " + struct.pack("<I", 18) + fmt + struct.pack("<H", 0)
-                  + b"fact" + struct.pack("<II", 4, n & 0xFFFFFFFF))
-    return (b"RIFF" + struct.pack("<I", 4 + len(chunks) + 8 + data_bytes) + b"WAVE" + chunks
-            + b"data" + struct.pack("<I", data_bytes))
+        chunks = (
+            b"fmt "
+            + struct.pack("<I", 18)
+            + fmt
+            + struct.pack("<H", 0)
+            + b"fact"
+            + struct.pack("<II", 4, n & 0xFFFFFFFF)
+        )
+    return (
+        b"RIFF"
+        + struct.pack("<I", 4 + len(chunks) + 8 + data_bytes)
+        + b"WAVE"
+        + chunks
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
 
 
 def fix_float_wav_header(path) -> bool:
@@ -62,7 +74,7 @@ def fix_float_wav_header(path) -> bool:
             return False
         pos, chunks = 12, {}
         while pos + 8 <= len(head):
-            cid, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+            cid, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
             chunks[cid] = (pos, size)
             if cid == b"data":
                 break
@@ -70,15 +82,22 @@ def fix_float_wav_header(path) -> bool:
         if b"data" not in chunks or b"fmt " not in chunks:
             return False
         fpos, fsize = chunks[b"fmt "]
-        tag = struct.unpack("<H", head[fpos + 8:fpos + 10])[0]
+        tag = struct.unpack("<H", head[fpos + 8 : fpos + 10])[0]
         if fsize != 16 or tag != _FLOAT or fpos != 12:
             return False
-        room = chunks[b"data"][0] - 12          # bytes between "WAVE" and the data chunk
-        fmt = head[fpos + 8:fpos + 24]
-        frames = struct.unpack("<I", head[chunks[b"data"][0] + 4:chunks[b"data"][0] + 8])[0] \
-            // max(1, struct.unpack("<H", head[fpos + 20:fpos + 22])[0])
-        new = (b"fmt " + struct.pack("<I", 18) + fmt + struct.pack("<H", 0)
-               + b"fact" + struct.pack("<II", 4, frames))
+        room = chunks[b"data"][0] - 12  # bytes between "WAVE" and the data chunk
+        fmt = head[fpos + 8 : fpos + 24]
+        frames = struct.unpack("<I", head[chunks[b"data"][0] + 4 : chunks[b"data"][0] + 8])[
+            0
+        ] // max(1, struct.unpack("<H", head[fpos + 20 : fpos + 22])[0])
+        new = (
+            b"fmt "
+            + struct.pack("<I", 18)
+            + fmt
+            + struct.pack("<H", 0)
+            + b"fact"
+            + struct.pack("<II", 4, frames)
+        )
         pad = room - len(new) - 8
         if pad < 0:
             return False
@@ -136,7 +155,7 @@ def encode_mp3(y: np.ndarray, sr: int) -> bytes:
     return encode_pcm(y, sr, "MP3", None)
 
 
-def encode_pcm(y: np.ndarray, sr: int, fmt: str, subtype: Optional[str]) -> bytes:
+def encode_pcm(y: np.ndarray, sr: int, fmt: str, subtype: str | None) -> bytes:
     """``y`` (``(n,)`` or ``(channels, n)``) as a soundfile ``fmt``/``subtype`` file's bytes."""
     import soundfile as sf
 
@@ -149,7 +168,7 @@ def encode_pcm(y: np.ndarray, sr: int, fmt: str, subtype: Optional[str]) -> byte
     return buf.getvalue()
 
 
-def sniff_format(data: bytes) -> Optional[str]:
+def sniff_format(data: bytes) -> str | None:
     """Name the audio container of ``data`` from its first bytes: wav, mp3, flac, ogg or None.
 
     >>> sniff_format(b"RIFF\\x00\\x00\\x00\\x00WAVEfmt "), sniff_format(b"{}")
@@ -175,11 +194,11 @@ class WavLayout(NamedTuple):
     sr: int
     bits: int
     data_offset: int
-    declared_bytes: int    # what the data chunk's header says
-    available_bytes: int   # what is really there
+    declared_bytes: int  # what the data chunk's header says
+    available_bytes: int  # what is really there
 
 
-def wav_layout(data: bytes) -> Optional[WavLayout]:
+def wav_layout(data: bytes) -> WavLayout | None:
     """Parse a RIFF/WAVE file's chunks; None if it is not a WAV file that can be parsed.
 
     >>> wav_layout(encode_wav(np.zeros(10), 8000)).declared_bytes
@@ -189,18 +208,19 @@ def wav_layout(data: bytes) -> Optional[WavLayout]:
         return None
     pos, fmt = 12, None
     while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        cid, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         body = pos + 8
         if cid == b"fmt " and size >= 16 and body + 16 <= len(data):
-            tag, ch, sr, _, _, bits = struct.unpack("<HHIIHH", data[body:body + 16])
+            tag, ch, sr, _, _, bits = struct.unpack("<HHIIHH", data[body : body + 16])
             if tag == _EXTENSIBLE and size >= 40 and body + 26 <= len(data):
-                tag = struct.unpack("<H", data[body + 24:body + 26])[0]
+                tag = struct.unpack("<H", data[body + 24 : body + 26])[0]
             fmt = (tag, ch, sr, bits)
         elif cid == b"data":
             if fmt is None:
                 return None
-            return WavLayout(*fmt, data_offset=body, declared_bytes=size,
-                             available_bytes=len(data) - body)
+            return WavLayout(
+                *fmt, data_offset=body, declared_bytes=size, available_bytes=len(data) - body
+            )
         pos = body + size + (size & 1)
     return None
 
@@ -217,11 +237,15 @@ def check_complete(data: bytes, fmt: str) -> None:
     """
     if fmt == "wav":
         lay = wav_layout(data)
-        if lay is not None and lay.declared_bytes not in (0, 0xFFFFFFFF) \
-                and lay.available_bytes < lay.declared_bytes:
+        if (
+            lay is not None
+            and lay.declared_bytes not in (0, 0xFFFFFFFF)
+            and lay.available_bytes < lay.declared_bytes
+        ):
             raise IncompleteResponseError(
                 f"the WAV answer is cut short: its header declares {lay.declared_bytes} bytes "
-                f"of samples but {lay.available_bytes} arrived.")
+                f"of samples but {lay.available_bytes} arrived."
+            )
     elif fmt == "flac" and len(data) >= 26:
         # STREAMINFO: 36 bits of total samples at byte 21 (4 low bits) .. 25
         total = int.from_bytes(data[21:26], "big") & 0xFFFFFFFFF
@@ -232,14 +256,16 @@ def check_complete(data: bytes, fmt: str) -> None:
                 frames = sf.info(io.BytesIO(data)).frames
                 got = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)[0].shape[0]
             except Exception as exc:
-                raise IncompleteResponseError(f"the FLAC answer cannot be read whole ({exc}).") \
-                    from exc
+                raise IncompleteResponseError(
+                    f"the FLAC answer cannot be read whole ({exc})."
+                ) from exc
             if got < min(frames, total):
                 raise IncompleteResponseError(
-                    f"the FLAC answer is cut short: {got} of {total} samples arrived.")
+                    f"the FLAC answer is cut short: {got} of {total} samples arrived."
+                )
 
 
-def decode_audio(data: bytes) -> Tuple[np.ndarray, int]:
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     """Decode WAV/MP3/FLAC/OGG bytes to float32 ``(channels, n)`` and the sample rate.
 
     Raises :class:`~samaudio_data.errors.ResponseDecodeError` with an excerpt when the bytes
@@ -250,18 +276,26 @@ def decode_audio(data: bytes) -> Tuple[np.ndarray, int]:
     ((2, 100), 16000)
     """
     lay = wav_layout(data)
-    if lay is not None and lay.channels > 0 and (
-            (lay.fmt_tag == _PCM and lay.bits == 16) or (lay.fmt_tag == _FLOAT and lay.bits == 32)):
+    if (
+        lay is not None
+        and lay.channels > 0
+        and ((lay.fmt_tag == _PCM and lay.bits == 16) or (lay.fmt_tag == _FLOAT and lay.bits == 32))
+    ):
         width = lay.bits // 8
         usable = min(lay.declared_bytes, lay.available_bytes)
         n = usable // (width * lay.channels)
-        raw = np.frombuffer(data, dtype="<i2" if width == 2 else "<f4",
-                            count=n * lay.channels, offset=lay.data_offset)
+        raw = np.frombuffer(
+            data,
+            dtype="<i2" if width == 2 else "<f4",
+            count=n * lay.channels,
+            offset=lay.data_offset,
+        )
         y = raw.reshape(n, lay.channels).T
         y = (y.astype(np.float32) / np.float32(32768)) if width == 2 else y.astype(np.float32)
         if n == 0:
             raise ResponseDecodeError(
-                f"the answer decodes to 0 samples; starts with {excerpt(data)}")
+                f"the answer decodes to 0 samples; starts with {excerpt(data)}"
+            )
         return np.ascontiguousarray(y), lay.sr
     import soundfile as sf
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
+from ..errors import IncompleteResponseError
 from ._align import estimate_lag, fit_length, resample, shift
 from ._checks import MODEL_SR
-from ..errors import IncompleteResponseError
 from ._codec import encode_flac, encode_wav
 
 
@@ -17,11 +16,11 @@ from ._codec import encode_flac, encode_wav
 class Upload:
     """The audio we send: encoded bytes plus what is needed to undo our changes."""
 
-    data: bytes          # WAV (or FLAC) file bytes
-    sr: int              # sample rate of the upload
-    gain: float          # the upload was divided by this to stay within full scale
-    mono: np.ndarray     # the mono mix at the input's rate (reference for residual and lag)
-    frames: int = 0      # samples in the upload, at ``sr``: what an answer must cover
+    data: bytes  # WAV (or FLAC) file bytes
+    sr: int  # sample rate of the upload
+    gain: float  # the upload was divided by this to stay within full scale
+    mono: np.ndarray  # the mono mix at the input's rate (reference for residual and lag)
+    frames: int = 0  # samples in the upload, at ``sr``: what an answer must cover
 
 
 def make_upload(mono: np.ndarray, sr: int, *, fmt: str = "wav") -> Upload:
@@ -45,12 +44,13 @@ def make_upload(mono: np.ndarray, sr: int, *, fmt: str = "wav") -> Upload:
 # An answer must cover the input. The model pads to whole 1920-sample frames at 48 kHz, so a
 # faithful answer is at most a frame or two longer; lossy codecs add their own delay/padding.
 FRAME_SECONDS = 1920 / MODEL_SR
-SHORT_TOLERANCE = {"lossless": 0.001, "lossy": 0.06}           # seconds missing at most
+SHORT_TOLERANCE = {"lossless": 0.001, "lossy": 0.06}  # seconds missing at most
 LONG_TOLERANCE = {"lossless": 2 * FRAME_SECONDS + 0.01, "lossy": 2 * FRAME_SECONDS + 0.12}
 
 
-def check_covers(answer_samples: int, answer_sr: int, n: int, sr: int, *,
-                 lossy: bool = False) -> None:
+def check_covers(
+    answer_samples: int, answer_sr: int, n: int, sr: int, *, lossy: bool = False
+) -> None:
     """Raise :class:`~samaudio_data.errors.IncompleteResponseError` unless an answer of
     ``answer_samples`` at ``answer_sr`` covers an input of ``n`` samples at ``sr``.
 
@@ -64,14 +64,26 @@ def check_covers(answer_samples: int, answer_sr: int, n: int, sr: int, *,
     kind = "lossy" if lossy else "lossless"
     got, want = answer_samples / float(answer_sr), n / float(sr)
     if got < want - SHORT_TOLERANCE[kind] or got > want + LONG_TOLERANCE[kind]:
-        what = "does not cover the input (the endpoint may have cut it short)" if got < want \
+        what = (
+            "does not cover the input (the endpoint may have cut it short)"
+            if got < want
             else "is longer than the model's padding allows (is it another clip's answer?)"
+        )
         raise IncompleteResponseError(
-            f"the answer is {got:.3f} s long for a {want:.3f} s input: it {what}.")
+            f"the answer is {got:.3f} s long for a {want:.3f} s input: it {what}."
+        )
 
 
-def fit_answer(y: np.ndarray, answer_sr: int, *, sr: int, n: int, gain: float = 1.0,
-               reference: Optional[np.ndarray] = None, realign: bool = False) -> np.ndarray:
+def fit_answer(
+    y: np.ndarray,
+    answer_sr: int,
+    *,
+    sr: int,
+    n: int,
+    gain: float = 1.0,
+    reference: np.ndarray | None = None,
+    realign: bool = False,
+) -> np.ndarray:
     """Bring a decoded answer back to the input: mono, input rate, input length and level.
 
     The answer must cover the input (:func:`check_covers`): one that is cut short or far
@@ -86,8 +98,10 @@ def fit_answer(y: np.ndarray, answer_sr: int, *, sr: int, n: int, gain: float = 
     check_covers(mono.shape[-1], answer_sr, n, sr, lossy=realign)
     out = resample(mono.astype(np.float64, copy=False), answer_sr, sr)
     if realign and reference is not None:
-        out = shift(fit_length(out, max(n, out.shape[-1])),
-                    estimate_lag(out, reference, max_lag=int(0.1 * sr)))
+        out = shift(
+            fit_length(out, max(n, out.shape[-1])),
+            estimate_lag(out, reference, max_lag=int(0.1 * sr)),
+        )
     out = fit_length(out, n)
     if gain != 1.0:
         out = out * gain

@@ -31,8 +31,6 @@ Example
 
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 
 FLOOR_DB = -120.0
@@ -41,8 +39,14 @@ ACTIVE_DBFS = -50.0
 ACTIVE_REL_DB = -20.0
 SILENT_MIX_DBFS = -60.0
 PRESENT_MIN_FRACTION = 0.05
-SIGNAL_NAMES = ("target_db", "residual_db", "present", "present_fraction",
-                "clipped_fraction", "target_peak")
+SIGNAL_NAMES = (
+    "target_db",
+    "residual_db",
+    "present",
+    "present_fraction",
+    "clipped_fraction",
+    "target_peak",
+)
 
 
 def _db(num: float, den: float) -> float:
@@ -54,12 +58,13 @@ def _db(num: float, den: float) -> float:
 def _frame_power(y: np.ndarray, size: int) -> np.ndarray:
     n = (y.shape[-1] // size) * size
     if n == 0:
-        return np.array([np.mean(y ** 2)]) if y.size else np.zeros(1)
+        return np.array([np.mean(y**2)]) if y.size else np.zeros(1)
     return np.mean(y[..., :n].reshape(-1, size) ** 2, axis=1)
 
 
-def cleaning_signals(mix: np.ndarray, target: np.ndarray, residual: np.ndarray,
-                     sr: int) -> Dict[str, float]:
+def cleaning_signals(
+    mix: np.ndarray, target: np.ndarray, residual: np.ndarray, sr: int
+) -> dict[str, float]:
     """Compute the cleaning signals of one clip (see the module docstring).
 
     ``mix``, ``target`` and ``residual`` are mono ``(n,)`` or ``(channels, n)`` at ``sr``;
@@ -71,7 +76,7 @@ def cleaning_signals(mix: np.ndarray, target: np.ndarray, residual: np.ndarray,
     mix = np.asarray(mix, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     residual = np.asarray(residual, dtype=np.float64)
-    e_mix = float(np.sum(mix ** 2))
+    e_mix = float(np.sum(mix**2))
     mono_mix = mix.mean(axis=0) if mix.ndim == 2 else mix
     mono_t = target.mean(axis=0) if target.ndim == 2 else target
     size = max(1, int(round(FRAME_SECONDS * sr)))
@@ -81,8 +86,8 @@ def cleaning_signals(mix: np.ndarray, target: np.ndarray, residual: np.ndarray,
     active = (p_t > 10 ** (ACTIVE_DBFS / 10)) & (p_t >= p_mix * 10 ** (ACTIVE_REL_DB / 10))
     fraction = float(np.sum(active & audible) / np.sum(audible)) if audible.any() else 0.0
     return {
-        "target_db": _db(float(np.sum(target ** 2)), e_mix),
-        "residual_db": _db(float(np.sum(residual ** 2)), e_mix),
+        "target_db": _db(float(np.sum(target**2)), e_mix),
+        "residual_db": _db(float(np.sum(residual**2)), e_mix),
         "present": bool(fraction >= PRESENT_MIN_FRACTION),
         "present_fraction": fraction,
         "clipped_fraction": float(np.mean(np.abs(mix) >= 0.999)) if mix.size else 0.0,

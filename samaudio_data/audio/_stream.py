@@ -35,23 +35,22 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Union
 
 import numpy as np
 
 from ..errors import InvalidAudioError, InvalidRequestError
 from ._codec import fix_float_wav_header
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
-WAV_LIMIT = 2 ** 32 - 1 - 4096
+WAV_LIMIT = 2**32 - 1 - 4096
 """Largest data size (bytes) written as plain RIFF WAV; beyond it RF64 is needed."""
 
 _FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
-_BYTES = {"FLOAT": 4, "DOUBLE": 8, "PCM_32": 4, "PCM_24": 3, "PCM_16": 2, "PCM_U8": 1,
-          "PCM_S8": 1}
+_BYTES = {"FLOAT": 4, "DOUBLE": 8, "PCM_32": 4, "PCM_24": 3, "PCM_16": 2, "PCM_U8": 1, "PCM_S8": 1}
 
 
 @dataclass(frozen=True)
@@ -90,20 +89,27 @@ def audio_file_info(path: PathLike) -> AudioFileInfo:
     if where.is_dir():
         raise InvalidAudioError(
             f"{str(path)!r} is a folder, not an audio file: pass one file (for a folder of "
-            f"clips: samaudio-data map {str(path)} --description ... --out DIR).")
+            f"clips: samaudio-data map {str(path)} --description ... --out DIR)."
+        )
     if not where.exists():
         raise InvalidAudioError(f"no file at {str(path)!r}: check the path.")
     if where.is_file() and where.stat().st_size == 0:
         raise InvalidAudioError(f"{str(path)!r} is empty (0 bytes): it holds no audio.")
     try:
         info = sf.info(str(path))
-    except (OSError, RuntimeError) as exc:   # sf.LibsndfileError is a RuntimeError
+    except (OSError, RuntimeError) as exc:  # sf.LibsndfileError is a RuntimeError
         raise InvalidAudioError(
             f"cannot read audio file {str(path)!r}: {_why(exc)}. Check the file, or convert "
-            "it to WAV or FLAC (ffmpeg -i in.ext out.flac).") from exc
-    return AudioFileInfo(path=Path(path), sr=int(info.samplerate), frames=int(info.frames),
-                         channels=int(info.channels), format=info.format,
-                         subtype=info.subtype)
+            "it to WAV or FLAC (ffmpeg -i in.ext out.flac)."
+        ) from exc
+    return AudioFileInfo(
+        path=Path(path),
+        sr=int(info.samplerate),
+        frames=int(info.frames),
+        channels=int(info.channels),
+        format=info.format,
+        subtype=info.subtype,
+    )
 
 
 def read_window(path: PathLike, start: int, stop: int) -> np.ndarray:
@@ -125,21 +131,25 @@ def read_window(path: PathLike, start: int, stop: int) -> np.ndarray:
             if not 0 <= start <= stop <= f.frames:
                 raise InvalidRequestError(
                     f"window [{start}, {stop}) is outside the file's {f.frames} frames; "
-                    "plan windows with plan_chunks(info.frames, ...).")
+                    "plan windows with plan_chunks(info.frames, ...)."
+                )
             f.seek(start)
             block = f.read(stop - start, dtype="float32", always_2d=True)
     except (OSError, RuntimeError) as exc:
         raise InvalidAudioError(
-            f"cannot read frames [{start}, {stop}) of {str(path)!r}: {_why(exc)}.") from exc
+            f"cannot read frames [{start}, {stop}) of {str(path)!r}: {_why(exc)}."
+        ) from exc
     if block.shape[0] != stop - start:
         raise InvalidAudioError(
             f"{str(path)!r} ended at frame {start + block.shape[0]}, before {stop} promised by "
-            "its header: the file is truncated. Re-export it (ffmpeg -i in.ext out.flac).")
+            "its header: the file is truncated. Re-export it (ffmpeg -i in.ext out.flac)."
+        )
     return np.ascontiguousarray(block.T)
 
 
-def iter_blocks(path: PathLike, block_frames: int = 1 << 18,
-                start: int = 0) -> Iterator[np.ndarray]:
+def iter_blocks(
+    path: PathLike, block_frames: int = 1 << 18, start: int = 0
+) -> Iterator[np.ndarray]:
     """Yield a file's samples in order as float32 ``(channels, <= block_frames)`` blocks.
 
     >>> import tempfile, pathlib
@@ -180,8 +190,15 @@ class BlockWriter:
     (3, 3.0, 2)
     """
 
-    def __init__(self, path: PathLike, sr: int, channels: int, *,
-                 frames: Optional[int] = None, subtype: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        path: PathLike,
+        sr: int,
+        channels: int,
+        *,
+        frames: int | None = None,
+        subtype: str | None = None,
+    ) -> None:
         import soundfile as sf
 
         self.path = Path(path)
@@ -189,21 +206,23 @@ class BlockWriter:
         if ext not in _FORMATS:
             raise InvalidRequestError(
                 f"cannot write {self.path.name!r}: output files end in .wav (32-bit float) or "
-                ".flac (24-bit); choose one of those extensions.")
+                ".flac (24-bit); choose one of those extensions."
+            )
         fmt, default_subtype = _FORMATS[ext]
         self.subtype = (subtype or default_subtype).upper()
         self.channels, self.sr = int(channels), int(sr)
         if fmt == "FLAC" and self.channels > 8:
             raise InvalidRequestError(
-                f"FLAC holds at most 8 channels, not {self.channels}; write a .wav instead.")
-        size = None if frames is None else int(frames) * self.channels * _BYTES.get(
-            self.subtype, 4)
+                f"FLAC holds at most 8 channels, not {self.channels}; write a .wav instead."
+            )
+        size = None if frames is None else int(frames) * self.channels * _BYTES.get(self.subtype, 4)
         if fmt == "WAV" and size is not None and size > WAV_LIMIT:
             fmt = "RF64"
         if not sf.check_format(fmt, self.subtype):
             raise InvalidRequestError(
                 f"{fmt} files cannot hold subtype {self.subtype!r}; leave subtype= unset, or "
-                f"pick one of {sorted(sf.available_subtypes(fmt))}.")
+                f"pick one of {sorted(sf.available_subtypes(fmt))}."
+            )
         self.format = fmt
         self._float = self.subtype in ("FLOAT", "DOUBLE")
         self._limit = WAV_LIMIT if fmt == "WAV" else None
@@ -214,13 +233,19 @@ class BlockWriter:
         self._tmp = self.path.with_name(f".{self.path.name}.part")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._file = sf.SoundFile(str(self._tmp), "w", samplerate=self.sr,
-                                      channels=self.channels, format=fmt,
-                                      subtype=self.subtype)
+            self._file = sf.SoundFile(
+                str(self._tmp),
+                "w",
+                samplerate=self.sr,
+                channels=self.channels,
+                format=fmt,
+                subtype=self.subtype,
+            )
         except (OSError, RuntimeError) as exc:
             raise InvalidRequestError(
                 f"cannot create {str(self.path)!r} ({fmt}, {self.sr} Hz, {self.channels} "
-                f"channels): {_why(exc)}.") from exc
+                f"channels): {_why(exc)}."
+            ) from exc
 
     def write(self, block: np.ndarray) -> None:
         """Append ``(channels, n)`` samples (or ``(n,)`` for mono) to the file.
@@ -236,14 +261,18 @@ class BlockWriter:
         if arr.ndim != 2 or arr.shape[0] != self.channels or arr.dtype.kind != "f":
             raise InvalidRequestError(
                 f"blocks must be float arrays of shape ({self.channels}, n), got {arr.dtype} "
-                f"of shape {arr.shape}.")
+                f"of shape {arr.shape}."
+            )
         if arr.shape[1] == 0:
             return
-        if self._limit is not None and \
-                (self.frames_written + arr.shape[1]) * self._bytes_per_frame > self._limit:
+        if (
+            self._limit is not None
+            and (self.frames_written + arr.shape[1]) * self._bytes_per_frame > self._limit
+        ):
             raise InvalidRequestError(
                 f"{self.path.name!r} would pass the 4 GiB limit of a WAV file; pass "
-                "frames= (the total length) so RF64 is used, or write a .flac.")
+                "frames= (the total length) so RF64 is used, or write a .flac."
+            )
         peak = float(np.max(np.abs(arr)))
         self.peak = max(self.peak, peak)
         if not self._float and peak > 1.0:
@@ -263,7 +292,7 @@ class BlockWriter:
         if not self._file.closed:
             self._file.close()
             if self.format == "WAV" and self.subtype == "FLOAT":
-                fix_float_wav_header(self._tmp)   # sox reads it without a warning
+                fix_float_wav_header(self._tmp)  # sox reads it without a warning
             os.replace(self._tmp, self.path)
         return self.path
 
@@ -280,7 +309,7 @@ class BlockWriter:
         if self._tmp.exists():
             self._tmp.unlink()
 
-    def __enter__(self) -> "BlockWriter":
+    def __enter__(self) -> BlockWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -290,8 +319,9 @@ class BlockWriter:
             self.abort()
 
 
-def output_path(input_path: PathLike, description: str, *, kind: str = "isolated",
-                ext: Optional[str] = None) -> Path:
+def output_path(
+    input_path: PathLike, description: str, *, kind: str = "isolated", ext: str | None = None
+) -> Path:
     """Name an output file next to the input, from the description: ``talk.isolated-speech.wav``.
 
     The description becomes a short, filesystem-safe slug (lowercase ASCII letters, digits
@@ -327,7 +357,7 @@ def _slug(text: str, limit: int) -> str:
     ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > limit:
-        slug = slug[:limit + 1].rsplit("-", 1)[0] if "-" in slug[:limit + 1] else slug[:limit]
+        slug = slug[: limit + 1].rsplit("-", 1)[0] if "-" in slug[: limit + 1] else slug[:limit]
     return slug.strip("-")
 
 

@@ -32,8 +32,9 @@ from ..audio import SIGNAL_NAMES, BlockWriter, decode_audio
 _KEPT_FORMATS = (".wav", ".flac")
 
 
-def with_prefetch_costs(out, stems: list[str],
-                        done: dict[tuple[int, str], tuple[float, float, bool]]):
+def with_prefetch_costs(
+    out, stems: list[str], done: dict[tuple[int, str], tuple[float, float, bool]]
+):
     """``out`` with what the prefetch paid for each row and stem (``done[(row, stem)] =
     (cost, seconds, cached)``, see :class:`~samaudio_data.hf.PrefetchReport`) added to the
     map's own ``<stem>_cost``, ``_seconds`` and ``_cached`` columns.
@@ -58,7 +59,7 @@ def with_prefetch_costs(out, stems: list[str],
                 cached[row] = cached[row] and hit
         out = out.remove_columns(names)
         for name, values in zip(names, (cost, seconds, cached), strict=True):
-            out = out.add_column(name, values)   # floats and bools: float64 and bool, as before
+            out = out.add_column(name, values)  # floats and bools: float64 and bool, as before
     return out.select_columns(order)
 
 
@@ -100,8 +101,11 @@ def failures(out, stems: list[str], names: list[str], skip=()) -> list[str]:
         if len(stems) == 1 or len(set(errs)) == 1:
             lines.append(f"row {i}{_named(names, i)}: {errs[0]}")
             continue
-        lines += [f"row {i}{_named(names, i)}, stem {stem!r}: {e}"
-                  for stem, e in zip(stems, errs, strict=True) if e]
+        lines += [
+            f"row {i}{_named(names, i)}, stem {stem!r}: {e}"
+            for stem, e in zip(stems, errs, strict=True)
+            if e
+        ]
     return lines
 
 

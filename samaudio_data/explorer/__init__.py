@@ -8,13 +8,25 @@
 
 from ._errors import ExplorerError
 from ._example import example_dataset
-from ._images import SILENCE_RGB, png_pixels, spectrogram_png, waveform_png
 from ._explorer import Explorer
+from ._images import SILENCE_RGB, png_pixels, spectrogram_png, waveform_png
 from ._reisolate import Quote
 from ._state import DECISIONS, ReviewState
 from ._ui import UIState
 from ._view import KEY_MAP, KEYS
 
-__all__ = ["DECISIONS", "KEYS", "KEY_MAP", "SILENCE_RGB", "Explorer", "ExplorerError",
-           "Quote", "ReviewState", "UIState", "example_dataset", "png_pixels", "spectrogram_png",
-           "waveform_png"]
+__all__ = [
+    "DECISIONS",
+    "KEYS",
+    "KEY_MAP",
+    "SILENCE_RGB",
+    "Explorer",
+    "ExplorerError",
+    "Quote",
+    "ReviewState",
+    "UIState",
+    "example_dataset",
+    "png_pixels",
+    "spectrogram_png",
+    "waveform_png",
+]

@@ -9,7 +9,8 @@ row number out of range is an error message, never a silent jump).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .._models import plural
 from ._errors import ExplorerError
@@ -19,7 +20,7 @@ from ._view import KEYS
 if TYPE_CHECKING:
     from ._explorer import Explorer
 
-Message = Dict[str, Any]
+Message = dict[str, Any]
 
 
 def _row_number(text: Any, n: int) -> int:
@@ -41,7 +42,7 @@ def _row_number(text: Any, n: int) -> int:
     return number - 1
 
 
-def decide_and_advance(ex: Explorer, decision: Optional[str]) -> None:
+def decide_and_advance(ex: Explorer, decision: str | None) -> None:
     """Decide the row shown (``None`` clears, and stays) and, with ``auto_advance``, move to
     the next queue row."""
     row = ex.row
@@ -51,7 +52,7 @@ def decide_and_advance(ex: Explorer, decision: Optional[str]) -> None:
 
 
 #: what each key does (the values of ``KEYS``)
-_KEY_ACTIONS: Dict[str, Callable[[Explorer], None]] = {
+_KEY_ACTIONS: dict[str, Callable[[Explorer], None]] = {
     "keep": lambda ex: decide_and_advance(ex, "keep"),
     "discard": lambda ex: decide_and_advance(ex, "discard"),
     "flag": lambda ex: decide_and_advance(ex, "flag"),
@@ -105,17 +106,18 @@ def _quote(ex: Explorer, msg: Message) -> None:
 def _confirm(ex: Explorer, msg: Message) -> None:
     q = ex.ui.quote
     if q is not None and (
-            str(msg.get("description", q.description)).strip() != q.description
-            or str(msg.get("candidates", q.reranking_candidates)).strip()
-            != str(q.reranking_candidates)):
+        str(msg.get("description", q.description)).strip() != q.description
+        or str(msg.get("candidates", q.reranking_candidates)).strip() != str(q.reranking_candidates)
+    ):
         ex.ui.quote = None
-        raise ExplorerError("the description or candidates changed since the price was "
-                            "shown; press price again.")
+        raise ExplorerError(
+            "the description or candidates changed since the price was shown; press price again."
+        )
     ex.confirm()
 
 
 #: every browser action: name -> handler(explorer, message)
-ACTIONS: Dict[str, Callable[[Explorer, Message], None]] = {
+ACTIONS: dict[str, Callable[[Explorer, Message], None]] = {
     "key": lambda ex, msg: press(ex, msg.get("key", "")),
     "decide": lambda ex, msg: decide_and_advance(ex, msg.get("decision") or None),
     "next": lambda ex, msg: ex.next(),
@@ -124,11 +126,14 @@ ACTIONS: Dict[str, Callable[[Explorer, Message], None]] = {
     "goto": lambda ex, msg: ex.goto(_row_number(msg.get("row", ""), ex.state.n)),
     "open": lambda ex, msg: ex.goto(int(msg["row"])),
     "page": lambda ex, msg: ex.show_page(int(msg.get("page", 0))),
-    "sort": lambda ex, msg: ex.sort_by(msg.get("column") or None,
-                                       bool(msg.get("ascending", True))),
-    "filter": lambda ex, msg: ex.set_filter(msg.get("column") or None, msg.get("min"),
-                                            msg.get("max"), msg.get("decision") or None,
-                                            msg.get("text")),
+    "sort": lambda ex, msg: ex.sort_by(msg.get("column") or None, bool(msg.get("ascending", True))),
+    "filter": lambda ex, msg: ex.set_filter(
+        msg.get("column") or None,
+        msg.get("min"),
+        msg.get("max"),
+        msg.get("decision") or None,
+        msg.get("text"),
+    ),
     "doubtful": lambda ex, msg: ex.ui.say(f"{ex.doubtful()} flagged rows, most doubtful first"),
     "bulk": _bulk,
     "bulk_confirm": _bulk_confirm,

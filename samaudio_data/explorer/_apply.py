@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from ._errors import ExplorerError
 from ._rows import decodable
 
 
-def decision_column(ds, decisions: Dict[int, str], column: str = "decision"):
+def decision_column(ds, decisions: dict[int, str], column: str = "decision"):
     """``ds`` with a string column of decisions (None for undecided rows).
 
     >>> from datasets import Dataset
@@ -34,8 +33,7 @@ def decision_column(ds, decisions: Dict[int, str], column: str = "decision"):
     return ds.add_column(column, values).cast_column(column, Value("string"))
 
 
-def keep_rows(n: int, decisions: Dict[int, str], *, keep_undecided: bool,
-              keep_flagged: bool):
+def keep_rows(n: int, decisions: dict[int, str], *, keep_undecided: bool, keep_flagged: bool):
     """The dataset indices that survive the decisions.
 
     >>> keep_rows(4, {0: "keep", 1: "discard", 2: "flag"}, keep_undecided=True,
@@ -43,12 +41,16 @@ def keep_rows(n: int, decisions: Dict[int, str], *, keep_undecided: bool,
     [0, 3]
     """
     allowed = {"keep"} | ({"flag"} if keep_flagged else set())
-    return [i for i in range(n) if decisions.get(i) in allowed
-            or (keep_undecided and i not in decisions)]
+    return [
+        i
+        for i in range(n)
+        if decisions.get(i) in allowed or (keep_undecided and i not in decisions)
+    ]
 
 
-def with_reisolations(ds, reisolated: Dict[int, dict], *, loader, reisolator,
-                      cost_column: Optional[str]):
+def with_reisolations(
+    ds, reisolated: dict[int, dict], *, loader, reisolator, cost_column: str | None
+):
     """``ds`` with the re-isolated rows' new isolated audio (float WAV at the original's rate
     and length), recomputed residual, signals, error cleared and cost added.
 
@@ -62,15 +64,21 @@ def with_reisolations(ds, reisolated: Dict[int, dict], *, loader, reisolator,
     rows = sorted(reisolated)
     cols = list(ds.column_names)
     sig_cols = {f"{isolated}_{s}": s for s in SIGNAL_NAMES if f"{isolated}_{s}" in cols}
-    update = [isolated] + ([residual] if residual and residual in cols else []) + \
-        list(sig_cols) + ([cost_column] if cost_column and cost_column in cols else []) + \
-        ([error_column] if error_column and error_column in cols else [])
+    update = (
+        [isolated]
+        + ([residual] if residual and residual in cols else [])
+        + list(sig_cols)
+        + ([cost_column] if cost_column and cost_column in cols else [])
+        + ([error_column] if error_column and error_column in cols else [])
+    )
     new = {}
     for r in rows:
         data = loader.read(r)
         t = reisolator.target(r, reisolated[r], data.original, data.sr)
-        new[r] = (encode_value(t, data.sr),
-                  encode_value((data.mono - t).astype(np.float32), data.sr))
+        new[r] = (
+            encode_value(t, data.sr),
+            encode_value((data.mono - t).astype(np.float32), data.sr),
+        )
     work, restore = ds, {}
     for c, f in ds.features.items():
         if decodable(f) and getattr(f, "decode", False):
@@ -91,17 +99,27 @@ def with_reisolations(ds, reisolated: Dict[int, dict], *, loader, reisolator,
                 batch[c][j] = meta["signals"][s]
             if cost_column in batch:
                 old = batch[cost_column][j]
-                batch[cost_column][j] = (0.0 if old is None or old != old else old) + \
-                    meta["cost"]
+                batch[cost_column][j] = (0.0 if old is None or old != old else old) + meta["cost"]
             if error_column in batch:
                 batch[error_column][j] = ""
         return batch
 
-    fp = hashlib.sha256(json.dumps(
-        [getattr(ds, "_fingerprint", ""), {str(k): v for k, v in sorted(reisolated.items())}],
-        sort_keys=True, default=str).encode()).hexdigest()[:32]
-    out = work.map(fn, with_indices=True, batched=True, batch_size=256, input_columns=update,
-                   new_fingerprint=fp, desc="applying re-isolations")
+    fp = hashlib.sha256(
+        json.dumps(
+            [getattr(ds, "_fingerprint", ""), {str(k): v for k, v in sorted(reisolated.items())}],
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()[:32]
+    out = work.map(
+        fn,
+        with_indices=True,
+        batched=True,
+        batch_size=256,
+        input_columns=update,
+        new_fingerprint=fp,
+        desc="applying re-isolations",
+    )
     for c, f in restore.items():
         out = out.cast_column(c, f)
     return out
@@ -115,6 +133,8 @@ def check_mode(mode: str, n_ds: int, n_review: int) -> None:
     if mode not in ("filter", "column"):
         raise ExplorerError(f"mode must be 'filter' or 'column', got {mode!r}.")
     if n_ds != n_review:
-        raise ExplorerError(f"the dataset has {n_ds} rows but the decisions were made on "
-                            f"{n_review}; apply them to the same dataset (before any filter "
-                            "or shuffle).")
+        raise ExplorerError(
+            f"the dataset has {n_ds} rows but the decisions were made on "
+            f"{n_review}; apply them to the same dataset (before any filter "
+            "or shuffle)."
+        )

@@ -8,7 +8,7 @@ file name.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ def _arrow_type(ds, name: str):
         return getattr(feats[name], "pa_type", None)
 
 
-def _kind_of(pa_type) -> Optional[str]:
+def _kind_of(pa_type) -> str | None:
     import pyarrow as pa
 
     if pa_type is None:
@@ -42,7 +42,7 @@ def _kind_of(pa_type) -> Optional[str]:
     return None
 
 
-def column_kinds(ds) -> Dict[str, str]:
+def column_kinds(ds) -> dict[str, str]:
     """``{column: kind}`` for every column of ``ds`` the explorer can show.
 
     >>> from datasets import Dataset
@@ -68,9 +68,10 @@ def _struct_field(ds, base: str, field: str):
     f = sub.features[base]
     if hasattr(f, "decode_example") and getattr(f, "decode", False):
         sub = sub.cast_column(base, dataclasses.replace(f, decode=False))
-    flat = sub.flatten()            # "audio" -> "audio.bytes", "audio.path": no copy
-    return flat.select_columns([f"{base}.{field}"]).with_format("arrow")[:] \
-        .column(f"{base}.{field}")
+    flat = sub.flatten()  # "audio" -> "audio.bytes", "audio.path": no copy
+    return (
+        flat.select_columns([f"{base}.{field}"]).with_format("arrow")[:].column(f"{base}.{field}")
+    )
 
 
 class Columns:
@@ -90,18 +91,17 @@ class Columns:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        self.names: List[str] = list(dict.fromkeys(names))
+        self.names: list[str] = list(dict.fromkeys(names))
         kinds = column_kinds(ds)
-        plain: List[str] = []
-        fields: Dict[str, Tuple[str, str, str]] = {}     # name -> (base, field, kind)
+        plain: list[str] = []
+        fields: dict[str, tuple[str, str, str]] = {}  # name -> (base, field, kind)
         for name in self.names:
             if name in kinds:
                 plain.append(name)
                 continue
             base, _, field = name.partition(".")
             t = _arrow_type(ds, base)
-            if field and t is not None and pa.types.is_struct(t) \
-                    and t.get_field_index(field) >= 0:
+            if field and t is not None and pa.types.is_struct(t) and t.get_field_index(field) >= 0:
                 field_kind = _kind_of(t.field(field).type)
                 if field_kind is not None:
                     fields[name] = (base, field, field_kind)
@@ -109,16 +109,17 @@ class Columns:
             raise ExplorerError(
                 f"cannot show column {name!r}: it is not a number, boolean or text column of the "
                 f"dataset (those are {sorted(kinds)}); a struct field is named like "
-                "'audio.path'.")
-        self._kinds: Dict[str, str] = {}
-        self.values: Dict[str, np.ndarray] = {}
+                "'audio.path'."
+            )
+        self._kinds: dict[str, str] = {}
+        self.values: dict[str, np.ndarray] = {}
         table = ds.select_columns(plain).with_format("arrow")[:] if plain else None
         for name in self.names:
             if name in fields:
                 base, field, kind = fields[name]
                 arr = _struct_field(ds, base, field)
             else:
-                assert table is not None     # every plain name was selected into it
+                assert table is not None  # every plain name was selected into it
                 arr = table.column(name)
                 kind = kinds[name]
             self._kinds[name] = kind
@@ -126,8 +127,9 @@ class Columns:
                 vals = arr.to_pylist()
                 self.values[name] = np.array(["" if v is None else v for v in vals], object)
             else:
-                self.values[name] = np.array(pc.cast(arr, pa.float64())
-                                             .to_numpy(zero_copy_only=False), np.float64)
+                self.values[name] = np.array(
+                    pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), np.float64
+                )
         self._original = {k: v.copy() for k, v in self.values.items()}
 
     def kind(self, name: str) -> str:
@@ -147,16 +149,16 @@ class Columns:
         if name in self.values:
             self.values[name][row] = value
 
-    def numeric(self) -> List[str]:
+    def numeric(self) -> list[str]:
         """The numeric and boolean columns, in order."""
         return [c for c in self.names if self._kinds[c] != "text"]
 
-    def textual(self) -> List[str]:
+    def textual(self) -> list[str]:
         """The text columns, in order."""
         return [c for c in self.names if self._kinds[c] == "text"]
 
 
-def check_dataset(ds, original: str, isolated: str, residual: Optional[str]):
+def check_dataset(ds, original: str, isolated: str, residual: str | None):
     """Check ``ds`` and the audio columns; returns the residual column (or None).
 
     >>> from datasets import Dataset
@@ -164,30 +166,35 @@ def check_dataset(ds, original: str, isolated: str, residual: Optional[str]):
     ...               None) is None
     True
     """
-    if not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__")
-            and hasattr(ds, "column_names")):
+    if not (hasattr(ds, "__getitem__") and hasattr(ds, "__len__") and hasattr(ds, "column_names")):
         raise ExplorerError(
             f"Explorer needs a map-style datasets.Dataset (random access), got "
-            f"{type(ds).__name__}. Pick a split (ds['train']) or load without streaming.")
+            f"{type(ds).__name__}. Pick a split (ds['train']) or load without streaming."
+        )
     if isinstance(ds.column_names, dict):
         raise ExplorerError(
-            "Explorer got a DatasetDict; pass one split, e.g. Explorer(ds['train']).")
+            "Explorer got a DatasetDict; pass one split, e.g. Explorer(ds['train'])."
+        )
     cols = list(ds.column_names)
     for what, name in (("original", original), ("isolated", isolated)):
         if name not in cols:
-            raise ExplorerError(f"the dataset has no {what} column {name!r} (it has {cols}); "
-                                f"pass {what}='<column name>'.")
+            raise ExplorerError(
+                f"the dataset has no {what} column {name!r} (it has {cols}); "
+                f"pass {what}='<column name>'."
+            )
     if residual is None and f"{isolated}_residual" in cols:
         residual = f"{isolated}_residual"
     if residual is not None and residual not in cols:
-        raise ExplorerError(f"the dataset has no residual column {residual!r} (it has {cols}); "
-                            "pass residual=None to compute it as original minus isolated.")
+        raise ExplorerError(
+            f"the dataset has no residual column {residual!r} (it has {cols}); "
+            "pass residual=None to compute it as original minus isolated."
+        )
     if len(ds) == 0:
         raise ExplorerError("the dataset is empty: there is nothing to review.")
     return residual
 
 
-def _any_error(ds, column: str, kinds: Dict[str, str]) -> bool:
+def _any_error(ds, column: str, kinds: dict[str, str]) -> bool:
     """Whether the error column is worth a place in the table: some row failed."""
     if column not in kinds:
         return False
@@ -197,21 +204,31 @@ def _any_error(ds, column: str, kinds: Dict[str, str]) -> bool:
         return True
 
 
-def default_columns(ds, original: str, isolated: str, kinds: Dict[str, str],
-                    metrics: List[str]) -> List[str]:
+def default_columns(
+    ds, original: str, isolated: str, kinds: dict[str, str], metrics: list[str]
+) -> list[str]:
     """The queue table's columns when none are named: the original's file name (if it has
     one), the quality triage's flag and quality, text columns, the main signals, cost,
     cached and, when some row failed, the error column."""
     verdict = [c for c in (f"{isolated}_flag", f"{isolated}_quality") if c in kinds]
-    texts = verdict[:1] + [c for c, k in kinds.items()
-                           if k == "text" and c not in (f"{isolated}_error", f"{isolated}_flag")]
-    own = verdict[1:] + [f"{isolated}_{s}" for s in ("target_db", "residual_db", "present")] + [
-        f"{isolated}_cost", f"{isolated}_cached"]
-    out = texts + [c for c in own if c in kinds] + (
-        [f"{isolated}_error"] if _any_error(ds, f"{isolated}_error", kinds) else [])
+    texts = verdict[:1] + [
+        c
+        for c, k in kinds.items()
+        if k == "text" and c not in (f"{isolated}_error", f"{isolated}_flag")
+    ]
+    own = (
+        verdict[1:]
+        + [f"{isolated}_{s}" for s in ("target_db", "residual_db", "present")]
+        + [f"{isolated}_cost", f"{isolated}_cached"]
+    )
+    out = (
+        texts
+        + [c for c in own if c in kinds]
+        + ([f"{isolated}_error"] if _any_error(ds, f"{isolated}_error", kinds) else [])
+    )
     if not any(c in out for c in own):
         out += [m for m in metrics[:3] if m not in out]
-    try:         # the original's file name, when the audio column has one
+    try:  # the original's file name, when the audio column has one
         path = Columns(ds, [f"{original}.path"])
         if any(path.values[f"{original}.path"]):
             out.insert(0, f"{original}.path")

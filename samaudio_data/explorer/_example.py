@@ -7,12 +7,19 @@ import numpy as np
 from .. import audio
 from ..audio import SIGNAL_NAMES, cleaning_signals
 
-_WORDS = ["rain on a tin roof", "a man speaking", "a dog barking", "traffic at night",
-          "a woman laughing", "birdsong", "a door closing", "applause"]
+_WORDS = [
+    "rain on a tin roof",
+    "a man speaking",
+    "a dog barking",
+    "traffic at night",
+    "a woman laughing",
+    "birdsong",
+    "a door closing",
+    "applause",
+]
 
 
-def example_dataset(n: int = 8, sr: int = 16000, seconds: float = 1.0,
-                    quality: bool = False):
+def example_dataset(n: int = 8, sr: int = 16000, seconds: float = 1.0, quality: bool = False):
     """``n`` rows shaped like ``ds.map(isolate("speech"))`` output: an ``audio`` column of
     tones (``Audio()``), a ``path`` and a ``text`` column, an ``isolated`` column that holds
     a fraction of the mix (1, 0.5, 0.1 or 0: the last is silent), and the signal and cost
@@ -39,14 +46,22 @@ def example_dataset(n: int = 8, sr: int = 16000, seconds: float = 1.0,
         gain = [1.0, 0.5, 0.1, 0.0][i % 4]
         target = (gain * (tones if quality else mix)).astype(np.float32)
         sig = cleaning_signals(mix, target, mix - target, sr)
-        row = {"audio": {"bytes": audio.encode_wav(mix, sr), "path": f"clip_{i:03d}.wav"},
-               "path": f"clips/clip_{i:03d}.wav", "text": _WORDS[i % len(_WORDS)],
-               "isolated": {"bytes": audio.encode_wav(target, sr, subtype="FLOAT"),
-                            "path": None},
-               "isolated_cost": 0.062, "isolated_seconds": 12.0, "isolated_cached": False,
-               "isolated_error": ""}
-        row.update({f"isolated_{k}": (bool(sig[k]) if k == "present" else float(sig[k]))
-                    for k in SIGNAL_NAMES})
+        row = {
+            "audio": {"bytes": audio.encode_wav(mix, sr), "path": f"clip_{i:03d}.wav"},
+            "path": f"clips/clip_{i:03d}.wav",
+            "text": _WORDS[i % len(_WORDS)],
+            "isolated": {"bytes": audio.encode_wav(target, sr, subtype="FLOAT"), "path": None},
+            "isolated_cost": 0.062,
+            "isolated_seconds": 12.0,
+            "isolated_cached": False,
+            "isolated_error": "",
+        }
+        row.update(
+            {
+                f"isolated_{k}": (bool(sig[k]) if k == "present" else float(sig[k]))
+                for k in SIGNAL_NAMES
+            }
+        )
         if quality:
             v = audio.judge(mix, target, sr, "tones")  # no speech detector needed
             row.update({"isolated_flag": v.flag, "isolated_quality": v.quality})

@@ -10,8 +10,9 @@ scripted and tested without a browser.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -56,18 +57,38 @@ class Explorer(ReviewActions, StemActions):
     1
     """
 
-    def __init__(self, ds, original: str = "audio", isolated: Any = "isolated", *,
-                 residual: Optional[str] = None, metrics: Optional[Sequence[str]] = None,
-                 columns: Optional[Sequence[str]] = None, client=None,
-                 session: Union[str, os.PathLike, None] = None,
-                 description: Any = None, cost_column: Optional[str] = None,
-                 auto_advance: bool = True, image_width: int = 600, image_height: int = 64,
-                 cache_rows: int = 6, page_size: int = 10) -> None:
-        self._views = build_views(ds, original, find_stems(ds, isolated), residual,
-                                  metrics=metrics, columns=columns, cost_column=cost_column,
-                                  client=client, loader_options=dict(
-                                      image_width=image_width, image_height=image_height,
-                                      cache_rows=cache_rows))
+    def __init__(
+        self,
+        ds,
+        original: str = "audio",
+        isolated: Any = "isolated",
+        *,
+        residual: str | None = None,
+        metrics: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        client=None,
+        session: str | os.PathLike | None = None,
+        description: Any = None,
+        cost_column: str | None = None,
+        auto_advance: bool = True,
+        image_width: int = 600,
+        image_height: int = 64,
+        cache_rows: int = 6,
+        page_size: int = 10,
+    ) -> None:
+        self._views = build_views(
+            ds,
+            original,
+            find_stems(ds, isolated),
+            residual,
+            metrics=metrics,
+            columns=columns,
+            cost_column=cost_column,
+            client=client,
+            loader_options=dict(
+                image_width=image_width, image_height=image_height, cache_rows=cache_rows
+            ),
+        )
         self._ds, self._n = ds, len(ds)
         self.original = original
         self.auto_advance = bool(auto_advance)
@@ -78,22 +99,29 @@ class Explorer(ReviewActions, StemActions):
         # a row's own description (from description=, or the one the map sent) is the
         # re-isolate box's default, row by row; otherwise what was typed stays
         self._per_row = self._row_text.per_row or any(
-            v.description_column for v in self._views.values())
-        self._ui = UIState(description=self._row_text.constant or "",
-                           candidates=self._reiso.default_candidates())
+            v.description_column for v in self._views.values()
+        )
+        self._ui = UIState(
+            description=self._row_text.constant or "", candidates=self._reiso.default_candidates()
+        )
         self._widget = None
-        self._media_row: Optional[int] = None
+        self._media_row: int | None = None
         self.session = Path(session).expanduser() if session else None
         if self.session is not None and self.session.exists():
-            self._load(_session.read(self.session, n_rows=self._n,
-                                     fingerprint=getattr(self._ds, "_fingerprint", None)))
+            self._load(
+                _session.read(
+                    self.session,
+                    n_rows=self._n,
+                    fingerprint=getattr(self._ds, "_fingerprint", None),
+                )
+            )
         elif self.session is not None:
             self.save()
 
     # --- read-only state ---------------------------------------------------------------
 
     @property
-    def current(self) -> Dict[str, Any]:
+    def current(self) -> dict[str, Any]:
         """What the widget shows about the row: title, position, decision, lanes, signals,
         message, quote, spend (the ``view`` the browser draws).
 
@@ -117,13 +145,14 @@ class Explorer(ReviewActions, StemActions):
         if self._quality is None:
             raise ExplorerError(
                 f"the dataset has no {self.isolated}_quality column: map it with "
-                "samaudio_data.isolate(...) (which adds the quality triage's columns) first.")
+                "samaudio_data.isolate(...) (which adds the quality triage's columns) first."
+            )
         self._state.sort_by(self._quality, True)
         self.set_filter(self._quality, max=0.5)
         return len(self.queue)
 
     @property
-    def table(self) -> Dict[str, Any]:
+    def table(self) -> dict[str, Any]:
         """The queue table page the widget shows: columns, rows (1-based labels), pages.
 
         >>> from samaudio_data.explorer import example_dataset
@@ -131,10 +160,12 @@ class Explorer(ReviewActions, StemActions):
         >>> t["pages"], t["rows"][1]["label"], t["rows"][1]["cells"]
         (2, '2', ['a man speaking'])
         """
-        return _view.scrub(_view.table_model(self._state, self._table_page(), self.columns,
-                                             self.isolated), self._reiso.redact)
+        return _view.scrub(
+            _view.table_model(self._state, self._table_page(), self.columns, self.isolated),
+            self._reiso.redact,
+        )
 
-    def spend(self) -> Dict[str, float]:
+    def spend(self) -> dict[str, float]:
         """Dollars: the dataset's cost column, this review's re-isolations, and their total.
 
         >>> from samaudio_data.explorer import example_dataset
@@ -142,15 +173,22 @@ class Explorer(ReviewActions, StemActions):
         {'dataset': 0.124, 'reisolations': 0.0, 'total': 0.124}
         """
         views = self._views.values()
-        dataset = float(sum(np.nansum(self._state.columns.original(v.cost_column))
-                            for v in views if v.cost_column))
+        dataset = float(
+            sum(
+                np.nansum(self._state.columns.original(v.cost_column))
+                for v in views
+                if v.cost_column
+            )
+        )
         reiso = float(sum(m.get("cost", 0.0) for v in views for m in v.reisolated.values()))
         return {"dataset": dataset, "reisolations": reiso, "total": dataset + reiso}
 
     def __repr__(self) -> str:
         c = self.counts()
-        return (f"Explorer({self._n} rows, {c['keep']} keep, {c['discard']} discard, "
-                f"{c['flag']} flag, {c['undecided']} undecided; row {self.row + 1})")
+        return (
+            f"Explorer({self._n} rows, {c['keep']} keep, {c['discard']} discard, "
+            f"{c['flag']} flag, {c['undecided']} undecided; row {self.row + 1})"
+        )
 
     # --- the widget ----------------------------------------------------------------------
 
@@ -196,16 +234,31 @@ class Explorer(ReviewActions, StemActions):
         except errors.SamAudioError as exc:
             ui.say(str(exc), error=True)
         q = ui.quote
-        quote = {"text": str(q) + " Press confirm to run it.", "ready": True,
-                 "label": "confirm (free, cached)" if q.cached else
-                 f"confirm: spend ${q.price:.3f}"} if q is not None else {}
+        quote = (
+            {
+                "text": str(q) + " Press confirm to run it.",
+                "ready": True,
+                "label": "confirm (free, cached)" if q.cached else f"confirm: spend ${q.price:.3f}",
+            }
+            if q is not None
+            else {}
+        )
         view = _view.view_model(
-            self._state, media, names=([self._flag] if self._flag else []) + self.metrics,
+            self._state,
+            media,
+            names=([self._flag] if self._flag else []) + self.metrics,
             isolated=self.isolated,
-            message=ui.message, error=ui.message_error, quote=quote,
-            bulk=ui.bulk, spend=self.spend(), description=self._shown_description(),
-            candidates=ui.candidates, can_reisolate=self._reiso.client is not None,
-            stems=self.stems, asked=self._view.asked(self._state.columns, self.row))
+            message=ui.message,
+            error=ui.message_error,
+            quote=quote,
+            bulk=ui.bulk,
+            spend=self.spend(),
+            description=self._shown_description(),
+            candidates=ui.candidates,
+            can_reisolate=self._reiso.client is not None,
+            stems=self.stems,
+            asked=self._view.asked(self._state.columns, self.row),
+        )
         view["can_doubt"] = self._quality is not None
         return _view.scrub(view, self._reiso.redact), media
 
@@ -252,7 +305,7 @@ class Explorer(ReviewActions, StemActions):
         press(self, key)
         self._refresh()
 
-    def _handle(self, msg: Dict[str, Any]) -> None:
+    def _handle(self, msg: dict[str, Any]) -> None:
         """One action from the browser; errors become the widget's message."""
         from ._actions import dispatch
 
@@ -268,7 +321,7 @@ class Explorer(ReviewActions, StemActions):
     # --- review actions (each saves the session and updates the widget) ----------------------
 
     def _changed(self, moved: bool = False) -> None:
-        if moved:          # another row or queue: a pending price or bulk question lapses
+        if moved:  # another row or queue: a pending price or bulk question lapses
             self._ui.lapse()
         if self.session is not None:
             self.save()
@@ -276,8 +329,9 @@ class Explorer(ReviewActions, StemActions):
 
     # --- re-isolation ----------------------------------------------------------------------
 
-    def quote(self, description: Optional[str] = None,
-              reranking_candidates: Optional[int] = None) -> Quote:
+    def quote(
+        self, description: str | None = None, reranking_candidates: int | None = None
+    ) -> Quote:
         """Price re-isolating the row shown (nothing is sent); :meth:`confirm` spends it.
 
         >>> from samaudio_data import Client
@@ -315,8 +369,9 @@ class Explorer(ReviewActions, StemActions):
         """
         q = self._ui.quote
         if q is None:
-            raise ExplorerError("nothing to confirm: ask for the price first (quote() or the "
-                                "price button).")
+            raise ExplorerError(
+                "nothing to confirm: ask for the price first (quote() or the price button)."
+            )
         self._ui.quote = None
         if q.row != self.row:
             raise ExplorerError("the row changed since the price was shown; ask again.")
@@ -333,7 +388,7 @@ class Explorer(ReviewActions, StemActions):
 
     # --- session and apply -----------------------------------------------------------------
 
-    def save(self, path: Union[str, os.PathLike, None] = None) -> Path:
+    def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write the session (decisions, re-isolation metadata, position) atomically; done on
         every change when ``session=`` was given.
 
@@ -346,20 +401,35 @@ class Explorer(ReviewActions, StemActions):
         """
         target = Path(path).expanduser() if path else self.session
         if target is None:
-            raise ExplorerError("no session file: pass session='review.json' to Explorer or "
-                                "a path to save().")
+            raise ExplorerError(
+                "no session file: pass session='review.json' to Explorer or a path to save()."
+            )
         state = self._state.to_dict()
         if len(self._views) > 1:
             state["stem"] = self.isolated
-            state["stems"] = {s: {str(k): m for k, m in sorted(v.reisolated.items())}
-                              for s, v in self._views.items()}
-        return _session.write(target, state, n_rows=self._n,
-                              fingerprint=getattr(self._ds, "_fingerprint", None),
-                              original=self.original, isolated=self.isolated,
-                              redact=self._reiso.redact)
+            state["stems"] = {
+                s: {str(k): m for k, m in sorted(v.reisolated.items())}
+                for s, v in self._views.items()
+            }
+        return _session.write(
+            target,
+            state,
+            n_rows=self._n,
+            fingerprint=getattr(self._ds, "_fingerprint", None),
+            original=self.original,
+            isolated=self.isolated,
+            redact=self._reiso.redact,
+        )
 
-    def apply(self, ds=None, mode: str = "filter", *, keep_undecided: bool = True,
-              keep_flagged: bool = False, column: str = "decision"):
+    def apply(
+        self,
+        ds=None,
+        mode: str = "filter",
+        *,
+        keep_undecided: bool = True,
+        keep_flagged: bool = False,
+        column: str = "decision",
+    ):
         """Apply the decisions to ``ds`` (default: the explorer's dataset, same row order).
 
         ``mode="filter"`` keeps rows decided *keep* plus undecided rows (``keep_undecided``)
@@ -376,13 +446,22 @@ class Explorer(ReviewActions, StemActions):
         for v in self._views.values():
             if v.reisolated:
                 ds = _apply.with_reisolations(
-                    ds, v.reisolated, loader=v.loader, reisolator=v.reisolator,
-                    cost_column=v.cost_column)
+                    ds,
+                    v.reisolated,
+                    loader=v.loader,
+                    reisolator=v.reisolator,
+                    cost_column=v.cost_column,
+                )
         if mode == "column":
             return _apply.decision_column(ds, self._state.decisions, column)
-        return ds.select(_apply.keep_rows(self._n, self._state.decisions,
-                                          keep_undecided=keep_undecided,
-                                          keep_flagged=keep_flagged))
+        return ds.select(
+            _apply.keep_rows(
+                self._n,
+                self._state.decisions,
+                keep_undecided=keep_undecided,
+                keep_flagged=keep_flagged,
+            )
+        )
 
 
 __all__ = ["DECISIONS", "Explorer", "ExplorerError", "Quote"]

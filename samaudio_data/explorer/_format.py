@@ -8,8 +8,7 @@ three, yes/no for booleans, a dash for missing values, row numbers 1-based.
 from __future__ import annotations
 
 import math
-from typing import Any, List, Tuple
-
+from typing import Any
 
 MISSING = "–"
 
@@ -71,7 +70,7 @@ def short_name(column: str, prefix: str) -> str:
     >>> short_name("isolated_target_db", "isolated"), short_name("text", "isolated")
     ('target_db', 'text')
     """
-    return column[len(prefix) + 1:] if column.startswith(prefix + "_") else column
+    return column[len(prefix) + 1 :] if column.startswith(prefix + "_") else column
 
 
 def duration(seconds: float) -> str:
@@ -95,7 +94,7 @@ def _nice_step(span: float, count: int) -> float:
     return 10 * mag
 
 
-def time_ticks(seconds: float, count: int = 6) -> List[Tuple[float, str]]:
+def time_ticks(seconds: float, count: int = 6) -> list[tuple[float, str]]:
     """About ``count`` round time ticks ``(fraction of the width, label)`` for a clip.
 
     >>> time_ticks(1.0)
@@ -114,7 +113,7 @@ def time_ticks(seconds: float, count: int = 6) -> List[Tuple[float, str]]:
     return out
 
 
-def freq_ticks(sr: int, fmin: float) -> List[Tuple[float, str]]:
+def freq_ticks(sr: int, fmin: float) -> list[tuple[float, str]]:
     """Frequency ticks ``(fraction of the height from the bottom, label)`` for the
     log-frequency spectrogram that spans ``fmin`` .. ``sr / 2``.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,14 +36,22 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rgb.reshape(h, w * 3)], axis=1)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + tag + data
-                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 3)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 3))
+        + chunk(b"IEND", b"")
+    )
 
 
-def png_size(data: bytes) -> Tuple[int, int]:
+def png_size(data: bytes) -> tuple[int, int]:
     """``(width, height)`` of PNG bytes.
 
     >>> png_size(png_bytes(np.zeros((2, 3, 3), dtype=np.uint8)))
@@ -54,8 +62,19 @@ def png_size(data: bytes) -> Tuple[int, int]:
 
 def _colormap() -> np.ndarray:
     # a perceptual dark-to-bright map (magma-like), 256 entries
-    anchors = np.array([(0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99),
-                        (212, 72, 66), (245, 125, 21), (250, 193, 39), (252, 253, 191)], float)
+    anchors = np.array(
+        [
+            (0, 0, 4),
+            (40, 11, 84),
+            (101, 21, 110),
+            (159, 42, 99),
+            (212, 72, 66),
+            (245, 125, 21),
+            (250, 193, 39),
+            (252, 253, 191),
+        ],
+        float,
+    )
     x = np.linspace(0, 1, len(anchors))
     t = np.linspace(0, 1, 256)
     return np.stack([np.interp(t, x, anchors[:, c]) for c in range(3)], axis=1).astype(np.uint8)
@@ -66,8 +85,9 @@ CMAP = _colormap()
 SILENCE_RGB = tuple(int(c) for c in CMAP[0])
 
 
-def waveform_png(y: Optional[np.ndarray], scale: float, width: int, height: int,
-                 colour: Tuple[int, int, int]) -> bytes:
+def waveform_png(
+    y: np.ndarray | None, scale: float, width: int, height: int, colour: tuple[int, int, int]
+) -> bytes:
     """Min/max envelope of mono ``y`` (one column per pixel); ``scale`` fills the height.
 
     Pass the same ``scale`` (see :func:`shared_scale`) for lanes that must compare.
@@ -152,9 +172,9 @@ def band_power(y: np.ndarray, sr: int, width: int, height: int) -> np.ndarray:
     return (cs[:, hi] - cs[:, lo]) / (hi - lo)
 
 
-def shared_scale(lanes: Sequence[Optional[np.ndarray]], sr: int,
-                 bands: Optional[Sequence[Optional[np.ndarray]]] = None
-                 ) -> Tuple[float, float]:
+def shared_scale(
+    lanes: Sequence[np.ndarray | None], sr: int, bands: Sequence[np.ndarray | None] | None = None
+) -> tuple[float, float]:
     """``(peak, reference power)`` shared by the lanes of one row.
 
     The peak is the largest absolute sample of any lane (1.0 if all are silent); the
@@ -175,9 +195,15 @@ def shared_scale(lanes: Sequence[Optional[np.ndarray]], sr: int,
     return (peak if peak > 0 else 1.0), max(ref, floor)
 
 
-def spectrogram_png(y: Optional[np.ndarray], sr: int, ref_power: float, width: int,
-                    height: int, dynamic_db: float = DYNAMIC_DB,
-                    bands: Optional[np.ndarray] = None) -> bytes:
+def spectrogram_png(
+    y: np.ndarray | None,
+    sr: int,
+    ref_power: float,
+    width: int,
+    height: int,
+    dynamic_db: float = DYNAMIC_DB,
+    bands: np.ndarray | None = None,
+) -> bytes:
     """Spectrogram of mono ``y``, ``width`` by ``height`` pixels: time left to right,
     log-spaced frequency from :data:`SPEC_FMIN` (bottom) to ``sr / 2`` (top), coloured from
     ``ref_power`` (bright) down ``dynamic_db`` dB (dark). Silence is dark. ``bands`` (from
@@ -193,8 +219,8 @@ def spectrogram_png(y: Optional[np.ndarray], sr: int, ref_power: float, width: i
     ref = max(float(ref_power), full_scale_power(sr) * 10 ** (_FLOOR_DB / 10))
     db = 10 * np.log10(np.maximum(pooled, 1e-30) / ref)
     level = np.clip((db + dynamic_db) / dynamic_db, 0, 1)
-    cols = (np.arange(width) * level.shape[0]) // width          # stretch short clips
-    img = CMAP[(level[cols] * 255).astype(np.uint8)]             # (width, height, 3)
+    cols = (np.arange(width) * level.shape[0]) // width  # stretch short clips
+    img = CMAP[(level[cols] * 255).astype(np.uint8)]  # (width, height, 3)
     return png_bytes(img.transpose(1, 0, 2)[::-1])
 
 
@@ -209,10 +235,10 @@ def png_pixels(data: bytes) -> np.ndarray:
     w, h = png_size(data)
     pos, idat = 8, b""
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        tag = data[pos + 4:pos + 8]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag = data[pos + 4 : pos + 8]
         if tag == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
+            idat += data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + 3 * w)
     return raw[:, 1:].reshape(h, w, 3).copy()

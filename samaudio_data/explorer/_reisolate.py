@@ -10,14 +10,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import numpy as np
 
 from .. import audio
+from .._settings import CANDIDATES
 from ..audio import cleaning_signals
 from . import _format
-from .._settings import CANDIDATES
 from ._errors import ExplorerError
 
 
@@ -41,8 +41,10 @@ class Quote:
     price: float
 
     def __str__(self) -> str:
-        what = (f"row {self.row + 1}: isolate {self.description!r} with "
-                f"{self.reranking_candidates} candidate(s)")
+        what = (
+            f"row {self.row + 1}: isolate {self.description!r} with "
+            f"{self.reranking_candidates} candidate(s)"
+        )
         if self.cached:
             return f"{what} is already cached: free."
         calls = "1 billed call" if self.calls == 1 else f"{self.calls} billed calls"
@@ -61,61 +63,78 @@ class Reisolator:
 
     def __init__(self, client) -> None:
         self.client = client
-        self.targets: Dict[int, np.ndarray] = {}
+        self.targets: dict[int, np.ndarray] = {}
 
     def _need_client(self) -> None:
         if self.client is None:
             raise ExplorerError(
-                "re-isolating needs a client: Explorer(ds, ..., client=Client(...)).")
+                "re-isolating needs a client: Explorer(ds, ..., client=Client(...))."
+            )
 
-    def quote(self, row: int, original: np.ndarray, sr: int, description: str,
-              candidates: int) -> Quote:
+    def quote(
+        self, row: int, original: np.ndarray, sr: int, description: str, candidates: int
+    ) -> Quote:
         """What re-isolating ``row`` with ``description`` costs; nothing is sent."""
         self._need_client()
         description = (description or "").strip()
         if not description:
-            raise ExplorerError("type what to isolate in the re-isolate box (e.g. 'man "
-                                "speaking') before asking for the price.")
+            raise ExplorerError(
+                "type what to isolate in the re-isolate box (e.g. 'man "
+                "speaking') before asking for the price."
+            )
         span = f"{CANDIDATES[0]}..{CANDIDATES[-1]}"
         try:
             candidates = int(candidates)
         except (TypeError, ValueError):
-            raise ExplorerError(f"candidates must be a whole number {span}, got "
-                                f"{candidates!r}.") from None
+            raise ExplorerError(
+                f"candidates must be a whole number {span}, got {candidates!r}."
+            ) from None
         if candidates not in CANDIDATES:
             raise ExplorerError(f"candidates must be {span}, got {candidates}.")
-        est = self.client.estimate([original], sr, description,
-                                   reranking_candidates=candidates)
+        est = self.client.estimate([original], sr, description, reranking_candidates=candidates)
         if est.invalid:  # a request the client would refuse: say why, never "free"
             raise ExplorerError(f"cannot re-isolate row {row + 1}: {est.invalid[0][1]}")
-        return Quote(row=row, description=description, reranking_candidates=candidates,
-                     calls=int(est.calls), cached=est.calls == 0, price=float(est.cost))
+        return Quote(
+            row=row,
+            description=description,
+            reranking_candidates=candidates,
+            calls=int(est.calls),
+            cached=est.calls == 0,
+            price=float(est.cost),
+        )
 
-    def run(self, q: Quote, original: np.ndarray, sr: int,
-            prior_cost: float = 0.0) -> Tuple[np.ndarray, dict]:
+    def run(
+        self, q: Quote, original: np.ndarray, sr: int, prior_cost: float = 0.0
+    ) -> tuple[np.ndarray, dict]:
         """Spend the quote: the new mono target and the metadata to keep (never the key)."""
         self._need_client()
-        sep = self.client.separate(original, sr, q.description,
-                                   reranking_candidates=q.reranking_candidates)
+        sep = self.client.separate(
+            original, sr, q.description, reranking_candidates=q.reranking_candidates
+        )
         mix = audio.mix_to_mono(original)
         target = np.asarray(sep.target, np.float32)
         target = audio.mix_to_mono(target) if target.ndim == 2 else target
         residual = (mix - target).astype(np.float32)
         sig = cleaning_signals(mix, target, residual, sr)
-        meta = {"description": q.description, "reranking_candidates": q.reranking_candidates,
-                "params": {"reranking_candidates": q.reranking_candidates},
-                "call_cost": float(sep.cost),
-                # everything re-isolating this row cost (a row re-isolated twice paid twice)
-                "cost": float(prior_cost) + float(sep.cost),
-                "cached": bool(sep.cached), "seconds": float(sep.seconds),
-                "signals": {k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
-                            for k, v in sig.items()},
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta = {
+            "description": q.description,
+            "reranking_candidates": q.reranking_candidates,
+            "params": {"reranking_candidates": q.reranking_candidates},
+            "call_cost": float(sep.cost),
+            # everything re-isolating this row cost (a row re-isolated twice paid twice)
+            "cost": float(prior_cost) + float(sep.cost),
+            "cached": bool(sep.cached),
+            "seconds": float(sep.seconds),
+            "signals": {
+                k: (bool(v) if isinstance(v, (bool, np.bool_)) else float(v))
+                for k, v in sig.items()
+            },
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         self.targets[q.row] = target
         return target, meta
 
-    def target(self, row: int, meta: Dict[str, Any], original: np.ndarray,
-               sr: int) -> np.ndarray:
+    def target(self, row: int, meta: dict[str, Any], original: np.ndarray, sr: int) -> np.ndarray:
         """The re-isolated target of ``row``: from memory, else from the client's cache
         (free); an ExplorerError if it would have to be paid for again."""
         if row in self.targets:
@@ -123,15 +142,18 @@ class Reisolator:
         if self.client is None:
             raise ExplorerError(
                 f"row {row + 1} was re-isolated in an earlier session; its audio is in the "
-                "client's cache: pass client=Client(..., cache_dir=<the same cache>).")
-        params = dict(meta.get("params") or
-                      {"reranking_candidates": meta.get("reranking_candidates", 1)})
+                "client's cache: pass client=Client(..., cache_dir=<the same cache>)."
+            )
+        params = dict(
+            meta.get("params") or {"reranking_candidates": meta.get("reranking_candidates", 1)}
+        )
         est = self.client.estimate([original], sr, meta["description"], **params)
         if est.calls != 0:
             raise ExplorerError(
                 f"the re-isolation of row {row + 1} ({meta['description']!r}) is not in this "
                 f"client's cache ({self.client.cache_dir}); use the client and cache_dir it "
-                "was made with, or re-isolate the row again (it would be billed).")
+                "was made with, or re-isolate the row again (it would be billed)."
+            )
         sep = self.client.separate(original, sr, meta["description"], **params)
         target = np.asarray(sep.target, np.float32)
         target = audio.mix_to_mono(target) if target.ndim == 2 else target
@@ -140,13 +162,15 @@ class Reisolator:
 
     def default_candidates(self) -> int:
         """The client's default candidate count (1 without a client)."""
-        return int(getattr(self.client, "reranking_candidates", 1) or 1) \
-            if self.client is not None else 1
+        return (
+            int(getattr(self.client, "reranking_candidates", 1) or 1)
+            if self.client is not None
+            else 1
+        )
 
     def redact(self, text: str) -> str:
         """``text`` with the client's key replaced (unchanged without a client)."""
         return self.client.redact(text) if self.client is not None else text
-
 
 
 class RowText:
@@ -172,14 +196,18 @@ class RowText:
             return
         value = RowValue("description", description, lambda text: text)
         if value.constant and not isinstance(value.value, str):
-            raise ExplorerError(f"description must be a text, a '{{column}}' template or a "
-                                f"function of the row, got {description!r}.")
+            raise ExplorerError(
+                f"description must be a text, a '{{column}}' template or a "
+                f"function of the row, got {description!r}."
+            )
         columns = list(getattr(ds, "column_names", None) or [])
         missing = [c for c in value.columns if c not in columns]
         if missing:
-            raise ExplorerError(f"the description {description!r} names the column "
-                                f"{missing[0]!r}, which the dataset does not have (it has "
-                                f"{columns}).")
+            raise ExplorerError(
+                f"the description {description!r} names the column "
+                f"{missing[0]!r}, which the dataset does not have (it has "
+                f"{columns})."
+            )
         self._value = value
 
     @property
@@ -210,7 +238,7 @@ class _DatasetRow(Mapping):
 
     def __init__(self, ds, row: int) -> None:
         self._ds, self._row = ds, row
-        self._read: Dict[str, Any] = {}
+        self._read: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._read:

@@ -8,8 +8,6 @@ and 8 hold no target).
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
-
 from ._state import ReviewState
 from ._ui import UIState
 
@@ -49,7 +47,7 @@ class ReviewActions:
         return self._ui
 
     @property
-    def decisions(self) -> Dict[int, str]:
+    def decisions(self) -> dict[int, str]:
         """A copy of the decisions: ``{dataset index: "keep" | "discard" | "flag"}``.
 
         >>> from samaudio_data.explorer import Explorer, example_dataset
@@ -59,7 +57,7 @@ class ReviewActions:
         return dict(sorted(self._state.decisions.items()))
 
     @property
-    def reisolated(self) -> Dict[int, dict]:
+    def reisolated(self) -> dict[int, dict]:
         """Metadata of re-isolated rows: description, candidates, cost, cached, signals.
 
         >>> from samaudio_data.explorer import Explorer, example_dataset
@@ -79,7 +77,7 @@ class ReviewActions:
         return self._state.row
 
     @property
-    def queue(self) -> List[int]:
+    def queue(self) -> list[int]:
         """The dataset indices to review, in order, after the sort and filter.
 
         >>> from samaudio_data.explorer import Explorer, example_dataset
@@ -98,7 +96,7 @@ class ReviewActions:
         """
         return self._ui.message
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """How many rows have each decision, and how many are undecided.
 
         >>> from samaudio_data.explorer import Explorer, example_dataset
@@ -146,7 +144,7 @@ class ReviewActions:
             self._ui.say(note)
         self._changed(moved=note is None)
 
-    def decide(self, decision: Optional[str], row: Optional[int] = None) -> None:
+    def decide(self, decision: str | None, row: int | None = None) -> None:
         """Record ``"keep"``, ``"discard"`` or ``"flag"`` (``None`` clears) for ``row``
         (default: the row shown); undoable with :meth:`undo`. It does not move on (the
         keys and buttons do, with ``auto_advance``).
@@ -158,7 +156,7 @@ class ReviewActions:
         self._state.decide(decision, row)
         self._changed()
 
-    def bulk(self, decision: Optional[str]) -> int:
+    def bulk(self, decision: str | None) -> int:
         """Decide every row of the queue (the current filter) at once; one undo step.
         The widget asks first, showing the count. Returns how many rows changed.
 
@@ -189,7 +187,7 @@ class ReviewActions:
             self._changed()
         return label
 
-    def sort_by(self, column: Optional[str] = None, ascending: bool = True) -> None:
+    def sort_by(self, column: str | None = None, ascending: bool = True) -> None:
         """Order the queue by a column (missing values last); ``None`` restores row order.
 
         >>> from samaudio_data.explorer import Explorer, example_dataset
@@ -199,9 +197,14 @@ class ReviewActions:
         self._state.sort_by(column, ascending)
         self._changed(moved=True)
 
-    def set_filter(self, column: Optional[str] = None, min: Optional[float] = None,
-                   max: Optional[float] = None, decision: Optional[str] = None,
-                   text: Optional[str] = None) -> None:
+    def set_filter(
+        self,
+        column: str | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        decision: str | None = None,
+        text: str | None = None,
+    ) -> None:
         """Queue only rows with ``min <= column <= max``, a decision (``"undecided"`` for
         none) and ``text`` in a text column; ``set_filter()`` clears the filter.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +28,9 @@ class RowAudio:
 
     original: np.ndarray
     sr: int
-    target: Optional[np.ndarray]
-    residual: Optional[np.ndarray]
-    notes: Dict[str, str]
+    target: np.ndarray | None
+    residual: np.ndarray | None
+    notes: dict[str, str]
     error: str = ""
 
     @property
@@ -43,16 +43,16 @@ class RowAudio:
 class RowMedia:
     """What the browser shows for a row: per lane WAV, waveform PNG, spectrogram PNG, note."""
 
-    lanes: Dict[str, Dict[str, Any]]
+    lanes: dict[str, dict[str, Any]]
     seconds: float
     sr: int
     channels: int
     error: str
-    time_ticks: List[Tuple[float, str]]
-    freq_ticks: List[Tuple[float, str]]
+    time_ticks: list[tuple[float, str]]
+    freq_ticks: list[tuple[float, str]]
 
 
-def player_wav(y: Optional[np.ndarray], sr: int) -> bytes:
+def player_wav(y: np.ndarray | None, sr: int) -> bytes:
     """16-bit WAV bytes for an ``<audio>`` player (empty for no audio).
 
     >>> player_wav(np.zeros(160), 16000)[:4], player_wav(None, 16000)
@@ -63,7 +63,7 @@ def player_wav(y: Optional[np.ndarray], sr: int) -> bytes:
     return audio.encode_wav(np.clip(np.nan_to_num(y), -1.0, 1.0), sr, subtype="PCM_16")
 
 
-def read_aligned(value: Any, sr: int, n: int, dtype: Optional[str] = None) -> np.ndarray:
+def read_aligned(value: Any, sr: int, n: int, dtype: str | None = None) -> np.ndarray:
     """An audio value as mono at ``sr`` with ``n`` samples (raises SamAudioError if none).
 
     >>> read_aligned({"array": np.ones(8), "sampling_rate": 8000}, 8000, 10).shape
@@ -79,7 +79,7 @@ def decodable(feature: Any) -> bool:
     return hasattr(feature, "decode_example") and hasattr(feature, "decode")
 
 
-def undecoded(ds, columns: List[str]):
+def undecoded(ds, columns: list[str]):
     """``ds`` with only ``columns``, audio columns left as bytes (decoded by us, per row).
 
     >>> from datasets import Dataset
@@ -105,33 +105,44 @@ class RowLoader:
     (['isolated', 'original', 'residual'], 16000)
     """
 
-    def __init__(self, ds, original: str, isolated: str, residual: Optional[str],
-                 error_column: Optional[str], *, image_width: int = 600,
-                 image_height: int = 64, cache_rows: int = 6) -> None:
+    def __init__(
+        self,
+        ds,
+        original: str,
+        isolated: str,
+        residual: str | None,
+        error_column: str | None,
+        *,
+        image_width: int = 600,
+        image_height: int = 64,
+        cache_rows: int = 6,
+    ) -> None:
         self.original, self.isolated, self.residual = original, isolated, residual
         self.error_column = error_column
-        cols = [original, isolated] + ([residual] if residual else []) + (
-            [error_column] if error_column else [])
+        cols = (
+            [original, isolated]
+            + ([residual] if residual else [])
+            + ([error_column] if error_column else [])
+        )
         self._rows = undecoded(ds, cols)
         # integer sample lists arrive as Python ints: their width is the declared one
         self._dtypes = {c: declared_dtype(getattr(ds, "features", None), c) for c in cols}
         self.size = (int(image_width), int(image_height))
-        self._cache: "collections.OrderedDict[int, Tuple[RowAudio, RowMedia]]" = \
+        self._cache: collections.OrderedDict[int, tuple[RowAudio, RowMedia]] = (
             collections.OrderedDict()
+        )
         self._cache_rows = max(1, int(cache_rows))
 
-    def read(self, row: int, target: Optional[np.ndarray] = None,
-             note: str = "") -> RowAudio:
+    def read(self, row: int, target: np.ndarray | None = None, note: str = "") -> RowAudio:
         """The row's audio; ``target`` (mono, aligned) replaces the dataset's isolated sound
         and then the residual is the original minus it."""
         value = self._rows[int(row)]
         try:
             original, sr = read_value(value[self.original], dtype=self._dtypes[self.original])
         except errors.SamAudioError as exc:
-            raise ExplorerError(
-                f"row {row + 1}: cannot read the original audio: {exc}") from exc
+            raise ExplorerError(f"row {row + 1}: cannot read the original audio: {exc}") from exc
         n = original.shape[-1]
-        notes: Dict[str, str] = {}
+        notes: dict[str, str] = {}
         error = str(value.get(self.error_column) or "") if self.error_column else ""
         residual = None
         if target is not None:
@@ -145,29 +156,30 @@ class RowLoader:
                 notes["isolated"] = f"no isolated audio ({exc.message})"
             if self.residual:
                 try:
-                    residual = read_aligned(value[self.residual], sr, n,
-                                            self._dtypes[self.residual])
+                    residual = read_aligned(
+                        value[self.residual], sr, n, self._dtypes[self.residual]
+                    )
                 except errors.SamAudioError as exc:
                     notes["residual"] = f"no residual audio ({exc.message})"
         if residual is None and target is not None and "residual" not in notes:
             residual = (audio.mix_to_mono(original) - target).astype(np.float32)
             notes["residual"] = "original − isolated"
-        return RowAudio(original=original, sr=sr, target=target, residual=residual,
-                        notes=notes, error=error)
+        return RowAudio(
+            original=original, sr=sr, target=target, residual=residual, notes=notes, error=error
+        )
 
     def forget(self, row: int) -> None:
         """Drop a row from the cache (after its isolated sound changed)."""
         self._cache.pop(int(row), None)
 
-    def cached(self, row: int) -> Optional[Tuple[RowAudio, RowMedia]]:
+    def cached(self, row: int) -> tuple[RowAudio, RowMedia] | None:
         """The cached audio and drawing of ``row``, if any."""
         hit = self._cache.get(int(row))
         if hit is not None:
             self._cache.move_to_end(int(row))
         return hit
 
-    def media(self, row: int, target: Optional[np.ndarray] = None,
-              note: str = "") -> RowMedia:
+    def media(self, row: int, target: np.ndarray | None = None, note: str = "") -> RowMedia:
         """Players, images and axes of ``row`` on a scale shared by its three lanes."""
         hit = self.cached(row)
         if hit is not None:
@@ -176,8 +188,10 @@ class RowLoader:
         mono = data.mono
         lanes = {"original": mono, "isolated": data.target, "residual": data.residual}
         w, h = self.size
-        bands = {k: _images.band_power(y, data.sr, w, h) if y is not None else None
-                 for k, y in lanes.items()}
+        bands = {
+            k: _images.band_power(y, data.sr, w, h) if y is not None else None
+            for k, y in lanes.items()
+        }
         peak, ref = _images.shared_scale(list(lanes.values()), data.sr, list(bands.values()))
         play_original = data.original if data.original.shape[0] <= 2 else mono
         out = {}
@@ -187,12 +201,18 @@ class RowLoader:
                 "wave": _images.waveform_png(y, peak, w, h, LANE_COLOURS[lane]),
                 "spec": _images.spectrogram_png(y, data.sr, ref, w, h, bands=bands[lane]),
                 "note": data.notes.get(lane, ""),
-                "empty": y is None}
+                "empty": y is None,
+            }
         seconds = data.original.shape[-1] / data.sr
-        media = RowMedia(lanes=out, seconds=seconds, sr=data.sr,
-                         channels=data.original.shape[0], error=data.error,
-                         time_ticks=_format.time_ticks(seconds),
-                         freq_ticks=_format.freq_ticks(data.sr, _images.SPEC_FMIN))
+        media = RowMedia(
+            lanes=out,
+            seconds=seconds,
+            sr=data.sr,
+            channels=data.original.shape[0],
+            error=data.error,
+            time_ticks=_format.time_ticks(seconds),
+            freq_ticks=_format.freq_ticks(data.sr, _images.SPEC_FMIN),
+        )
         self._cache[int(row)] = (data, media)
         while len(self._cache) > self._cache_rows:
             self._cache.popitem(last=False)

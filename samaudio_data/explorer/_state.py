@@ -12,7 +12,7 @@ is 1-based ("row 1 of 32", "3 of 12 in the queue").
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -49,17 +49,22 @@ class ReviewState:
         self.n = int(n)
         self.columns = columns
         self.page_size = int(page_size)
-        self.decisions: Dict[int, str] = {}
-        self.reisolated: Dict[int, dict] = {}
-        self.sort: Tuple[Optional[str], bool] = (None, True)
-        self.filter: Dict[str, Any] = {"column": None, "min": None, "max": None,
-                                       "decision": None, "text": None}
+        self.decisions: dict[int, str] = {}
+        self.reisolated: dict[int, dict] = {}
+        self.sort: tuple[str | None, bool] = (None, True)
+        self.filter: dict[str, Any] = {
+            "column": None,
+            "min": None,
+            "max": None,
+            "decision": None,
+            "text": None,
+        }
         self.queue = np.arange(self.n)
         self.pos = 0
         self.row = 0
-        self._undo: List[Tuple[str, List[Tuple[int, Optional[str]]]]] = []
+        self._undo: list[tuple[str, list[tuple[int, str | None]]]] = []
         #: the rows the last :meth:`undo` changed back
-        self.last_undone: List[int] = []
+        self.last_undone: list[int] = []
 
     # --- position ------------------------------------------------------------------------
 
@@ -71,8 +76,7 @@ class ReviewState:
         except (TypeError, ValueError):
             raise ExplorerError(f"row must be a number, got {row!r}.") from None
         if not 0 <= row < self.n:
-            raise ExplorerError(
-                f"row {row + 1} is out of range: rows are 1..{self.n}.")
+            raise ExplorerError(f"row {row + 1} is out of range: rows are 1..{self.n}.")
         return row
 
     def in_queue(self) -> bool:
@@ -86,14 +90,14 @@ class ReviewState:
         if hits.size:
             self.pos = int(hits[0])
 
-    def step(self, delta: int, wrap: bool = False) -> Optional[str]:
+    def step(self, delta: int, wrap: bool = False) -> str | None:
         """Move ``delta`` rows along the queue; returns a message if it cannot move."""
         q = len(self.queue)
         if q == 0:
             return "the queue is empty: widen the filter to see rows."
         if self.in_queue():
             pos = self.pos + delta
-        else:          # opened outside the queue: the next row is the one at pos
+        else:  # opened outside the queue: the next row is the one at pos
             pos = self.pos if delta > 0 else self.pos - 1
         if wrap:
             pos %= q
@@ -105,19 +109,20 @@ class ReviewState:
 
     # --- decisions and undo -------------------------------------------------------------
 
-    def _set(self, changes: List[Tuple[int, Optional[str]]]) -> None:
+    def _set(self, changes: list[tuple[int, str | None]]) -> None:
         for row, decision in changes:
             if decision is None:
                 self.decisions.pop(row, None)
             else:
                 self.decisions[row] = decision
 
-    def decide(self, decision: Optional[str], row: Optional[int] = None) -> None:
+    def decide(self, decision: str | None, row: int | None = None) -> None:
         """Record a decision (``None`` clears it) for ``row`` (default: the row shown)."""
         row = self.row if row is None else self.check_row(row)
         if decision is not None and decision not in DECISIONS:
             raise ExplorerError(
-                f"decision must be 'keep', 'discard', 'flag' or None, got {decision!r}.")
+                f"decision must be 'keep', 'discard', 'flag' or None, got {decision!r}."
+            )
         before = self.decisions.get(row)
         if before == decision:
             return
@@ -125,16 +130,20 @@ class ReviewState:
         self._undo.append((label, [(row, before)]))
         self._set([(row, decision)])
 
-    def bulk(self, decision: Optional[str]) -> int:
+    def bulk(self, decision: str | None) -> int:
         """Decide every row of the queue (the current filter) at once; one undo step.
 
         Returns how many rows changed.
         """
         if decision is not None and decision not in DECISIONS:
             raise ExplorerError(
-                f"decision must be 'keep', 'discard', 'flag' or None, got {decision!r}.")
-        before = [(int(r), self.decisions.get(int(r))) for r in self.queue
-                  if self.decisions.get(int(r)) != decision]
+                f"decision must be 'keep', 'discard', 'flag' or None, got {decision!r}."
+            )
+        before = [
+            (int(r), self.decisions.get(int(r)))
+            for r in self.queue
+            if self.decisions.get(int(r)) != decision
+        ]
         if before:
             self._undo.append((f"{decision or 'clear'} of {plural(len(before), 'row')}", before))
             self._set([(r, decision) for r, _ in before])
@@ -150,11 +159,11 @@ class ReviewState:
         return f"undid {label}"
 
     @property
-    def can_undo(self) -> Optional[str]:
+    def can_undo(self) -> str | None:
         """What :meth:`undo` would undo, or None."""
         return self._undo[-1][0] if self._undo else None
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """How many rows have each decision, and how many are undecided."""
         out = {d: 0 for d in DECISIONS}
         for d in self.decisions.values():
@@ -164,28 +173,36 @@ class ReviewState:
 
     # --- sort and filter ----------------------------------------------------------------
 
-    def _check_column(self, column: Optional[str], what: str, numeric: bool) -> None:
+    def _check_column(self, column: str | None, what: str, numeric: bool) -> None:
         names = self.columns.numeric() if numeric else self.columns.names
         if column is not None and column not in names:
             raise ExplorerError(
                 f"cannot {what} by {column!r}: the columns are {names}. Pass "
-                "columns=[...] to Explorer to add one.")
+                "columns=[...] to Explorer to add one."
+            )
 
-    def sort_by(self, column: Optional[str] = None, ascending: bool = True) -> None:
+    def sort_by(self, column: str | None = None, ascending: bool = True) -> None:
         """Order the queue by a column (missing values last); ``None`` is row order."""
         self._check_column(column, "sort", numeric=False)
         self.sort = (column, bool(ascending))
         self.rebuild()
 
-    def set_filter(self, column: Optional[str] = None, min: Optional[float] = None,
-                   max: Optional[float] = None, decision: Optional[str] = None,
-                   text: Optional[str] = None) -> None:
+    def set_filter(
+        self,
+        column: str | None = None,
+        min: float | None = None,
+        max: float | None = None,
+        decision: str | None = None,
+        text: str | None = None,
+    ) -> None:
         """Keep rows with ``min <= column <= max``, the given decision and ``text`` in a
         text column (case-insensitive); ``set_filter()`` clears it."""
         self._check_column(column, "filter", numeric=True)
         if decision not in _DECISION_FILTERS:
-            raise ExplorerError(f"decision filter must be one of {DECISIONS}, 'undecided' or "
-                                f"None, got {decision!r}.")
+            raise ExplorerError(
+                f"decision filter must be one of {DECISIONS}, 'undecided' or "
+                f"None, got {decision!r}."
+            )
         bounds = []
         for name, v in (("min", min), ("max", max)):
             try:
@@ -196,10 +213,16 @@ class ReviewState:
             raise ExplorerError("a min/max filter needs a column: set_filter('col', min=...).")
         text = (text or "").strip() or None
         if text is not None and not self.columns.textual():
-            raise ExplorerError("a text filter needs a text column: pass columns=[...] with "
-                                "one to Explorer.")
-        self.filter = {"column": column, "min": bounds[0], "max": bounds[1],
-                       "decision": decision, "text": text}
+            raise ExplorerError(
+                "a text filter needs a text column: pass columns=[...] with one to Explorer."
+            )
+        self.filter = {
+            "column": column,
+            "min": bounds[0],
+            "max": bounds[1],
+            "decision": decision,
+            "text": text,
+        }
         self.rebuild()
 
     def matching(self) -> np.ndarray:
@@ -221,8 +244,9 @@ class ReviewState:
             needle = f["text"].lower()
             hit = np.zeros(self.n, bool)
             for c in self.columns.textual():
-                hit |= np.fromiter((needle in s.lower() for s in self.columns.values[c]),
-                                   bool, self.n)
+                hit |= np.fromiter(
+                    (needle in s.lower() for s in self.columns.values[c]), bool, self.n
+                )
             keep &= hit
         return np.flatnonzero(keep)
 
@@ -250,7 +274,7 @@ class ReviewState:
 
     # --- the table ----------------------------------------------------------------------
 
-    def page_of(self, pos: Optional[int] = None) -> int:
+    def page_of(self, pos: int | None = None) -> int:
         """The 0-based table page holding queue position ``pos`` (default: the row shown)."""
         pos = self.pos if pos is None else pos
         return max(0, int(pos)) // self.page_size
@@ -259,7 +283,7 @@ class ReviewState:
         """How many table pages the queue fills (at least 1)."""
         return max(1, -(-len(self.queue) // self.page_size))
 
-    def page(self, number: int, names: Optional[List[str]] = None) -> Dict[str, Any]:
+    def page(self, number: int, names: list[str] | None = None) -> dict[str, Any]:
         """One page of the queue table: formatted cells of ``names`` (default: all columns).
 
         Only this page's rows are formatted, so a 100k-row queue costs what 10 rows cost.
@@ -270,13 +294,18 @@ class ReviewState:
         rows = []
         for pos in range(start, min(start + self.page_size, len(self.queue))):
             r = int(self.queue[pos])
-            rows.append({"row": r, "label": _format.row_label(r), "pos": pos + 1,
-                         "decision": self.decisions.get(r) or "",
-                         "current": r == self.row,
-                         "reisolated": r in self.reisolated,
-                         "cells": [self.columns.text(r, c) for c in names]})
-        return {"page": number, "pages": self.pages(), "total": len(self.queue),
-                "rows": rows}
+            rows.append(
+                {
+                    "row": r,
+                    "label": _format.row_label(r),
+                    "pos": pos + 1,
+                    "decision": self.decisions.get(r) or "",
+                    "current": r == self.row,
+                    "reisolated": r in self.reisolated,
+                    "cells": [self.columns.text(r, c) for c in names],
+                }
+            )
+        return {"page": number, "pages": self.pages(), "total": len(self.queue), "rows": rows}
 
     # --- re-isolations ------------------------------------------------------------------
 
@@ -295,15 +324,17 @@ class ReviewState:
 
     # --- session ------------------------------------------------------------------------
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The state to save: decisions, re-isolations, position, sort and filter."""
-        return {"decisions": {str(k): v for k, v in sorted(self.decisions.items())},
-                "reisolated": {str(k): v for k, v in sorted(self.reisolated.items())},
-                "row": self.row,
-                "sort": {"column": self.sort[0], "ascending": self.sort[1]},
-                "filter": dict(self.filter)}
+        return {
+            "decisions": {str(k): v for k, v in sorted(self.decisions.items())},
+            "reisolated": {str(k): v for k, v in sorted(self.reisolated.items())},
+            "row": self.row,
+            "sort": {"column": self.sort[0], "ascending": self.sort[1]},
+            "filter": dict(self.filter),
+        }
 
-    def load_dict(self, state: Dict[str, Any], isolated: str) -> None:
+    def load_dict(self, state: dict[str, Any], isolated: str) -> None:
         """Restore what :meth:`to_dict` saved (entries that no longer fit are skipped)."""
         for k, v in (state.get("decisions") or {}).items():
             if v in DECISIONS and 0 <= int(k) < self.n:

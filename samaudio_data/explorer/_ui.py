@@ -10,7 +10,7 @@ actions (:mod:`._actions`) change it in one visible place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any
 
 from ._reisolate import Quote
 
@@ -34,12 +34,12 @@ class UIState:
 
     message: str = ""
     message_error: bool = False
-    quote: Optional[Quote] = None
-    bulk: Optional[Dict[str, Any]] = None
-    page: Optional[int] = None
+    quote: Quote | None = None
+    bulk: dict[str, Any] | None = None
+    page: int | None = None
     description: str = ""
     candidates: Any = ""
-    description_row: Optional[int] = None
+    description_row: int | None = None
 
     def say(self, text: str, error: bool = False) -> None:
         """Show ``text`` on the message line (in red when ``error``).

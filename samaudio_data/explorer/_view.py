@@ -6,7 +6,8 @@ tests see exactly what people see), with 1-based row numbers throughout.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._models import plural
 from . import _format
@@ -15,15 +16,34 @@ from ._state import DECISIONS, ReviewState
 
 #: keys handled by the kernel: key -> action (the browser learns this list from the widget's
 #: ``shortcuts`` trait, so it is written only here)
-KEYS = {"k": "keep", "d": "discard", "f": "flag", "u": "clear", "l": "next", "n": "next",
-        "j": "prev", "p": "prev", "z": "undo", "ArrowRight": "next", "ArrowLeft": "prev"}
+KEYS = {
+    "k": "keep",
+    "d": "discard",
+    "f": "flag",
+    "u": "clear",
+    "l": "next",
+    "n": "next",
+    "j": "prev",
+    "p": "prev",
+    "z": "undo",
+    "ArrowRight": "next",
+    "ArrowLeft": "prev",
+}
 
 #: every key the explorer understands while it has the focus, for the help line and README
-KEY_MAP = [("k", "keep"), ("d", "discard"), ("f", "flag"), ("u", "clear the decision"),
-           ("z", "undo (also a bulk decision)"), ("l / n / →", "next row"),
-           ("j / p / ←", "previous row"), ("space", "play / pause"),
-           ("1 / 2 / 3", "original / isolated / residual"), ("↑ / ↓", "lane above / below"),
-           ("Esc", "leave an input box")]
+KEY_MAP = [
+    ("k", "keep"),
+    ("d", "discard"),
+    ("f", "flag"),
+    ("u", "clear the decision"),
+    ("z", "undo (also a bulk decision)"),
+    ("l / n / →", "next row"),
+    ("j / p / ←", "previous row"),
+    ("space", "play / pause"),
+    ("1 / 2 / 3", "original / isolated / residual"),
+    ("↑ / ↓", "lane above / below"),
+    ("Esc", "leave an input box"),
+]
 
 
 def position_text(state: ReviewState) -> str:
@@ -41,7 +61,7 @@ def position_text(state: ReviewState) -> str:
     return f"not in the queue ({plural(q, 'row')})"
 
 
-def counts_text(counts: Dict[str, int]) -> str:
+def counts_text(counts: dict[str, int]) -> str:
     """``"3 keep · 1 discard · 0 flag · 28 undecided"``.
 
     >>> counts_text({"keep": 3, "discard": 1, "flag": 0, "undecided": 28})
@@ -50,15 +70,17 @@ def counts_text(counts: Dict[str, int]) -> str:
     return " · ".join(f"{counts[k]} {k}" for k in DECISIONS + ("undecided",))
 
 
-def spend_text(spend: Dict[str, float]) -> str:
+def spend_text(spend: dict[str, float]) -> str:
     """The one spend figure and what it is made of.
 
     >>> spend_text({"dataset": 1.24, "reisolations": 0.062, "total": 1.302})
     'spent $1.302 = dataset $1.240 + re-isolations $0.062'
     """
-    return (f"spent {_format.money(spend['total'])} = dataset "
-            f"{_format.money(spend['dataset'])} + re-isolations "
-            f"{_format.money(spend['reisolations'])}")
+    return (
+        f"spent {_format.money(spend['total'])} = dataset "
+        f"{_format.money(spend['dataset'])} + re-isolations "
+        f"{_format.money(spend['reisolations'])}"
+    )
 
 
 FLAG_MEANINGS = {
@@ -86,7 +108,7 @@ def explain_flag(flag: str) -> str:
     return f"{flag} ({meaning})" if meaning else flag
 
 
-def signals(state: ReviewState, row: int, names: List[str], isolated: str) -> List[dict]:
+def signals(state: ReviewState, row: int, names: list[str], isolated: str) -> list[dict]:
     """The row's values of ``names``; a re-isolated row also shows the dataset's value."""
     meta = state.reisolated.get(row)
     out = []
@@ -96,16 +118,34 @@ def signals(state: ReviewState, row: int, names: List[str], isolated: str) -> Li
         if c == f"{isolated}_flag":  # the triage's reason, said in words
             shown = explain_flag(shown)
         before = _format.number(state.columns.original(c)[row], c, kind)
-        out.append({"name": _format.short_name(c, isolated), "column": c, "value": shown,
-                    "was": before if meta and before != shown else ""})
+        out.append(
+            {
+                "name": _format.short_name(c, isolated),
+                "column": c,
+                "value": shown,
+                "was": before if meta and before != shown else "",
+            }
+        )
     return out
 
 
-def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str],
-               isolated: str, message: str, error: bool, quote: Optional[dict],
-               bulk: Optional[dict], spend: Dict[str, float], description: str,
-               candidates: Any, can_reisolate: bool, stems: Sequence[str] = (),
-               asked: str = "") -> Dict[str, Any]:
+def view_model(
+    state: ReviewState,
+    media: RowMedia | None,
+    *,
+    names: list[str],
+    isolated: str,
+    message: str,
+    error: bool,
+    quote: dict | None,
+    bulk: dict | None,
+    spend: dict[str, float],
+    description: str,
+    candidates: Any,
+    can_reisolate: bool,
+    stems: Sequence[str] = (),
+    asked: str = "",
+) -> dict[str, Any]:
     """Everything the widget shows about the row, except the table and the media
     (``stems``: the stems under review; ``asked``: what the row was isolated with)."""
     row = state.row
@@ -116,64 +156,79 @@ def view_model(state: ReviewState, media: Optional[RowMedia], *, names: List[str
         lanes.append({"name": lane, "note": shown["note"], "empty": bool(shown["empty"])})
     info = ""
     if media is not None:
-        info = (f"{_format.duration(media.seconds)} · {media.sr} Hz · {media.channels} ch")
+        info = f"{_format.duration(media.seconds)} · {media.sr} Hz · {media.channels} ch"
     if meta:
         how = "cached, free" if meta.get("cached") else _format.money(meta.get("call_cost", 0))
-        info += (f" · re-isolated with {meta['description']!r} ({how}; this row's "
-                 f"re-isolations {_format.money(meta['cost'])})")
+        info += (
+            f" · re-isolated with {meta['description']!r} ({how}; this row's "
+            f"re-isolations {_format.money(meta['cost'])})"
+        )
     if asked:
         info += f" · {isolated} isolated as {asked!r}"
     counts = state.counts()
     return {
-        "row": row, "number": row + 1, "n": state.n,
+        "row": row,
+        "number": row + 1,
+        "n": state.n,
         "title": f"row {row + 1} of {state.n}",
-        "position": position_text(state), "in_queue": state.in_queue(),
+        "position": position_text(state),
+        "in_queue": state.in_queue(),
         "queue_length": len(state.queue),
         "decision": state.decisions.get(row) or "",
-        "counts": counts, "counts_text": counts_text(counts),
+        "counts": counts,
+        "counts_text": counts_text(counts),
         "spend": spend_text(spend),
-        "info": info, "error": media.error if media else "",
+        "info": info,
+        "error": media.error if media else "",
         "seconds": media.seconds if media else 0.0,
         "lanes": lanes,
         "time_ticks": [list(t) for t in media.time_ticks] if media else [],
         "freq_ticks": [list(t) for t in media.freq_ticks] if media else [],
         "signals": signals(state, row, names, isolated),
-        "message": message, "message_error": bool(error),
+        "message": message,
+        "message_error": bool(error),
         "undo": state.can_undo or "",
         "bulk": bulk or {},
         "quote": quote or {},
-        "description": description, "candidates": str(candidates),
+        "description": description,
+        "candidates": str(candidates),
         "can_reisolate": bool(can_reisolate),
-        "stems": list(stems) or [isolated], "stem": isolated, "row_description": asked,
+        "stems": list(stems) or [isolated],
+        "stem": isolated,
+        "row_description": asked,
     }
 
 
-def table_model(state: ReviewState, page: int, names: List[str],
-                isolated: str) -> Dict[str, Any]:
+def table_model(state: ReviewState, page: int, names: list[str], isolated: str) -> dict[str, Any]:
     """One page of the queue table with its header, sort and filter."""
     out = state.page(page, names)
-    out["columns"] = [{"name": c, "short": _format.short_name(c, isolated),
-                       "kind": state.columns.kind(c)} for c in names]
-    out["numeric"] = [{"name": c, "short": _format.short_name(c, isolated)}
-                      for c in state.columns.numeric()]
+    out["columns"] = [
+        {"name": c, "short": _format.short_name(c, isolated), "kind": state.columns.kind(c)}
+        for c in names
+    ]
+    out["numeric"] = [
+        {"name": c, "short": _format.short_name(c, isolated)} for c in state.columns.numeric()
+    ]
     out["has_text"] = bool(state.columns.textual())
     out["sort"] = {"column": state.sort[0] or "", "ascending": state.sort[1]}
     f = state.filter
-    out["filter"] = {"column": f["column"] or "",
-                     "min": "" if f["min"] is None else f"{f['min']:g}",
-                     "max": "" if f["max"] is None else f"{f['max']:g}",
-                     "decision": f["decision"] or "", "text": f.get("text") or ""}
+    out["filter"] = {
+        "column": f["column"] or "",
+        "min": "" if f["min"] is None else f"{f['min']:g}",
+        "max": "" if f["max"] is None else f"{f['max']:g}",
+        "decision": f["decision"] or "",
+        "text": f.get("text") or "",
+    }
     out["filtered"] = any(v not in (None, "") for v in f.values())
     out["n"] = state.n
     return out
 
 
-def media_model(media: Optional[RowMedia]) -> Dict[str, Dict[str, bytes]]:
+def media_model(media: RowMedia | None) -> dict[str, dict[str, bytes]]:
     """The binary parts (WAV, PNG) per lane, sent to the browser as buffers."""
     if media is None:
         return {}
-    return {lane: {k: media.lanes[lane][k] for k in ("wav", "wave", "spec")}
-            for lane in LANES}
+    return {lane: {k: media.lanes[lane][k] for k in ("wav", "wave", "spec")} for lane in LANES}
 
 
 def scrub(value: Any, redact: Callable[[str], str]) -> Any:

@@ -14,8 +14,9 @@ code stops them from reaching JupyterLab or the Notebook (no cell is deleted by 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any
 
 import anywidget
 import traitlets
@@ -37,13 +38,12 @@ class ExplorerWidget(anywidget.AnyWidget):
 
     _esm = STATIC / "explorer.js"
     _css = STATIC / "explorer.css"
-    shortcuts = traitlets.Dict().tag(sync=True)   # ("keys" is ipywidgets' own attribute)
+    shortcuts = traitlets.Dict().tag(sync=True)  # ("keys" is ipywidgets' own attribute)
     view = traitlets.Dict().tag(sync=True)
     table = traitlets.Dict().tag(sync=True)
     media = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, handler: Optional[Callable[[Dict[str, Any]], None]] = None,
-                 **kwargs) -> None:
+    def __init__(self, handler: Callable[[dict[str, Any]], None] | None = None, **kwargs) -> None:
         kwargs.setdefault("shortcuts", {"actions": list(KEYS), "help": [list(k) for k in KEY_MAP]})
         super().__init__(**kwargs)
         self._handler = handler
@@ -54,7 +54,7 @@ class ExplorerWidget(anywidget.AnyWidget):
         if isinstance(content, dict):
             self.receive(content)
 
-    def receive(self, content: Dict[str, Any]) -> None:
+    def receive(self, content: dict[str, Any]) -> None:
         """Handle one action as the browser sends it (what a click or a key press does)."""
         if self._handler is not None:
             self._handler(dict(content))

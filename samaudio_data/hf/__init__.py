@@ -22,5 +22,13 @@ from ._map import Isolate, isolate
 from ._prefetch import PrefetchReport, prefetch
 from ._values import encode_value, read_value
 
-__all__ = ["Isolate", "PrefetchReport", "audio_folder", "encode_value", "estimate_cost",
-           "isolate", "prefetch", "read_value"]
+__all__ = [
+    "Isolate",
+    "PrefetchReport",
+    "audio_folder",
+    "encode_value",
+    "estimate_cost",
+    "isolate",
+    "prefetch",
+    "read_value",
+]

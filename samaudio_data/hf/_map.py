@@ -67,19 +67,18 @@ import os
 import sys
 import warnings
 from types import FrameType
-from typing import Any, Dict, List, Optional, cast
+from typing import Any, cast
 
 import numpy as np
 
-from .. import errors
-from .._version import __version__
+from .. import _settings, errors
 from .._client import Client
 from .._models import Budget, Separation
-from .. import _settings
-from ._prompts import BatchRow, Prompts, Stem, row_names
-from ._values import SharedClip, encode_value, read_column
+from .._version import __version__
 from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
 from . import _triage
+from ._prompts import BatchRow, Prompts, Stem, row_names
+from ._values import SharedClip, encode_value, read_column
 
 ON_ERROR = ("raise", "skip", "keep_original")
 
@@ -87,35 +86,47 @@ ON_ERROR = ("raise", "skip", "keep_original")
 class Isolate:
     """The callable returned by :func:`isolate`; see there."""
 
-    def __init__(self, description: Any, *, column: str = "audio",
-                 output_column: str = "isolated", keep: Any = "target",
-                 on_error: str = "raise", max_cost: Optional[float] = None,
-                 client: Optional[Client] = None, sample_dtype: Optional[str] = None,
-                 on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
-                 budget_ledger: Optional[str] = None, **endpoint_params) -> None:
-        if sample_dtype is not None and not (isinstance(sample_dtype, str) and sample_dtype
-                                             in ("int8", "int16", "int32", "uint8")):
+    def __init__(
+        self,
+        description: Any,
+        *,
+        column: str = "audio",
+        output_column: str = "isolated",
+        keep: Any = "target",
+        on_error: str = "raise",
+        max_cost: float | None = None,
+        client: Client | None = None,
+        sample_dtype: str | None = None,
+        on_doubt: str = "keep",
+        rerank_candidates: int = _triage.RERANK_CANDIDATES,
+        budget_ledger: str | None = None,
+        **endpoint_params,
+    ) -> None:
+        if sample_dtype is not None and not (
+            isinstance(sample_dtype, str) and sample_dtype in ("int8", "int16", "int32", "uint8")
+        ):
             raise errors.InvalidRequestError(
-                f"sample_dtype must be 'int8', 'int16', 'int32' or 'uint8', got "
-                f"{sample_dtype!r}.")
+                f"sample_dtype must be 'int8', 'int16', 'int32' or 'uint8', got {sample_dtype!r}."
+            )
         self.sample_dtype = sample_dtype
         _settings.check_choice("on_error", on_error, ON_ERROR)
         if max_cost is not None and not (isinstance(max_cost, (int, float)) and max_cost >= 0):
             raise errors.InvalidRequestError(
-                f"max_cost must be a number of dollars >= 0, got {max_cost!r}.")
-        prompts = Prompts(description, output_column=output_column, keep=keep,
-                          params=endpoint_params)
+                f"max_cost must be a number of dollars >= 0, got {max_cost!r}."
+            )
+        prompts = Prompts(
+            description, output_column=output_column, keep=keep, params=endpoint_params
+        )
         # what the fingerprint sees: a constant as checked (as before templates existed),
         # a template, callable or dict of stems as given
         only = prompts.stems[0].description
-        self.description = only.value if len(prompts.stems) == 1 and only.constant \
-            else description
-        self.params = {n: (v.value if v.constant else v.spec) for n, v in
-                       prompts.options.items()}
+        self.description = only.value if len(prompts.stems) == 1 and only.constant else description
+        self.params = {n: (v.value if v.constant else v.spec) for n, v in prompts.options.items()}
         self.params.update(prompts.fixed)
         own = prompts.options.get("reranking_candidates")
         self.on_doubt, self.rerank_candidates = _triage.check_policy(
-            on_doubt, rerank_candidates, own.value if own is not None and own.constant else None)
+            on_doubt, rerank_candidates, own.value if own is not None and own.constant else None
+        )
         self.column = column
         self.output_column = output_column
         self.keep = keep
@@ -129,7 +140,7 @@ class Isolate:
         # what the answers depend on: part of the datasets fingerprint, so a map run against
         # one endpoint (a local stand-in, say) is never reused for another
         self.endpoint = client.identity if client is not None else _settings.endpoint(None)
-        self._budget: Optional[Budget] = None
+        self._budget: Budget | None = None
         self._hinted = False
         self._batches = 0
 
@@ -138,13 +149,22 @@ class Isolate:
     def __getstate__(self) -> dict:
         # datasets hashes this for the map fingerprint: configuration only (the client
         # pickles its own configuration, never the key or its connections)
-        return {"description": self.description, "column": self.column,
-                "output_column": self.output_column, "keep": self.keep,
-                "on_error": self.on_error, "max_cost": self.max_cost, "params": self.params,
-                "client": self._client, "endpoint": self.endpoint,
-                "sample_dtype": self.sample_dtype, "version": __version__,
-                "on_doubt": self.on_doubt, "rerank_candidates": self.rerank_candidates,
-                **({"budget_ledger": self.budget_ledger} if self.budget_ledger else {})}
+        return {
+            "description": self.description,
+            "column": self.column,
+            "output_column": self.output_column,
+            "keep": self.keep,
+            "on_error": self.on_error,
+            "max_cost": self.max_cost,
+            "params": self.params,
+            "client": self._client,
+            "endpoint": self.endpoint,
+            "sample_dtype": self.sample_dtype,
+            "version": __version__,
+            "on_doubt": self.on_doubt,
+            "rerank_candidates": self.rerank_candidates,
+            **({"budget_ledger": self.budget_ledger} if self.budget_ledger else {}),
+        }
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
@@ -155,17 +175,20 @@ class Isolate:
         self._client = state.pop("client")
         state.setdefault("budget_ledger", None)
         self.__dict__.update(state)
-        self.prompts = Prompts(self.description, output_column=self.output_column,
-                               keep=self.keep, params=self.params)
+        self.prompts = Prompts(
+            self.description, output_column=self.output_column, keep=self.keep, params=self.params
+        )
         self._budget = None
         self._hinted = False
         self._batches = 0
 
     def __repr__(self) -> str:
-        return (f"isolate({self.description!r}, column={self.column!r}, "
-                f"output_column={self.output_column!r}, keep={self.keep!r}, "
-                f"on_error={self.on_error!r}, max_cost={self.max_cost!r}, "
-                f"on_doubt={self.on_doubt!r}, params={self.params})")
+        return (
+            f"isolate({self.description!r}, column={self.column!r}, "
+            f"output_column={self.output_column!r}, keep={self.keep!r}, "
+            f"on_error={self.on_error!r}, max_cost={self.max_cost!r}, "
+            f"on_doubt={self.on_doubt!r}, params={self.params})"
+        )
 
     @property
     def client(self) -> Client:
@@ -175,16 +198,16 @@ class Isolate:
         return self._client
 
     @property
-    def output_columns(self) -> List[str]:
+    def output_columns(self) -> list[str]:
         """Names of the columns this map adds (one set per stem)."""
         return [c for stem in self.prompts.stems for c in stem.columns]
 
     @property
-    def audio_columns(self) -> List[str]:
+    def audio_columns(self) -> list[str]:
         """The audio columns this map adds: cast them with ``Audio()``."""
         return [c for stem in self.prompts.stems for c in stem.audio_columns]
 
-    def budget(self) -> Optional[Budget]:
+    def budget(self) -> Budget | None:
         """The shared ``max_cost`` budget: one per (this map's settings, Python session)."""
         if self.max_cost is None:
             return None
@@ -197,13 +220,14 @@ class Isolate:
 
     # --- the map function ---------------------------------------------------------------
 
-    def __call__(self, examples: Dict[str, Any], indices: Any = None, *rank) -> Dict[str, Any]:
+    def __call__(self, examples: dict[str, Any], indices: Any = None, *rank) -> dict[str, Any]:
         # map(..., with_indices=True) passes the rows' indices (named in errors); a rank
         # (with_rank=True) comes after them and is not needed
         if self.column not in examples:
             raise errors.InvalidRequestError(
                 f"the dataset has no column {self.column!r} (it has {list(examples)}); pass "
-                "column= naming the audio column.")
+                "column= naming the audio column."
+            )
         self.prompts.check_columns(list(examples.keys()))  # before anything is sent
         values = read_column(examples, self.column)  # datasets decodes it here, lazily
         batched = isinstance(values, list)
@@ -230,7 +254,8 @@ class Isolate:
             "one call's latency (~12.6 s on the real endpoint) per row, whatever the account's "
             "limit. Pass batched=True with batch_size >= 9 x latency x rate (e.g. "
             "ds.map(fn, batched=True, batch_size=128), also for an IterableDataset), or run "
-            "samaudio_data.prefetch(ds, fn) first: it sends every row at the limit.")
+            "samaudio_data.prefetch(ds, fn) first: it sends every row at the limit."
+        )
 
     def _hint_batch_size(self, rows: int, calls_per_row: int = 1) -> None:
         """Once: say so when batches this small leave the account idle > 10 % of the time.
@@ -262,18 +287,21 @@ class Isolate:
                 f"(each waits ~{latency:.1f} s, the latency observed so far, for its slowest "
                 f"answer at {rate:.0f} requests/min). Use batch_size >= {best} (9 x latency x "
                 "rate: idle under 10 %), or run samaudio_data.prefetch(ds, fn) before the "
-                "map: it sends every row at the limit whatever the batch size.")
+                "map: it sends every row at the limit whatever the batch size."
+            )
 
-    def _process(self, values: List[Any], rows: List[Any],
-                 names: List[str]) -> Dict[str, List[Any]]:
+    def _process(
+        self, values: list[Any], rows: list[Any], names: list[str]
+    ) -> dict[str, list[Any]]:
         stems = self.prompts.stems
         # every row's requests (description and options from the row) before any is sent
-        asks = [self.prompts.resolve(row, name) for row, name in zip(rows, names)]
+        asks = [self.prompts.resolve(row, name) for row, name in zip(rows, names, strict=True)]
         if self.on_error == "raise":
             for i, v in enumerate(values):  # a missing clip stops the batch before any request
                 if v is None:
                     raise errors.InvalidAudioError(
-                        f"{names[i]} has no audio (None); use on_error='skip' to keep going.")
+                        f"{names[i]} has no audio (None); use on_error='skip' to keep going."
+                    )
                 bad = next((a for a in asks[i] if isinstance(a, BaseException)), None)
                 if bad is not None:
                     raise bad
@@ -281,7 +309,7 @@ class Isolate:
         budget = self.budget()
         clips = [SharedClip(v, uses=len(stems), dtype=self.sample_dtype) for v in values]
 
-        def work(task) -> Dict[str, Any]:
+        def work(task) -> dict[str, Any]:
             # one call start to finish in a worker thread: decoding, encoding and the output
             # row overlap with other calls instead of waiting for the whole batch; a row's
             # stems are separate tasks of the same pool, sent together at the limit
@@ -293,9 +321,15 @@ class Isolate:
                 if isinstance(ask, BaseException):
                     raise ask
                 # a silent input is answered locally; a doubtful answer reranked if asked
-                res = _triage.separate(client, orig, description, ask[1], budget=budget,
-                                       on_doubt=self.on_doubt,
-                                       rerank_candidates=self.rerank_candidates)
+                res = _triage.separate(
+                    client,
+                    orig,
+                    description,
+                    ask[1],
+                    budget=budget,
+                    on_doubt=self.on_doubt,
+                    rerank_candidates=self.rerank_candidates,
+                )
                 return self._row(stems[s], description, res, orig)
             except errors.STOPS:
                 raise
@@ -306,15 +340,15 @@ class Isolate:
 
         tasks = [(i, s) for i in range(len(values)) for s in range(len(stems))]
         results = client.map(work, tasks, progress=False)
-        out: Dict[str, List[Any]] = {}
+        out: dict[str, list[Any]] = {}
         for s, stem in enumerate(stems):
-            mine = results[s::len(stems)]
+            mine = results[s :: len(stems)]
             out.update({c: [r[c] for r in mine] for c in stem.columns})
         return out
 
-    def _row(self, stem: Stem, description: str, res: Any, orig) -> Dict[str, Any]:
+    def _row(self, stem: Stem, description: str, res: Any, orig) -> dict[str, Any]:
         out = stem.output_column
-        row: Dict[str, Any] = {}
+        row: dict[str, Any] = {}
         if isinstance(res, Separation):
             kept = res.residual if stem.keep == "residual" else res.target
             if self.on_doubt == "skip" and res.flag:  # nothing doubtful reaches the column
@@ -324,36 +358,48 @@ class Isolate:
                 row[f"{out}_residual"] = encode_value(res.residual, res.sr)
             row.update({f"{out}_flag": res.flag, f"{out}_quality": res.quality})
             sig = cleaning_signals(res.target + res.residual, res.target, res.residual, res.sr)
-            row.update({f"{out}_cost": res.cost, f"{out}_seconds": res.seconds,
-                        f"{out}_cached": res.cached, f"{out}_error": ""})
+            row.update(
+                {
+                    f"{out}_cost": res.cost,
+                    f"{out}_seconds": res.seconds,
+                    f"{out}_cached": res.cached,
+                    f"{out}_error": "",
+                }
+            )
         else:
             try:  # a failed row keeps its length and rate when they are usable
                 sr = check_sample_rate(orig[1]) if orig else 16000
             except errors.InvalidAudioError:
                 sr, orig = 16000, None
-            silence = encode_value(np.zeros(np.shape(orig[0])[-1] if orig else 1, np.float32),
-                                   sr)
+            silence = encode_value(np.zeros(np.shape(orig[0])[-1] if orig else 1, np.float32), sr)
             keep_original = self.on_error == "keep_original" and orig is not None
             row[out] = encode_value(*orig) if keep_original else silence
             if stem.keep == "both":
                 row[f"{out}_residual"] = silence
             sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
-            row.update({f"{out}_cost": 0.0, f"{out}_seconds": 0.0, f"{out}_cached": False,
-                        f"{out}_error": f"{type(res).__name__}: {res}",
-                        f"{out}_flag": "error", f"{out}_quality": 0.0})
+            row.update(
+                {
+                    f"{out}_cost": 0.0,
+                    f"{out}_seconds": 0.0,
+                    f"{out}_cached": False,
+                    f"{out}_error": f"{type(res).__name__}: {res}",
+                    f"{out}_flag": "error",
+                    f"{out}_quality": 0.0,
+                }
+            )
         # as sent; a description the client refused for holding its key never gets written
         row[f"{out}_description"] = self.client.redact(description)
         row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
         return row
 
 
-def _rows_being_mapped() -> Optional[int]:
+def _rows_being_mapped() -> int | None:
     """The number of rows of the ``Dataset`` (or ``num_proc`` shard) that ``datasets`` is
     mapping this function over, found on the call stack; None when it cannot be told (an
     ``IterableDataset``, or a ``datasets`` that names things otherwise)."""
     import datasets
 
-    frame: Optional[FrameType] = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename.startswith(_DATASETS_DIR):
             shard = frame.f_locals.get("shard")
@@ -366,7 +412,7 @@ def _rows_being_mapped() -> Optional[int]:
 def _warn_at_user(message: str) -> None:
     """``RuntimeWarning`` pointing at the first caller outside samaudio_data and datasets
     (the user's ``ds.map(...)`` line), as ``skip_file_prefixes`` does on Python 3.12+."""
-    level, frame = 1, cast(Optional[FrameType], sys._getframe(0))
+    level, frame = 1, cast(FrameType | None, sys._getframe(0))
     while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_DIRS):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, RuntimeWarning, stacklevel=level if frame is not None else 2)
@@ -380,8 +426,9 @@ def _package_dir(name: str) -> str:
 
 
 _DATASETS_DIR = _package_dir("datasets")
-_SKIPPED_DIRS = tuple(_package_dir(n) for n in ("samaudio_data", "datasets", "multiprocess",
-                                                 "dill"))
+_SKIPPED_DIRS = tuple(
+    _package_dir(n) for n in ("samaudio_data", "datasets", "multiprocess", "dill")
+)
 
 
 def _session_id() -> str:
@@ -401,11 +448,20 @@ def _session_id() -> str:
     return f"{pid}-{start}"
 
 
-def isolate(description: Any, *, column: str = "audio", output_column: str = "isolated",
-            keep: Any = "target", on_error: str = "raise", max_cost: Optional[float] = None,
-            client: Optional[Client] = None, sample_dtype: Optional[str] = None,
-            on_doubt: str = "keep", rerank_candidates: int = _triage.RERANK_CANDIDATES,
-            **endpoint_params) -> Isolate:
+def isolate(
+    description: Any,
+    *,
+    column: str = "audio",
+    output_column: str = "isolated",
+    keep: Any = "target",
+    on_error: str = "raise",
+    max_cost: float | None = None,
+    client: Client | None = None,
+    sample_dtype: str | None = None,
+    on_doubt: str = "keep",
+    rerank_candidates: int = _triage.RERANK_CANDIDATES,
+    **endpoint_params,
+) -> Isolate:
     """A ``.map`` function that isolates ``description`` in an audio column.
 
     Parameters
@@ -460,7 +516,16 @@ def isolate(description: Any, *, column: str = "audio", output_column: str = "is
     >>> stems.audio_columns
     ['voice', 'bgm', 'bgm_residual']
     """
-    return Isolate(description, column=column, output_column=output_column, keep=keep,
-                   on_error=on_error, max_cost=max_cost, client=client,
-                   sample_dtype=sample_dtype, on_doubt=on_doubt,
-                   rerank_candidates=rerank_candidates, **endpoint_params)
+    return Isolate(
+        description,
+        column=column,
+        output_column=output_column,
+        keep=keep,
+        on_error=on_error,
+        max_cost=max_cost,
+        client=client,
+        sample_dtype=sample_dtype,
+        on_doubt=on_doubt,
+        rerank_candidates=rerank_candidates,
+        **endpoint_params,
+    )

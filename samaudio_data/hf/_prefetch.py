@@ -29,7 +29,7 @@ Example
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from .. import errors
 from .._models import plural
@@ -50,16 +50,17 @@ class PrefetchReport:
     rows: int = 0
     paid: int = 0
     cached: int = 0
-    failed: List[Tuple[int, str]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
     calls: int = 0
     silent: int = 0
-    done: Dict[Tuple[int, str], Tuple[float, float, bool]] = field(default_factory=dict,
-                                                                   repr=False)
+    done: dict[tuple[int, str], tuple[float, float, bool]] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
         calls = "" if self.calls == self.rows else f" ({plural(self.calls, 'call')})"
-        text = (f"{plural(self.rows, 'row')}{calls}: {self.paid} paid, {self.cached} already "
-                f"cached, {len(self.failed)} failed")
+        text = (
+            f"{plural(self.rows, 'row')}{calls}: {self.paid} paid, {self.cached} already "
+            f"cached, {len(self.failed)} failed"
+        )
         if self.silent:
             text += f", {self.silent} silent (free)"
         return text
@@ -78,25 +79,33 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
     """
     if not isinstance(fn, Isolate):
         raise errors.InvalidRequestError("prefetch needs the result of isolate(...).")
-    fn.sample_dtype = fn.sample_dtype or declared_dtype(getattr(dataset, "features", None),
-                                                        fn.column)
+    fn.sample_dtype = fn.sample_dtype or declared_dtype(
+        getattr(dataset, "features", None), fn.column
+    )
     client, budget = fn.client, fn.budget()
     report = PrefetchReport()
 
-    def work(item: Tuple[int, SharedClip, Any, str]):
+    def work(item: tuple[int, SharedClip, Any, str]):
         _, clip, ask, _ = item
         for failed in (clip, ask):
             if isinstance(failed, BaseException):
                 raise failed
         # as the map will: silent rows are not sent, doubtful ones reranked if asked
-        return _triage.separate(client, clip.read(), ask[0], ask[1], budget=budget,
-                                on_doubt=fn.on_doubt, rerank_candidates=fn.rerank_candidates)
+        return _triage.separate(
+            client,
+            clip.read(),
+            ask[0],
+            ask[1],
+            budget=budget,
+            on_doubt=fn.on_doubt,
+            rerank_candidates=fn.rerank_candidates,
+        )
 
     def calls():
         for row, value, columns in dataset_rows(dataset, fn.column, fn.prompts):
             report.rows += 1
             if isinstance(value, BaseException):  # every stem's call fails, as in the map
-                asks: List[Any] = [value] * len(fn.prompts.stems)
+                asks: list[Any] = [value] * len(fn.prompts.stems)
             else:
                 asks = fn.prompts.resolve(columns, "")
                 value = SharedClip(value, uses=len(asks), dtype=fn.sample_dtype)
@@ -108,15 +117,19 @@ def prefetch(dataset, fn: Isolate, *, progress: bool = True) -> PrefetchReport:
         total = len(dataset) * len(fn.prompts.stems)
     except TypeError:  # an IterableDataset: no end known
         total = None
-    for (row, _, _, stem), result in client.stream(work, calls(), progress=progress,
-                                                   total=total,
-                                                   desc=f"caching {fn.prompts.describe()}"):
+    for (row, _, _, stem), result in client.stream(
+        work, calls(), progress=progress, total=total, desc=f"caching {fn.prompts.describe()}"
+    ):
         if isinstance(result, errors.SamAudioError):
             report.failed.append((row, result.message))
             continue
         report.done[(row, stem)] = (result.cost, result.seconds, result.cached)
-        if result.cost == 0.0 and not result.cached and result.attempts == 0 \
-                and result.flag == "absent:silent_input":
+        if (
+            result.cost == 0.0
+            and not result.cached
+            and result.attempts == 0
+            and result.flag == "absent:silent_input"
+        ):
             report.silent += 1
         elif result.cached:
             report.cached += 1

@@ -5,8 +5,9 @@ kept, asked again with more reranking candidates, or skipped.
 :data:`~samaudio_data.audio.SILENT_INPUT_DBFS`) is answered here with silence and the flag
 ``absent:silent_input``, without a request; any other row is sent, and with
 ``on_doubt="rerank"`` a flagged answer (but ``absent``: the sound is not in the clip) is
-asked for once more with ``rerank_candidates`` reranking candidates (paid within the budget, cached like any call) and the answer with the
-better verdict is kept, its cost the sum of both.
+asked for once more with ``rerank_candidates`` reranking candidates (paid within the budget,
+cached like any call) and the answer with the better verdict is kept, its cost the sum of
+both.
 
 Example
 -------

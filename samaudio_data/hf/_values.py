@@ -33,17 +33,18 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
-from ..audio import decode_audio, encode_wav
 from .. import errors
+from ..audio import decode_audio, encode_wav
 from ..errors import InvalidAudioError, ResponseDecodeError
 
 
-def declared_dtype(features: Any, column: str) -> Optional[str]:
+def declared_dtype(features: Any, column: str) -> str | None:
     """The integer sample type a dataset declares for ``column``'s ``array`` (else None).
 
     >>> import datasets
@@ -60,7 +61,7 @@ def declared_dtype(features: Any, column: str) -> Optional[str]:
     return dtype if isinstance(dtype, str) and dtype.startswith(("int", "uint")) else None
 
 
-def read_value(value: Any, *, dtype: Optional[str] = None) -> Tuple[np.ndarray, int]:
+def read_value(value: Any, *, dtype: str | None = None) -> tuple[np.ndarray, int]:
     """Decode one audio-column value to ``(channels, n)`` samples and its sample rate.
 
     Decoded audio comes back as float32; a 3.x-style ``{"array", "sampling_rate"}`` dict
@@ -86,8 +87,9 @@ def read_value(value: Any, *, dtype: Optional[str] = None) -> Tuple[np.ndarray, 
                 "or read the column with Audio(decode=False) to decode it with soundfile."
             ) from exc
         y = samples.data.detach().cpu().numpy()
-        return np.ascontiguousarray(y, dtype=np.float32).reshape(-1, y.shape[-1]), \
-            int(samples.sample_rate)
+        return np.ascontiguousarray(y, dtype=np.float32).reshape(-1, y.shape[-1]), int(
+            samples.sample_rate
+        )
     if isinstance(value, dict):
         if value.get("array") is not None:
             # samples and rate as stored: integer PCM is scaled and the rate validated by
@@ -103,15 +105,17 @@ def read_value(value: Any, *, dtype: Optional[str] = None) -> Tuple[np.ndarray, 
             if not os.path.isfile(path):
                 raise InvalidAudioError(
                     f"audio path {path!r} does not exist here and the row has no bytes; "
-                    "load the dataset with its files or keep the bytes.")
+                    "load the dataset with its files or keep the bytes."
+                )
             with open(path, "rb") as fh:
                 return _decode_bytes(fh.read(), path)
         raise InvalidAudioError("audio dict has neither 'array', 'bytes' nor 'path'.")
     raise InvalidAudioError(
-        f"cannot read audio from a {type(value).__name__}; expected an Audio column value.")
+        f"cannot read audio from a {type(value).__name__}; expected an Audio column value."
+    )
 
 
-def _samples(raw: Any, dtype: Optional[str]) -> np.ndarray:
+def _samples(raw: Any, dtype: str | None) -> np.ndarray:
     """An ``array`` value as samples, integer widths resolved (see :func:`read_value`)."""
     y = np.asarray(raw)
     if y.dtype.kind not in "iu" or (isinstance(raw, np.ndarray) and y.dtype.itemsize < 8):
@@ -121,44 +125,55 @@ def _samples(raw: Any, dtype: Optional[str]) -> np.ndarray:
         raise InvalidAudioError(
             f"this row's 'array' holds integers as {held}: their sample width (int16? "
             "int32?) is unknown, and read as 64-bit PCM they would be silence. Declare it: "
-            "isolate(..., sample_dtype='int16'), or give the column float samples.")
+            "isolate(..., sample_dtype='int16'), or give the column float samples."
+        )
     target = np.dtype(dtype)
     info = np.iinfo(target)
     if y.size and (y.min() < info.min or y.max() > info.max):
         raise InvalidAudioError(
             f"this row's samples do not fit the declared {dtype} (they reach "
-            f"{int(y.min())}..{int(y.max())}); check sample_dtype= or the dataset's features.")
+            f"{int(y.min())}..{int(y.max())}); check sample_dtype= or the dataset's features."
+        )
     return y.astype(target)
 
 
-def _decode_bytes(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
+def _decode_bytes(data: bytes, path: Any) -> tuple[np.ndarray, int]:
     """Decode a file's bytes: soundfile first (WAV, FLAC, MP3, OGG, AIFF, ...), then
     ``librosa.load`` for what soundfile cannot read (through audioread and whatever decoder
     it finds, e.g. ffmpeg for M4A/AAC/WMA). No torch either way."""
     name = repr(os.path.basename(path)) if path else "this row's audio"
     if not data:
-        raise InvalidAudioError(f"{name} is empty (0 bytes): it holds no audio; remove or "
-                                "replace the file.")
+        raise InvalidAudioError(
+            f"{name} is empty (0 bytes): it holds no audio; remove or replace the file."
+        )
     try:
         return decode_audio(data)
     except ResponseDecodeError as exc:
         if "decodes to 0 samples" in exc.message:  # a valid header over no samples
-            raise InvalidAudioError(f"{name} holds 0 samples: an empty recording; remove or "
-                                    "replace the file.") from None
+            raise InvalidAudioError(
+                f"{name} holds 0 samples: an empty recording; remove or replace the file."
+            ) from None
         first = _soundfile_reason(exc)
     try:
         return _librosa_load(data, path)
     except Exception as exc:  # noqa: BLE001 - audioread and its backends raise many kinds
-        second = ("no decoder for this format: audioread found no backend such as ffmpeg"
-                  if type(exc).__name__ == "NoBackendError" else _first_line(exc))
+        second = (
+            "no decoder for this format: audioread found no backend such as ffmpeg"
+            if type(exc).__name__ == "NoBackendError"
+            else _first_line(exc)
+        )
     import importlib.util
 
     # where torchcodec is installed, datasets' own decoder (FFmpeg) is one more way out
-    other = (", or let datasets decode the column (Audio(decode=True), with torchcodec)"
-             if importlib.util.find_spec("torchcodec") is not None else "")
+    other = (
+        ", or let datasets decode the column (Audio(decode=True), with torchcodec)"
+        if importlib.util.find_spec("torchcodec") is not None
+        else ""
+    )
     raise InvalidAudioError(
         f"cannot read {name}: neither soundfile ({first}) nor librosa ({second}) decodes it "
-        f"as audio; check the file, or convert it to WAV or FLAC{other}.") from None
+        f"as audio; check the file, or convert it to WAV or FLAC{other}."
+    ) from None
 
 
 def _soundfile_reason(exc: ResponseDecodeError) -> str:
@@ -167,7 +182,7 @@ def _soundfile_reason(exc: ResponseDecodeError) -> str:
     return re.sub(r"^Error opening .*?: (?=[A-Z])", "", text.strip().splitlines()[0]).rstrip(". ")
 
 
-def _librosa_load(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
+def _librosa_load(data: bytes, path: Any) -> tuple[np.ndarray, int]:
     """``librosa.load`` at the file's own rate and channels, as ``(channels, n)``."""
     import tempfile
     import warnings
@@ -189,7 +204,7 @@ def _librosa_load(data: bytes, path: Any) -> Tuple[np.ndarray, int]:
     return np.ascontiguousarray(y[np.newaxis] if y.ndim == 1 else y), int(sr)
 
 
-def decoding_unavailable(column: str, exc: BaseException) -> Optional[InvalidAudioError]:
+def decoding_unavailable(column: str, exc: BaseException) -> InvalidAudioError | None:
     """Our error for ``exc`` if it says that ``datasets`` cannot decode audio here, else None.
 
     ``datasets`` >= 4 raises ``ImportError`` without torchcodec (or torch), and torchcodec a
@@ -208,8 +223,9 @@ def decoding_unavailable(column: str, exc: BaseException) -> Optional[InvalidAud
         missing = (exc.name or "").split(".")[0] in ("torch", "torchcodec")
         if not (missing or "torchcodec" in text):
             return None
-    elif not (isinstance(exc, (RuntimeError, OSError))
-              and ("libtorchcodec" in text or "ffmpeg" in text)):
+    elif not (
+        isinstance(exc, (RuntimeError, OSError)) and ("libtorchcodec" in text or "ffmpeg" in text)
+    ):
         return None
     return InvalidAudioError(
         f"cannot decode the Audio column {column!r}: datasets decodes audio with torchcodec, "
@@ -218,7 +234,8 @@ def decoding_unavailable(column: str, exc: BaseException) -> Optional[InvalidAud
         "pip install torch==2.13.0 'torchcodec<0.14') plus FFmpeg's shared libraries "
         "(versions 4 to 8); or skip datasets' decoding, which samaudio_data does not need: "
         f"ds = ds.cast_column({column!r}, datasets.Audio(decode=False)) (read with "
-        "soundfile: WAV, FLAC, MP3, OGG).")
+        "soundfile: WAV, FLAC, MP3, OGG)."
+    )
 
 
 @contextmanager
@@ -273,7 +290,7 @@ def encode_value(y: np.ndarray, sr: int) -> dict:
     return {"bytes": encode_wav(y, sr, subtype="FLOAT"), "path": None}
 
 
-def dataset_rows(dataset, column: str, prompts: Any = None) -> Iterator[Tuple[int, Any, Any]]:
+def dataset_rows(dataset, column: str, prompts: Any = None) -> Iterator[tuple[int, Any, Any]]:
     """``(row, value, columns)`` of every row: the audio column's value and the columns a
     map's :class:`~samaudio_data.hf._prompts.Prompts` read (all of them for a callable).
 
@@ -287,7 +304,8 @@ def dataset_rows(dataset, column: str, prompts: Any = None) -> Iterator[Tuple[in
     if column not in (names or [column]):
         raise errors.InvalidRequestError(
             f"the dataset has no column {column!r} (it has {dataset.column_names}); pass "
-            "column= naming the audio column.")
+            "column= naming the audio column."
+        )
     if prompts is not None and names:
         prompts.check_columns(names)
     if prompts is None or not names:
@@ -296,8 +314,11 @@ def dataset_rows(dataset, column: str, prompts: Any = None) -> Iterator[Tuple[in
         needed = list(names)
     else:
         needed = list(dict.fromkeys([column] + prompts.columns))
-    if hasattr(dataset, "select_columns") and hasattr(dataset, "__getitem__") \
-            and hasattr(dataset, "__len__"):
+    if (
+        hasattr(dataset, "select_columns")
+        and hasattr(dataset, "__getitem__")
+        and hasattr(dataset, "__len__")
+    ):
         only = dataset.select_columns(needed)
         for i in range(len(only)):
             try:
@@ -308,7 +329,8 @@ def dataset_rows(dataset, column: str, prompts: Any = None) -> Iterator[Tuple[in
                 if unavailable is not None:  # no decoder at all: every row would fail
                     raise unavailable from exc
                 value = errors.InvalidAudioError(
-                    f"cannot decode this row's audio ({type(exc).__name__}: {exc})")
+                    f"cannot decode this row's audio ({type(exc).__name__}: {exc})"
+                )
                 value.__cause__ = exc
                 row = {}  # the row is unusable: its audio is its error
             yield i, value, row
@@ -329,12 +351,12 @@ class SharedClip:
     ((1, 8), 8000)
     """
 
-    def __init__(self, value: Any, uses: int, dtype: Optional[str] = None) -> None:
+    def __init__(self, value: Any, uses: int, dtype: str | None = None) -> None:
         self._value, self._uses, self._dtype = value, uses, dtype
         self._lock = threading.Lock()
         self._read: Any = None
 
-    def read(self) -> Tuple[np.ndarray, int]:
+    def read(self) -> tuple[np.ndarray, int]:
         with self._lock:
             if self._read is None:
                 try:

@@ -77,9 +77,19 @@ True
 from ._cli import serve_main
 from ._clock import Clock, FakeClock
 from ._endpoint import LocalEndpoint
-from ._process import EndpointProcess
 from ._model import FRAME, MODEL_SR, choose_transform, separate
+from ._process import EndpointProcess
 from ._protocol import UploadInfo
 
-__all__ = ["FRAME", "MODEL_SR", "Clock", "EndpointProcess", "FakeClock", "LocalEndpoint",
-           "UploadInfo", "choose_transform", "separate", "serve_main"]
+__all__ = [
+    "FRAME",
+    "MODEL_SR",
+    "Clock",
+    "EndpointProcess",
+    "FakeClock",
+    "LocalEndpoint",
+    "UploadInfo",
+    "choose_transform",
+    "separate",
+    "serve_main",
+]

@@ -31,7 +31,8 @@ import email.utils
 import math
 import threading
 import time
-from typing import Callable, Dict, Iterable, NamedTuple, Optional
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from ..errors import InvalidRequestError
 from ._protocol import Reply, json_doc, json_reply
@@ -40,7 +41,7 @@ UNLIMITED_CREDITS_REPORTED = 1e6
 """What ``get-user-credits`` reports for a key with unlimited (None) credits."""
 
 
-def retry_after_value(wait: float, mode) -> Optional[str]:
+def retry_after_value(wait: float, mode) -> str | None:
     """The ``Retry-After`` header for a computed ``wait`` in seconds, or None for none.
 
     ``mode``: True (whole seconds, at least 1, as HTTP says), False/None (no header),
@@ -64,23 +65,29 @@ def retry_after_value(wait: float, mode) -> Optional[str]:
 class RateLimit(NamedTuple):
     """A rate-limit setting: ``per_window`` requests per ``window`` s; ``burst``: token bucket."""
 
-    per_window: Optional[int] = None
+    per_window: int | None = None
     window: float = 60.0
-    burst: Optional[int] = None
+    burst: int | None = None
 
     def check(self) -> None:
         """Raise InvalidRequestError for impossible values."""
         per, burst = self.per_window, self.burst
         if per is not None and (isinstance(per, bool) or not isinstance(per, int) or per < 1):
             raise InvalidRequestError(
-                f"rate_limit_per_minute must be an integer >= 1 or None (no limit), got {per!r}.")
-        if isinstance(self.window, bool) or not isinstance(self.window, (int, float)) \
-                or not self.window > 0:
+                f"rate_limit_per_minute must be an integer >= 1 or None (no limit), got {per!r}."
+            )
+        if (
+            isinstance(self.window, bool)
+            or not isinstance(self.window, (int, float))
+            or not self.window > 0
+        ):
             raise InvalidRequestError(f"rate_window must be > 0 seconds, got {self.window!r}.")
-        if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int)
-                                  or burst < 1):
-            raise InvalidRequestError(f"rate_limit_burst must be an integer >= 1 or None "
-                                      f"(sliding window), got {burst!r}.")
+        if burst is not None and (
+            isinstance(burst, bool) or not isinstance(burst, int) or burst < 1
+        ):
+            raise InvalidRequestError(
+                f"rate_limit_burst must be an integer >= 1 or None (sliding window), got {burst!r}."
+            )
 
     def describe(self) -> str:
         """The limit in words, for 429 messages."""
@@ -88,8 +95,10 @@ class RateLimit(NamedTuple):
             return "no limit"
         if self.burst is None:
             return f"{self.per_window} requests per {self.window:g} s"
-        return (f"{self.per_window / self.window:g} requests/s (burst {self.burst}, "
-                f"{self.per_window} per {self.window:g} s)")
+        return (
+            f"{self.per_window / self.window:g} requests/s (burst {self.burst}, "
+            f"{self.per_window} per {self.window:g} s)"
+        )
 
 
 class RateLimiter:
@@ -98,10 +107,10 @@ class RateLimiter:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._lock = threading.Lock()
-        self._windows: Dict[str, collections.deque] = {}
-        self._buckets: Dict[str, list] = {}  # key -> [tokens, last refill time]
+        self._windows: dict[str, collections.deque] = {}
+        self._buckets: dict[str, list] = {}  # key -> [tokens, last refill time]
 
-    def take(self, key: str, limit: RateLimit, now: Optional[float] = None) -> Optional[float]:
+    def take(self, key: str, limit: RateLimit, now: float | None = None) -> float | None:
         """Take a slot for ``key`` for a request that arrived at ``now`` (this limiter's
         clock; default: now): None if allowed, else the seconds until one frees."""
         per_window = limit.per_window
@@ -119,7 +128,7 @@ class RateLimiter:
             bisect.insort(window, now)  # requests are counted in order of arrival
             return None
 
-    def headers(self, key: str, limit: RateLimit, now: Optional[float] = None) -> Dict[str, str]:
+    def headers(self, key: str, limit: RateLimit, now: float | None = None) -> dict[str, str]:
         """What a provider announces after a request of ``key``: ``x-ratelimit-limit``
         (requests per window), ``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (seconds
         until the next request may go when none remains, else until the count is whole).
@@ -142,11 +151,13 @@ class RateLimiter:
                 window = [t for t in self._windows.get(key, ()) if t > now - limit.window]
                 remaining = max(0, limit.per_window - len(window))
                 reset = window[0] + limit.window - now if window else 0.0
-        return {"x-ratelimit-limit": str(limit.per_window),
-                "x-ratelimit-remaining": str(remaining),
-                "x-ratelimit-reset": f"{max(0.0, reset):.3f}"}
+        return {
+            "x-ratelimit-limit": str(limit.per_window),
+            "x-ratelimit-remaining": str(remaining),
+            "x-ratelimit-reset": f"{max(0.0, reset):.3f}",
+        }
 
-    def _take_token(self, key: str, now: float, rate: float, burst: int) -> Optional[float]:
+    def _take_token(self, key: str, now: float, rate: float, burst: int) -> float | None:
         bucket = self._buckets.setdefault(key, [float(burst), now])
         bucket[0] = min(float(burst), bucket[0] + max(0.0, now - bucket[1]) * rate)
         bucket[1] = max(bucket[1], now)
@@ -159,22 +170,30 @@ class RateLimiter:
 class Accounts:
     """API keys with their credits (None: unlimited), forbidden keys, billing, rate limit."""
 
-    def __init__(self, keys: Optional[Dict[str, Optional[float]]] = None,
-                 forbidden_keys: Iterable[str] = (), *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        keys: dict[str, float | None] | None = None,
+        forbidden_keys: Iterable[str] = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         keys = {"local-key": None} if keys is None else keys
         if not isinstance(keys, dict):
             raise InvalidRequestError("keys must be a dict {api_key: dollars or None}.")
         for key, credit in keys.items():
             if not isinstance(key, str) or not key:
                 raise InvalidRequestError(
-                    f"API keys must be non-empty strings, got {type(key).__name__}.")
-            if credit is not None and (isinstance(credit, bool)
-                                       or not isinstance(credit, (int, float)) or credit < 0):
+                    f"API keys must be non-empty strings, got {type(key).__name__}."
+                )
+            if credit is not None and (
+                isinstance(credit, bool) or not isinstance(credit, (int, float)) or credit < 0
+            ):
                 raise InvalidRequestError(
-                    "credits must be a number of dollars >= 0 or None (unlimited).")
-        self._credits: Dict[str, Optional[float]] = {
-            k: (None if v is None else float(v)) for k, v in keys.items()}
+                    "credits must be a number of dollars >= 0 or None (unlimited)."
+                )
+        self._credits: dict[str, float | None] = {
+            k: (None if v is None else float(v)) for k, v in keys.items()
+        }
         self._forbidden = set(forbidden_keys)
         self.limiter = RateLimiter(clock)
         self._lock = threading.Lock()
@@ -186,28 +205,30 @@ class Accounts:
         with self._lock:
             return key in self._credits
 
-    def credits(self, key: str) -> Optional[float]:
+    def credits(self, key: str) -> float | None:
         """Dollars left on ``key`` (None: unlimited); InvalidRequestError if unknown."""
         with self._lock:
             if key not in self._credits:
                 raise InvalidRequestError(
                     f"unknown API key (known: {len(self._credits)} keys); add it with "
-                    "set_credits() or keys=.")
+                    "set_credits() or keys=."
+                )
             return self._credits[key]
 
-    def set_credits(self, key: str, credits: Optional[float]) -> None:
+    def set_credits(self, key: str, credits: float | None) -> None:
         """Set the dollars left on ``key`` (None: unlimited); adds the key if it is new."""
         if not isinstance(key, str) or not key:
             raise InvalidRequestError("an API key must be a non-empty string.")
-        if credits is not None and (isinstance(credits, bool)
-                                    or not isinstance(credits, (int, float)) or credits < 0):
+        if credits is not None and (
+            isinstance(credits, bool) or not isinstance(credits, (int, float)) or credits < 0
+        ):
             raise InvalidRequestError("credits must be dollars >= 0 or None (unlimited).")
         with self._lock:
             self._credits[key] = None if credits is None else float(credits)
 
     # --- answering ----------------------------------------------------------------------
 
-    def identify(self, key: Optional[str], *, model: bool = True) -> Optional[Reply]:
+    def identify(self, key: str | None, *, model: bool = True) -> Reply | None:
         """401 (missing/unknown key) or 403 (forbidden, on model routes), else None."""
         if not key:
             return json_reply(401, "Missing API key: send it in the x-api-key header.")
@@ -218,8 +239,9 @@ class Accounts:
                 return json_reply(401, "Invalid API key: check the x-api-key header.")
         return None
 
-    def take_slot(self, key: str, limit: RateLimit, retry_after=True,
-                  now: Optional[float] = None) -> Optional[Reply]:
+    def take_slot(
+        self, key: str, limit: RateLimit, retry_after=True, now: float | None = None
+    ) -> Reply | None:
         """429 with ``Retry-After`` (see :func:`retry_after_value`) when ``key`` is over
         ``limit`` for a request that arrived at ``now`` (the limiter's clock), else None
         (and a slot is taken)."""
@@ -228,8 +250,14 @@ class Accounts:
             return None
         value = retry_after_value(wait, retry_after)
         headers = {} if value is None else {"Retry-After": value}
-        return json_reply(429, (f"Rate limit exceeded: {limit.describe()} for this "
-                                f"key; retry in {max(wait, 0.001):.3g} s."), headers)
+        return json_reply(
+            429,
+            (
+                f"Rate limit exceeded: {limit.describe()} for this "
+                f"key; retry in {max(wait, 0.001):.3g} s."
+            ),
+            headers,
+        )
 
     def charge(self, key: str, price: float):
         """Bill ``price`` to ``key``: the dollars left after it (None: unlimited), or a 406."""
@@ -238,9 +266,13 @@ class Accounts:
             if left is None:
                 return None
             if left + 1e-9 < price:
-                return json_reply(406, (
-                    f"Insufficient credits: a call costs ${price:.3f} and this key has "
-                    f"${left:.3f} left. Top up to continue."))
+                return json_reply(
+                    406,
+                    (
+                        f"Insufficient credits: a call costs ${price:.3f} and this key has "
+                        f"${left:.3f} left. Top up to continue."
+                    ),
+                )
             left = round(left - price, 9)
             self._credits[key] = left
             return left
@@ -252,12 +284,11 @@ class Accounts:
             if left is not None:
                 self._credits[key] = round(left + price, 9)
 
-    def credits_reply(self, key: Optional[str]) -> Reply:
+    def credits_reply(self, key: str | None) -> Reply:
         """The answer of ``GET /v1/get-user-credits``."""
         refusal = self.identify(key, model=False)
         if refusal is not None or key is None:
-            return json_reply(401, "Missing or invalid API key: send it in the x-api-key "
-                                   "header.")
+            return json_reply(401, "Missing or invalid API key: send it in the x-api-key header.")
         with self._lock:
             left = self._credits.get(key, 0.0)
         credits = UNLIMITED_CREDITS_REPORTED if left is None else round(left, 6)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Dict, Iterable, Optional
+from collections.abc import Iterable
 
 from ..errors import InvalidRequestError
 from ._accounts import Accounts
@@ -82,23 +82,33 @@ class LocalEndpoint:
     True
     """
 
-    def __init__(self, *, keys: Optional[Dict[str, Optional[float]]] = None,
-                 forbidden_keys: Iterable[str] = (), clock: Optional[Clock] = None,
-                 **settings) -> None:
+    def __init__(
+        self,
+        *,
+        keys: dict[str, float | None] | None = None,
+        forbidden_keys: Iterable[str] = (),
+        clock: Clock | None = None,
+        **settings,
+    ) -> None:
         unknown = sorted(set(settings) - Options.names())
         if unknown:
-            raise InvalidRequestError(f"unknown LocalEndpoint setting(s) {unknown}; known: "
-                                      f"{sorted(Options.names())}.")
+            raise InvalidRequestError(
+                f"unknown LocalEndpoint setting(s) {unknown}; known: {sorted(Options.names())}."
+            )
         if clock is None:
             clock = Clock()
         elif not isinstance(clock, Clock):
             raise InvalidRequestError(
                 f"clock must be a samaudio_data.testing.Clock (such as FakeClock()), got "
-                f"{type(clock).__name__}.")
+                f"{type(clock).__name__}."
+            )
         options = Options(**settings).validate()
         accounts = Accounts(keys, forbidden_keys, clock=clock)
-        object.__setattr__(self, "_service", Service(options, accounts, clock=clock,
-                                                     base_url=lambda: self.base_url))
+        object.__setattr__(
+            self,
+            "_service",
+            Service(options, accounts, clock=clock, base_url=lambda: self.base_url),
+        )
         object.__setattr__(self, "_server", None)
         object.__setattr__(self, "_thread", None)
 
@@ -109,8 +119,9 @@ class LocalEndpoint:
 
     def __setattr__(self, name: str, value) -> None:
         if name not in Options.names():
-            raise AttributeError(f"{name!r} is not a LocalEndpoint setting; known: "
-                                 f"{sorted(Options.names())}.")
+            raise AttributeError(
+                f"{name!r} is not a LocalEndpoint setting; known: {sorted(Options.names())}."
+            )
         options = self._service.options
         old = getattr(options, name)
         setattr(options, name, value)
@@ -122,7 +133,7 @@ class LocalEndpoint:
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> "LocalEndpoint":
+    def start(self) -> LocalEndpoint:
         """Bind and serve in a background thread; returns ``self``.
 
         >>> ep = LocalEndpoint().start(); ep.stop()
@@ -130,9 +141,12 @@ class LocalEndpoint:
         if self._server is not None or self._service.stopping.is_set():
             raise RuntimeError("this LocalEndpoint was already started; create a new one.")
         server = Server((self.host, self.port), self._service)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  name=f"LocalEndpoint:{server.server_address[1]}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"LocalEndpoint:{server.server_address[1]}",
+            daemon=True,
+        )
         object.__setattr__(self, "_server", server)
         object.__setattr__(self, "_thread", thread)
         thread.start()
@@ -161,7 +175,7 @@ class LocalEndpoint:
         while self.stats["in_flight"] and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def __enter__(self) -> "LocalEndpoint":
+    def __enter__(self) -> LocalEndpoint:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -213,7 +227,7 @@ class LocalEndpoint:
 
     # --- credits -----------------------------------------------------------------------
 
-    def credits(self, key: str) -> Optional[float]:
+    def credits(self, key: str) -> float | None:
         """Dollars left on ``key`` (None: unlimited); InvalidRequestError for an unknown key.
 
         >>> LocalEndpoint(keys={"k": 2.0}).credits("k")
@@ -221,7 +235,7 @@ class LocalEndpoint:
         """
         return self._service.accounts.credits(key)
 
-    def set_credits(self, key: str, credits: Optional[float]) -> None:
+    def set_credits(self, key: str, credits: float | None) -> None:
         """Set the dollars left on ``key`` (None: unlimited); adds the key if it is new.
 
         >>> ep = LocalEndpoint(); ep.set_credits("new-key", 0.5); ep.credits("new-key")
@@ -231,9 +245,17 @@ class LocalEndpoint:
 
     # --- faults ------------------------------------------------------------------------
 
-    def inject(self, kind: str, *, times: int = 1, status: Optional[int] = None,
-               retry_after=None, message: Optional[str] = None,
-               delay: Optional[float] = None, step: Optional[str] = None) -> None:
+    def inject(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        status: int | None = None,
+        retry_after=None,
+        message: str | None = None,
+        delay: float | None = None,
+        step: str | None = None,
+    ) -> None:
         """Queue a fault for the next ``times`` requests of ``step`` (FIFO).
 
         ``step``: ``"model"`` (default: the next model POST, v1 call or v2 submit),
@@ -254,8 +276,15 @@ class LocalEndpoint:
         >>> ep.inject("fail")
         >>> ep.clear_faults()
         """
-        self._service.faults.add(kind, step=step, times=times, status=status,
-                                 retry_after=retry_after, message=message, delay=delay)
+        self._service.faults.add(
+            kind,
+            step=step,
+            times=times,
+            status=status,
+            retry_after=retry_after,
+            message=message,
+            delay=delay,
+        )
 
     def clear_faults(self) -> None:
         """Forget every queued fault.
@@ -279,9 +308,20 @@ class LocalEndpoint:
 
     # --- scripted behaviours ------------------------------------------------------------
 
-    def add_scene(self, mix, sr: int, *, target=None, other=None, invented=None,
-                  behaviour: str = "good", fixed_by_rerank: bool = False, gain: float = 1.0,
-                  leak_db: float = -25.0, artifacts_db: Optional[float] = None) -> None:
+    def add_scene(
+        self,
+        mix,
+        sr: int,
+        *,
+        target=None,
+        other=None,
+        invented=None,
+        behaviour: str = "good",
+        fixed_by_rerank: bool = False,
+        gain: float = 1.0,
+        leak_db: float = -25.0,
+        artifacts_db: float | None = None,
+    ) -> None:
         """Script the answer to one mix (see :mod:`samaudio_data.testing._scenes`).
 
         ``target`` is the described sound as it is in the mix (None: absent), ``other``
@@ -303,10 +343,20 @@ class LocalEndpoint:
         """
         from ._scenes import Scene
 
-        self._service.scenes.add(Scene.build(mix, sr, target=target, other=other,
-                                             invented=invented, behaviour=behaviour,
-                                             fixed_by_rerank=fixed_by_rerank, gain=gain,
-                                             leak_db=leak_db, artifacts_db=artifacts_db))
+        self._service.scenes.add(
+            Scene.build(
+                mix,
+                sr,
+                target=target,
+                other=other,
+                invented=invented,
+                behaviour=behaviour,
+                fixed_by_rerank=fixed_by_rerank,
+                gain=gain,
+                leak_db=leak_db,
+                artifacts_db=artifacts_db,
+            )
+        )
 
     def clear_scenes(self) -> None:
         """Forget every scripted scene: the fake model answers as usual again."""

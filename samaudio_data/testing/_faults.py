@@ -26,7 +26,6 @@ import collections
 import json
 import threading
 from dataclasses import dataclass
-from typing import Dict, Optional
 
 import numpy as np
 
@@ -37,11 +36,18 @@ from ._protocol import Reply, json_reply, phrase
 
 FAULT_KINDS = ("status", "drop", "truncate", "html", "garbage", "slow", "fail")
 STEPS = ("model", "call", "submit", "status", "result")
-_MATCHES = {"model": ("call", "submit"), "call": ("call",), "submit": ("submit",),
-            "status": ("status",), "result": ("result",)}
-_HTML_PAGE = ("<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
-              "<center><h1>{status} {phrase}</h1></center>\r\n{extra}<hr><center>nginx</center>"
-              "\r\n</body>\r\n</html>\r\n")
+_MATCHES = {
+    "model": ("call", "submit"),
+    "call": ("call",),
+    "submit": ("submit",),
+    "status": ("status",),
+    "result": ("result",),
+}
+_HTML_PAGE = (
+    "<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {phrase}</h1></center>\r\n{extra}<hr><center>nginx</center>"
+    "\r\n</body>\r\n</html>\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,9 @@ class Fault:
 
     kind: str
     step: str = "model"
-    status: Optional[int] = None
+    status: int | None = None
     retry_after: object = None
-    message: Optional[str] = None
+    message: str | None = None
     delay: float = 0.0
 
 
@@ -62,11 +68,19 @@ class FaultQueue:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: collections.deque = collections.deque()
-        self._served: Dict[str, int] = collections.Counter()
+        self._served: dict[str, int] = collections.Counter()
 
-    def add(self, kind: str, *, step: Optional[str] = None, times: int = 1,
-            status: Optional[int] = None, retry_after=None, message: Optional[str] = None,
-            delay: Optional[float] = None) -> None:
+    def add(
+        self,
+        kind: str,
+        *,
+        step: str | None = None,
+        times: int = 1,
+        status: int | None = None,
+        retry_after=None,
+        message: str | None = None,
+        delay: float | None = None,
+    ) -> None:
         """Validate and queue ``times`` copies of a fault (see ``LocalEndpoint.inject``)."""
         if kind not in FAULT_KINDS:
             raise InvalidRequestError(f"unknown fault kind {kind!r}; use one of {FAULT_KINDS}.")
@@ -74,16 +88,19 @@ class FaultQueue:
         if step not in STEPS:
             raise InvalidRequestError(f"unknown step {step!r}; use one of {STEPS}.")
         if kind == "fail" and step != "submit":
-            raise InvalidRequestError('inject("fail") applies to step="submit" only (a queued '
-                                      'job that ends FAILED).')
+            raise InvalidRequestError(
+                'inject("fail") applies to step="submit" only (a queued job that ends FAILED).'
+            )
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise InvalidRequestError(f"times must be an integer >= 1, got {times!r}.")
         if kind == "status" and status is None:
             raise InvalidRequestError('inject("status") needs status=, e.g. status=503.')
-        if status is not None and (isinstance(status, bool) or not isinstance(status, int)
-                                   or not 400 <= status <= 599):
+        if status is not None and (
+            isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599
+        ):
             raise InvalidRequestError(
-                f"status must be an HTTP error code 400..599, got {status!r}.")
+                f"status must be an HTTP error code 400..599, got {status!r}."
+            )
         if kind == "slow" and (delay is None or delay < 0):
             raise InvalidRequestError('inject("slow") needs delay= in seconds, e.g. delay=5.0.')
         if kind == "html" and status is None:
@@ -92,7 +109,7 @@ class FaultQueue:
         with self._lock:
             self._faults.extend([fault] * times)
 
-    def take(self, step: str) -> Optional[Fault]:
+    def take(self, step: str) -> Fault | None:
         """Remove and return the first fault for ``step`` ("call", "submit", ...), or None."""
         with self._lock:
             for i, fault in enumerate(self._faults):
@@ -107,7 +124,7 @@ class FaultQueue:
         with self._lock:
             self._faults.clear()
 
-    def served(self) -> Dict[str, int]:
+    def served(self) -> dict[str, int]:
         """{kind: count} of the faults served since the last :meth:`reset_counts`."""
         with self._lock:
             return dict(self._served)
@@ -123,14 +140,14 @@ def fault_reply(fault: Fault, step: str) -> Reply:
     headers = {}
     if fault.retry_after is not None:
         value = fault.retry_after
-        headers["Retry-After"] = (str(int(value)) if isinstance(value, float)
-                                  and value.is_integer() else str(value))
+        headers["Retry-After"] = (
+            str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        )
     # FaultQueue.add requires a status for "status" faults and gives "html" ones 502
     status = fault.status if fault.status is not None else 502
     status_phrase = phrase(status)
     if fault.kind == "status":
-        return json_reply(status, fault.message or f"{status_phrase} (injected fault)",
-                          headers)
+        return json_reply(status, fault.message or f"{status_phrase} (injected fault)", headers)
     if fault.kind == "html":
         extra = f"<p>{fault.message}</p>\r\n" if fault.message else ""
         page = _HTML_PAGE.format(status=status, phrase=status_phrase, extra=extra)

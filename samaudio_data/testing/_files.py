@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Optional, Tuple
 
 from ._protocol import MIME
 
@@ -30,8 +29,7 @@ class FileStore:
     def __init__(self, max_files: int = MAX_FILES) -> None:
         self.max_files = max_files
         self._lock = threading.Lock()
-        self._files: "collections.OrderedDict[str, Tuple[bytes, str]]" = \
-            collections.OrderedDict()
+        self._files: collections.OrderedDict[str, tuple[bytes, str]] = collections.OrderedDict()
         self._counter = 0
 
     def add(self, data: bytes, ext: str = "wav") -> str:
@@ -45,7 +43,7 @@ class FileStore:
                 self._files.popitem(last=False)
         return name
 
-    def get(self, name: str) -> Optional[Tuple[bytes, str]]:
+    def get(self, name: str) -> tuple[bytes, str] | None:
         """``(bytes, mime)`` of a kept file, or None."""
         with self._lock:
             return self._files.get(name)

@@ -28,7 +28,6 @@ Example
 from __future__ import annotations
 
 import re
-from typing import Tuple
 
 import numpy as np
 
@@ -86,8 +85,15 @@ def _lowpass(mono: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum, n=mono.shape[-1])
 
 
-def separate(y: np.ndarray, sr: int, description: str, *, pad_to_frame: bool = True,
-             output_sample_rate: int = MODEL_SR, output_channels: int = 1) -> np.ndarray:
+def separate(
+    y: np.ndarray,
+    sr: int,
+    description: str,
+    *,
+    pad_to_frame: bool = True,
+    output_sample_rate: int = MODEL_SR,
+    output_channels: int = 1,
+) -> np.ndarray:
     """Compute what the local endpoint returns for ``y`` at ``sr``, before encoding.
 
     ``y`` is ``(n,)`` or ``(channels, n)`` float audio; the result is float64
@@ -118,8 +124,7 @@ def separate(y: np.ndarray, sr: int, description: str, *, pad_to_frame: bool = T
     return np.tile(out, (int(output_channels), 1))
 
 
-def encode_answer(out: np.ndarray, sr: int, fmt: str,
-                  subtype: str = "PCM_16") -> Tuple[bytes, int]:
+def encode_answer(out: np.ndarray, sr: int, fmt: str, subtype: str = "PCM_16") -> tuple[bytes, int]:
     """Encode ``out`` as ``fmt`` ("wav" with ``subtype``, or "mp3"); return bytes and clip count.
 
     Integer PCM and MP3 cannot hold samples beyond full scale: those are clipped to [-1, 1]

@@ -24,8 +24,9 @@ import binascii
 import http
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,7 +62,7 @@ class Reply:
     status: int
     body: bytes = b""
     content_type: str = "application/json"
-    headers: Dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     mode: str = "normal"
 
 
@@ -85,12 +86,12 @@ class Call:
     reranking_candidates: int = 1
 
 
-def json_reply(status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Reply:
+def json_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
     """A JSON error ``{"error": message}`` with ``status``."""
     return Reply(status, json.dumps({"error": message}).encode(), headers=dict(headers or {}))
 
 
-def json_doc(status: int, doc: dict, headers: Optional[Dict[str, str]] = None) -> Reply:
+def json_doc(status: int, doc: dict, headers: dict[str, str] | None = None) -> Reply:
     """Any JSON document with ``status``."""
     return Reply(status, json.dumps(doc).encode(), headers=dict(headers or {}))
 
@@ -111,9 +112,13 @@ def parse_json(body: bytes):
         return None
 
 
-def read_call(payload, *, own_file: Optional[Callable[[str], bytes]],
-              accept_data_uri: bool = True,
-              max_audio_seconds: Optional[float] = None) -> Call:
+def read_call(
+    payload,
+    *,
+    own_file: Callable[[str], bytes] | None,
+    accept_data_uri: bool = True,
+    max_audio_seconds: float | None = None,
+) -> Call:
     """Validate a model request body (already parsed JSON) and decode its audio.
 
     ``own_file(url)`` returns the bytes of a URL on this server (or raises
@@ -121,45 +126,63 @@ def read_call(payload, *, own_file: Optional[Callable[[str], bytes]],
     """
     if not isinstance(payload, dict):
         if payload is None:
-            raise BadRequest("the request body is not valid JSON; send a JSON object "
-                             "with 'audio' and 'description'.")
-        raise BadRequest("the request body must be a JSON object with 'audio' and "
-                         f"'description', got JSON {type(payload).__name__}.")
+            raise BadRequest(
+                "the request body is not valid JSON; send a JSON object "
+                "with 'audio' and 'description'."
+            )
+        raise BadRequest(
+            "the request body must be a JSON object with 'audio' and "
+            f"'description', got JSON {type(payload).__name__}."
+        )
     description = payload.get("description")
     if not isinstance(description, str) or not description.strip():
-        raise BadRequest("'description' is required: a non-empty string naming the sound "
-                         "to isolate, e.g. \"dog barking\".")
+        raise BadRequest(
+            "'description' is required: a non-empty string naming the sound "
+            'to isolate, e.g. "dog barking".'
+        )
     fmt = payload.get("output_format", "wav")
     if fmt not in OUTPUT_FORMATS:
-        raise BadRequest(f"'output_format' must be \"wav\" or \"mp3\", got {fmt!r}.")
+        raise BadRequest(f'\'output_format\' must be "wav" or "mp3", got {fmt!r}.')
     rerank = payload.get("reranking_candidates", 1)
     if isinstance(rerank, bool) or not isinstance(rerank, int) or rerank not in CANDIDATES:
-        raise BadRequest("'reranking_candidates' must be an integer from 1 to 8, "
-                         f"got {rerank!r}.")
+        raise BadRequest(f"'reranking_candidates' must be an integer from 1 to 8, got {rerank!r}.")
     raw = _audio_field(payload.get("audio"), own_file, accept_data_uri)
     try:
         y, sr = audio.decode_audio(raw)
     except ResponseDecodeError:
-        raise BadRequest(f"'audio' could not be decoded as WAV, FLAC, OGG or MP3 "
-                         f"({len(raw)} bytes starting with {audio.excerpt(raw, 24)}).") from None
+        raise BadRequest(
+            f"'audio' could not be decoded as WAV, FLAC, OGG or MP3 "
+            f"({len(raw)} bytes starting with {audio.excerpt(raw, 24)})."
+        ) from None
     if not np.all(np.isfinite(y)):
         raise BadRequest("'audio' contains NaN or infinite samples.")
     seconds = y.shape[-1] / sr
     if max_audio_seconds is not None and seconds > max_audio_seconds:
-        raise BadRequest(f"'audio' is {seconds:.2f} s long; this endpoint accepts at most "
-                         f"{max_audio_seconds:g} s.")
+        raise BadRequest(
+            f"'audio' is {seconds:.2f} s long; this endpoint accepts at most "
+            f"{max_audio_seconds:g} s."
+        )
     import soundfile  # only to name the upload's container and subtype in stats
 
     info = soundfile.info(io.BytesIO(raw))
-    return Call(y, sr, description, fmt, UploadInfo(sr, y.shape[0], y.shape[-1], info.subtype),
-                info.format, rerank)
+    return Call(
+        y,
+        sr,
+        description,
+        fmt,
+        UploadInfo(sr, y.shape[0], y.shape[-1], info.subtype),
+        info.format,
+        rerank,
+    )
 
 
 def _audio_field(value, own_file, accept_data_uri: bool) -> bytes:
     """The uploaded file's bytes from the ``audio`` field (base64, data URI or own URL)."""
     if value is None:
-        raise BadRequest("'audio' is required: the audio file's bytes in base64 "
-                         "(or a data:audio/...;base64, URI).")
+        raise BadRequest(
+            "'audio' is required: the audio file's bytes in base64 "
+            "(or a data:audio/...;base64, URI)."
+        )
     if not isinstance(value, str):
         raise BadRequest(f"'audio' must be a string (base64), got {type(value).__name__}.")
     if value.startswith(("http://", "https://")):
@@ -171,8 +194,9 @@ def _audio_field(value, own_file, accept_data_uri: bool) -> bytes:
             raise BadRequest("'audio' must be bare base64: data: URIs are not accepted.")
         head, sep, value = value.partition(",")
         if not sep or not head.endswith(";base64"):
-            raise BadRequest("an 'audio' data URI must look like "
-                             "data:audio/wav;base64,<base64 bytes>.")
+            raise BadRequest(
+                "an 'audio' data URI must look like data:audio/wav;base64,<base64 bytes>."
+            )
     text = "".join(value.split())
     if not text:
         raise BadRequest("'audio' is empty.")
@@ -182,8 +206,9 @@ def _audio_field(value, own_file, accept_data_uri: bool) -> bytes:
         raise BadRequest(f"'audio' is not valid base64 (starts with {text[:24]!r}).") from None
 
 
-def audio_reply(data: bytes, fmt: str, response_format: str,
-                add_file: Callable[[bytes, str], str]) -> Reply:
+def audio_reply(
+    data: bytes, fmt: str, response_format: str, add_file: Callable[[bytes, str], str]
+) -> Reply:
     """Wrap encoded audio as ``response_format`` says (see ``LocalEndpoint``).
 
     >>> audio_reply(b"RIFF", "wav", "json-base64", add_file=None).body
@@ -196,9 +221,14 @@ def audio_reply(data: bytes, fmt: str, response_format: str,
         return Reply(200, data, "application/octet-stream")
     if response_format == "json-url":
         return json_doc(200, {"audio_url": add_file(data, fmt)})
-    return json_doc(200, {"audio": encode_output(data, fmt, "base64"
-                                                 if response_format == "json-base64"
-                                                 else "data-uri")})
+    return json_doc(
+        200,
+        {
+            "audio": encode_output(
+                data, fmt, "base64" if response_format == "json-base64" else "data-uri"
+            )
+        },
+    )
 
 
 def encode_output(data: bytes, fmt: str, form: str) -> str:

@@ -31,8 +31,8 @@ import collections
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
 
 from ._protocol import MIME, encode_output
 
@@ -52,9 +52,9 @@ class Job:
     created: float
     started: float
     finished: float
-    data: Optional[bytes]
+    data: bytes | None
     fmt: str
-    error: Optional[str]
+    error: str | None
 
     def state(self, now: float) -> str:
         """QUEUED, PROCESSING, COMPLETED or FAILED at time ``now``."""
@@ -76,18 +76,35 @@ class JobQueue:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._jobs: Dict[str, Job] = {}
-        self._expired: "collections.OrderedDict[str, None]" = collections.OrderedDict()
+        self._jobs: dict[str, Job] = {}
+        self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
 
-    def submit(self, key: str, *, data: Optional[bytes], fmt: str, queue_delay: float,
-               latency: float, error: Optional[str] = None, max_jobs: int = MAX_JOBS) -> Job:
+    def submit(
+        self,
+        key: str,
+        *,
+        data: bytes | None,
+        fmt: str,
+        queue_delay: float,
+        latency: float,
+        error: str | None = None,
+        max_jobs: int = MAX_JOBS,
+    ) -> Job:
         """Create a job for ``key`` that completes with ``data`` (or fails with ``error``).
 
         Past ``max_jobs`` kept jobs, the oldest finished one is dropped (as if expired).
         """
         now = self.clock()
-        job = Job(str(uuid.uuid4()), key, now, now + queue_delay, now + queue_delay + latency,
-                  data if error is None else None, fmt, error)
+        job = Job(
+            str(uuid.uuid4()),
+            key,
+            now,
+            now + queue_delay,
+            now + queue_delay + latency,
+            data if error is None else None,
+            fmt,
+            error,
+        )
         with self._lock:
             self._jobs[job.id] = job
             if len(self._jobs) > max_jobs:
@@ -97,7 +114,7 @@ class JobQueue:
                 self._expired[oldest.id] = None
         return job
 
-    def find(self, job_id: str, key: str, *, retention: float) -> Tuple[Optional[Job], bool]:
+    def find(self, job_id: str, key: str, *, retention: float) -> tuple[Job | None, bool]:
         """``(job, False)``; ``(None, True)`` when it expired; ``(None, False)`` if unknown.
 
         A job belongs to the key that submitted it: another key gets "unknown", so that ids
@@ -120,17 +137,18 @@ class JobQueue:
             while len(self._expired) > MAX_TOMBSTONES:
                 self._expired.popitem(last=False)
 
-    def status(self, job: Job) -> Tuple[int, dict]:
+    def status(self, job: Job) -> tuple[int, dict]:
         """HTTP status and body of ``GET /v2/requests/{id}/status`` (FAILED is a 422)."""
         state = job.state(self.clock())
-        doc: Dict[str, object] = {"request_id": job.id, "status": state}
+        doc: dict[str, object] = {"request_id": job.id, "status": state}
         if state == "FAILED":
             doc.update(error=job.error, metrics=self._metrics(job))
             return 422, doc
         return 200, doc
 
-    def result(self, job: Job, *, output: str,
-               file_url: Optional[Callable[[str], str]] = None) -> Tuple[int, dict]:
+    def result(
+        self, job: Job, *, output: str, file_url: Callable[[str], str] | None = None
+    ) -> tuple[int, dict]:
         """HTTP status and body of ``GET /v2/requests/{id}``.
 
         COMPLETED: 200 with ``status``, ``error`` (None), ``metrics`` and ``output``;
@@ -149,21 +167,30 @@ class JobQueue:
             value = file_url(job.file_name)
         else:
             value = encode_output(job.data, job.fmt, output)
-        return 200, {"request_id": job.id, "status": "COMPLETED", "error": None,
-                     "metrics": self._metrics(job), "output": value}
+        return 200, {
+            "request_id": job.id,
+            "status": "COMPLETED",
+            "error": None,
+            "metrics": self._metrics(job),
+            "output": value,
+        }
 
-    def output_file(self, name: str, *, retention: float) -> Optional[Tuple[bytes, str]]:
+    def output_file(self, name: str, *, retention: float) -> tuple[bytes, str] | None:
         """``(bytes, mime)`` of a completed job's output named ``<id>.<ext>``, or None."""
         self.purge(retention)
         job_id, _, ext = name.partition(".")
         with self._lock:
             job = self._jobs.get(job_id)
-        if job is None or job.data is None or job.fmt != ext \
-                or job.state(self.clock()) != "COMPLETED":
+        if (
+            job is None
+            or job.data is None
+            or job.fmt != ext
+            or job.state(self.clock()) != "COMPLETED"
+        ):
             return None
         return job.data, MIME[job.fmt]
 
-    def counts(self) -> Dict[str, int]:
+    def counts(self) -> dict[str, int]:
         """{state: number of kept jobs in it}."""
         now = self.clock()
         with self._lock:
@@ -171,5 +198,7 @@ class JobQueue:
 
     @staticmethod
     def _metrics(job: Job) -> dict:
-        return {"queue_time": round(job.started - job.created, 6),
-                "inference_time": round(job.finished - job.started, 6)}
+        return {
+            "queue_time": round(job.started - job.created, 6),
+            "inference_time": round(job.finished - job.started, 6),
+        }

@@ -20,17 +20,25 @@ import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
-from ._protocol import (CREDITS_PATH, FILES_PREFIX, MODEL_PATH, POLL_PREFIX, QUEUE_PATH,
-                        REQUESTS_PREFIX, Reply, json_reply, phrase)
+from ._protocol import (
+    CREDITS_PATH,
+    FILES_PREFIX,
+    MODEL_PATH,
+    POLL_PREFIX,
+    QUEUE_PATH,
+    REQUESTS_PREFIX,
+    Reply,
+    json_reply,
+    phrase,
+)
 from ._service import Service
 
 _DRAIN_CHUNK = 1 << 16
 
 
-def route(method: str, path: str) -> Tuple[str, str]:
+def route(method: str, path: str) -> tuple[str, str]:
     """``(route, argument)`` of a request: "call", "submit", "status" or "result" (argument:
     the request id), "credits", "file" (the file name), "405" (the allowed method) or "404"."""
     if path == MODEL_PATH:
@@ -39,10 +47,13 @@ def route(method: str, path: str) -> Tuple[str, str]:
         return ("submit", "") if method == "POST" else ("405", "POST")
     if path == CREDITS_PATH:
         return ("credits", "") if method == "GET" else ("405", "GET")
-    for prefix, name in ((FILES_PREFIX, "file"), (REQUESTS_PREFIX, "result"),
-                         (POLL_PREFIX, "result")):
+    for prefix, name in (
+        (FILES_PREFIX, "file"),
+        (REQUESTS_PREFIX, "result"),
+        (POLL_PREFIX, "result"),
+    ):
         if path.startswith(prefix) and len(path) > len(prefix):
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             if name == "result" and rest.endswith("/status") and prefix == REQUESTS_PREFIX:
                 name, rest = "status", rest[: -len("/status")]
             if "/" in rest or not rest:
@@ -104,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.service.options.log_requests:
             sys.stderr.write(f"local-endpoint {self.address_string()} {format % args}\n")
 
-    def send_error(self, code: int, message: Optional[str] = None, explain=None) -> None:
+    def send_error(self, code: int, message: str | None = None, explain=None) -> None:
         """Errors raised by the HTTP parser are JSON too."""
         self.close_connection = True
         self._write(json_reply(code, message or phrase(code)))
@@ -153,21 +164,29 @@ class _Handler(BaseHTTPRequestHandler):
         elif name == "file":
             reply = service.file(arg)
         elif name == "405":
-            reply = json_reply(405, f"method {method} not allowed on {path}; use {arg}.",
-                               {"Allow": arg})
+            reply = json_reply(
+                405, f"method {method} not allowed on {path}; use {arg}.", {"Allow": arg}
+            )
         else:
-            reply = json_reply(404, f"no such endpoint: {path}. The model is at POST "
-                                    f"{MODEL_PATH} (or {QUEUE_PATH} for the queue).")
+            reply = json_reply(
+                404,
+                f"no such endpoint: {path}. The model is at POST "
+                f"{MODEL_PATH} (or {QUEUE_PATH} for the queue).",
+            )
         self._write(reply)
 
-    def _body_size(self) -> Optional[int]:
+    def _body_size(self) -> int | None:
         """The request body's length, or None after answering 411/400 for a missing/bad one."""
         length = self.headers.get("Content-Length")
         if length is None:
             if self.command in ("POST", "PUT", "PATCH") or self.headers.get("Transfer-Encoding"):
                 self.close_connection = True
-                self._write(json_reply(411, "a Content-Length header is required "
-                                            "(chunked uploads are not supported)."))
+                self._write(
+                    json_reply(
+                        411,
+                        "a Content-Length header is required (chunked uploads are not supported).",
+                    )
+                )
                 return None
             return 0
         try:

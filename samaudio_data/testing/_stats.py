@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Dict, List, Optional
 
 from ._protocol import Call, UploadInfo
 
@@ -33,18 +32,18 @@ class Stats:
         with self._lock:
             self._requests = 0
             self._billed = 0
-            self._by_step: Dict[str, Dict[int, int]] = {}
-            self._steps: Dict[str, int] = collections.Counter()
-            self._per_key: Dict[str, Dict[str, int]] = {}
+            self._by_step: dict[str, dict[int, int]] = {}
+            self._steps: dict[str, int] = collections.Counter()
+            self._per_key: dict[str, dict[str, int]] = {}
             self._max_in_flight = self._in_flight
-            self._descriptions: List[object] = []
-            self._request_bytes: List[int] = []
-            self._last_request: Optional[dict] = None
-            self._last_upload: Optional[UploadInfo] = None
-            self._last_upload_format: Optional[str] = None
+            self._descriptions: list[object] = []
+            self._request_bytes: list[int] = []
+            self._last_request: dict | None = None
+            self._last_upload: UploadInfo | None = None
+            self._last_upload_format: str | None = None
             self._clipped = 0
-            self._first_at: Optional[float] = None
-            self._last_at: Optional[float] = None
+            self._first_at: float | None = None
+            self._last_at: float | None = None
 
     def request(self, step: str, body_size: int, payload=None) -> None:
         """Count a request of ``step``; model POSTs also record their body and description."""
@@ -57,8 +56,10 @@ class Stats:
             self._first_at = self._first_at or self._last_at
             self._request_bytes.append(body_size)
             if isinstance(payload, dict):
-                self._last_request = {k: (len(v) if k == "audio" and isinstance(v, str) else v)
-                                      for k, v in payload.items()}
+                self._last_request = {
+                    k: (len(v) if k == "audio" and isinstance(v, str) else v)
+                    for k, v in payload.items()
+                }
                 if isinstance(payload.get("description"), str):
                     self._descriptions.append(payload["description"])
             else:
@@ -92,13 +93,13 @@ class Stats:
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
 
-    def leave(self, step: str, status: Optional[int]) -> None:
+    def leave(self, step: str, status: int | None) -> None:
         """A model POST was answered with ``status`` (None: dropped without an answer)."""
         with self._lock:
             self._in_flight -= 1
         self.answered(step, status)
 
-    def answered(self, step: str, status: Optional[int]) -> None:
+    def answered(self, step: str, status: int | None) -> None:
         """Count the status a request of ``step`` was answered with (None: none)."""
         if status is None:
             return
@@ -108,7 +109,7 @@ class Stats:
     def snapshot(self) -> dict:
         """A plain-dict copy of every counter."""
         with self._lock:
-            by_status: Dict[int, int] = collections.Counter()
+            by_status: dict[int, int] = collections.Counter()
             for step in MODEL_STEPS:
                 by_status.update(self._by_step.get(step, {}))
             return {
