@@ -73,7 +73,7 @@ def probe_call(caller, exchange, piece, job) -> ProbeResult:
 
     A call that came back but is not usable audio raises the typed error of validation.
     """
-    from ._answers.calls import validate
+    from ._answers.verify import validate
     from ._net.responses import audio_bytes
 
     transport = caller.transport
