@@ -165,9 +165,9 @@ def test_a_lagging_status_store_is_polled_again_and_paid_once(tmp_path):
 
 
 def test_a_status_store_that_never_knows_the_request_is_paid_once_and_kept(tmp_path, monkeypatch):
-    from samaudio_data._net import queue as _queue
+    from samaudio_data._net import collect as _collect
 
-    monkeypatch.setattr(_queue, "LAG_GRACE", 0.3)  # the store lags past the grace period
+    monkeypatch.setattr(_collect, "LAG_GRACE", 0.3)  # the store lags past the grace period
     with HostileServer() as bad:
         bad.add("POST", SUBMIT, accepted("req-1", **urls(bad)), times=None)
         bad.add("GET", "/v2/requests/req-1/status", status(404, "unknown"), times=None)

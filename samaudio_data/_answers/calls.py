@@ -4,17 +4,18 @@
 :class:`~samaudio_data._answers.jobs.Answer`:
 
 1. the cache: an entry is verified (checksum, the key it answers) and decoded, and must
-   cover the upload, before it is served; a damaged one is a miss;
+   cover the upload, before it is served; a damaged one is a miss (:mod:`.verify`);
 2. a per-key lock, so concurrent askers of the same clip (threads or processes) pay once;
 3. the request, repeated as the retry policy says: each attempt takes a concurrency slot and
    its turn in the shared pace, stops if another worker hit 401/403/406, and validates the
    answer (audio, complete, covering the input) before anything is cached or returned;
-4. the accounting: usage, the shared budget (reserved per attempt, refunded when nothing
-   was billed), the 429 back-off shared with every sender. A synchronous call is billed when
-   its 200 arrives; a queued request as soon as its submit is accepted, and refunded only
-   when the queue reports it FAILED (which the provider does not bill). A queued answer that
-   stays invalid after its retries (fetching again is free) is dropped from the journal:
-   asking for that piece again submits it again, and pays again.
+4. the accounting (:mod:`.accounting`): usage, the shared budget (reserved per attempt,
+   refunded when nothing was billed), the 429 back-off shared with every sender. A
+   synchronous call is billed when its 200 arrives; a queued request as soon as its submit
+   is accepted, and refunded only when the queue reports it FAILED (which the provider does
+   not bill). A queued answer that stays invalid after its retries (fetching again is free)
+   is dropped from the journal: asking for that piece again submits it again, and pays
+   again.
 
 Example
 -------
@@ -32,19 +33,19 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import math
 import random
 import time
 
-from .. import audio, errors
+from .. import errors
 from .._models import Budget, Usage
 from .._net.queue import QueueExchange
 from .._net.responses import audio_bytes
-from .._net.retry import RetryPolicy, rate_limit_headers
+from .._net.retry import RetryPolicy
 from .._net.transport import Transport
 from .._net.wire import departing
 from .._state.limits import SharedLimits
 from .._version import __version__
+from . import accounting, verify
 from .cache import ResultCache, request_key
 from .jobs import Answer, Job, Piece
 
@@ -106,30 +107,7 @@ class Caller:
         """The verified cached answer of ``piece``, or None (a miss)."""
         if self.cache is None:
             return None
-        key = self.key(piece, job)
-        hit = self.cache.get(key)
-        if hit is None:
-            return None
-        try:
-            samples, sr = audio.decode_audio(hit.data)
-            audio.check_covers(
-                samples.shape[-1],
-                sr,
-                piece.upload.frames,
-                piece.upload.sr,
-                lossy=hit.fmt in ("mp3", "ogg"),
-            )
-        except errors.ResponseDecodeError as exc:
-            log.warning(
-                "cache entry for %s does not decode to this clip's answer (%s); it "
-                "counts as a miss",
-                key[:12],
-                exc.message,
-            )
-            return None
-        if hit.legacy:  # written by 0.1 without a checksum: rewrite it verified
-            self.cache.put(key, hit.data, hit.fmt, hit.meta)
-        return Answer(samples=samples, sr=sr, fmt=hit.fmt, cached=True)
+        return verify.cached_answer(self.cache, self.key(piece, job), piece)
 
     def count(self, job: Job):
         """``(calls to pay for, cache hits)`` of a prepared job; nothing is sent.
@@ -327,7 +305,7 @@ class Caller:
                     self.usage.record(cached=1)
                 self.note_headers(headers)
                 data, fmt = audio_bytes(content, fetch=lambda url: self._download(url, max_bytes))
-                samples, sr = validate(data, fmt, piece)
+                samples, sr = verify.validate(data, fmt, piece)
             except errors.QueueJobFailedError:  # FAILED is not billed: refunded
                 if held.pop("submitted", False):
                     self.usage.record(billed=-1, cost=-self.price_per_call)
@@ -401,62 +379,16 @@ class Caller:
         )
 
     def _reserve(self, budget: Budget) -> None:
-        if not budget.reserve(self.price_per_call):
-            spent = budget.spent
-            raise errors.BudgetExceededError(
-                f"max_cost ${budget.max_cost:.2f}: ${spent:.2f} spent so far, and the next "
-                f"call (${self.price_per_call:.3f}) would bring it to "
-                f"${spent + self.price_per_call:.2f}. Nothing more was sent; raise max_cost "
-                "to continue (paid results are cached)."
-            )
-        left = self.usage.remaining_credits  # the provider's own figure, when it sends one
-        if left is not None and left < self.price_per_call:
-            budget.refund(self.price_per_call)
-            raise errors.BudgetExceededError(
-                f"the provider reports ${left:.3f} of credits left, less than one call "
-                f"(${self.price_per_call:.3f}). Nothing more was sent; top up the account, "
-                "then run again (paid results are cached)."
-            )
+        accounting.reserve(budget, self.price_per_call, self.usage)
 
     def _refund(self, budget: Budget | None, billed: float, key: str, held: dict) -> None:
-        # a queued request accepted is paid for (and its reservation with it) until the queue
-        # reports it FAILED; one collected from an earlier run's journal was never reserved
-        # by this one
-        if (
-            budget is not None
-            and not billed
-            and held["reserved"]
-            and not held.get("submitted")
-            and self.exchange.pending(key) is None
-        ):
-            budget.refund(self.price_per_call)
-            held["reserved"] = False
+        accounting.refund(budget, self.price_per_call, billed, held, self.exchange, key)
 
     def note_headers(self, headers: dict) -> None:
-        """What a paid answer's (or a 429's) headers announce: the provider's own credits
-        figure, and its rate limit (``x-ratelimit-*``), which every sender then keeps to."""
-        self.limits.record_announced(*rate_limit_headers(headers))
-        value = headers.get("x-remaining-credits")
-        if value is None:
-            return
-        try:
-            credits = float(value)
-        except ValueError:
-            return
-        if math.isfinite(credits) and credits >= 0:  # "nan", "inf", "-5" are not figures
-            self.usage.remaining_credits = credits
+        """What a paid answer's (or a 429's) headers announce: see :mod:`.accounting`."""
+        accounting.note_headers(headers, limits=self.limits, usage=self.usage)
 
     def _download(self, url: str, max_bytes: int) -> bytes:
         # the key goes only to the endpoint's origin, never to a result URL
         _, data, _ = self.transport.request("GET", url, with_key=False, max_bytes=max_bytes)
         return data
-
-
-def validate(data: bytes, fmt: str, piece: Piece):
-    """Decode an answer and check it is whole and covers the piece; typed errors otherwise."""
-    audio.check_complete(data, fmt)
-    samples, sr = audio.decode_audio(data)
-    audio.check_covers(
-        samples.shape[-1], sr, piece.upload.frames, piece.upload.sr, lossy=fmt in ("mp3", "ogg")
-    )
-    return samples, sr

@@ -3,7 +3,9 @@
 :class:`Explorer` ties together the review state (:mod:`._state`: queue, decisions, undo),
 the row reader and drawings (:mod:`._rows`, :mod:`._images`), re-isolation
 (:mod:`._reisolate`), the session file (:mod:`._session`) and a thin widget
-(:mod:`._widget`). Every action the widget offers is also a method, so a review can be
+(:mod:`._widget`); its methods come in parts by concern: reviewing (:mod:`._review`),
+stems (:mod:`._stems`), re-isolating (:mod:`._reisolate`), and here the widget, the
+session and ``apply``. Every action the widget offers is also a method, so a review can be
 scripted and tested without a browser.
 """
 
@@ -20,14 +22,14 @@ from .. import errors
 from . import _apply, _session, _view
 from ._columns import Columns
 from ._errors import ExplorerError
-from ._reisolate import Quote, RowText
+from ._reisolate import Quote, ReisolateActions, RowText
 from ._review import ReviewActions
 from ._state import DECISIONS, ReviewState
 from ._stems import StemActions, build_views, find_stems
 from ._ui import UIState
 
 
-class Explorer(ReviewActions, StemActions):
+class Explorer(ReviewActions, StemActions, ReisolateActions):
     """Review isolated audio and decide what to keep: a queue table, players with waveforms and
     spectrograms, keyboard decisions, bulk decisions with undo, re-isolation at a shown price.
 
@@ -262,26 +264,6 @@ class Explorer(ReviewActions, StemActions):
         view["can_doubt"] = self._quality is not None
         return _view.scrub(view, self._reiso.redact), media
 
-    def _shown_description(self) -> str:
-        """What the re-isolate box holds: what was typed (on this row, when each row has its
-        own default), else the row's default."""
-        ui = self._ui
-        if not self._per_row or ui.description_row == self.row:
-            return ui.description
-        return self._row_description(self.row)
-
-    def _media(self, row: int):
-        meta = self._state.reisolated.get(row)
-        if meta is None or self._loader.cached(row) is not None:
-            return self._loader.media(row)
-        data = self._loader.read(row)
-        try:
-            target = self._reiso.target(row, meta, data.original, data.sr)
-            note = f"re-isolated: {meta['description']!r}, {meta['reranking_candidates']} cand."
-        except ExplorerError as exc:
-            target, note = None, f"re-isolation unavailable ({exc}); showing the dataset's"
-        return self._loader.media(row, target, note)
-
     def _refresh(self) -> None:
         if self._widget is None:
             return
@@ -326,65 +308,6 @@ class Explorer(ReviewActions, StemActions):
         if self.session is not None:
             self.save()
         self._refresh()
-
-    # --- re-isolation ----------------------------------------------------------------------
-
-    def quote(
-        self, description: str | None = None, reranking_candidates: int | None = None
-    ) -> Quote:
-        """Price re-isolating the row shown (nothing is sent); :meth:`confirm` spends it.
-
-        >>> from samaudio_data import Client
-        >>> from samaudio_data.explorer import example_dataset
-        >>> from samaudio_data.testing import LocalEndpoint
-        >>> with LocalEndpoint(keys={"k": None}) as ep:
-        ...     client = Client("k", endpoint=ep.url, cache_dir=False, progress=False)
-        ...     ex = Explorer(example_dataset(2), client=client)
-        ...     print(ex.quote("half", reranking_candidates=2))
-        ...     print(ex.confirm()["cost"], ex.message)
-        row 1: isolate 'half' with 2 candidate(s) costs $0.062 (1 billed call).
-        0.062 row 1 re-isolated with 'half' for $0.062.
-        """
-        ui = self._ui
-        description = self._shown_description() if description is None else description
-        cand = ui.candidates if reranking_candidates is None else reranking_candidates
-        data = self._loader.read(self.row)
-        q = self._reiso.quote(self.row, data.original, data.sr, description, cand)
-        ui.quote, ui.description, ui.candidates = q, q.description, q.reranking_candidates
-        ui.description_row = self.row
-        self._refresh()
-        return q
-
-    def confirm(self) -> dict:
-        """Run the re-isolation priced by :meth:`quote` (see its example); the row then shows
-        the new sound, signals, cost and cached state. Its metadata (never the key) goes to
-        the session file.
-
-        >>> from samaudio_data.explorer import example_dataset
-        >>> Explorer(example_dataset(2)).confirm()
-        Traceback (most recent call last):
-        ...
-        samaudio_data.explorer.ExplorerError: nothing to confirm: ask for the price first
-        (quote() or the price button).
-        """
-        q = self._ui.quote
-        if q is None:
-            raise ExplorerError(
-                "nothing to confirm: ask for the price first (quote() or the price button)."
-            )
-        self._ui.quote = None
-        if q.row != self.row:
-            raise ExplorerError("the row changed since the price was shown; ask again.")
-        data = self._loader.read(q.row)
-        prior = float(self._state.reisolated.get(q.row, {}).get("cost", 0.0))
-        _, meta = self._reiso.run(q, data.original, data.sr, prior_cost=prior)
-        self._state.record_reisolation(q.row, meta, self.isolated)
-        self._loader.forget(q.row)
-        self._media_row = None
-        how = "from the cache (free)" if meta["cached"] else f"for ${meta['call_cost']:.3f}"
-        self._ui.say(f"row {q.row + 1} re-isolated with {q.description!r} {how}.")
-        self._changed()
-        return dict(meta)
 
     # --- session and apply -----------------------------------------------------------------
 

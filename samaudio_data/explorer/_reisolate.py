@@ -1,5 +1,8 @@
 """Re-isolating one row with another description: the price first, then the call.
 
+:class:`ReisolateActions` is the explorer's side of it (``quote``, ``confirm``, showing a
+re-isolated row); :class:`Reisolator` the calls, :class:`RowText` the default descriptions.
+
 Uses the client's public API only: ``estimate`` for the price (``calls == 0`` means the answer
 is cached and free), ``separate`` to run it. The audio of a re-isolation is not saved by the
 explorer; it comes back from the client's result cache (free) in a later session.
@@ -10,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +22,11 @@ from .._settings import CANDIDATES
 from ..audio import cleaning_signals
 from . import _format
 from ._errors import ExplorerError
+
+if TYPE_CHECKING:  # the explorer's parts, for the mixin's annotations only (no cycle)
+    from ._rows import RowLoader
+    from ._state import ReviewState
+    from ._ui import UIState
 
 
 @dataclasses.dataclass
@@ -252,3 +260,112 @@ class _DatasetRow(Mapping):
 
     def __len__(self) -> int:
         return len(self._ds.column_names)
+
+
+class ReisolateActions:
+    """The re-isolation half of :class:`~samaudio_data.explorer.Explorer`: price the row shown
+    with another description (:meth:`quote`), spend it (:meth:`confirm`), and show a
+    re-isolated row's new sound.
+
+    >>> from samaudio_data.explorer import Explorer, example_dataset
+    >>> isinstance(Explorer(example_dataset(2)), ReisolateActions)
+    True
+    """
+
+    _state: ReviewState
+    _ui: UIState
+    _loader: RowLoader
+    _reiso: Reisolator
+    _per_row: bool
+    _media_row: int | None
+    isolated: str
+
+    @property
+    def row(self) -> int:
+        raise NotImplementedError
+
+    def _row_description(self, row: int) -> str:
+        raise NotImplementedError
+
+    def _refresh(self) -> None:
+        raise NotImplementedError
+
+    def _changed(self, moved: bool = False) -> None:
+        raise NotImplementedError
+
+    def quote(
+        self, description: str | None = None, reranking_candidates: int | None = None
+    ) -> Quote:
+        """Price re-isolating the row shown (nothing is sent); :meth:`confirm` spends it.
+
+        >>> from samaudio_data import Client
+        >>> from samaudio_data.explorer import Explorer, example_dataset
+        >>> from samaudio_data.testing import LocalEndpoint
+        >>> with LocalEndpoint(keys={"k": None}) as ep:
+        ...     client = Client("k", endpoint=ep.url, cache_dir=False, progress=False)
+        ...     ex = Explorer(example_dataset(2), client=client)
+        ...     print(ex.quote("half", reranking_candidates=2))
+        ...     print(ex.confirm()["cost"], ex.message)
+        row 1: isolate 'half' with 2 candidate(s) costs $0.062 (1 billed call).
+        0.062 row 1 re-isolated with 'half' for $0.062.
+        """
+        ui = self._ui
+        description = self._shown_description() if description is None else description
+        cand = ui.candidates if reranking_candidates is None else reranking_candidates
+        data = self._loader.read(self.row)
+        q = self._reiso.quote(self.row, data.original, data.sr, description, cand)
+        ui.quote, ui.description, ui.candidates = q, q.description, q.reranking_candidates
+        ui.description_row = self.row
+        self._refresh()
+        return q
+
+    def confirm(self) -> dict:
+        """Run the re-isolation priced by :meth:`quote` (see its example); the row then shows
+        the new sound, signals, cost and cached state. Its metadata (never the key) goes to
+        the session file.
+
+        >>> from samaudio_data.explorer import Explorer, example_dataset
+        >>> Explorer(example_dataset(2)).confirm()
+        Traceback (most recent call last):
+        ...
+        samaudio_data.explorer.ExplorerError: nothing to confirm: ask for the price first
+        (quote() or the price button).
+        """
+        q = self._ui.quote
+        if q is None:
+            raise ExplorerError(
+                "nothing to confirm: ask for the price first (quote() or the price button)."
+            )
+        self._ui.quote = None
+        if q.row != self.row:
+            raise ExplorerError("the row changed since the price was shown; ask again.")
+        data = self._loader.read(q.row)
+        prior = float(self._state.reisolated.get(q.row, {}).get("cost", 0.0))
+        _, meta = self._reiso.run(q, data.original, data.sr, prior_cost=prior)
+        self._state.record_reisolation(q.row, meta, self.isolated)
+        self._loader.forget(q.row)
+        self._media_row = None
+        how = "from the cache (free)" if meta["cached"] else f"for ${meta['call_cost']:.3f}"
+        self._ui.say(f"row {q.row + 1} re-isolated with {q.description!r} {how}.")
+        self._changed()
+        return dict(meta)
+
+    def _shown_description(self) -> str:
+        """What the re-isolate box holds: what was typed (on this row, when each row has its
+        own default), else the row's default."""
+        ui = self._ui
+        if not self._per_row or ui.description_row == self.row:
+            return ui.description
+        return self._row_description(self.row)
+
+    def _media(self, row: int):
+        meta = self._state.reisolated.get(row)
+        if meta is None or self._loader.cached(row) is not None:
+            return self._loader.media(row)
+        data = self._loader.read(row)
+        try:
+            target = self._reiso.target(row, meta, data.original, data.sr)
+            note = f"re-isolated: {meta['description']!r}, {meta['reranking_candidates']} cand."
+        except ExplorerError as exc:
+            target, note = None, f"re-isolation unavailable ({exc}); showing the dataset's"
+        return self._loader.media(row, target, note)

@@ -6,23 +6,8 @@ or not, with any ``num_proc``. Rows of a batch are sent concurrently through one
 nothing for rows already paid for, and whose shared limits keep ``num_proc`` workers under one
 concurrency cap and pace.
 
-Columns added (``output_column="isolated"``):
-
-=============================  ==================================================================
-``isolated``                   the kept audio (``keep``), ``{"bytes": float WAV, "path": None}``
-                               at the row's rate and length; ``.cast_column("isolated", Audio())``
-``isolated_residual``          with ``keep="both"``: everything else
-``isolated_cost``              dollars paid for this row (0.0 when it came from the cache)
-``isolated_seconds``           time spent on the endpoint for this row
-``isolated_cached``            whether the answer came from the cache
-``isolated_error``             ``""``, or why the row failed (with ``on_error`` other than raise)
-``isolated_description``       the description this row was sent with (see below)
-``isolated_<signal>``          cleaning signals: see :mod:`samaudio_data.audio`
-``isolated_flag``              ``""`` when the isolation looks right, else why not (``empty``,
-                               ``absent``, ``invented``, ``wrong_source``, ``unchanged``,
-                               ``error``; see :mod:`samaudio_data.audio._quality`)
-``isolated_quality``           in [0, 1], 0.5 at a threshold: sort by it to review the worst first
-=============================  ==================================================================
+The columns each row gets (audio, cost, error, flags, cleaning signals) are listed in
+:mod:`samaudio_data.hf._rows`.
 
 Keep the rows that look right with ``ds.filter(lambda r: not r["isolated_flag"])``. A row
 whose input is silent (peak below -60 dBFS) is answered locally with silence, flagged
@@ -30,12 +15,6 @@ whose input is silent (peak below -60 dBFS) is answered locally with silence, fl
 ``"keep"`` (default) only flags it; ``"rerank"`` asks once more with
 ``rerank_candidates`` reranking candidates (a paid, cached call within ``max_cost``) and keeps
 the answer with the better verdict; ``"skip"`` replaces its audio with silence.
-
-A failed row (``on_error="skip"``) gets silence of its own length and rate (one sample at
-16 kHz when the input itself is missing), ``NaN`` signals and its ``_error``; never ``None``,
-so column types never depend on which rows fail first and every row stays decodable. With
-``"keep_original"`` it gets the original audio. Filter failures out with
-``ds.filter(lambda r: not r["isolated_error"])``.
 
 The description may come from each row (``isolate("{label}")``, a function of the row) and a
 map may ask for several sounds per row (``isolate({"voice": "speech", "bgm": "music"})``, one
@@ -62,23 +41,16 @@ Example
 
 from __future__ import annotations
 
-import math
 import os
-import sys
-import warnings
-from types import FrameType
-from typing import Any, cast
-
-import numpy as np
+from typing import Any
 
 from .. import _settings, errors
 from .._client import Client
-from .._models import Budget, Separation
+from .._models import Budget
 from .._version import __version__
-from ..audio import SIGNAL_NAMES, check_sample_rate, cleaning_signals
-from . import _triage
+from . import _hints, _rows, _triage
 from ._prompts import BatchRow, Prompts, Stem, row_names
-from ._values import SharedClip, encode_value, read_column
+from ._values import SharedClip, read_column
 
 ON_ERROR = ("raise", "skip", "keep_original")
 
@@ -244,51 +216,21 @@ class Isolate:
         return out if batched else {k: v[0] for k, v in out.items()}
 
     def _hint_unbatched(self) -> None:
-        """Once: an unbatched map (``Dataset.map`` or ``IterableDataset.map`` without
-        ``batched=True``) sends one request and waits for its answer before the next row."""
-        if self._hinted:
-            return
-        self._hinted = True
-        _warn_at_user(
-            "this map is not batched: each row's request waits for the previous row's answer, "
-            "one call's latency (~12.6 s on the real endpoint) per row, whatever the account's "
-            "limit. Pass batched=True with batch_size >= 9 x latency x rate (e.g. "
-            "ds.map(fn, batched=True, batch_size=128), also for an IterableDataset), or run "
-            "samaudio_data.prefetch(ds, fn) first: it sends every row at the limit."
-        )
+        """Once: an unbatched map waits for each row's answer before the next row."""
+        if not self._hinted:
+            self._hinted = True
+            _hints.warn_at_user(_hints.UNBATCHED)
 
     def _hint_batch_size(self, rows: int, calls_per_row: int = 1) -> None:
-        """Once: say so when batches this small leave the account idle > 10 % of the time.
-
-        A batch of ``B`` rows at ``r`` requests/s takes ``B / r`` to send, then waits one
-        latency ``L`` for its slowest answer, idle: the idle share is ``L / (B / r + L)``, at
-        most 10 % from ``B >= 9 L r`` on (``B`` counts calls: rows times stems). Silent when
-        no bigger batch exists: a dataset (or ``num_proc`` shard) of at most that many rows,
-        or a first batch that was the whole dataset.
-        """
+        """Once: say so when batches this small leave the account idle > 10 % of the time."""
         if self._hinted:
             return
-        snap = self.client.limits.snapshot()
-        rate, latency = snap["rate_per_minute"], snap["latency"]
-        if not rate or not latency:
-            return
-        per_second = rate / 60.0
-        idle = latency / (rows * calls_per_row / per_second + latency)
-        best = int(math.ceil(9 * latency * per_second / calls_per_row))
-        total = _rows_being_mapped()
-        if total is not None and total <= best:
-            return  # the dataset is smaller than the batch that would help
-        if total is None and self._batches < 2:
-            return  # one batch may have been the whole dataset: wait for a second
-        if idle > 0.10:
+        advice = _hints.batch_size_advice(
+            self.client.limits.snapshot(), rows, calls_per_row, self._batches
+        )
+        if advice is not None:
             self._hinted = True
-            _warn_at_user(
-                f"batches of {rows} rows leave the account idle about {idle:.0%} of the time "
-                f"(each waits ~{latency:.1f} s, the latency observed so far, for its slowest "
-                f"answer at {rate:.0f} requests/min). Use batch_size >= {best} (9 x latency x "
-                "rate: idle under 10 %), or run samaudio_data.prefetch(ds, fn) before the "
-                "map: it sends every row at the limit whatever the batch size."
-            )
+            _hints.warn_at_user(advice)
 
     def _process(
         self, values: list[Any], rows: list[Any], names: list[str]
@@ -347,88 +289,15 @@ class Isolate:
         return out
 
     def _row(self, stem: Stem, description: str, res: Any, orig) -> dict[str, Any]:
-        out = stem.output_column
-        row: dict[str, Any] = {}
-        if isinstance(res, Separation):
-            kept = res.residual if stem.keep == "residual" else res.target
-            if self.on_doubt == "skip" and res.flag:  # nothing doubtful reaches the column
-                kept = np.zeros_like(kept)
-            row[out] = encode_value(kept, res.sr)
-            if stem.keep == "both":
-                row[f"{out}_residual"] = encode_value(res.residual, res.sr)
-            row.update({f"{out}_flag": res.flag, f"{out}_quality": res.quality})
-            sig = cleaning_signals(res.target + res.residual, res.target, res.residual, res.sr)
-            row.update(
-                {
-                    f"{out}_cost": res.cost,
-                    f"{out}_seconds": res.seconds,
-                    f"{out}_cached": res.cached,
-                    f"{out}_error": "",
-                }
-            )
-        else:
-            try:  # a failed row keeps its length and rate when they are usable
-                sr = check_sample_rate(orig[1]) if orig else 16000
-            except errors.InvalidAudioError:
-                sr, orig = 16000, None
-            silence = encode_value(np.zeros(np.shape(orig[0])[-1] if orig else 1, np.float32), sr)
-            keep_original = self.on_error == "keep_original" and orig is not None
-            row[out] = encode_value(*orig) if keep_original else silence
-            if stem.keep == "both":
-                row[f"{out}_residual"] = silence
-            sig = {s: (False if s == "present" else math.nan) for s in SIGNAL_NAMES}
-            row.update(
-                {
-                    f"{out}_cost": 0.0,
-                    f"{out}_seconds": 0.0,
-                    f"{out}_cached": False,
-                    f"{out}_error": f"{type(res).__name__}: {res}",
-                    f"{out}_flag": "error",
-                    f"{out}_quality": 0.0,
-                }
-            )
-        # as sent; a description the client refused for holding its key never gets written
-        row[f"{out}_description"] = self.client.redact(description)
-        row.update({f"{out}_{s}": sig[s] for s in SIGNAL_NAMES})
-        return row
-
-
-def _rows_being_mapped() -> int | None:
-    """The number of rows of the ``Dataset`` (or ``num_proc`` shard) that ``datasets`` is
-    mapping this function over, found on the call stack; None when it cannot be told (an
-    ``IterableDataset``, or a ``datasets`` that names things otherwise)."""
-    import datasets
-
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(_DATASETS_DIR):
-            shard = frame.f_locals.get("shard")
-            if isinstance(shard, datasets.Dataset):
-                return shard.num_rows
-        frame = frame.f_back
-    return None
-
-
-def _warn_at_user(message: str) -> None:
-    """``RuntimeWarning`` pointing at the first caller outside samaudio_data and datasets
-    (the user's ``ds.map(...)`` line), as ``skip_file_prefixes`` does on Python 3.12+."""
-    level, frame = 1, cast(FrameType | None, sys._getframe(0))
-    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_DIRS):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, RuntimeWarning, stacklevel=level if frame is not None else 2)
-
-
-def _package_dir(name: str) -> str:
-    import importlib.util
-
-    spec = importlib.util.find_spec(name)
-    return os.path.dirname(spec.origin) + os.sep if spec and spec.origin else "\0"
-
-
-_DATASETS_DIR = _package_dir("datasets")
-_SKIPPED_DIRS = tuple(
-    _package_dir(n) for n in ("samaudio_data", "datasets", "multiprocess", "dill")
-)
+        return _rows.output_row(
+            stem,
+            description,
+            res,
+            orig,
+            on_doubt=self.on_doubt,
+            on_error=self.on_error,
+            redact=self.client.redact,
+        )
 
 
 def _session_id() -> str:

@@ -196,7 +196,7 @@ class Stem:
 
     @property
     def columns(self) -> list[str]:
-        """Every column this stem adds to a map's rows (see :mod:`samaudio_data.hf._map`)."""
+        """Every column this stem adds to a map's rows (see :mod:`samaudio_data.hf._rows`)."""
         out = self.output_column
         own = ("cost", "seconds", "cached", "error", "description")
         return (
