@@ -360,7 +360,7 @@ def test_cli_map_out_inside_its_input_folder_is_refused(tmp_path, capsys):
 
 
 def test_cli_local_endpoint_keeps_its_port_across_runs(tmp_path, capsys):
-    from samaudio_data.cli._main import _local_endpoint
+    from samaudio_data.cli._endpoint import _local_endpoint
 
     with _local_endpoint(str(tmp_path)) as a:
         first = a.url
