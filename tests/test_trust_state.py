@@ -360,14 +360,14 @@ def test_cli_map_out_inside_its_input_folder_is_refused(tmp_path, capsys):
 
 
 def test_cli_local_endpoint_keeps_its_port_across_runs(tmp_path, capsys):
-    from samaudio_data.cli._endpoint import _local_endpoint
+    from samaudio_data.cli._endpoint import local_endpoint
 
-    with _local_endpoint(str(tmp_path)) as a:
+    with local_endpoint(str(tmp_path)) as a:
         first = a.url
-        with _local_endpoint(str(tmp_path)) as b:  # taken: another port, said once
+        with local_endpoint(str(tmp_path)) as b:  # taken: another port, said once
             assert b.url != first
         assert "is taken" in capsys.readouterr().err
-    with _local_endpoint(str(tmp_path)) as c:  # the next run: the same origin again
+    with local_endpoint(str(tmp_path)) as c:  # the next run: the same origin again
         assert c.url == first
 
 

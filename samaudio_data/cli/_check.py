@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
-from ._endpoint import _client
+from ._endpoint import client_for
 
 
-def _check(args) -> int:
+def run_check(args) -> int:
     """``samaudio-data check``: print the report; exit 1 when anything needs fixing."""
     from .._client import Client
 
     if args.local:  # the whole check against a local endpoint, for a try offline
-        with _client(args) as client:
+        with client_for(args) as client:
             report = client.check(probe=args.probe)
         print(report)
         return 0 if report.ok else 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from ._endpoint import _client
+from ._endpoint import client_for
 
 
-def _demo(args) -> int:
+def run_demo(args) -> int:
     import numpy as np
     from datasets import Audio
 
@@ -41,7 +41,7 @@ def _demo(args) -> int:
         y = (hum + hiss) if i % 3 else hiss  # some clips have no hum
         sf.write(os.path.join(clips, f"clip{i}.{'flac' if i % 2 else 'wav'}"), y, sr)
     ds = audio_folder(clips)
-    with _client(args) as client:
+    with client_for(args) as client:
         fn = isolate("bass hum", client=client, keep="both")
         print(f"demo folder {clips}: {len(ds)} clips; {estimate_cost(ds, fn)}")
         out = ds.map(fn, batched=True, batch_size=len(ds), desc="isolating 'bass hum'")

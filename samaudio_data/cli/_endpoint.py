@@ -1,6 +1,6 @@
 """Which endpoint a command talks to: the client built from the options, or a local endpoint.
 
-:func:`_client` opens a ``Client`` from a command's options: the real endpoint when
+:func:`client_for` opens a ``Client`` from a command's options: the real endpoint when
 ``SEGMIND_API_KEY`` is set, else (or with ``--local``) a local endpoint started in this
 process on a port that stays the same across runs (:func:`local_port`), so a rerun finds its
 cache and resumes its journal.
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def _client(args) -> Iterator[Client]:
+def client_for(args) -> Iterator[Client]:
     from .._client import Client
 
     kw = dict(
@@ -54,7 +54,7 @@ def _client(args) -> Iterator[Client]:
             "what the real endpoint would charge.",
             file=sys.stderr,
         )
-        with _local_endpoint(args.cache_dir) as ep:
+        with local_endpoint(args.cache_dir) as ep:
             # a stable identity (the stand-in's answers do not depend on its port), so a
             # rerun finds its cached answers; and a stable port, so a killed run's journal
             # still points at this endpoint and the rerun resumes it
@@ -82,7 +82,7 @@ def local_port(cache_dir: str | None) -> int:
 
 
 @contextlib.contextmanager
-def _local_endpoint(cache_dir: str | None) -> Iterator[Any]:
+def local_endpoint(cache_dir: str | None) -> Iterator[Any]:
     from ..testing import LocalEndpoint
 
     port = local_port(cache_dir)

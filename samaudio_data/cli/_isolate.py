@@ -6,10 +6,10 @@ import sys
 
 from .. import audio, errors
 from .._models import plural
-from ._endpoint import _client
+from ._endpoint import client_for
 
 
-def _isolate(args) -> int:
+def run_isolate(args) -> int:
     """Stream the file through ``Client.isolate_file``: memory does not grow with its length."""
     from .._models import Budget
 
@@ -20,7 +20,7 @@ def _isolate(args) -> int:
     from ..audio import audio_file_info
 
     audio_file_info(args.input)  # a missing file, a folder, an empty file: one line, now
-    with _client(args) as client:
+    with client_for(args) as client:
         if args.dry_run or args.max_cost is not None:
             est = client.estimate_file(args.input, args.description)
             if est.invalid:

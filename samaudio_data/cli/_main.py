@@ -22,10 +22,10 @@ from __future__ import annotations
 import sys
 
 from .. import errors
-from ._check import _check
-from ._demo import _demo
-from ._isolate import _isolate
-from ._map import _map
+from ._check import run_check
+from ._demo import run_demo
+from ._isolate import run_isolate
+from ._map import run_map
 from ._parser import build_parser
 
 
@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(argv[1:])
     args = parser.parse_args(argv)
     try:
-        return {"isolate": _isolate, "map": _map, "demo": _demo, "check": _check}[args.command](
-            args
-        )
+        commands = {"isolate": run_isolate, "map": run_map, "demo": run_demo, "check": run_check}
+        return commands[args.command](args)
     except errors.SamAudioError as exc:
         print(f"samaudio-data: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import errors
 from .._models import plural
-from ._endpoint import _client
+from ._endpoint import client_for
 
 
 def _check_out(dataset: str, out: str) -> None:
@@ -100,7 +100,7 @@ def _check_hub(name: str) -> None:
         ) from exc
 
 
-def _map(args) -> int:
+def run_map(args) -> int:
     from datasets import Audio
 
     from ..hf import estimate_cost, isolate, prefetch
@@ -124,7 +124,7 @@ def _map(args) -> int:
     if audio_dir:
         _results.check_audio_dir(audio_dir, args.dataset)
     names = _results.row_names(ds, args.column)
-    with _client(args) as client:
+    with client_for(args) as client:
         fn = isolate(
             _what(args),
             column=args.column,
@@ -139,7 +139,7 @@ def _map(args) -> int:
         est = estimate_cost(ds, fn)
         print(f"{plural(len(ds), 'row')}: {est.describe(reasons=False)}")  # listed below
         for row, why in est.invalid[:50]:
-            print(f"  row {row}{_results._named(names, row)}: {why}")
+            print(f"  row {row}{_results.named(names, row)}: {why}")
         if len(est.invalid) > 50:
             print(f"  ... and {plural(len(est.invalid) - 50, 'more row')}")
         if args.dry_run:

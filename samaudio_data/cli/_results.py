@@ -99,10 +99,10 @@ def failures(out, stems: list[str], names: list[str], skip=()) -> list[str]:
         if i in skip or not any(errs):
             continue
         if len(stems) == 1 or len(set(errs)) == 1:
-            lines.append(f"row {i}{_named(names, i)}: {errs[0]}")
+            lines.append(f"row {i}{named(names, i)}: {errs[0]}")
             continue
         lines += [
-            f"row {i}{_named(names, i)}, stem {stem!r}: {e}"
+            f"row {i}{named(names, i)}, stem {stem!r}: {e}"
             for stem, e in zip(stems, errs, strict=True)
             if e
         ]
@@ -121,7 +121,7 @@ def row_names(ds, column: str) -> list[str]:
     return names
 
 
-def _named(names: list[str], i: int) -> str:
+def named(names: list[str], i: int) -> str:
     return f" ({names[i]})" if i < len(names) and names[i] else ""
 
 
