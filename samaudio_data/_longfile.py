@@ -80,7 +80,7 @@ def isolate_file(
     >>> from samaudio_data.testing import LocalEndpoint
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "talk.flac"
     >>> with audio.BlockWriter(path, 16000, channels=2) as w:
-    ...     w.write(np.full((2, 50 * 16000), 0.5))
+    ...     w.write(np.tile(0.5 * np.sin(np.arange(50 * 16000) / 7), (2, 1)))
     >>> with LocalEndpoint() as ep, Client("local-key", endpoint=ep.url, cache_dir=False,
     ...                                    progress=False) as client:
     ...     out = client.isolate_file(path, "half", residual_path=True)
@@ -88,7 +88,7 @@ def isolate_file(
     >>> out.name, calls, audio.audio_file_info(out).frames
     ('talk.isolated-half.flac', 3, 800000)
     >>> rest = path.with_name("talk.residual-half.flac")
-    >>> round(float(audio.read_window(rest, 16000, 16001)[0, 0]), 3)
+    >>> round(float(np.abs(audio.read_window(rest, 16000, 32000)).max()), 2)  # half the mix
     0.25
     """
     description, params, channels = parts.request(description, params)
