@@ -1,5 +1,6 @@
 """dataset.map(isolate(...)) on real datasets objects with real Audio decoding."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -467,6 +468,8 @@ def test_undecodable_bytes_say_what_to_do(client, ep):
     ds = Dataset.from_list(
         [{"audio": {"bytes": b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 64, "path": "clip.m4a"}}]
     ).cast_column("audio", Audio(decode=False))
-    with pytest.raises(errors.InvalidAudioError, match="clip.m4a.*Audio\\(decode=True\\)"):
+    # where torchcodec is installed, datasets' own decoder is named as a way out too
+    way_out = "Audio\\(decode=True\\)" if importlib.util.find_spec("torchcodec") else "WAV or FLAC"
+    with pytest.raises(errors.InvalidAudioError, match=f"clip.m4a.*{way_out}"):
         ds.map(isolate("speech", client=client))
     assert ep.stats["requests"] == 0

@@ -55,8 +55,8 @@ def declared_dtype(features: Any, column: str) -> str | None:
     """
     feature = (features or {}).get(column) if hasattr(features, "get") else None
     inner = feature.get("array") if isinstance(feature, dict) else None
-    while inner is not None and not hasattr(inner, "dtype"):
-        inner = getattr(inner, "feature", None)  # Sequence / List / LargeList
+    while hasattr(inner, "feature"):  # Sequence / List / LargeList (3.x's Sequence has a
+        inner = inner.feature  # dtype of its own, "list": look inside it)
     dtype = getattr(inner, "dtype", None)
     return dtype if isinstance(dtype, str) and dtype.startswith(("int", "uint")) else None
 
