@@ -54,7 +54,7 @@ def declared_dtype(features: Any, column: str) -> str | None:
     'int16'
     """
     feature = (features or {}).get(column) if hasattr(features, "get") else None
-    inner = feature.get("array") if isinstance(feature, dict) else None
+    inner: Any = feature.get("array") if isinstance(feature, dict) else None
     while hasattr(inner, "feature"):  # Sequence / List / LargeList (3.x's Sequence has a
         inner = inner.feature  # dtype of its own, "list": look inside it)
     dtype = getattr(inner, "dtype", None)
