@@ -85,7 +85,8 @@ def test_slow_job_goes_queued_processing_completed():
         assert states == ["QUEUED", "PROCESSING", "COMPLETED"]
         result = get(doc["response_url"]).json()
         assert result["metrics"] == {"queue_time": 0.6, "inference_time": 0.6}
-        assert ep.stats["billed"] == 1
+        get(doc["response_url"])  # fetched again: collected once, 0.6 s after it finished
+        assert ep.stats["billed"] == 1 and ep.stats["collect_lags"] == [pytest.approx(0.6)]
 
 
 def test_jobs_run_concurrently_in_the_background():

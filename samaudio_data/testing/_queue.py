@@ -55,6 +55,7 @@ class Job:
     data: bytes | None
     fmt: str
     error: str | None
+    collected: float | None = None  # when its result was first fetched (clock time)
 
     def state(self, now: float) -> str:
         """QUEUED, PROCESSING, COMPLETED or FAILED at time ``now``."""
@@ -174,6 +175,16 @@ class JobQueue:
             "metrics": self._metrics(job),
             "output": value,
         }
+
+    def collected(self, job: Job) -> float | None:
+        """Seconds from ``job``'s completion to now, if this is its first collection
+        (its result fetched COMPLETED); None otherwise."""
+        now = self.clock()
+        with self._lock:
+            if job.collected is not None or now < job.finished or job.error is not None:
+                return None
+            job.collected = now
+        return now - job.finished
 
     def output_file(self, name: str, *, retention: float) -> tuple[bytes, str] | None:
         """``(bytes, mime)`` of a completed job's output named ``<id>.<ext>``, or None."""

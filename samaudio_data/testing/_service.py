@@ -293,6 +293,9 @@ class Service:
             code, doc = self.jobs.result(
                 job, output=self.options.queue_output, file_url=self._file_url
             )
+            lag = self.jobs.collected(job) if code == 200 else None
+            if lag is not None:
+                self.stats.collected(lag)
         return json_doc(code, doc)
 
     def queue_off(self, path: str) -> Reply:
