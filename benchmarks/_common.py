@@ -140,7 +140,17 @@ def load_line() -> str:
     )
 
 
-_STAT_KEYS = ("requests", "billed", "by_status", "max_in_flight", "request_bytes", "last_request")
+_STAT_KEYS = (
+    "requests",
+    "billed",
+    "by_status",
+    "max_in_flight",
+    "request_bytes",
+    "last_request",
+    "submits",
+    "polls",
+    "collect_lags",
+)
 
 
 def _serve(conn, settings: dict) -> None:

@@ -87,6 +87,7 @@ def test_slow_job_goes_queued_processing_completed():
         assert result["metrics"] == {"queue_time": 0.6, "inference_time": 0.6}
         get(doc["response_url"])  # fetched again: collected once, 0.6 s after it finished
         assert ep.stats["billed"] == 1 and ep.stats["collect_lags"] == [pytest.approx(0.6)]
+        assert ep.stats["seen_lags"] == [0.0]  # the third poll came as it finished
 
 
 def test_jobs_run_concurrently_in_the_background():

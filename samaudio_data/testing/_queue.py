@@ -55,6 +55,7 @@ class Job:
     data: bytes | None
     fmt: str
     error: str | None
+    seen: float | None = None  # when a poll first found it COMPLETED (clock time)
     collected: float | None = None  # when its result was first fetched (clock time)
 
     def state(self, now: float) -> str:
@@ -176,14 +177,15 @@ class JobQueue:
             "output": value,
         }
 
-    def collected(self, job: Job) -> float | None:
-        """Seconds from ``job``'s completion to now, if this is its first collection
-        (its result fetched COMPLETED); None otherwise."""
+    def first(self, job: Job, event: str) -> float | None:
+        """Seconds from ``job``'s completion to now if this is the first time of ``event``
+        (``"seen"``: a status or result answered COMPLETED; ``"collected"``: its result was
+        fetched); None otherwise."""
         now = self.clock()
         with self._lock:
-            if job.collected is not None or now < job.finished or job.error is not None:
+            if getattr(job, event) is not None or now < job.finished or job.error is not None:
                 return None
-            job.collected = now
+            setattr(job, event, now)
         return now - job.finished
 
     def output_file(self, name: str, *, retention: float) -> tuple[bytes, str] | None:

@@ -293,9 +293,11 @@ class Service:
             code, doc = self.jobs.result(
                 job, output=self.options.queue_output, file_url=self._file_url
             )
-            lag = self.jobs.collected(job) if code == 200 else None
-            if lag is not None:
-                self.stats.collected(lag)
+        if doc.get("status") == "COMPLETED":  # how late a client saw it done, fetched it
+            for event in ("seen", "collected") if step == "result" else ("seen",):
+                lag = self.jobs.first(job, event)
+                if lag is not None:
+                    self.stats.lag(event, lag)
         return json_doc(code, doc)
 
     def queue_off(self, path: str) -> Reply:

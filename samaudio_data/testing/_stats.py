@@ -42,7 +42,7 @@ class Stats:
             self._last_upload: UploadInfo | None = None
             self._last_upload_format: str | None = None
             self._clipped = 0
-            self._collect_lags: list[float] = []
+            self._lags: dict[str, list[float]] = {"seen": [], "collected": []}
             self._first_at: float | None = None
             self._last_at: float | None = None
 
@@ -82,10 +82,11 @@ class Stats:
         with self._lock:
             self._clipped += n
 
-    def collected(self, lag: float) -> None:
-        """A queued job's result was first fetched ``lag`` seconds after it finished."""
+    def lag(self, event: str, lag: float) -> None:
+        """A queued job was first ``"seen"`` done by a poll, or its result first
+        ``"collected"``, ``lag`` seconds after it finished."""
         with self._lock:
-            self._collect_lags.append(lag)
+            self._lags[event].append(lag)
 
     def billed(self, key: str) -> None:
         """Count one billed request of ``key``."""
@@ -135,7 +136,8 @@ class Stats:
                 "last_upload": self._last_upload,
                 "last_upload_format": self._last_upload_format,
                 "clipped_samples": self._clipped,
-                "collect_lags": list(self._collect_lags),
+                "seen_lags": list(self._lags["seen"]),
+                "collect_lags": list(self._lags["collected"]),
                 # when model POSTs arrived (time.monotonic() of the server), first and last
                 "first_request_at": self._first_at,
                 "last_request_at": self._last_at,
