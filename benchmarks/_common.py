@@ -149,6 +149,7 @@ _STAT_KEYS = (
     "last_request",
     "submits",
     "polls",
+    "seen_lags",
     "collect_lags",
 )
 
