@@ -54,11 +54,13 @@ class Collecting:
         start = self._clock()
         deadline = start + self.transport.total_timeout
         delay: float | None = None
+        polled = 0.0  # when the previous poll left (s after the submit)
         while True:
+            sent = self._clock() - start
             state = self._status(ticket)
             if state == "COMPLETED":
-                if fresh:
-                    self.polls.learn(self._clock() - start, delay or 0.0)
+                if fresh:  # it finished between the previous poll and this one
+                    self.polls.learn(sent, sent - polled)
                     fresh = False
                 content = self._result(ticket, max_bytes)
                 if content is not None:
@@ -71,6 +73,7 @@ class Collecting:
                     "attempt (or run) collects it without paying again.",
                     hint="Raise timeout= for long clips or cold starts.",
                 )
+            polled = sent
             self._sleep(delay)
 
     def _get(self, ticket: Ticket, url: str, max_bytes: int) -> tuple[int, bytes] | None:

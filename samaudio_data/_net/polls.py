@@ -31,8 +31,8 @@ class PollSchedule:
     polling all along: polls are sparse until 90 % of the expected time (at most every
     second or quarter of it), every 3 % of it from there until 120 %, then back off by 1.5x
     to one a second. The expected time is learned from the jobs polled since submission
-    (when each was first seen done, less half the last interval). Until one is known, the
-    SDK's schedule: 0.1 s, 1.5x longer each time, at most 1 s.
+    (:meth:`learn`: between the poll that found each done and the one before). Until one
+    is known, the SDK's schedule: 0.1 s, 1.5x longer each time, at most 1 s.
 
     >>> ps = PollSchedule()
     >>> ps.delay(0.0, None), round(ps.delay(0.1, 0.1), 3)
@@ -41,6 +41,8 @@ class PollSchedule:
     9.75
     >>> round(ps.delay(0.0, None), 3), round(ps.delay(9.0, 1.0), 3)
     (2.438, 0.292)
+    >>> ps.learn(8.0, 4.0); ps.expected  # found done by a sparse poll: sooner than expected
+    7.2
     """
 
     def __init__(self) -> None:
@@ -57,8 +59,21 @@ class PollSchedule:
             return min(near - elapsed, max(POLL_MAX, 0.25 * expected))
         return max(POLL_MIN, POLL_DENSE * expected)
 
-    def learn(self, elapsed: float, last_delay: float) -> None:
-        """A job polled since its submit was first seen done ``elapsed`` s after it."""
-        done = max(0.0, elapsed - last_delay / 2)
+    def learn(self, elapsed: float, gap: float) -> None:
+        """A job polled since its submit was first found done by the poll sent ``elapsed`` s
+        after the submit, ``gap`` s after the poll before it (or the submit, for the first).
+
+        It finished within that gap. A short gap (at most a fifth of ``elapsed``: the dense
+        polls) times it: its middle is averaged in. A long one (a sparse poll found it done,
+        sooner or later than expected) only bounds it, so the expected time is moved into
+        the gap, a little under the poll that found it, and no further: the jobs sent
+        together finish together, and each of them reporting the same long gap must not
+        move the expectation again.
+        """
         with self._lock:
-            self.expected = done if self.expected is None else 0.7 * self.expected + 0.3 * done
+            expected = self.expected
+            if expected is None or gap <= 0.2 * elapsed:
+                done = max(0.0, elapsed - gap / 2)
+                self.expected = done if expected is None else 0.7 * expected + 0.3 * done
+            else:
+                self.expected = min(max(expected, elapsed - gap), 0.9 * elapsed)
