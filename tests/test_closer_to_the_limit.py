@@ -86,9 +86,12 @@ def test_polls_are_dense_around_the_expected_completion():
 
 
 def poll_one(ps, done_at) -> tuple:
-    """Poll a job that finishes ``done_at`` s after its submit as ``collect`` does (at once,
-    then after each ``ps.delay``): (how late it was found, polls, when, gap before it)."""
+    """Poll a job that finishes ``done_at`` s after its submit as ``collect`` does (at once
+    while nothing is known, then after each ``ps.delay``): (how late it was found, polls,
+    when, gap before it)."""
     at, previous, delay, polls = 0.0, 0.0, None, 0
+    if ps.expected is not None:
+        at = delay = ps.delay(0.0, None)
     while True:
         polls += 1
         if at >= done_at:

@@ -28,11 +28,12 @@ class PollSchedule:
     """When to poll a queued request: dense around the completion time learned so far.
 
     A job's answer should be collected within a small fraction of the time it takes, without
-    polling all along: polls are sparse until 90 % of the expected time (at most every
-    second or quarter of it), every 3 % of it from there until 120 %, then back off by 1.5x
-    to one a second. The expected time is learned from the jobs polled since submission
-    (:meth:`learn`: between the poll that found each done and the one before). Until one
-    is known, the SDK's schedule: 0.1 s, 1.5x longer each time, at most 1 s.
+    polling all along: polls are sparse until 90 % of the expected time (the first one
+    then, or after a second or a quarter of it if sooner), every 3 % of it from there until
+    120 %, then back off by 1.5x to one a second. The expected time is learned from the
+    jobs polled since submission (:meth:`learn`: between the poll that found each done and
+    the one before). Until one is known, a poll at once, then the SDK's schedule: 0.1 s,
+    1.5x longer each time, at most 1 s.
 
     >>> ps = PollSchedule()
     >>> ps.delay(0.0, None), round(ps.delay(0.1, 0.1), 3)

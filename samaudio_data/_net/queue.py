@@ -7,8 +7,8 @@
   be paid again on retry).
 - ``"queue"``: ``POST /v2/<model>`` (billed when accepted), then ``GET status_url`` until
   ``COMPLETED`` (:class:`~.polls.PollSchedule`: once the time a job takes is known, sparse polls
-  until shortly before it, dense ones around it; before that, first after 0.1 s, then 1.5
-  times longer each time, at most every second; always within the read timeout), then
+  until shortly before it, dense ones around it; before that, at once, then after 0.1 s,
+  1.5 times longer each time, at most every second; always within the read timeout), then
   ``GET response_url``. The request is kept as a
   :class:`~samaudio_data._net.journal.Ticket` (in memory and in the journal) until its answer
   is cached, so a poll or fetch that fails (5xx, dropped connection, timeout), a retry,
