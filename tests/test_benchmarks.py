@@ -284,3 +284,45 @@ def test_quality():
     assert all(0 < ms < 1000 for ms in per_second)  # CPU per second of audio
     base = num(r"baseline\)\s+" + NUM + " ms", out)
     assert base > 0
+
+
+def test_polls():
+    out = run("polls.py", "--latencies", "0.3", "--rows", "16")  # one batch: a few seconds
+    runs = re.findall(
+        r"^\s+(sync|queue, learned|queue, fixed)\s+"
+        + NUM
+        + r" s = "
+        + NUM
+        + r" x ideal\s+"
+        + NUM
+        + r" s\s+(?:"
+        + NUM
+        + r" x sync)?\s+billed (\d+)/(\d+)\s+rows ok (\d+)/(\d+)\s+(.*)$",
+        out,
+        re.M,
+    )
+    assert [r[0] for r in runs] == ["sync", "queue, learned", "queue, fixed"], out
+    sync_seconds = float(runs[0][1])
+    for mode, seconds, ratio, ideal, vs_sync, billed, rows, ok, rows2, rest in runs:
+        seconds, ratio, ideal = float(seconds), float(ratio), float(ideal)
+        assert ideal == pytest.approx(16 * 0.3 / 8, abs=0.01)
+        # 8 in flight at most and 0.3 s each: nothing beats the ideal
+        assert seconds >= ideal - 0.01 and abs(ratio - seconds / ideal) < 0.01
+        assert int(billed) == int(ok) == int(rows) == int(rows2) == 16  # every row paid once
+        if mode == "sync":
+            assert "answered in the call" in rest and vs_sync == ""
+            continue
+        assert float(vs_sync) == pytest.approx(seconds / sync_seconds, abs=0.01)
+        seen_med, seen_p90, got_med, got_p90, pct_med, pct_p90, polls = (
+            float(v)
+            for v in re.match(
+                r"seen \+\s*(\d+)/\s*(\d+) ms\s+collected \+\s*(\d+)/\s*(\d+) ms = "
+                r"(\d+\.\d)/\s*(\d+\.\d) % \(median/p90\)\s+polls/request\s+(\d+\.\d+)",
+                rest,
+            ).groups()
+        )
+        # a result is fetched after a poll found it done: each answer's collected >= seen
+        assert 0 <= seen_med <= got_med and seen_p90 <= got_p90 and seen_med <= seen_p90
+        assert pct_med == pytest.approx(got_med / 3, abs=0.2)  # ms / 300 ms, in %
+        assert pct_p90 == pytest.approx(got_p90 / 3, abs=0.2)
+        assert polls >= 1.0  # each request is polled at least once before its fetch
