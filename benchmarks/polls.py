@@ -93,11 +93,12 @@ class FixedPolls:
 
     Duck-types ``samaudio_data._net.polls.PollSchedule`` (``delay``, ``learn``) and is set as
     ``client._parts.caller.exchange.polls``: a private attribute, used only here to compare
-    the library's schedule with the one it replaced. Its ``expected`` time stays unknown, so
-    each request is also polled at once after its submit, as before.
+    the library's schedule with the one it replaced. Each request is polled at once after
+    its submit, then on the schedule, as before.
     """
 
-    expected = None
+    def first(self) -> float | None:
+        return None
 
     def delay(self, elapsed: float, previous: float | None) -> float:
         return 0.1 if previous is None else min(1.0, previous * 1.5)

@@ -53,12 +53,9 @@ class Collecting:
         ``fresh``: just submitted (its completion time teaches the poll schedule)."""
         start = self._clock()
         deadline = start + self.transport.total_timeout
-        delay: float | None = None
         polled = 0.0  # when the previous poll left (s after the submit)
-        if fresh and self.polls.expected is not None:
-            # no poll before the expected time is near (with none known yet, the first is
-            # at once: a job may be done as soon as it is submitted)
-            delay = self.polls.delay(0.0, None)
+        delay = self.polls.first() if fresh else None  # none before the expected time nears
+        if delay is not None:
             self._sleep(min(delay, self.transport.total_timeout))
         while True:
             sent = self._clock() - start

@@ -60,6 +60,12 @@ class PollSchedule:
             return min(near - elapsed, max(POLL_MAX, 0.25 * expected))
         return max(POLL_MIN, POLL_DENSE * expected)
 
+    def first(self) -> float | None:
+        """Seconds from a submit to its first poll; None: at once (while nothing is known, or
+        when jobs are done within ``POLL_MIN``)."""
+        expected = self.expected
+        return None if expected is None or expected < POLL_MIN else self.delay(0.0, None)
+
     def learn(self, elapsed: float, gap: float) -> None:
         """A job polled since its submit was first found done by the poll sent ``elapsed`` s
         after the submit, ``gap`` s after the poll before it (or the submit, for the first).
@@ -67,14 +73,17 @@ class PollSchedule:
         It finished within that gap. A short gap (at most a fifth of ``elapsed``: the dense
         polls) times it: its middle is averaged in. A long one (a sparse poll found it done,
         sooner or later than expected) only bounds it, so the expected time is moved into
-        the gap, a little under the poll that found it, and no further: the jobs sent
-        together finish together, and each of them reporting the same long gap must not
-        move the expectation again.
+        the gap, a little under the poll that found it (or, when none was known, to the
+        gap's start, so that the next jobs are polled densely across it), and no further:
+        the jobs sent together finish together, and each of them reporting the same long gap
+        must not move the expectation again.
         """
         with self._lock:
             expected = self.expected
-            if expected is None or gap <= 0.2 * elapsed:
+            if gap <= 0.2 * elapsed:
                 done = max(0.0, elapsed - gap / 2)
                 self.expected = done if expected is None else 0.7 * expected + 0.3 * done
+            elif expected is None:  # the earliest it may have finished: polls go dense there
+                self.expected = max(0.0, elapsed - gap)
             else:
                 self.expected = min(max(expected, elapsed - gap), 0.9 * elapsed)
