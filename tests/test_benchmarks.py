@@ -271,9 +271,7 @@ def test_ray_scale():
 
 def test_long_run():
     out = run("long_run.py", "--rows", "60")  # a smoke run: the figures, not the targets
-    runs = nums(
-        r"(\d+) requests in \d+ s; share of the stated limit " + NUM + r", 429s (\d+)", out
-    )
+    runs = nums(r"(\d+) requests in \d+ s; share of the stated limit " + NUM + r", 429s (\d+)", out)
     assert len(runs) == 2, out
     for (requests, share, r429), rows in zip(runs, (60, 50), strict=True):
         assert requests == rows + r429  # every row paid once; the rest were 429s
