@@ -249,8 +249,8 @@ class CostEstimate:
     cannot be collected (its answer cannot be followed): the run raises
     UncollectableRequestError for it and pays nothing more, while its journal entry is kept
     (queue_retention); then it is paid again. To pay for it again now, delete its entry in
-    the cache directory's journal/ folder (the error names the file); to run the rest, pass
-    return_exceptions=True (on_error="skip" for a dataset map).
+    the cache directory's journal/ folder (the error names its file); to run the rest, skip
+    what fails (return_exceptions=True; on_error="skip" or --on-error skip for a dataset).
     """
 
     calls: int
@@ -327,23 +327,27 @@ class CostEstimate:
         n = self.uncollectable
         if not n:
             return ""
-        one = n == 1
         left = self.uncollectable_until - time.time()
-        kept = (
-            f"for up to {math.ceil(left / 60)} more minutes, while "
-            f"{'its journal entry is' if one else 'their journal entries are'} kept"
-            if left > 0
-            else f"while {'its journal entry is' if one else 'their journal entries are'} "
-            "kept (queue_retention)"
-        )
-        it, its = ("it", "its") if one else ("them", "their")
+        soon = f"for up to {math.ceil(left / 60)} more minutes, " if left > 0 else ""
+        if n == 1:
+            what = (
+                "1 piece already paid cannot be collected (its answer cannot be followed): the "
+                f"run raises UncollectableRequestError for it and pays nothing more, {soon}"
+                "while its journal entry is kept (queue_retention); then it is paid again. To "
+                "pay for it again now, delete its entry in the cache directory's journal/ "
+                "folder (the error names its file)"
+            )
+        else:
+            what = (
+                f"{n} pieces already paid cannot be collected (their answers cannot be "
+                "followed): the run raises UncollectableRequestError for them and pays "
+                f"nothing more, {soon}while their journal entries are kept (queue_retention); "
+                "then they are paid again. To pay for them again now, delete their entries "
+                "in the cache directory's journal/ folder (the errors name their files)"
+            )
         return (
-            f". {plural(n, 'piece')} already paid cannot be collected ({its} answer cannot be "
-            f"followed): the run raises UncollectableRequestError for {it} and pays nothing "
-            f"more, {kept}; then {'it is' if one else 'they are'} paid again. To pay for {it} "
-            f"again now, delete {its} {'entry' if one else 'entries'} in the cache "
-            f"directory's journal/ folder (the error names the file); to run the rest, pass "
-            'return_exceptions=True (on_error="skip" for a dataset map).'
+            f". {what}; to run the rest, skip what fails (return_exceptions=True; "
+            'on_error="skip" or --on-error skip for a dataset).'
         )
 
 

@@ -100,3 +100,33 @@ def _dataset(ys):
     from datasets import Dataset
 
     return Dataset.from_dict({"audio": [{"array": y, "sampling_rate": SR} for y in ys]})
+
+
+def test_the_cli_dry_run_says_what_the_run_will_do_and_a_run_that_would_stop_is_refused(
+    make_endpoint, tmp_path, capsys, monkeypatch
+):
+    import soundfile as sf
+
+    from samaudio_data.cli import main
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i, y in enumerate(clips(2)):
+        sf.write(folder / f"clip{i}.wav", y, SR)
+    ep, other = make_endpoint(), make_endpoint()
+    ep.queue_url_origin = other.base_url  # every answer leads elsewhere: paid, uncollectable
+    monkeypatch.setenv("SEGMIND_API_KEY", KEY)
+    args = ["map", str(folder), "--description", "speech", "--endpoint", ep.url]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "o1"), "--on-error", "skip"]) == 0
+    assert ep.stats["billed"] == 2
+    capsys.readouterr()
+
+    assert main(args + ["--out", str(tmp_path / "o2"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "0 calls to pay for, 0 already cached" in out
+    assert "2 pieces already paid cannot be collected" in out
+    assert "for up to 60 more minutes" in out and "--on-error skip" in out
+    assert main(args + ["--out", str(tmp_path / "o3")]) == 3
+    assert "refusing to start: 2 requests paid for earlier" in capsys.readouterr().err
+    assert ep.stats["billed"] == 2 and other.stats["requests"] == 0
