@@ -46,7 +46,8 @@ import numpy as np
 
 from . import audio, errors
 from ._answers.jobs import fit, window_job
-from ._models import Budget, CostEstimate, Counts, Tally
+from ._estimate import CostEstimate, Counts, Tally
+from ._models import Budget
 from ._options import Chunking
 from ._parts import Parts
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from . import errors
-from ._models import Budget, CostEstimate, Counts, Tally
+from ._estimate import CostEstimate, Counts, Tally
+from ._models import Budget
 from ._parts import Parts
 
 Rates = int | Sequence[int]

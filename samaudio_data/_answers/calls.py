@@ -37,7 +37,8 @@ import random
 import time
 
 from .. import errors
-from .._models import Budget, Counts, Usage
+from .._estimate import Counts
+from .._models import Budget, Usage
 from .._net.queue import QueueExchange
 from .._net.responses import audio_bytes
 from .._net.retry import RetryPolicy

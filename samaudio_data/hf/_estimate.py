@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from .. import errors
-from .._models import CostEstimate, Counts, Tally
+from .._estimate import CostEstimate, Counts, Tally
 from . import _triage
 from ._map import Isolate
 from ._values import dataset_rows, declared_dtype, read_value
