@@ -130,3 +130,19 @@ def test_the_cli_dry_run_says_what_the_run_will_do_and_a_run_that_would_stop_is_
     assert main(args + ["--out", str(tmp_path / "o3")]) == 3
     assert "refusing to start: 2 requests paid for earlier" in capsys.readouterr().err
     assert ep.stats["billed"] == 2 and other.stats["requests"] == 0
+
+
+def test_the_explorer_never_quotes_an_uncollectable_re_isolation_as_free(
+    make_endpoint, make_client
+):
+    from samaudio_data.explorer import Explorer, ExplorerError, example_dataset
+
+    ep, other = make_endpoint(), make_endpoint()
+    ep.queue_url_origin = other.base_url
+    ex = Explorer(example_dataset(2), client=make_client(endpoint=ep.url, transport="queue"))
+    assert ex.quote("half").calls == 1
+    with pytest.raises(errors.UncollectableRequestError):
+        ex.confirm()
+    with pytest.raises(ExplorerError, match="paid for earlier but its answer cannot be collected"):
+        ex.quote("half")
+    assert ep.stats["billed"] == 1
