@@ -269,6 +269,34 @@ def test_the_budget_and_the_halt_hold_across_nodes(server, tmp_path):
         server.set_credits(KEY, None)
 
 
+def test_stems_and_row_functions_read_plain_values_from_a_numpy_batch():
+    """No cluster needed: the class a worker runs, on a batch as Ray Data hands it."""
+    from samaudio_data.testing import LocalEndpoint
+
+    seen = []
+
+    def voice(row):
+        seen.append(row["label"])
+        return f"half the {row['label']}"
+
+    with LocalEndpoint() as ep:
+        fn = IsolateBatches(
+            {"voice": voice, "bass": "bass of the {label}"},
+            client=Client("local-key", endpoint=ep.url, cache_dir=False, progress=False),
+        )
+        audio = np.empty(2, dtype=object)
+        audio[:] = [
+            {"bytes": encode_wav(y, SR), "path": f"{i}.wav"} for i, y in enumerate(clips(2, 9))
+        ]
+        out = fn({"audio": audio, "label": np.array(["dog", "cat"])})
+        sent = ep.stats["descriptions"]
+    assert seen == ["dog", "cat"] and all(type(v) is str for v in seen)  # not numpy.str_
+    assert list(out["voice_description"]) == ["half the dog", "half the cat"]
+    assert list(out["bass_description"]) == ["bass of the dog", "bass of the cat"]
+    assert sorted(sent) == sorted([*out["voice_description"], *out["bass_description"]])
+    assert list(out["voice_error"]) == ["", ""] and list(out["label"]) == ["dog", "cat"]
+
+
 def test_a_dead_lease_holder_never_blocks_the_others(cluster):
     coord = Coordinator(f"t-{uuid.uuid4().hex[:8]}", lease_ttl=1)
     rules = Rules(max_concurrency=1, requests_per_minute=600)
