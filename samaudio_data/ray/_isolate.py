@@ -89,7 +89,7 @@ class IsolateBatches:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         fn = self.isolate
         try:
-            check_columns(fn, list(batch))  # before anything is sent
+            _check_columns(fn, list(batch))  # before anything is sent
             values = _values(batch, fn.column)
             # the whole batch: a description may be filled from the row's other columns
             out = fn(_Batch(batch, fn.column, values))
@@ -102,7 +102,7 @@ class IsolateBatches:
         return result
 
 
-def check_columns(fn: Isolate, names: list[str]) -> None:
+def _check_columns(fn: Isolate, names: list[str]) -> None:
     """Refuse, before anything is sent, a dataset lacking the audio or a template's column."""
     if fn.column not in names and not {"amplitude", "sample_rate"} <= set(names):
         raise errors.InvalidRequestError(
@@ -247,7 +247,7 @@ def isolate(
     fn = Isolate(description, client=worker_client, **options)  # bad options fail here, now
     schema = ds.schema(fetch_if_missing=False)  # known without running anything, or None
     if schema is not None:  # else each worker checks its batches, before sending
-        check_columns(fn, list(schema.names))
+        _check_columns(fn, list(schema.names))
     if not ray.is_initialized():
         ray.init()
     coordinator.actor()  # created here, on the driver's node, before any worker asks
