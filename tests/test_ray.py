@@ -269,7 +269,7 @@ def test_the_budget_and_the_halt_hold_across_nodes(server, tmp_path):
         server.set_credits(KEY, None)
 
 
-def test_stems_and_row_functions_read_plain_values_from_a_numpy_batch():
+def test_stems_and_row_functions_read_plain_values_from_a_numpy_batch(monkeypatch):
     """No cluster needed: the class a worker runs, on a batch as Ray Data hands it."""
     from samaudio_data.testing import LocalEndpoint
 
@@ -290,6 +290,11 @@ def test_stems_and_row_functions_read_plain_values_from_a_numpy_batch():
         ]
         out = fn({"audio": audio, "label": np.array(["dog", "cat"])})
         sent = ep.stats["descriptions"]
+        monkeypatch.delenv("SEGMIND_API_KEY", raising=False)  # a worker without the key
+        keyless = IsolateBatches("speech", client=Client(endpoint=ep.url, cache_dir=False))
+        with pytest.raises(errors.AuthenticationError, match="no API key in this Ray worker"):
+            keyless({"audio": audio})
+        assert ep.stats["requests"] == 4
     assert seen == ["dog", "cat"] and all(type(v) is str for v in seen)  # not numpy.str_
     assert list(out["voice_description"]) == ["half the dog", "half the cat"]
     assert list(out["bass_description"]) == ["bass of the dog", "bass of the cat"]

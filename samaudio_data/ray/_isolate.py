@@ -76,19 +76,21 @@ class IsolateBatches:
     ) -> None:
         if client is None:
             client = Client(progress=False)
-        if not client.has_key:
-            raise errors.AuthenticationError(
-                "no API key in this Ray worker: the key reaches workers through their "
-                "environment. Export SEGMIND_API_KEY on every node before `ray start` (or in "
-                "the cluster's secret store); it is never sent inside a task or a Ray object. "
-                "Nothing was sent."
-            )
         ledger = f"max_cost:ray:{run}" if run else None
         self.isolate = Isolate(description, client=client, budget_ledger=ledger, **options)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         fn = self.isolate
         try:
+            # checked here, not in __init__: an actor that fails to start reaches the driver
+            # as Ray's ActorDiedError, a batch's error as the library's own type
+            if not fn.client.has_key:
+                raise errors.AuthenticationError(
+                    "no API key in this Ray worker: the key reaches workers through their "
+                    "environment. Export SEGMIND_API_KEY on every node before `ray start` (or "
+                    "in the cluster's secret store); it is never sent inside a task or a Ray "
+                    "object. Nothing was sent."
+                )
             _check_columns(fn, list(batch))  # before anything is sent
             values = _values(batch, fn.column)
             # the whole batch: a description may be filled from the row's other columns
