@@ -379,7 +379,9 @@ class LocalEndpoint:
         with ``audio`` replaced by its length; None if not JSON), ``last_upload``
         (``UploadInfo`` of the last decoded upload), ``last_upload_format`` ("WAV", "FLAC",
         ...), ``clipped_samples``, and ``first_request_at`` / ``last_request_at`` (when the
-        first and last model POSTs arrived, ``time.monotonic()`` of the server; None before).
+        first and last model POSTs arrived, ``time.monotonic()`` of the server; None before), and
+        ``arrivals`` (``(arrived, refused)`` of the last 10,000 model POSTs the rate limit
+        judged: when it saw each arrive, on the endpoint's clock, and whether it answered 429).
 
         >>> LocalEndpoint().stats["requests"]
         0
