@@ -13,7 +13,9 @@ APT_TEST := libavcodec59 libavformat59 libavutil57 libswresample4 libavdevice59 
             libavfilter8 libswscale6 chromium espeak-ng sox
 # the oldest supported versions: a fresh venv pinned by this constraints file (no torch:
 # datasets 3.x decodes Audio with soundfile); the browser test and the fresh-install test
-# (tests/test_fresh_install.py: the README from a new venv) run in the latest one only.
+# (tests/test_fresh_install.py: the README from a new venv) run in the latest one only, as
+# do the benchmarks' smoke runs (tests/test_benchmarks.py: minutes of timing runs whose
+# library paths the rest of the suite covers at the oldest versions).
 # Without the [quality] extra: the triage runs there without speech detection (":no_vad"),
 # and the tests that need the detector skip, saying so
 OLDEST_VENV ?= .venv-oldest
@@ -64,4 +66,4 @@ test-oldest:
 	cd / && $(abspath $(OLDEST_VENV))/bin/python -c "from samaudio_data.explorer._widget import \
 	  ExplorerWidget as W; w = W(); assert 'export default' in w._esm and '.sa-root' in w._css"
 	$(OLDEST_VENV)/bin/python -m pytest --ignore-glob="tests/test_*browser*.py" \
-	  --ignore=tests/test_fresh_install.py
+	  --ignore=tests/test_fresh_install.py --ignore=tests/test_benchmarks.py

@@ -12,7 +12,8 @@
 
 from . import errors
 from ._client import Client
-from ._models import Budget, CostEstimate, Separation, Usage
+from ._estimate import CostEstimate
+from ._models import Budget, Separation, Usage
 from ._options import Chunking, RateLimits, Retries, Upload
 from ._version import __version__
 from .hf import audio_folder, estimate_cost, isolate, prefetch

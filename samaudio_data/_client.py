@@ -22,7 +22,8 @@ from . import _longfile as longfile
 from . import _many as many
 from . import _settings as settings
 from ._answers.cache import ResultCache
-from ._models import Budget, CostEstimate, Separation, Usage
+from ._estimate import CostEstimate
+from ._models import Budget, Separation, Usage
 from ._options import (
     GROUPS,
     UNSET,

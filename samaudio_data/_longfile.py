@@ -46,7 +46,8 @@ import numpy as np
 
 from . import audio, errors
 from ._answers.jobs import fit, window_job
-from ._models import Budget, CostEstimate, Tally
+from ._estimate import CostEstimate, Counts, Tally
+from ._models import Budget
 from ._options import Chunking
 from ._parts import Parts
 
@@ -220,11 +221,11 @@ def estimate_file(
         paths = [paths]
     upload_format = parts.options.upload.upload_format
 
-    def count(path: Path) -> tuple[int, int]:
+    def count(path: Path) -> Counts:
         info, plan = _plan(parts.options.chunking, path)
         if parts.caller.cache is None:  # nothing can be cached: count, read nothing
-            return len(plan) * (info.channels if channels == "each" else 1), 0
-        calls = cached = 0
+            return Counts(calls=len(plan) * (info.channels if channels == "each" else 1))
+        total = Counts()
         for a, b in plan.windows:
             job = window_job(
                 audio.read_window(path, a, b),
@@ -234,9 +235,8 @@ def estimate_file(
                 channels=channels,
                 upload_format=upload_format,
             )
-            paid, hits = parts.caller.count(job)
-            calls, cached = calls + paid, cached + hits
-        return calls, cached
+            total += parts.caller.count(job)
+        return total
 
     tally = Tally(parts.options.price_per_call)
     for row, path in enumerate(paths):

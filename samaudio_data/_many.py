@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from . import errors
-from ._models import Budget, CostEstimate, Tally
+from ._estimate import CostEstimate, Counts, Tally
+from ._models import Budget
 from ._parts import Parts
 
 Rates = int | Sequence[int]
@@ -127,6 +128,6 @@ def estimate(
 
 def _count(
     parts: Parts, y: np.ndarray, sr: int, description: str, params: dict[str, Any]
-) -> tuple[int, int]:
-    """``(calls to pay, cache hits)`` of one clip, counted as its sends would be."""
+) -> Counts:
+    """What a run would do with one clip, counted as its sends would be."""
     return parts.caller.count(parts.prepare(y, sr, description, params))

@@ -1,23 +1,22 @@
-"""What calls give back and count: :class:`Separation`, :class:`Usage`, :class:`CostEstimate`,
-and the shared spending cap :class:`Budget`.
+"""What calls give back and count: :class:`Separation`, :class:`Usage`, and the shared
+spending cap :class:`Budget` (what a run would cost, before it runs, is in
+:mod:`samaudio_data._estimate`).
 
 Example
 -------
->>> print(CostEstimate(calls=3, cached=1, price_per_call=0.062))
-3 calls to pay for, 1 already cached: about $0.19 at $0.062 per call
+>>> print(Usage(billed=3, cached=1, cost=0.186))
+3 billed calls ($0.19), 1 from cache, 0 failed, 0 retries, 0 rate-limited
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import errors
 from ._state.limits import SharedLimits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -192,117 +191,6 @@ class Usage:
         if self.remaining_credits is not None:
             text += f", {self.remaining_credits:.2f} credits left"
         return text
-
-
-@dataclass
-class CostEstimate:
-    """What a run would cost: calls to pay for, cache hits, dollars. Nothing is sent.
-
-    ``calls`` and ``cached`` count requests (a long clip split into chunks counts each
-    chunk); ``invalid`` lists ``(row, reason)`` for clips that cannot be sent; ``silent``
-    counts rows with silent input, answered locally for free; ``rerank_calls`` is the most
-    a rerank policy (``on_doubt="rerank"``) may add, if every row turned out doubtful.
-
-    >>> print(CostEstimate(calls=10, cached=0, price_per_call=0.062, silent=2, rerank_calls=10))
-    10 calls to pay for, 0 already cached, 2 silent rows answered locally for free:
-    about $0.62 at $0.062 per call; reranking doubtful rows may add at most 10 calls ($0.62)
-    """
-
-    calls: int
-    cached: int
-    price_per_call: float
-    invalid: list[tuple[int, str]] = field(default_factory=list)
-    clips: int = 0
-    silent: int = 0
-    rerank_calls: int = 0
-
-    @property
-    def rerank_cost(self) -> float:
-        """Dollars the rerank policy may add at most."""
-        return self.rerank_calls * self.price_per_call
-
-    @property
-    def cost(self) -> float:
-        """Dollars the ``calls`` would cost."""
-        return self.calls * self.price_per_call
-
-    def __str__(self) -> str:
-        return self.describe()
-
-    def describe(self, *, reasons: bool = True) -> str:
-        """The estimate in one line; ``reasons=False`` counts the invalid rows without saying
-        why (for a caller that lists them itself, so that no reason is printed twice).
-
-        >>> print(CostEstimate(2, 0, 0.062, invalid=[(1, "empty")]).describe(reasons=False))
-        2 calls to pay for, 0 already cached, 1 row with missing or invalid audio:
-        about $0.12 at $0.062 per call
-        """
-        bad = ""
-        if self.invalid:
-            shown = "; ".join(f"row {i}: {why}" for i, why in self.invalid[:5])
-            more = f"; and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
-            bad = f", {plural(len(self.invalid), 'row')} with missing or invalid audio"
-            bad += f" ({shown}{more})" if reasons else ""
-        if self.silent:
-            bad += f", {plural(self.silent, 'silent row')} answered locally for free"
-        text = (
-            f"{plural(self.calls, 'call')} to pay for, {self.cached} already cached{bad}: "
-            f"about ${self.cost:.2f} at ${self.price_per_call:.3f} per call"
-        )
-        if self.rerank_calls:
-            text += (
-                f"; reranking doubtful rows may add at most "
-                f"{plural(self.rerank_calls, 'call')} (${self.rerank_cost:.2f})"
-            )
-        return text
-
-
-class Tally:
-    """Adds up what many clips (or files, or rows) would cost into one :class:`CostEstimate`:
-    the one estimate path of the library. Each entry's count comes from the same call
-    counting the sends use; an entry that cannot be sent is listed as invalid with why.
-
-    >>> def bad():
-    ...     raise errors.InvalidAudioError("empty")
-    >>> t = Tally(0.062)
-    >>> t.add(0, lambda: (2, 1)); t.add(1, bad)
-    >>> t.result().calls, t.result().invalid, t.result().clips
-    (2, [(1, 'empty')], 2)
-    """
-
-    def __init__(self, price_per_call: float) -> None:
-        self.price_per_call = price_per_call
-        self.calls = self.cached = self.clips = 0
-        self.silent = self.rerank_calls = 0  # rows answered locally; a rerank's most
-        self.invalid: list[tuple[int, str]] = []
-
-    def add(self, row: int, count: Callable[[], tuple[int, int] | CostEstimate]) -> None:
-        """Count entry ``row``: ``count()`` gives ``(calls to pay, cache hits)`` or an
-        estimate of its own, or raises the typed error saying why it cannot be sent."""
-        self.clips += 1
-        try:
-            got = count()
-        except errors.SamAudioError as exc:
-            self.invalid.append((row, exc.message))
-            return
-        if isinstance(got, CostEstimate):
-            if got.invalid:
-                self.invalid.append((row, got.invalid[0][1]))
-            got = (got.calls, got.cached)
-        self.calls += got[0]
-        self.cached += got[1]
-
-    def result(self) -> CostEstimate:
-        """The estimate so far."""
-        return CostEstimate(
-            calls=self.calls,
-            cached=self.cached,
-            price_per_call=self.price_per_call,
-            invalid=list(self.invalid),
-            clips=self.clips,
-            silent=self.silent,
-            rerank_calls=self.rerank_calls,
-        )
 
 
 class Budget:

@@ -13,8 +13,8 @@ Example
 >>> from samaudio_data._options import Options
 >>> parts = build(Options.build(cache_dir=False, endpoint="http://127.0.0.1:9/v1/m"), "k")
 >>> job = parts.prepare(np.zeros(8000), 8000, "speech", {})
->>> parts.caller.count(job), parts.runner.workers
-((1, 0), 16)
+>>> parts.caller.count(job).calls, parts.runner.workers
+(1, 16)
 >>> parts.close()
 """
 

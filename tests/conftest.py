@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import requests
 
-from samaudio_data import Client
+from samaudio_data import Client, errors
 from samaudio_data.testing import LocalEndpoint
 
 # a key that looks real, so that a leak anywhere is easy to find
 KEY = "sk-test-9f8e7d6c5b4a-SECRET"
+
+
+def hostile_client(server, tmp_path, **kw):
+    """A client of a hostile server (tests/hostile.py) playing the provider: its cache in
+    ``tmp_path/cache``, fast back-off, one retry, the synchronous call unless ``transport=``
+    says otherwise."""
+    defaults = dict(
+        cache_dir=tmp_path / "cache",
+        backoff_base=0.01,
+        progress=False,
+        max_retries=1,
+        transport="sync",
+    )
+    return Client(KEY, endpoint=server.url + "/v1/sam-audio-large", **{**defaults, **kw})
+
+
+# an account's token bucket: 2 tokens refilled 10 times a second, a fractional Retry-After
+# on each 429 (a storm of them for a client that does not know the rate)
+TOKEN_BUCKET = dict(
+    rate_limit_per_minute=10, rate_window=1.0, rate_limit_burst=2, send_retry_after="fraction"
+)
 
 
 def cut_short(send):
@@ -68,12 +92,14 @@ def make_endpoint():
 
 
 @pytest.fixture
-def make_client(endpoint, tmp_path):
-    """Build clients for the endpoint with fast back-off and their own cache."""
+def make_client(request, tmp_path):
+    """Build clients with fast back-off and their own cache, for the ``endpoint`` fixture's
+    endpoint unless ``endpoint=`` is given; every one is closed at the end of the test."""
     made = []
 
     def make(**kw):
-        kw.setdefault("endpoint", endpoint.url)
+        if "endpoint" not in kw:  # the default endpoint is started only when used
+            kw["endpoint"] = request.getfixturevalue("endpoint").url
         kw.setdefault("cache_dir", tmp_path / "cache")
         kw.setdefault("backoff_base", 0.01)
         kw.setdefault("rate_window", 1.0)
@@ -85,6 +111,32 @@ def make_client(endpoint, tmp_path):
     yield make
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def leave_paid(make_client):
+    """``leave_paid(ep, y, sr, description="half", age=0, **client options)``: a queue
+    client of ``ep`` gives up while ``y``'s job runs (read timeout 0.2 s, no retries),
+    leaving the request paid, journalled and not collected (the job must take longer than
+    0.2 s). ``age``: seconds its journal entry is made older (submitted that long ago).
+    Returns the journal entry's path."""
+
+    def leave(ep, y, sr, description="half", *, age=0.0, **kw):
+        kw = {"transport": "queue", "timeout": (5, 0.2), "max_retries": 0, **kw}
+        with (
+            make_client(endpoint=ep.url, **kw) as c,
+            pytest.raises(errors.APITimeoutError, match="paid for and kept"),
+        ):
+            journal = Path(c.cache_dir) / "journal"
+            before = set(journal.glob("*.json"))
+            c.isolate(y, sr, description)
+        [entry] = set(journal.glob("*.json")) - before
+        if age:
+            doc = json.loads(entry.read_text())
+            entry.write_text(json.dumps(dict(doc, created=doc["created"] - age)))
+        return entry
+
+    return leave
 
 
 @pytest.fixture

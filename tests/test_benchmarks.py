@@ -269,6 +269,19 @@ def test_ray_scale():
         assert wall > 0
 
 
+def test_long_run():
+    out = run("long_run.py", "--rows", "40")  # a smoke run: the figures, not the targets
+    runs = nums(r"(\d+) requests in \d+ s; share of the stated limit " + NUM + r", 429s (\d+)", out)
+    assert len(runs) == 2, out
+    for (requests, share, r429), rows in zip(runs, (40, 40), strict=True):
+        assert requests == rows + r429  # every row paid once; the rest were 429s
+        # a bucket of burst 1 accepts one request per interval: no run beats the limit
+        assert 0 < share <= 1.0 + 1e-6
+    stretches = re.findall(r"^\s+\d+\s+(\d\.\d+)\s+\d+\s+\d\.\d+$", out, re.M)
+    assert stretches, out  # (the share of each stretch of the run)
+    assert all(0 < float(share) <= 1.0 + 1e-6 for share in stretches), out
+
+
 def test_quality():
     out = run("quality.py")
     rows = re.findall(

@@ -61,14 +61,12 @@ def test_queue_happy_path_pays_once_and_matches_sync(make_client, endpoint, tmp_
     assert again.cached and endpoint.stats["submits"] == 1
 
 
-def test_submit_answer_sets_remaining_credits(tmp_path):
-    with (
-        LocalEndpoint(keys={KEY: 5.0}) as ep,
-        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False) as c,
-    ):
-        c.isolate(clip(), SR, "speech")
-        assert c.usage.remaining_credits == pytest.approx(5.0 - 0.062)
-        assert c.usage.billed == 1 and ep.credits(KEY) == pytest.approx(5.0 - 0.062)
+def test_submit_answer_sets_remaining_credits(make_endpoint, make_client):
+    ep = make_endpoint(keys={KEY: 5.0})
+    c = make_client(endpoint=ep.url, transport="queue")
+    c.isolate(clip(), SR, "speech")
+    assert c.usage.remaining_credits == pytest.approx(5.0 - 0.062)
+    assert c.usage.billed == 1 and ep.credits(KEY) == pytest.approx(5.0 - 0.062)
 
 
 def test_slow_jobs_are_polled_until_done(make_client, endpoint):
@@ -82,29 +80,27 @@ def test_slow_jobs_are_polled_until_done(make_client, endpoint):
     assert s["polls"] >= 3  # QUEUED, PROCESSING, ..., COMPLETED
 
 
-def test_timeout_while_waiting_never_pays_twice(tmp_path):
+def test_timeout_while_waiting_never_pays_twice(make_endpoint, make_client, tmp_path):
     """A job slower than the read timeout: the queue keeps polling the same request; the
     synchronous call pays again on each retry (the leak the queue closes)."""
     y = clip(2)
     clock = FakeClock(ticking=True)
-    with LocalEndpoint(keys={KEY: None}, latency=1.2, clock=clock) as ep:
-        kw = dict(
-            endpoint=ep.url, timeout=(5, 0.5), max_retries=3, backoff_base=0.01, progress=False
-        )
-        with Client(KEY, cache_dir=tmp_path / "q", transport="queue", **kw) as c:
+    ep = make_endpoint(latency=1.2, clock=clock)
+    kw = dict(endpoint=ep.url, timeout=(5, 0.5), max_retries=3)
+    with make_client(cache_dir=tmp_path / "q", transport="queue", **kw) as c:
+        c.isolate(y, SR, "speech")
+        assert c.usage.retries >= 1
+    assert (ep.stats["submits"], ep.stats["billed"]) == (1, 1)
+    ep.reset_stats()
+    with make_client(cache_dir=tmp_path / "s", transport="sync", **kw) as c:
+        with pytest.raises(errors.APITimeoutError):
             c.isolate(y, SR, "speech")
-            assert c.usage.retries >= 1
-        assert (ep.stats["submits"], ep.stats["billed"]) == (1, 1)
-        ep.reset_stats()
-        with Client(KEY, cache_dir=tmp_path / "s", transport="sync", **kw) as c:
-            with pytest.raises(errors.APITimeoutError):
-                c.isolate(y, SR, "speech")
-        clock.advance(1.2)  # the abandoned calls finish on the server, billed
-        wait_for(
-            lambda: ep.stats["requests"] == 4 and not ep.stats["in_flight"],
-            "the four abandoned calls to finish on the server",
-        )
-        assert ep.stats["billed"] == 4
+    clock.advance(1.2)  # the abandoned calls finish on the server, billed
+    wait_for(
+        lambda: ep.stats["requests"] == 4 and not ep.stats["in_flight"],
+        "the four abandoned calls to finish on the server",
+    )
+    assert ep.stats["billed"] == 4
 
 
 @pytest.mark.parametrize("how", ["injected", "description"])
@@ -156,12 +152,10 @@ def test_submit_fault_is_retried_and_billed_once(make_client, endpoint):
 
 
 @pytest.mark.parametrize("off_status", [404, 405])
-def test_auto_falls_back_to_sync_once_and_remembers(tmp_path, off_status, caplog):
-    with (
-        LocalEndpoint(keys={KEY: 1.0}, queue=False, queue_off_status=off_status) as ep,
-        caplog.at_level(logging.INFO, logger="samaudio_data"),
-        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c,
-    ):
+def test_auto_falls_back_to_sync_once_and_remembers(make_endpoint, make_client, off_status, caplog):
+    ep = make_endpoint(keys={KEY: 1.0}, queue=False, queue_off_status=off_status)
+    c = make_client(endpoint=ep.url)
+    with caplog.at_level(logging.INFO, logger="samaudio_data"):
         y = clip(4)
         np.testing.assert_array_equal(c.isolate(y, SR, "half"), sync_reference(y))
         c.isolate(clip(5), SR, "speech")
@@ -171,144 +165,96 @@ def test_auto_falls_back_to_sync_once_and_remembers(tmp_path, off_status, caplog
         assert ep.credits(KEY) == pytest.approx(1.0 - 2 * 0.062)
 
 
-def test_queue_transport_without_queue_is_an_error_not_billed(tmp_path):
-    with (
-        LocalEndpoint(keys={KEY: None}, queue=False) as ep,
-        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False) as c,
-    ):
-        with pytest.raises(errors.NotFoundError, match="not billed|nothing was billed"):
-            c.isolate(clip(), SR, "speech")
-        assert ep.stats["billed"] == 0 and "call" not in ep.stats["by_step"]
+def test_queue_transport_without_queue_is_an_error_not_billed(make_endpoint, make_client):
+    ep = make_endpoint(queue=False)
+    c = make_client(endpoint=ep.url, transport="queue")
+    with pytest.raises(errors.NotFoundError, match="not billed|nothing was billed"):
+        c.isolate(clip(), SR, "speech")
+    assert ep.stats["billed"] == 0 and "call" not in ep.stats["by_step"]
 
 
-def test_status_url_on_another_origin_is_refused_and_gets_nothing(tmp_path):
+def test_status_url_on_another_origin_is_refused_and_gets_nothing(
+    make_endpoint, make_client, tmp_path
+):
     """The submit was accepted (billed): a typed error says so, the request stays journalled
     and asking again neither submits again nor sends anything to the other origin."""
-    with LocalEndpoint(keys={KEY: None}) as other, LocalEndpoint(keys={KEY: None}) as ep:
-        ep.queue_url_origin = other.base_url
-        with Client(
-            KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
-        ) as c:
-            for _ in range(2):
-                with pytest.raises(
-                    errors.UncollectableRequestError,
-                    match="billed.*not both plain URLs on the endpoint's origin",
-                ) as info:
-                    c.isolate(clip(), SR, "speech")
-            assert c.usage.billed == 1
-        assert KEY not in str(info.value) and KEY not in repr(info.value.__dict__)
-        assert ep.stats["submits"] == 1 and ep.stats["billed"] == 1
-        o = other.stats
-        assert (o["polls"], o["fetches"], o["requests"], o["per_key"]) == (0, 0, 0, {})
-        [entry] = journal_files(tmp_path)
-        doc = json.loads(entry.read_text())  # the foreign URLs are never followed again
-        assert (doc["status_url"], doc["response_url"]) == ("", "") and doc["unfollowable"]
+    other, ep = make_endpoint(), make_endpoint()
+    ep.queue_url_origin = other.base_url
+    c = make_client(endpoint=ep.url, transport="queue")
+    for _ in range(2):
+        with pytest.raises(
+            errors.UncollectableRequestError,
+            match="billed.*not both plain URLs on the endpoint's origin",
+        ) as info:
+            c.isolate(clip(), SR, "speech")
+    assert c.usage.billed == 1
+    assert KEY not in str(info.value) and KEY not in repr(info.value.__dict__)
+    assert ep.stats["submits"] == 1 and ep.stats["billed"] == 1
+    o = other.stats
+    assert (o["polls"], o["fetches"], o["requests"], o["per_key"]) == (0, 0, 0, {})
+    [entry] = journal_files(tmp_path / "cache")
+    doc = json.loads(entry.read_text())  # the foreign URLs are never followed again
+    assert (doc["status_url"], doc["response_url"]) == ("", "") and doc["unfollowable"]
 
 
-def test_interrupted_wait_is_collected_by_the_next_client(tmp_path, caplog):
+def test_interrupted_wait_is_collected_by_the_next_client(
+    make_endpoint, make_client, leave_paid, tmp_path, caplog
+):
     """A client gives up while the job runs (read timeout, no retries left); the next client
     with the same cache finds the journalled request and collects it: paid once."""
     y = clip(6)
-    with LocalEndpoint(keys={KEY: None}, latency=1.0) as ep:
-        with Client(
-            KEY,
-            endpoint=ep.url,
-            cache_dir=tmp_path,
-            transport="queue",
-            timeout=(5, 0.3),
-            max_retries=0,
-            progress=False,
-        ) as c:
-            with pytest.raises(errors.APITimeoutError, match="paid for and kept"):
-                c.isolate(y, SR, "half")
-        [entry] = journal_files(tmp_path)
-        text = entry.read_text()
-        assert KEY not in text and "status_url" in text and "request_id" in text
-        with (
-            caplog.at_level(logging.INFO, logger="samaudio_data"),
-            Client(
-                KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
-            ) as c2,
-        ):
-            out = c2.isolate(y, SR, "half")
-        np.testing.assert_array_equal(out, sync_reference(y))
-        assert (ep.stats["submits"], ep.stats["billed"]) == (1, 1)
-        assert "instead of sending it again" in caplog.text
-        assert journal_files(tmp_path) == []
+    ep = make_endpoint(latency=1.0)
+    leave_paid(ep, y, SR)
+    [entry] = journal_files(tmp_path / "cache")
+    text = entry.read_text()
+    assert KEY not in text and "status_url" in text and "request_id" in text
+    with caplog.at_level(logging.INFO, logger="samaudio_data"):
+        out = make_client(endpoint=ep.url, transport="queue").isolate(y, SR, "half")
+    np.testing.assert_array_equal(out, sync_reference(y))
+    assert (ep.stats["submits"], ep.stats["billed"]) == (1, 1)
+    assert "instead of sending it again" in caplog.text
+    assert journal_files(tmp_path / "cache") == []
 
 
-def test_expired_result_is_sent_again(tmp_path, caplog):
+def test_expired_result_is_sent_again(make_endpoint, make_client, leave_paid, tmp_path, caplog):
     y = clip(7)
     clock = FakeClock(ticking=True)
-    with LocalEndpoint(keys={KEY: None}, latency=0.5, queue_retention=0.1, clock=clock) as ep:
-        with Client(
-            KEY,
-            endpoint=ep.url,
-            cache_dir=tmp_path,
-            transport="queue",
-            timeout=(5, 0.2),
-            max_retries=0,
-            progress=False,
-        ) as c:
-            with pytest.raises(errors.APITimeoutError):
-                c.isolate(y, SR, "half")
-        assert len(journal_files(tmp_path)) == 1
-        clock.advance(0.6)  # finished and past the server's retention
-        requests.get(f"{ep.base_url}/v2/requests/any/status", headers={"x-api-key": KEY})
-        ep.queue_retention = 3600  # the first job is gone; the second one stays
-        with (
-            caplog.at_level(logging.WARNING, logger="samaudio_data"),
-            Client(
-                KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
-            ) as c2,
-        ):
-            out = c2.isolate(y, SR, "half")
-        np.testing.assert_array_equal(out, sync_reference(y))
-        assert ep.stats["submits"] == 2 and "expired" in caplog.text
-        assert journal_files(tmp_path) == []
+    ep = make_endpoint(latency=0.5, queue_retention=0.1, clock=clock)
+    leave_paid(ep, y, SR, age=60)  # a minute ago: past the status store's lag grace
+    assert len(journal_files(tmp_path / "cache")) == 1
+    clock.advance(0.6)  # finished and past the server's retention
+    requests.get(f"{ep.base_url}/v2/requests/any/status", headers={"x-api-key": KEY})
+    ep.queue_retention = 3600  # the first job is gone; the second one stays
+    with caplog.at_level(logging.WARNING, logger="samaudio_data"):
+        out = make_client(endpoint=ep.url, transport="queue").isolate(y, SR, "half")
+    np.testing.assert_array_equal(out, sync_reference(y))
+    assert ep.stats["submits"] == 2 and "expired" in caplog.text
+    assert journal_files(tmp_path / "cache") == []
 
 
-def test_journal_entry_past_the_client_retention_is_not_collected(tmp_path):
+def test_journal_entry_past_the_client_retention_is_not_collected(
+    make_endpoint, make_client, leave_paid, tmp_path
+):
     y = clip(8)
-    with LocalEndpoint(keys={KEY: None}, latency=0.6) as ep:
-        with Client(
-            KEY,
-            endpoint=ep.url,
-            cache_dir=tmp_path,
-            transport="queue",
-            timeout=(5, 0.2),
-            max_retries=0,
-            progress=False,
-        ) as c:
-            with pytest.raises(errors.APITimeoutError):
-                c.isolate(y, SR, "speech")
-        [entry] = journal_files(tmp_path)
-        wait_for(
-            lambda: time.time() - entry.stat().st_mtime > 0.1,
-            "the journal entry to be older than the next client's retention",
-        )
-        with Client(
-            KEY,
-            endpoint=ep.url,
-            cache_dir=tmp_path,
-            transport="queue",
-            queue_retention=0.1,
-            progress=False,
-        ) as c2:
-            c2.isolate(y, SR, "speech")
-        assert ep.stats["submits"] == 2
+    ep = make_endpoint(latency=0.6)
+    leave_paid(ep, y, SR, "speech")
+    [entry] = journal_files(tmp_path / "cache")
+    wait_for(
+        lambda: time.time() - entry.stat().st_mtime > 0.1,
+        "the journal entry to be older than the next client's retention",
+    )
+    make_client(endpoint=ep.url, transport="queue", queue_retention=0.1).isolate(y, SR, "speech")
+    assert ep.stats["submits"] == 2
 
 
-def test_max_cost_refuses_when_provider_credits_are_below_the_price(tmp_path):
-    with (
-        LocalEndpoint(keys={KEY: 0.1}) as ep,
-        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c,
-    ):
-        c.separate(clip(0), SR, "speech", budget=Budget(10.0))
-        assert c.usage.remaining_credits == pytest.approx(0.038)
-        with pytest.raises(errors.BudgetExceededError, match="credits left"):
-            c.separate(clip(1), SR, "speech", budget=Budget(10.0))
-        assert ep.stats["requests"] == 1  # the refused call was never sent
+def test_max_cost_refuses_when_provider_credits_are_below_the_price(make_endpoint, make_client):
+    ep = make_endpoint(keys={KEY: 0.1})
+    c = make_client(endpoint=ep.url)
+    c.separate(clip(0), SR, "speech", budget=Budget(10.0))
+    assert c.usage.remaining_credits == pytest.approx(0.038)
+    with pytest.raises(errors.BudgetExceededError, match="credits left"):
+        c.separate(clip(1), SR, "speech", budget=Budget(10.0))
+    assert ep.stats["requests"] == 1  # the refused call was never sent
 
 
 _WORKER = """
@@ -366,30 +312,21 @@ def test_kill_9_then_rerun_pays_exactly_once_per_piece(tmp_path):
         assert journal_files(cache) == []
 
 
-def test_budget_holds_one_price_per_paid_request_and_refunds_failed_jobs(tmp_path):
-    with (
-        LocalEndpoint(keys={KEY: None}, latency=1.0) as ep,
-        Client(
-            KEY,
-            endpoint=ep.url,
-            cache_dir=tmp_path,
-            transport="queue",
-            timeout=(5, 0.4),
-            max_retries=4,
-            backoff_base=0.01,
-            progress=False,
-        ) as c,
-    ):
-        budget = Budget(0.1)
-        ep.inject("fail")
-        with pytest.raises(errors.QueueJobFailedError):
-            c.separate(clip(0), SR, "speech", budget=budget)
-        assert budget.spent == 0  # a FAILED job is not billed: its reservation is returned
-        c.separate(clip(1), SR, "speech", budget=budget)  # polls time out twice, then done
-        assert c.usage.retries >= 1 and budget.spent == pytest.approx(0.062)
-        assert (ep.stats["submits"], ep.stats["billed"]) == (2, 1)
-        with pytest.raises(errors.BudgetExceededError):
-            c.separate(clip(2), SR, "speech", budget=budget)
+def test_budget_holds_one_price_per_paid_request_and_refunds_failed_jobs(
+    make_endpoint, make_client
+):
+    ep = make_endpoint(latency=1.0)
+    c = make_client(endpoint=ep.url, transport="queue", timeout=(5, 0.4), max_retries=4)
+    budget = Budget(0.1)
+    ep.inject("fail")
+    with pytest.raises(errors.QueueJobFailedError):
+        c.separate(clip(0), SR, "speech", budget=budget)
+    assert budget.spent == 0  # a FAILED job is not billed: its reservation is returned
+    c.separate(clip(1), SR, "speech", budget=budget)  # polls time out twice, then done
+    assert c.usage.retries >= 1 and budget.spent == pytest.approx(0.062)
+    assert (ep.stats["submits"], ep.stats["billed"]) == (2, 1)
+    with pytest.raises(errors.BudgetExceededError):
+        c.separate(clip(2), SR, "speech", budget=budget)
 
 
 def test_a_429_on_a_poll_backs_off_and_collects_without_resubmitting(make_client, endpoint):

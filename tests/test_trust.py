@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import KEY
+from conftest import KEY, TOKEN_BUCKET, hostile_client
 from hostile import (
     HostileServer,
     audio,
@@ -36,15 +36,6 @@ from samaudio_data import Client, errors
 
 PATH = "/v1/sam-audio-large"
 SR = 48000
-
-
-def hostile_client(server, tmp_path, **kw):
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    kw.setdefault("backoff_base", 0.01)
-    kw.setdefault("progress", False)
-    kw.setdefault("max_retries", 1)
-    kw.setdefault("transport", "sync")
-    return Client(KEY, endpoint=server.url + PATH, **kw)
 
 
 def clip(seconds=1.0):
@@ -342,74 +333,31 @@ def test_connection_refused_on_a_local_endpoint_fails_fast_with_a_hint(tmp_path)
 # --- 429 storms slow a run down; they never kill it ----------------------------------------
 
 
-def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint, tmp_path):
-
-    ep = make_endpoint(
-        keys={KEY: None},
-        rate_limit_per_minute=10,
-        rate_window=1.0,
-        rate_limit_burst=2,
-        latency=0.05,
-        send_retry_after="fraction",
-    )
-    client = Client(
-        KEY,
-        endpoint=ep.url,
-        cache_dir=tmp_path,
-        max_concurrency=8,
-        rate_window=1.0,
-        max_retries=1,
-        progress=False,
-    )
+def test_a_429_storm_against_a_token_bucket_does_not_kill_the_run(make_endpoint, make_client):
+    ep = make_endpoint(**TOKEN_BUCKET, latency=0.05)
+    client = make_client(endpoint=ep.url, max_concurrency=8, rate_window=1.0, max_retries=1)
     clips = [bandlimited(800, 16000, seed=i) for i in range(30)]
     outs = client.isolate_many(clips, 16000, "speech")
     assert len(outs) == 30 and ep.stats["billed"] == 30
 
 
-def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, tmp_path):
-
-    ep = make_endpoint(
-        keys={KEY: None},
-        rate_limit_per_minute=10,
-        rate_window=1.0,
-        rate_limit_burst=2,
-        latency=0.05,
-        send_retry_after="fraction",
-    )
-    client = Client(
-        KEY,
-        endpoint=ep.url,
-        cache_dir=tmp_path,
-        max_concurrency=8,
-        rate_window=1.0,
-        requests_per_minute=10,
-        progress=False,
+def test_with_the_rate_stated_a_token_bucket_sees_few_429s(make_endpoint, make_client):
+    ep = make_endpoint(**TOKEN_BUCKET, latency=0.05)
+    client = make_client(
+        endpoint=ep.url, max_concurrency=8, rate_window=1.0, requests_per_minute=10
     )
     client.isolate_many([bandlimited(800, 16000, seed=i) for i in range(20)], 16000, "speech")
     assert ep.stats["billed"] == 20
     assert ep.stats["by_status"].get(429, 0) <= 2
 
 
-def test_concurrent_threads_share_one_pace(make_endpoint, tmp_path):
+def test_concurrent_threads_share_one_pace(make_endpoint, make_client):
     """Two clients (threads) on one endpoint share the pace through the cache directory."""
-
     ep = make_endpoint(
-        keys={KEY: None},
-        rate_limit_per_minute=6,
-        rate_window=1.0,
-        rate_limit_burst=1,
-        send_retry_after="fraction",
+        rate_limit_per_minute=6, rate_window=1.0, rate_limit_burst=1, send_retry_after="fraction"
     )
     clients = [
-        Client(
-            KEY,
-            endpoint=ep.url,
-            cache_dir=tmp_path,
-            requests_per_minute=6,
-            rate_window=1.0,
-            progress=False,
-        )
-        for _ in range(2)
+        make_client(endpoint=ep.url, requests_per_minute=6, rate_window=1.0) for _ in range(2)
     ]
     threads = [
         threading.Thread(

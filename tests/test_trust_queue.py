@@ -8,6 +8,7 @@ by the servers).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -15,11 +16,11 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from conftest import KEY
+from conftest import KEY, hostile_client
 from hostile import HostileServer, accepted, json_doc, queued_result, redirect, status
 from signals import tone
 
-from samaudio_data import Budget, Client, errors
+from samaudio_data import Budget, errors
 
 SUBMIT = "/v2/sam-audio-large"
 SR = 48000
@@ -29,13 +30,7 @@ def clip(seed=0):
     return tone(1.0, SR, freq=220.0 + 40 * seed)
 
 
-def queue_client(server, tmp_path, **kw):
-    kw.setdefault("cache_dir", tmp_path / "cache")
-    kw.setdefault("backoff_base", 0.01)
-    kw.setdefault("progress", False)
-    kw.setdefault("max_retries", 1)
-    kw.setdefault("transport", "queue")
-    return Client(KEY, endpoint=server.url + "/v1/sam-audio-large", **kw)
+queue_client = functools.partial(hostile_client, transport="queue")
 
 
 def journal(tmp_path):

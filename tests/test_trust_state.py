@@ -18,8 +18,7 @@ import pytest
 from conftest import KEY
 from signals import bandlimited
 
-from samaudio_data import Client, errors, isolate
-from samaudio_data.testing import LocalEndpoint
+from samaudio_data import errors, isolate
 
 SR = 16000
 
@@ -73,71 +72,59 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_a_damaged_limits_state_never_stalls_stops_or_breaks_a_run(tmp_path, damage, caplog):
+def test_a_damaged_limits_state_never_stalls_stops_or_breaks_a_run(
+    make_endpoint, make_client, damage, caplog
+):
     caplog.set_level(logging.WARNING, logger="samaudio_data")
     # the account allows 8 requests per second, one at a time: 3 ms apart would be 429s;
     # the client paces at 4 (headroom for a loaded machine's jitter)
-    with LocalEndpoint(
-        keys={KEY: None}, rate_limit_per_minute=8, rate_window=1.0, rate_limit_burst=1
-    ) as ep:
-        c = Client(
-            KEY,
-            endpoint=ep.url,
-            cache_dir=tmp_path,
-            requests_per_minute=4,
-            rate_window=1.0,
-            retry_after_max=2.0,
-            progress=False,
-        )
-        state = c.limits.directory / "state.json"
-        doc = DAMAGE[damage](time.time())
-        state.write_bytes(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
-        t0 = time.monotonic()
-        outs = c.isolate_many(clips(3), SR, "speech")
-        took = time.monotonic() - t0
-        assert len(outs) == 3 and c.usage.billed == 3 and ep.stats["billed"] == 3
-        assert 429 not in ep.stats["by_status"]
-        assert took < 30  # not an hour behind a stored deadline
-        repaired = warned(caplog, "shared limits state") + warned(caplog, "is damaged")
-        assert len(repaired) == 1  # logged once, then replaced
-        fixed = json.loads(state.read_bytes())
-        assert isinstance(fixed, dict) and 0.2 <= fixed.get("rate_factor", 1.0) <= 1.0
-        assert fixed.get("backoff_until", 0) <= time.time() + 2.0
-        assert "halt" not in fixed or fixed["halt"]["time"] <= time.time()
-        c.close()
+    ep = make_endpoint(rate_limit_per_minute=8, rate_window=1.0, rate_limit_burst=1)
+    c = make_client(endpoint=ep.url, requests_per_minute=4, rate_window=1.0, retry_after_max=2.0)
+    state = c.limits.directory / "state.json"
+    doc = DAMAGE[damage](time.time())
+    state.write_bytes(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+    t0 = time.monotonic()
+    outs = c.isolate_many(clips(3), SR, "speech")
+    took = time.monotonic() - t0
+    assert len(outs) == 3 and c.usage.billed == 3 and ep.stats["billed"] == 3
+    assert 429 not in ep.stats["by_status"]
+    assert took < 30  # not an hour behind a stored deadline
+    repaired = warned(caplog, "shared limits state") + warned(caplog, "is damaged")
+    assert len(repaired) == 1  # logged once, then replaced
+    fixed = json.loads(state.read_bytes())
+    assert isinstance(fixed, dict) and 0.2 <= fixed.get("rate_factor", 1.0) <= 1.0
+    assert fixed.get("backoff_until", 0) <= time.time() + 2.0
+    assert "halt" not in fixed or fixed["halt"]["time"] <= time.time()
 
 
-def test_a_symlink_planted_as_the_state_file_is_replaced_not_followed(tmp_path):
+def test_a_symlink_planted_as_the_state_file_is_replaced_not_followed(client, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    with (
-        LocalEndpoint(keys={KEY: None}) as ep,
-        Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "c", progress=False) as c,
-    ):
-        state = c.limits.directory / "state.json"
-        state.symlink_to(victim)
-        c.isolate(clips(1)[0], SR, "speech")
-        assert victim.read_text() == "keep me"
-        assert not state.is_symlink() and json.loads(state.read_text())["last_sent"] > 0
+    state = client.limits.directory / "state.json"
+    state.symlink_to(victim)
+    client.isolate(clips(1)[0], SR, "speech")
+    assert victim.read_text() == "keep me"
+    assert not state.is_symlink() and json.loads(state.read_text())["last_sent"] > 0
 
 
-def test_without_a_cache_dir_the_limits_live_in_a_private_per_user_directory(tmp_path, monkeypatch):
+def test_without_a_cache_dir_the_limits_live_in_a_private_per_user_directory(
+    make_client, tmp_path, monkeypatch
+):
     run = tmp_path / "run"
     run.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
-    with (
-        LocalEndpoint(keys={KEY: None}) as ep,
-        Client(KEY, endpoint=ep.url, cache_dir=False, progress=False) as c,
-    ):
-        c.isolate(clips(1)[0], SR, "speech")
-        root = run / "samaudio_data-limits"
-        assert c.limits.directory.is_relative_to(root)
-        assert (root.stat().st_mode & 0o777) == 0o700 and root.stat().st_uid == os.getuid()
-        assert KEY.encode() not in (c.limits.directory / "state.json").read_bytes()
+    c = make_client(cache_dir=False)
+    c.isolate(clips(1)[0], SR, "speech")
+    root = run / "samaudio_data-limits"
+    assert c.limits.directory.is_relative_to(root)
+    assert (root.stat().st_mode & 0o777) == 0o700 and root.stat().st_uid == os.getuid()
+    assert KEY.encode() not in (c.limits.directory / "state.json").read_bytes()
 
 
 @pytest.mark.parametrize("plant", ["symlink", "open to all"])
-def test_a_planted_limits_directory_is_not_used(tmp_path, monkeypatch, plant):
+def test_a_planted_limits_directory_is_not_used(
+    endpoint, make_client, tmp_path, monkeypatch, plant
+):
     run, attacker = tmp_path / "run", tmp_path / "attacker"
     run.mkdir(mode=0o700)
     attacker.mkdir(mode=0o777)
@@ -147,34 +134,15 @@ def test_a_planted_limits_directory_is_not_used(tmp_path, monkeypatch, plant):
     else:
         (run / "samaudio_data-limits").mkdir()
         os.chmod(run / "samaudio_data-limits", 0o777)
-    with LocalEndpoint(keys={KEY: None}) as ep:
-        with pytest.warns(RuntimeWarning, match="not a private directory"):
-            c = Client(KEY, endpoint=ep.url, cache_dir=False, progress=False)
-        with c:
-            c.isolate(clips(1)[0], SR, "speech")
-        assert ep.stats["billed"] == 1
+    with pytest.warns(RuntimeWarning, match="not a private directory"):
+        c = make_client(cache_dir=False)
+    c.isolate(clips(1)[0], SR, "speech")
+    assert endpoint.stats["billed"] == 1
     assert list(attacker.iterdir()) == []
     assert plant == "symlink" or list((run / "samaudio_data-limits").iterdir()) == []
 
 
 # --- the journal: damaged, foreign, ahead of the clock ------------------------------------
-
-
-def _journalled(tmp_path, ep, y):
-    """Leave one paid request in the journal (the client gives up while it runs)."""
-    with Client(
-        KEY,
-        endpoint=ep.url,
-        cache_dir=tmp_path,
-        transport="queue",
-        timeout=(5, 0.2),
-        max_retries=0,
-        progress=False,
-    ) as c:
-        with pytest.raises(errors.APITimeoutError):
-            c.isolate(y, SR, "half")
-    [entry] = sorted((tmp_path / "journal").glob("*.json"))
-    return entry
 
 
 JOURNAL_DAMAGE = {
@@ -191,24 +159,24 @@ JOURNAL_DAMAGE = {
 
 
 @pytest.mark.parametrize("damage", list(JOURNAL_DAMAGE))
-def test_a_damaged_journal_entry_is_removed_once_and_never_fatal(tmp_path, damage, caplog):
+def test_a_damaged_journal_entry_is_removed_once_and_never_fatal(
+    make_endpoint, make_client, leave_paid, tmp_path, damage, caplog
+):
     change, submits = JOURNAL_DAMAGE[damage]
     caplog.set_level(logging.INFO, logger="samaudio_data")
     y = clips(1, seed=5)[0]
-    with LocalEndpoint(keys={KEY: None}, latency=0.5) as ep:
-        entry = _journalled(tmp_path, ep, y)
-        doc = change(json.loads(entry.read_text()))
-        entry.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-        with Client(
-            KEY, endpoint=ep.url, cache_dir=tmp_path, transport="queue", progress=False
-        ) as c:
-            out = c.isolate(y, SR, "half")
-        assert out.shape == y.shape
-        # an unusable entry cannot be collected: the piece is sent (and paid) again, once
-        assert ep.stats["submits"] == submits and ep.stats["billed"] == submits
-        assert list((tmp_path / "journal").glob("*.json")) == []
-        if submits == 2:
-            assert len(warned(caplog, "journal entry")) == 1
+    ep = make_endpoint(latency=0.5)
+    leave_paid(ep, y, SR)
+    [entry] = sorted((tmp_path / "cache" / "journal").glob("*.json"))
+    doc = change(json.loads(entry.read_text()))
+    entry.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    out = make_client(endpoint=ep.url, transport="queue").isolate(y, SR, "half")
+    assert out.shape == y.shape
+    # an unusable entry cannot be collected: the piece is sent (and paid) again, once
+    assert ep.stats["submits"] == submits and ep.stats["billed"] == submits
+    assert list((tmp_path / "cache" / "journal").glob("*.json")) == []
+    if submits == 2:
+        assert len(warned(caplog, "journal entry")) == 1
 
 
 # --- learned rates are bounded below -------------------------------------------------------
@@ -275,7 +243,7 @@ def test_a_hand_edited_session_with_wrong_types_is_a_clear_error(tmp_path, edit)
 # --- inputs and outputs of a run ------------------------------------------------------------
 
 
-def test_an_int16_list_column_is_read_as_int16_or_refused(tmp_path):
+def test_an_int16_list_column_is_read_as_int16_or_refused(endpoint, client):
     import datasets
 
     features = datasets.Features(
@@ -290,29 +258,27 @@ def test_an_int16_list_column_is_read_as_int16_or_refused(tmp_path):
     ds = datasets.Dataset.from_dict(
         {"audio": [{"array": y.tolist(), "sampling_rate": SR}]}, features=features
     )
-    with (
-        LocalEndpoint(keys={KEY: None}) as ep,
-        Client(KEY, endpoint=ep.url, cache_dir=tmp_path, progress=False) as c,
-    ):
-        with pytest.raises(errors.InvalidAudioError, match="sample_dtype='int16'"):
-            ds.map(isolate("speech", client=c), batched=True, load_from_cache_file=False)
-        assert ep.stats["billed"] == 0
-        fn = isolate("speech", client=c)
-        from samaudio_data import estimate_cost
+    with pytest.raises(errors.InvalidAudioError, match="sample_dtype='int16'"):
+        ds.map(isolate("speech", client=client), batched=True, load_from_cache_file=False)
+    assert endpoint.stats["billed"] == 0
+    fn = isolate("speech", client=client)
+    from samaudio_data import estimate_cost
 
-        assert estimate_cost(ds, fn).calls == 1 and fn.sample_dtype == "int16"
-        out = ds.map(fn, batched=True, load_from_cache_file=False)
-        got = out.cast_column("isolated", datasets.Audio(decode=False))[0]["isolated"]
-        from samaudio_data.hf import read_value
+    assert estimate_cost(ds, fn).calls == 1 and fn.sample_dtype == "int16"
+    out = ds.map(fn, batched=True, load_from_cache_file=False)
+    got = out.cast_column("isolated", datasets.Audio(decode=False))[0]["isolated"]
+    from samaudio_data.hf import read_value
 
-        back, _ = read_value(got)
-        ref = y / 32768.0  # not silence: scaled as int16 (as int64 it would be ~1e-15)
-        assert np.corrcoef(back[0], ref)[0, 1] > 0.99
-        assert np.sqrt(np.mean(back[0] ** 2)) == pytest.approx(np.sqrt(np.mean(ref**2)), rel=0.05)
-        assert ep.stats["billed"] == 1
+    back, _ = read_value(got)
+    ref = y / 32768.0  # not silence: scaled as int16 (as int64 it would be ~1e-15)
+    assert np.corrcoef(back[0], ref)[0, 1] > 0.99
+    assert np.sqrt(np.mean(back[0] ** 2)) == pytest.approx(np.sqrt(np.mean(ref**2)), rel=0.05)
+    assert endpoint.stats["billed"] == 1
 
 
-def test_an_output_path_that_cannot_be_written_is_refused_before_anything_is_sent(tmp_path):
+def test_an_output_path_that_cannot_be_written_is_refused_before_anything_is_sent(
+    endpoint, client, tmp_path
+):
     from samaudio_data import audio
 
     src = tmp_path / "long.wav"
@@ -320,18 +286,14 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_anything_is_sen
         w.write(np.tile(bandlimited(SR, SR), 45))
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    with (
-        LocalEndpoint(keys={KEY: None}) as ep,
-        Client(KEY, endpoint=ep.url, cache_dir=tmp_path / "c", progress=False) as c,
-    ):
-        with pytest.raises(errors.InvalidRequestError, match="is a directory"):
-            c.isolate_file(src, "speech", tmp_path)
-        if os.geteuid() != 0:  # root writes anywhere
-            with pytest.raises(errors.InvalidRequestError, match="cannot write"):
-                c.isolate_file(src, "speech", locked / "out.wav")
+    with pytest.raises(errors.InvalidRequestError, match="is a directory"):
+        client.isolate_file(src, "speech", tmp_path)
+    if os.geteuid() != 0:  # root writes anywhere
         with pytest.raises(errors.InvalidRequestError, match="cannot write"):
-            c.isolate_file(src, "speech", tmp_path / "missing" / "out.wav")
-        assert ep.stats["requests"] == 0 and c.usage.billed == 0
+            client.isolate_file(src, "speech", locked / "out.wav")
+    with pytest.raises(errors.InvalidRequestError, match="cannot write"):
+        client.isolate_file(src, "speech", tmp_path / "missing" / "out.wav")
+    assert endpoint.stats["requests"] == 0 and client.usage.billed == 0
 
 
 def test_cli_map_out_inside_its_input_folder_is_refused(tmp_path, capsys):

@@ -37,6 +37,7 @@ import random
 import time
 
 from .. import errors
+from .._estimate import Counts
 from .._models import Budget, Usage
 from .._net.queue import QueueExchange
 from .._net.responses import audio_bytes
@@ -109,18 +110,30 @@ class Caller:
             return None
         return verify.cached_answer(self.cache, self.key(piece, job), piece)
 
-    def count(self, job: Job):
-        """``(calls to pay for, cache hits)`` of a prepared job; nothing is sent.
+    def count(self, job: Job) -> Counts:
+        """What a run would do with a prepared job's pieces; nothing is sent.
 
-        A piece already paid for on the queue and journalled by an interrupted run counts as
-        a hit: the next run collects it instead of paying again.
+        A piece is cached (its verified answer is on disk), pending (paid for on the queue
+        and not collected yet, by this client or an interrupted run: collected for free),
+        uncollectable (paid, but its answer cannot be followed: asking for it raises
+        :class:`~samaudio_data.errors.UncollectableRequestError` until its journal entry
+        expires), or a call to pay for.
         """
-        hits = sum(
-            self.cached(piece, job) is not None
-            or self.exchange.pending(self.key(piece, job)) is not None
-            for piece in job.pieces
-        )
-        return len(job.pieces) - hits, hits
+        total = Counts()
+        for piece in job.pieces:
+            if self.cached(piece, job) is not None:
+                total += Counts(cached=1)
+                continue
+            ticket = self.exchange.pending(self.key(piece, job))
+            if ticket is None:
+                total += Counts(calls=1)
+            elif ticket.unfollowable:
+                journal = self.exchange.journal
+                until = ticket.created + journal.retention if journal is not None else 0.0
+                total += Counts(uncollectable=1, until=until)
+            else:
+                total += Counts(pending=1)
+        return total
 
     # --- one piece -------------------------------------------------------------------------
 

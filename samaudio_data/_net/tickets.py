@@ -161,7 +161,8 @@ class Tickets:
             f"included. It is kept in {where}"
             + (f" for {retention:g} s" if retention else "")
             + ", so this piece is not submitted (and paid for) again meanwhile.",
-            hint="Report the answer to the provider, or use transport='sync' with this "
-            "endpoint; deleting the journal entry makes the next run pay for the piece "
-            "again.",
+            hint="Asking for this piece raises this error while the entry is kept (whatever "
+            "the transport); deleting the entry makes the next run pay for the piece again. "
+            "Report the answer to the provider; transport='sync' keeps other pieces off the "
+            "queue.",
         )

@@ -155,12 +155,17 @@ class SharedLimits:
             if claimed:
                 break
             self._sleep(pause)
+        out = None
         try:
             if pause > 0:  # the last moments, without the lock (the gate is ours)
                 self._sleep(pause)
             yield
+            # the first bytes are out: the next request is spaced from now, not from when
+            # the state has recorded it (a lock and a file: milliseconds on every interval);
+            # any delay in writing them only moves this later, to the safe side
+            out = self._clock()
         finally:  # (an interrupted wait counts as a send: the next one keeps its distance)
-            self._apply("left", token)
+            self._apply("left", token, self._since(out))
 
     def record_success(self, latency: float) -> None:
         """A request succeeded after ``latency`` seconds: learn latency, recover the rate."""

@@ -39,7 +39,7 @@ from .limitstate import SLACK_RANGE, Bounds, sanitize
 SLACK_START = 0.04  # of the window: the spacing's first safety margin
 SLACK_MIN, SLACK_MAX = SLACK_RANGE  # never below 1 % (99 % of the stated limit), nor above 16 %
 MARGIN_MIN = 0.002  # seconds: network jitter is absolute (at 20 requests/s, 4 % is 2 ms)
-_TIGHTEN = 1.0 / 1000  # the margin shrinks by this share per success ...
+_TIGHTEN = 1.0 / 250  # the margin shrinks by this share per success ...
 _FLOOR_DECAY = 1.0 / 5000  # ... down to a floor learned from the last 429, itself decaying
 _WIDEN = 2.0  # a 429 doubles the margin
 _HEADROOM = 1.25  # in flight = rate x latency x headroom + 1
@@ -207,12 +207,16 @@ class Rules:
             return True, max(0.0, at - now)
         return False, at - CLAIM_AHEAD - now
 
-    def left(self, st: dict, now: float, token: str | None) -> None:
-        """A request's first bytes are out: the gate is free, the send recorded."""
+    def left(self, st: dict, now: float, token: str | None, ago: float | None = None) -> None:
+        """A request's first bytes are out: the gate is free, the send recorded. ``ago``:
+        how long ago they were out (the next request is spaced from that moment, not from
+        when this report is applied: a lock and a file, or a message to an actor, take
+        milliseconds, which would otherwise stretch every interval)."""
         if token is not None and (st.get("leaving") or {}).get("id") == token:
             del st["leaving"]
-        st.setdefault("first_send", now)
-        st["last_sent"] = max(st.get("last_sent", 0.0), now)
+        sent = now - min(max(0.0, ago or 0.0), LEAVING_MAX)
+        st.setdefault("first_send", sent)
+        st["last_sent"] = max(st.get("last_sent", 0.0), sent)
         st["sent"] = self._recent(st.get("sent", []), now)
 
     # --- outcomes -------------------------------------------------------------------------

@@ -152,6 +152,15 @@ def run_map(args) -> int:
                 file=sys.stderr,
             )
             return 3
+        if est.uncollectable and args.on_error == "raise":
+            print(
+                f"samaudio-data: refusing to start: {plural(est.uncollectable, 'request')} "
+                "paid for earlier cannot be collected (said above), and the run would stop "
+                "there. Pass --on-error skip (or keep_original) to process the rest. Nothing "
+                "was sent.",
+                file=sys.stderr,
+            )
+            return 3
         if args.max_cost is not None and est.cost > args.max_cost:
             print(
                 f"samaudio-data: refusing to start: about ${est.cost:.2f} needed, over "

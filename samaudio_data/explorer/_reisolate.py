@@ -102,6 +102,14 @@ class Reisolator:
         est = self.client.estimate([original], sr, description, reranking_candidates=candidates)
         if est.invalid:  # a request the client would refuse: say why, never "free"
             raise ExplorerError(f"cannot re-isolate row {row + 1}: {est.invalid[0][1]}")
+        if est.uncollectable:  # paid earlier, but asking for it would raise: never "free"
+            raise ExplorerError(
+                f"cannot re-isolate row {row + 1} with these settings now: the request was "
+                "paid for earlier but its answer cannot be collected (asking raises "
+                "UncollectableRequestError while its journal entry is kept). Try other "
+                "settings, or delete its entry in the cache directory's journal/ folder to "
+                "pay for it again."
+            )
         return Quote(
             row=row,
             description=description,

@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from .. import errors
-from .._models import CostEstimate, Tally
+from .._estimate import CostEstimate, Counts, Tally
 from . import _triage
 from ._map import Isolate
 from ._values import dataset_rows, declared_dtype, read_value
@@ -40,7 +40,7 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
     )
     tally = Tally(client.price_per_call)
 
-    def count(i: int, value: Any, row: Any) -> tuple[int, int]:
+    def count(i: int, value: Any, row: Any) -> Counts:
         # one row, every stem: the same reading and call counting as the map's sends
         if isinstance(value, BaseException):
             raise value
@@ -56,8 +56,8 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
         tally.invalid += [(i, a.message) for a in asks if isinstance(a, BaseException)]
         if _triage.silent_input(y, sr):  # answered locally: every stem free
             tally.silent += 1
-            return 0, 0
-        calls = cached = 0
+            return Counts()
+        total = Counts()
         for ask in asks:
             if isinstance(ask, BaseException):
                 continue
@@ -68,9 +68,8 @@ def estimate_cost(dataset, fn: Isolate) -> CostEstimate:
                 tally.rerank_calls += _triage.rerank_calls(
                     client, y, sr, ask[0], ask[1], fn.rerank_candidates
                 )
-            calls += est.calls
-            cached += est.cached
-        return calls, cached
+            total += est.counts()
+        return total
 
     for i, value, row in dataset_rows(dataset, fn.column, fn.prompts):
         tally.add(i, functools.partial(count, i, value, row))

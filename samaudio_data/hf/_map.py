@@ -42,6 +42,7 @@ Example
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from .. import _settings, errors
@@ -192,7 +193,7 @@ class Isolate:
 
     # --- the map function ---------------------------------------------------------------
 
-    def __call__(self, examples: dict[str, Any], indices: Any = None, *rank) -> dict[str, Any]:
+    def __call__(self, examples: Mapping[str, Any], indices: Any = None, *rank) -> dict[str, Any]:
         # map(..., with_indices=True) passes the rows' indices (named in errors); a rank
         # (with_rank=True) comes after them and is not needed
         if self.column not in examples:

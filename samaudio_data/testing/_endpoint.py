@@ -378,11 +378,14 @@ class LocalEndpoint:
         ``request_bytes`` (body sizes of model POSTs), ``last_request`` (the last JSON body
         with ``audio`` replaced by its length; None if not JSON), ``last_upload``
         (``UploadInfo`` of the last decoded upload), ``last_upload_format`` ("WAV", "FLAC",
-        ...), ``clipped_samples``, ``seen_lags`` and ``collect_lags`` (for each queued job,
-        in order, the seconds from its completion to the first poll that found it COMPLETED,
-        and to the first fetch of its result: how late the client saw it done and collected
-        it), and ``first_request_at`` / ``last_request_at`` (when the first and last model
-        POSTs arrived, ``time.monotonic()`` of the server; None before).
+        ...), ``clipped_samples``, ``seen_lags`` and ``collect_lags`` (for the last 10,000
+        queued jobs, in order, the seconds from each one's completion to the first poll that
+        found it COMPLETED, and to the first fetch of its result: how late the client saw it
+        done and collected it), ``first_request_at`` / ``last_request_at`` (when the first
+        and last model POSTs arrived, ``time.monotonic()`` of the server; None before), and
+        ``arrivals`` (``(arrived, refused)`` of the last 10,000 model POSTs the rate limit
+        judged: when it saw each arrive, on the endpoint's clock, and whether it answered
+        429).
 
         >>> LocalEndpoint().stats["requests"]
         0

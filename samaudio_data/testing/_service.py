@@ -197,6 +197,7 @@ class Service:
         refusal = self.accounts.take_slot(
             key, self.options.rate_limit, self.options.send_retry_after, now=arrived
         )
+        self.stats.arrival(arrived, refusal is not None)
         if refusal is not None:
             return refusal
         try:

@@ -17,6 +17,7 @@ import time
 from ._protocol import Call, UploadInfo
 
 MODEL_STEPS = ("call", "submit")
+ARRIVALS_KEPT = 10_000
 
 
 class Stats:
@@ -42,9 +43,12 @@ class Stats:
             self._last_upload: UploadInfo | None = None
             self._last_upload_format: str | None = None
             self._clipped = 0
-            self._lags: dict[str, list[float]] = {"seen": [], "collected": []}
+            self._lags: dict[str, collections.deque] = {
+                event: collections.deque(maxlen=ARRIVALS_KEPT) for event in ("seen", "collected")
+            }
             self._first_at: float | None = None
             self._last_at: float | None = None
+            self._arrivals: collections.deque = collections.deque(maxlen=ARRIVALS_KEPT)
 
     def request(self, step: str, body_size: int, payload=None) -> None:
         """Count a request of ``step``; model POSTs also record their body and description."""
@@ -70,6 +74,13 @@ class Stats:
         """Count an authenticated model request of ``key`` (before its rate-limit check)."""
         with self._lock:
             self._per_key.setdefault(key, {"requests": 0, "billed": 0})["requests"] += 1
+
+    def arrival(self, arrived: float | None, refused: bool) -> None:
+        """A model POST with a valid key met the rate limit: when it arrived (the server's
+        clock, as the limit saw it) and whether the limit refused it (a 429)."""
+        if arrived is not None:
+            with self._lock:
+                self._arrivals.append((arrived, refused))
 
     def upload(self, call: Call) -> None:
         """Remember what the last upload decoded to."""
@@ -141,4 +152,6 @@ class Stats:
                 # when model POSTs arrived (time.monotonic() of the server), first and last
                 "first_request_at": self._first_at,
                 "last_request_at": self._last_at,
+                # (arrived, refused with a 429) of each model POST the rate limit judged
+                "arrivals": list(self._arrivals),
             }
