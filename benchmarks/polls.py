@@ -55,7 +55,7 @@ Targets (issue 19)
 
 Run: ``python benchmarks/polls.py`` (about 1 minute: 96 rows at 0.3 s, 48 at 1.5 s, each
 run once; ``--repeat N`` runs each N times, the targets use the median wall time and every
-answer's lateness) or ``--quick`` (32 and 24 rows, about 30 s). Only 127.0.0.1 is contacted.
+answer's lateness) or ``--quick`` (32 and 24 rows, about 25 s). Only 127.0.0.1 is contacted.
 """
 
 from __future__ import annotations
