@@ -7,9 +7,12 @@ done and fetches its result. Every moment between the job finishing at the serve
 client fetching it holds a slot (of the concurrency cap, and of a ``datasets`` batch, which
 waits for its slowest row): the map runs slower than with the synchronous call, whose
 answer comes back the moment it is ready. Issue 19 measured 1.9x the ideal for the queue
-against 1.3x for the synchronous call at 0.3 s calls; the fix polls on a schedule learned
-from the completion times seen so far (``samaudio_data._net.polls.PollSchedule``: sparse
-until 90 % of the expected time, every 3 % of it from there).
+against 1.3x for the synchronous call at 0.3 s calls. Two causes: the schedule (fixed) and
+the local endpoint, which answered every small body (a poll's, a result's) 40 ms late
+(Nagle's algorithm against the client's delayed ACK) until it set TCP_NODELAY. The client
+now polls on a schedule learned from the completion times seen so far
+(``samaudio_data._net.polls.PollSchedule``: no poll until 90 % of the expected time, then
+every 3 % of it).
 
 Against a ``LocalEndpoint`` in its own process on 127.0.0.1 whose model takes a fixed
 ``latency`` (0.3 s, as in the issue, and 1.5 s to show the schedule scales with it), each
@@ -20,8 +23,8 @@ bytes, caching off: every row paid) with
 * **sync** (the baseline): ``transport="sync"``, the synchronous call;
 * **queue, learned**: ``transport="queue"``, the library's poll schedule (the default);
 * **queue, fixed** (the control): ``transport="queue"`` polling on the schedule used before
-  issue 19, the provider SDK's: first after 0.1 s, then 1.5x longer each time, at most 1 s
-  apart, whatever the latency. There is no public setting for it: the benchmark replaces
+  issue 19, the provider SDK's: at once, after 0.1 s, then 1.5x longer each time, at most
+  1 s apart, whatever the latency. There is no public setting for it: the benchmark replaces
   the client's schedule object (``client._parts.caller.exchange.polls``, a private
   attribute, see :class:`FixedPolls`) right after creating the client.
 
@@ -50,7 +53,7 @@ Targets (issue 19)
   tens of them when it is busy (printed, judged against nothing);
 * the learned schedule beats the fixed one (lower wall time), and runs within 1.10x the
   synchronous call's wall time (the queue's floor: a submit, polls, a result and a file
-  fetch instead of one call);
+  fetch instead of one call; the first round's lateness counts here);
 * every row answered and paid once.
 
 Run: ``python benchmarks/polls.py`` (about 1 minute: 96 rows at 0.3 s, 48 at 1.5 s, each
