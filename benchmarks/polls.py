@@ -11,8 +11,8 @@ against 1.3x for the synchronous call at 0.3 s calls. Two causes: the schedule (
 the local endpoint, which answered every small body (a poll's, a result's) 40 ms late
 (Nagle's algorithm against the client's delayed ACK) until it set TCP_NODELAY. The client
 now polls on a schedule learned from the completion times seen so far
-(``samaudio_data._net.polls.PollSchedule``: no poll until 90 % of the expected time, then
-every 3 % of it).
+(``samaudio_data._net.polls.PollSchedule``: sparse polls until 90 % of the expected time,
+then every 3 % of it).
 
 Against a ``LocalEndpoint`` in its own process on 127.0.0.1 whose model takes a fixed
 ``latency`` (0.3 s, as in the issue, and 1.5 s to show the schedule scales with it), each
