@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .rules import Halted, Requeue, Rules, State
+from .rules import Ago, Halted, Requeue, Rules, State
 from .statefile import FileState
 
 __all__ = ["Halted", "Requeue", "SharedLimits"]
@@ -161,11 +161,12 @@ class SharedLimits:
                 self._sleep(pause)
             yield
             # the first bytes are out: the next request is spaced from now, not from when
-            # the state has recorded it (a lock and a file: milliseconds on every interval);
-            # any delay in writing them only moves this later, to the safe side
+            # the state records it (a lock and a file, or a message to an actor: a
+            # millisecond or two on every interval); any delay in writing them only moves
+            # this later, to the safe side
             out = self._clock()
         finally:  # (an interrupted wait counts as a send: the next one keeps its distance)
-            self._apply("left", token, self._since(out))
+            self._apply("left", token, None if out is None else Ago(out, self._clock))
 
     def record_success(self, latency: float) -> None:
         """A request succeeded after ``latency`` seconds: learn latency, recover the rate."""

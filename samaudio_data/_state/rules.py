@@ -56,11 +56,39 @@ LEAVING_POLL = 0.001
 CLAIM_AHEAD = 0.003  # the gate is claimed this long before its time
 
 
+class Ago:
+    """A moment on a sender's clock, turned into "seconds ago" only when a state applies the
+    rule (its own clock read, under its lock): whatever stands between the sender and the
+    rule (a lock, a file, a message to an actor) is then not counted as part of the delay.
+
+    >>> t = [10.0]
+    >>> mark = Ago(9.5, lambda: t[0])
+    >>> t[0] = 10.25  # the state got to it a little later
+    >>> mark()
+    0.75
+    """
+
+    __slots__ = ("at", "clock")
+
+    def __init__(self, at: float, clock) -> None:
+        self.at, self.clock = at, clock
+
+    def __call__(self) -> float:
+        return max(0.0, self.clock() - self.at)
+
+
+def resolve(args: tuple) -> tuple:
+    """The rule's arguments with every :class:`Ago` read now (call it as the clock is read)."""
+    return tuple(a() if isinstance(a, Ago) else a for a in args)
+
+
 class State(Protocol):
     """Where an account's document lives; see the module docstring.
 
     ``apply(rule, *args)`` runs ``Rules.run(rule, document, now, *args)`` atomically with
-    the state's own clock (the document checked and bounded first) and returns the rule's
+    the state's own clock (the document checked and bounded first; an :class:`Ago` among the
+    arguments is read as the clock is, or before leaving the sender's process when the
+    state lives elsewhere) and returns the rule's
     result (or raises its :class:`Halted` / :class:`Requeue`); ``slot(rules)`` holds one of
     the in-flight slots the rules allow.
     """
@@ -99,7 +127,7 @@ class Rules:
         the values repaired)``."""
         bounds = Bounds(retry_after_max=self.retry_after_max, max_concurrency=self.max_concurrency)
         fixed = sanitize(st, now, bounds, self.interval)
-        return getattr(self, rule)(st, now, *args), fixed
+        return getattr(self, rule)(st, now, *resolve(args)), fixed
 
     def interval(self, st: dict) -> float | None:
         """Seconds between sends allowed now (None: unpaced)."""

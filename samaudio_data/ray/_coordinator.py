@@ -35,7 +35,7 @@ import uuid
 import weakref
 from collections.abc import Iterator
 
-from .._state.rules import Halted, Requeue, Rules
+from .._state.rules import Halted, Requeue, Rules, resolve
 
 NAMESPACE = "samaudio_data"
 _LEASE_WAIT = 1.0  # seconds one lease request waits at the actor before asking again
@@ -160,6 +160,7 @@ class ActorState:
         """``rules.<rule>(document, actor's now, *args)``, atomically, at the actor."""
         import ray
 
+        args = resolve(args)  # (a moment on this worker's clock: a delay from here on)
         kind, value = ray.get(self._handle().apply.remote(self.account, self.rules, rule, args))
         if kind == "raise":
             raise value
