@@ -132,6 +132,7 @@ def one_run(rows: int, *, fixed_margin: bool) -> dict:
         "slack": snap.get("slack", float("nan")),
         "rate": rate,
         "arrivals": st["arrivals"],
+        "concurrency": snap.get("concurrency"),
     }
 
 
@@ -182,7 +183,8 @@ def show(name: str, r: dict, parts: int) -> None:
         f"\n{name}: {r['requests']} requests in {r['wall']:.0f} s; "
         f"share of the stated limit {r['share']:.4f}, 429s {r['r429']} "
         f"({1000 * r['r429'] / max(1, r['requests']):.2f} per 1,000), "
-        f"paid per row {r['billed'] / r['rows']:.2f}, margin at the end {r['slack']:.4f}"
+        f"paid per row {r['billed'] / r['rows']:.2f}, margin at the end {r['slack']:.4f}, "
+        f"in flight allowed {r['concurrency']}"
     )
     print(spacing(r))
     print(f"  {'requests':>9} {'share':>7} {'429s':>5} {'margin':>7}")
