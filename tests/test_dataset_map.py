@@ -430,7 +430,8 @@ c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / "cache")!r},
 datasets.load_from_disk({str(tmp_path / "d")!r}).map(isolate("speech", client=c),
                                                      batched=True, batch_size=10)
 """
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    log = open(tmp_path / "child.log", "w+")  # noqa: SIM115 - read back on failure
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=log)
     deadline = time.monotonic() + 60
     while ep.stats["billed"] < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -440,7 +441,10 @@ datasets.load_from_disk({str(tmp_path / "d")!r}).map(isolate("speech", client=c)
         time.sleep(0.05)  # orphaned requests of a killed client still get billed
     paid = ep.stats["billed"]
     cached = len(ResultCache(tmp_path / "cache"))
-    assert 3 <= paid < 10
+    log.seek(0)
+    said = log.read()[-3000:]  # what the child said (why it did or did not stop)
+    log.close()
+    assert 3 <= paid < 10, f"paid {paid}, exit code {proc.returncode}; the child said:\n{said}"
     if signal_name == "SIGINT":
         assert cached == paid  # requests in flight finished and were cached
     else:
