@@ -422,7 +422,12 @@ def test_interrupted_map_loses_nothing_paid_for(make_endpoint, tmp_path, signal_
 
     Dataset.from_list(make_rows(10)).cast_column("audio", Audio()).save_to_disk(str(tmp_path / "d"))
     ep = make_endpoint(keys={KEY: None}, latency=0.4)
+    # Ctrl-C as at a terminal, whatever the test runner's own state: a child inherits an
+    # ignored or blocked SIGINT, and Python then never raises KeyboardInterrupt in it
     code = f"""
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 import datasets
 from samaudio_data import Client, isolate
 c = Client({KEY!r}, endpoint={ep.url!r}, cache_dir={str(tmp_path / "cache")!r},
