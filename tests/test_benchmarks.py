@@ -325,7 +325,8 @@ def test_polls():
         if mode == "sync":
             assert "answered in the call" in rest and vs_sync == ""
             continue
-        assert float(vs_sync) == pytest.approx(seconds / sync_seconds, abs=0.01)
+        # (both times are printed to 10 ms: at ~1 s each the ratio carries ~1 % of rounding)
+        assert float(vs_sync) == pytest.approx(seconds / sync_seconds, rel=0.02)
         seen_med, seen_p90, got_med, got_p90, pct_med, pct_p90, polls = (
             float(v)
             for v in re.match(
