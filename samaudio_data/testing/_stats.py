@@ -17,7 +17,7 @@ import time
 from ._protocol import Call, UploadInfo
 
 MODEL_STEPS = ("call", "submit")
-ARRIVALS_KEPT = 10_000
+KEPT = 10_000  # the last this many arrivals and lags are kept
 
 
 class Stats:
@@ -44,11 +44,11 @@ class Stats:
             self._last_upload_format: str | None = None
             self._clipped = 0
             self._lags: dict[str, collections.deque] = {
-                event: collections.deque(maxlen=ARRIVALS_KEPT) for event in ("seen", "collected")
+                event: collections.deque(maxlen=KEPT) for event in ("seen", "collected")
             }
             self._first_at: float | None = None
             self._last_at: float | None = None
-            self._arrivals: collections.deque = collections.deque(maxlen=ARRIVALS_KEPT)
+            self._arrivals: collections.deque = collections.deque(maxlen=KEPT)
 
     def request(self, step: str, body_size: int, payload=None) -> None:
         """Count a request of ``step``; model POSTs also record their body and description."""
